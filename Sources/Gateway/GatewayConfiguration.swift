@@ -1,0 +1,38 @@
+import Shared
+
+/// Everything `operyn-gateway` is configured with; each field is an environment variable and an option.
+struct GatewayConfiguration: Sendable {
+    /// `OPERYN_HOST` (127.0.0.1): the address to bind.
+    var host = "127.0.0.1"
+    /// `OPERYN_PORT` (3001): the port to bind.
+    var port = 3001
+    /// `OPERYN_API_KEY` (unset): the server-wide API key; unset leaves the endpoints open.
+    var apiKey: String?
+    /// `OPERYN_REDIS_URL` and the Redis timeouts.
+    var redis = RedisConfiguration()
+    /// `OPERYN_KEY_PREFIX` (operyn).
+    var keys = RedisKeys()
+    /// The `OPERYN_MAX_*` size limits.
+    var limits = EventLimits()
+
+    static let variables = ["OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY"] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables
+
+    static let help = """
+        operyn-gateway: takes events over HTTP and appends them to Redis streams.
+        Every setting is an environment variable and the option named after it (OPERYN_REDIS_URL = --redis-url):
+        \(variables.map { "  --\(ConfigurationReader.optionName($0))  (\($0))" }.joined(separator: "\n"))
+        See the README for defaults.
+        """
+
+    init() {}
+
+    init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        try reader.checkKnown(Self.variables)
+        host = reader.string("OPERYN_HOST", default: host)
+        port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535)
+        apiKey = reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
+        redis = try RedisConfiguration(reader)
+        keys = try RedisKeys(reader)
+        limits = try EventLimits(reader)
+    }
+}

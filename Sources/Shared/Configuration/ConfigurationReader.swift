@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads settings from command-line options and environment variables, options first.
+///
+/// Every setting has one environment name (`OPERYN_REDIS_URL`) and the option made from it
+/// (`--redis-url VALUE` or `--redis-url=VALUE`).
+public struct ConfigurationReader: Sendable {
+    private let environment: [String: String]
+    private let options: [String: String]
+
+    /// A reader over the given environment and arguments (without the program name).
+    public init(environment: [String: String], arguments: [String]) throws(ConfigurationError) {
+        self.environment = environment
+        var options: [String: String] = [:]
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            guard argument.hasPrefix("--") else {
+                throw ConfigurationError(message: "unexpected argument '\(argument)'; options look like --redis-url VALUE")
+            }
+            if let equals = argument.firstIndex(of: "=") {
+                options[String(argument[argument.index(argument.startIndex, offsetBy: 2)..<equals])] = String(argument[argument.index(after: equals)...])
+            } else {
+                guard index + 1 < arguments.count else { throw ConfigurationError(message: "option \(argument) needs a value") }
+                options[String(argument.dropFirst(2))] = arguments[index + 1]
+                index += 1
+            }
+            index += 1
+        }
+        self.options = options
+    }
+
+    /// A reader over this process's environment and command line.
+    public static func process() throws(ConfigurationError) -> ConfigurationReader {
+        var environment: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return try ConfigurationReader(environment: environment, arguments: Array(CommandLine.arguments.dropFirst()))
+    }
+
+    /// The option name for an environment name: `OPERYN_REDIS_URL` → `redis-url`.
+    public static func optionName(_ variable: String) -> String {
+        var name = variable
+        if name.hasPrefix("OPERYN_") { name.removeFirst("OPERYN_".count) }
+        return name.lowercased().replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// Whether the command line asked for help.
+    public var wantsHelp: Bool { options["help"] != nil }
+
+    /// The raw value of a setting, or `nil` when neither the option nor the variable is given.
+    public func string(_ variable: String) -> String? {
+        options[Self.optionName(variable)] ?? environment[variable]
+    }
+
+    /// A text setting with a default.
+    public func string(_ variable: String, default value: String) -> String {
+        string(variable) ?? value
+    }
+
+    /// A whole-number setting with a default, checked against `range`.
+    public func integer(_ variable: String, default value: Int, in range: ClosedRange<Int> = 0...Int.max) throws(ConfigurationError) -> Int {
+        guard let text = string(variable) else { return value }
+        guard let number = Int(text.trimmingCharacters(in: " ")), range.contains(number) else {
+            throw ConfigurationError(message: "\(variable) must be a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return number
+    }
+
+    /// Rejects options that no setting reads, so a typo does not pass silently.
+    public func checkKnown(_ variables: [String]) throws(ConfigurationError) {
+        let known = Set(variables.map(Self.optionName)).union(["help"])
+        if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError(message: "unknown option --\(unknown)")
+        }
+    }
+}
+
+/// A setting that could not be understood.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong, naming the setting.
+    public var message: String
+
+    /// Makes an error.
+    public init(message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var text = Substring(self)
+        while text.first == set { text.removeFirst() }
+        while text.last == set { text.removeLast() }
+        return String(text)
+    }
+
+    fileprivate func replacingOccurrences(of target: Character, with replacement: Character) -> String {
+        String(map { $0 == target ? replacement : $0 })
+    }
+}

@@ -1,0 +1,34 @@
+extension RedisConfiguration {
+    /// The settings read by `init(_:)`.
+    public static let variables = ["OPERYN_REDIS_URL", "OPERYN_REDIS_CONNECT_TIMEOUT_MS", "OPERYN_REDIS_COMMAND_TIMEOUT_MS"]
+
+    /// Reads `OPERYN_REDIS_URL` (default `redis://127.0.0.1:6379`) and the timeouts
+    /// `OPERYN_REDIS_CONNECT_TIMEOUT_MS` (1000) and `OPERYN_REDIS_COMMAND_TIMEOUT_MS` (2000).
+    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        do {
+            try self.init(url: reader.string("OPERYN_REDIS_URL", default: "redis://127.0.0.1:6379"))
+        } catch {
+            throw ConfigurationError(message: "OPERYN_REDIS_URL: \(error.message)")
+        }
+        connectTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_CONNECT_TIMEOUT_MS", default: 1_000, in: 1...600_000)
+        commandTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_COMMAND_TIMEOUT_MS", default: 2_000, in: 1...600_000)
+    }
+}
+
+extension RedisKeys {
+    /// The settings read by `init(_:)`.
+    public static let variables = ["OPERYN_KEY_PREFIX"]
+
+    /// Reads `OPERYN_KEY_PREFIX` (default `operyn`): letters, digits, `_`, `-`, `.` and `:` only.
+    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        let prefix = reader.string("OPERYN_KEY_PREFIX", default: "operyn")
+        let allowed = prefix.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || "_-.:".utf8.contains(byte)
+        }
+        guard !prefix.isEmpty, prefix.utf8.count <= 64, allowed else {
+            throw ConfigurationError(message: "OPERYN_KEY_PREFIX must be 1-64 characters of letters, digits, _ - . :, got '\(prefix)'")
+        }
+        self.init(prefix: prefix)
+    }
+}

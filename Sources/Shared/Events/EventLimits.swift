@@ -1,0 +1,38 @@
+/// Size bounds on what clients send; each is a setting (see the README).
+public struct EventLimits: Sendable, Equatable {
+    /// Largest body of a single-event request, in bytes (`OPERYN_MAX_BODY_BYTES`, 1 MiB).
+    public var maxBodyBytes: Int = 1 << 20
+    /// Largest body of a batch request, in bytes (`OPERYN_MAX_BATCH_BODY_BYTES`, 10 MiB).
+    public var maxBatchBodyBytes: Int = 10 << 20
+    /// Most events in one batch (`OPERYN_MAX_BATCH_EVENTS`, 10 000).
+    public var maxBatchEvents: Int = 10_000
+    /// Longest `message`, in UTF-8 bytes (`OPERYN_MAX_MESSAGE_BYTES`, 256 KiB).
+    public var maxMessageBytes: Int = 256 << 10
+    /// Longest other string, keys and values inside `metadata` and `labels` included, in UTF-8 bytes (`OPERYN_MAX_STRING_BYTES`, 1 KiB).
+    public var maxStringBytes: Int = 1 << 10
+    /// Most keys in `labels` and in any object inside `metadata` (`OPERYN_MAX_OBJECT_KEYS`, 128).
+    public var maxObjectKeys: Int = 128
+    /// Deepest nesting of `metadata`, the object itself being level 1 (`OPERYN_MAX_OBJECT_DEPTH`, 8).
+    public var maxObjectDepth: Int = 8
+
+    /// The defaults.
+    public init() {}
+
+    /// The environment variables, in the order the README lists them.
+    public static let variables = [
+        "OPERYN_MAX_BODY_BYTES", "OPERYN_MAX_BATCH_BODY_BYTES", "OPERYN_MAX_BATCH_EVENTS", "OPERYN_MAX_MESSAGE_BYTES",
+        "OPERYN_MAX_STRING_BYTES", "OPERYN_MAX_OBJECT_KEYS", "OPERYN_MAX_OBJECT_DEPTH",
+    ]
+
+    /// Reads every limit, keeping the default for those not set.
+    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        let defaults = EventLimits()
+        maxBodyBytes = try reader.integer("OPERYN_MAX_BODY_BYTES", default: defaults.maxBodyBytes, in: 1...(1 << 30))
+        maxBatchBodyBytes = try reader.integer("OPERYN_MAX_BATCH_BODY_BYTES", default: defaults.maxBatchBodyBytes, in: 1...(1 << 30))
+        maxBatchEvents = try reader.integer("OPERYN_MAX_BATCH_EVENTS", default: defaults.maxBatchEvents, in: 1...1_000_000)
+        maxMessageBytes = try reader.integer("OPERYN_MAX_MESSAGE_BYTES", default: defaults.maxMessageBytes, in: 1...(1 << 30))
+        maxStringBytes = try reader.integer("OPERYN_MAX_STRING_BYTES", default: defaults.maxStringBytes, in: 1...(1 << 30))
+        maxObjectKeys = try reader.integer("OPERYN_MAX_OBJECT_KEYS", default: defaults.maxObjectKeys, in: 1...100_000)
+        maxObjectDepth = try reader.integer("OPERYN_MAX_OBJECT_DEPTH", default: defaults.maxObjectDepth, in: 1...JSONParser.maxNesting - 2)
+    }
+}

@@ -1,0 +1,213 @@
+/// Turns request bodies into validated events, or a `ValidationError` naming the field and the rule.
+///
+/// Unknown fields are ignored; `null` in an optional field counts as omitted.
+public struct EventValidator: Sendable {
+    /// The bounds applied.
+    public var limits: EventLimits
+
+    /// A validator with the given limits.
+    public init(limits: EventLimits = EventLimits()) { self.limits = limits }
+
+    /// Validates a single-event body; `now` stands in for an omitted timestamp.
+    public func event(_ kind: EventKind, body: some Collection<UInt8>, now: Timestamp = .now) throws(ValidationError) -> IngestEvent {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(body)
+        } catch {
+            throw ValidationError(kind: kind, path: "", rule: error.description)
+        }
+        return try event(kind, value, path: "", now: now)
+    }
+
+    /// Validates a batch body: a non-empty JSON array of at most `maxBatchEvents` events.
+    public func batch(_ kind: EventKind, body: some Collection<UInt8>, now: Timestamp = .now) throws(ValidationError) -> [IngestEvent] {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(body)
+        } catch {
+            throw ValidationError(kind: kind, path: "", rule: error.description)
+        }
+        guard case .array(let elements) = value else {
+            throw ValidationError(kind: kind, path: "", rule: "batch body must be a JSON array of events, got \(value.typeName)")
+        }
+        guard !elements.isEmpty else { throw ValidationError(kind: kind, path: "", rule: "batch must contain at least 1 event") }
+        guard elements.count <= limits.maxBatchEvents else {
+            throw ValidationError(kind: kind, path: "", rule: "batch must contain at most \(limits.maxBatchEvents) events, got \(elements.count)")
+        }
+        var events: [IngestEvent] = []
+        events.reserveCapacity(elements.count)
+        for (index, element) in elements.enumerated() {
+            events.append(try event(kind, element, path: "[\(index)].", now: now))
+        }
+        return events
+    }
+
+    /// Validates one parsed event; `path` prefixes field names in errors (`[3].` inside a batch).
+    public func event(_ kind: EventKind, _ value: JSONValue, path: String, now: Timestamp) throws(ValidationError) -> IngestEvent {
+        guard case .object = value else {
+            let whole = path.isEmpty ? "body" : String(path.dropLast())
+            throw ValidationError(kind: kind, path: "", rule: "\(whole) must be a JSON object, got \(value.typeName)")
+        }
+        let fields = Fields(kind: kind, object: value, path: path, limits: limits)
+        switch kind {
+        case .logs:
+            let levelText = try fields.string("level", required: true)!
+            guard let level = LogLevel(rawValue: levelText) else {
+                throw fields.error("level", "must be one of debug, info, warn, error, fatal, got '\(Fields.clipped(levelText))'")
+            }
+            return .log(
+                LogEvent(
+                    service: try fields.service(),
+                    level: level,
+                    message: try fields.string("message", required: true, maxBytes: limits.maxMessageBytes)!,
+                    timestamp: try fields.timestamp(now: now),
+                    traceId: try fields.string("traceId"),
+                    spanId: try fields.string("spanId"),
+                    metadata: try fields.metadata("metadata")
+                ))
+        case .metrics:
+            return .metric(
+                MetricEvent(
+                    service: try fields.service(),
+                    name: try fields.string("name", required: true)!,
+                    value: try fields.number("value"),
+                    unit: try fields.string("unit", required: true)!,
+                    timestamp: try fields.timestamp(now: now),
+                    labels: try fields.labels("labels")
+                ))
+        case .deployments:
+            return .deployment(
+                DeploymentEvent(
+                    service: try fields.service(),
+                    version: try fields.string("version", required: true)!,
+                    environment: try fields.string("environment", required: true)!,
+                    gitHash: try fields.string("gitHash"),
+                    timestamp: try fields.timestamp(now: now),
+                    metadata: try fields.metadata("metadata")
+                ))
+        }
+    }
+}
+
+/// Field readers over one event object, producing errors with the event's path.
+private struct Fields {
+    let kind: EventKind
+    let object: JSONValue
+    let path: String
+    let limits: EventLimits
+
+    func error(_ field: String, _ rule: String) -> ValidationError {
+        ValidationError(kind: kind, path: path + field, rule: rule)
+    }
+
+    /// The field's value; `nil` when absent or `null`.
+    func value(_ field: String) -> JSONValue? {
+        guard let value = object[field], value != .null else { return nil }
+        return value
+    }
+
+    func string(_ field: String, required: Bool = false, maxBytes: Int? = nil) throws(ValidationError) -> String? {
+        guard let value = value(field) else {
+            if required { throw error(field, "is required") }
+            return nil
+        }
+        guard case .string(let text) = value else { throw error(field, "must be a string, got \(value.typeName)") }
+        let bound = maxBytes ?? limits.maxStringBytes
+        guard text.utf8.count <= bound else { throw error(field, "must be at most \(bound) bytes, got \(text.utf8.count)") }
+        return text
+    }
+
+    func service() throws(ValidationError) -> String {
+        let raw = try string("service", required: true)!
+        let trimmed = Self.trimmed(raw)
+        guard !trimmed.isEmpty else { throw error("service", "must not be empty") }
+        return trimmed
+    }
+
+    func number(_ field: String) throws(ValidationError) -> Double {
+        guard let value = value(field) else { throw error(field, "is required") }
+        guard case .number(let text) = value else { throw error(field, "must be a number, got \(value.typeName)") }
+        guard let number = Double(text), number.isFinite else {
+            throw error(field, "must be a finite number within ±1.8e308")
+        }
+        return number
+    }
+
+    func timestamp(now: Timestamp) throws(ValidationError) -> Timestamp {
+        guard let text = try string("timestamp") else { return now }
+        guard let timestamp = Timestamp(iso8601: text) else {
+            throw error("timestamp", "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got '\(Self.clipped(text))'")
+        }
+        return timestamp
+    }
+
+    func labels(_ field: String) throws(ValidationError) -> [(key: String, value: String)]? {
+        guard let value = value(field) else { return nil }
+        guard case .object(let members) = value else { throw error(field, "must be an object, got \(value.typeName)") }
+        guard members.count <= limits.maxObjectKeys else {
+            throw error(field, "must have at most \(limits.maxObjectKeys) keys, got \(members.count)")
+        }
+        var labels: [(key: String, value: String)] = []
+        labels.reserveCapacity(members.count)
+        for member in members {
+            try checkKey(member.key, in: field)
+            guard case .string(let text) = member.value else {
+                throw error("\(field).\(Self.clipped(member.key))", "must be a string, got \(member.value.typeName)")
+            }
+            guard text.utf8.count <= limits.maxStringBytes else {
+                throw error("\(field).\(Self.clipped(member.key))", "must be at most \(limits.maxStringBytes) bytes, got \(text.utf8.count)")
+            }
+            labels.append((member.key, text))
+        }
+        return labels
+    }
+
+    func metadata(_ field: String) throws(ValidationError) -> JSONValue? {
+        guard let value = value(field) else { return nil }
+        guard case .object = value else { throw error(field, "must be an object, got \(value.typeName)") }
+        try checkNested(value, path: field, depth: 1, root: field)
+        return value
+    }
+
+    private func checkNested(_ value: JSONValue, path: String, depth: Int, root: String) throws(ValidationError) {
+        switch value {
+        case .object(let members):
+            guard depth <= limits.maxObjectDepth else { throw error(root, "must be at most \(limits.maxObjectDepth) levels deep") }
+            guard members.count <= limits.maxObjectKeys else {
+                throw error(path, "must have at most \(limits.maxObjectKeys) keys, got \(members.count)")
+            }
+            for member in members {
+                try checkKey(member.key, in: path)
+                try checkNested(member.value, path: "\(path).\(Self.clipped(member.key))", depth: depth + 1, root: root)
+            }
+        case .array(let elements):
+            guard depth <= limits.maxObjectDepth else { throw error(root, "must be at most \(limits.maxObjectDepth) levels deep") }
+            for (index, element) in elements.enumerated() {
+                try checkNested(element, path: "\(path)[\(index)]", depth: depth + 1, root: root)
+            }
+        case .string(let text):
+            guard text.utf8.count <= limits.maxStringBytes else {
+                throw error(path, "must be at most \(limits.maxStringBytes) bytes, got \(text.utf8.count)")
+            }
+        default:
+            break
+        }
+    }
+
+    private func checkKey(_ key: String, in path: String) throws(ValidationError) {
+        guard key.utf8.count <= limits.maxStringBytes else {
+            throw error(path, "keys must be at most \(limits.maxStringBytes) bytes, got \(key.utf8.count)")
+        }
+    }
+
+    static func trimmed(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[first...last])
+    }
+
+    static func clipped(_ text: String) -> String {
+        text.count > 64 ? String(text.prefix(64)) + "…" : text
+    }
+}

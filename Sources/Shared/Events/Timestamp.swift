@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// An instant in milliseconds since the Unix epoch, read from and written as ISO 8601.
+public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    public var milliseconds: Int64
+
+    /// An instant from milliseconds since the epoch.
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    /// The wall-clock time now.
+    public static var now: Timestamp {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Timestamp(milliseconds: Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000)
+    }
+
+    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.milliseconds < rhs.milliseconds }
+
+    /// Parses an ISO 8601 / RFC 3339 date-time: `YYYY-MM-DDTHH:MM[:SS[.fraction]]` followed by `Z`, `±HH:MM`,
+    /// `±HHMM` or `±HH` (no zone means UTC), or a date alone (`YYYY-MM-DD`, midnight UTC). `T` may be
+    /// lowercase or a space. Fractions past milliseconds are truncated. Returns `nil` for anything else.
+    public init?(iso8601 text: String) {
+        var utf8 = Array(text.utf8)
+        guard utf8.count >= 10, utf8.count <= 64 else { return nil }
+        var index = 0
+        func digits(_ count: Int) -> Int? {
+            guard index + count <= utf8.count else { return nil }
+            var value = 0
+            for _ in 0..<count {
+                let byte = utf8[index]
+                guard (48...57).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 48)
+                index += 1
+            }
+            return value
+        }
+        func expect(_ character: Character) -> Bool {
+            guard index < utf8.count, utf8[index] == character.asciiValue! else { return false }
+            index += 1
+            return true
+        }
+        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
+        var hour = 0, minute = 0, second = 0, millisecond = 0, offsetMinutes = 0
+        if index < utf8.count {
+            utf8[index] = utf8[index] == UInt8(ascii: "t") || utf8[index] == UInt8(ascii: " ") ? UInt8(ascii: "T") : utf8[index]
+            guard expect("T"), let h = digits(2), expect(":"), let m = digits(2) else { return nil }
+            hour = h
+            minute = m
+            if expect(":") {
+                guard let s = digits(2) else { return nil }
+                second = s
+                if index < utf8.count, utf8[index] == UInt8(ascii: ".") || utf8[index] == UInt8(ascii: ",") {
+                    index += 1
+                    var scale = 100
+                    let start = index
+                    while index < utf8.count, (48...57).contains(utf8[index]) {
+                        millisecond += Int(utf8[index] - 48) * scale
+                        scale /= 10
+                        index += 1
+                    }
+                    guard index > start else { return nil }
+                }
+            }
+            guard hour <= 23, minute <= 59, second <= 60 else { return nil }
+            if index < utf8.count {
+                if utf8[index] == UInt8(ascii: "Z") || utf8[index] == UInt8(ascii: "z") {
+                    index += 1
+                } else if utf8[index] == UInt8(ascii: "+") || utf8[index] == UInt8(ascii: "-") {
+                    let sign = utf8[index] == UInt8(ascii: "-") ? -1 : 1
+                    index += 1
+                    guard let offsetHours = digits(2) else { return nil }
+                    var offsetMins = 0
+                    if index < utf8.count {
+                        _ = expect(":")
+                        guard let m = digits(2) else { return nil }
+                        offsetMins = m
+                    }
+                    guard offsetHours <= 23, offsetMins <= 59 else { return nil }
+                    offsetMinutes = sign * (offsetHours * 60 + offsetMins)
+                } else {
+                    return nil
+                }
+            }
+        }
+        guard index == utf8.count else { return nil }
+        let days = Self.daysFromCivil(year: year, month: month, day: day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
+        milliseconds = seconds * 1000 + Int64(millisecond)
+        // An offset may carry year 0000 or 9999 out of the four-digit range the text form has.
+        guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
+    }
+
+    private static let earliest = Int64(daysFromCivil(year: 0, month: 1, day: 1)) * 86_400_000
+    private static let latest = Int64(daysFromCivil(year: 10_000, month: 1, day: 1)) * 86_400_000 - 1
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, in UTC.
+    public var iso8601: String {
+        let totalSeconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let millisecond = Int(milliseconds - totalSeconds * 1000)
+        let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
+        let secondOfDay = Int(totalSeconds - days * 86_400)
+        let (year, month, day) = Self.civilFromDays(Int(days))
+        var text = [UInt8]()
+        text.reserveCapacity(24)
+        func put(_ value: Int, _ width: Int) {
+            var digits = [UInt8](repeating: 48, count: width)
+            var rest = abs(value)
+            for position in stride(from: width - 1, through: 0, by: -1) {
+                digits[position] = UInt8(48 + rest % 10)
+                rest /= 10
+            }
+            text.append(contentsOf: digits)
+        }
+        put(year, 4); text.append(45); put(month, 2); text.append(45); put(day, 2)
+        text.append(84); put(secondOfDay / 3600, 2); text.append(58); put(secondOfDay / 60 % 60, 2); text.append(58)
+        put(secondOfDay % 60, 2); text.append(46); put(millisecond, 3); text.append(90)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public var description: String { iso8601 }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    private static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}

@@ -1,0 +1,140 @@
+/// An event as it travels through a stream: the event with its id, organization and arrival time.
+public struct QueuedEvent: Sendable, Equatable {
+    /// The id made by the gateway (a lowercase UUID), returned in the 202 and the stored row's key.
+    public var id: String
+    /// The organization the event belongs to.
+    public var org: String
+    /// When the gateway accepted it.
+    public var receivedAt: Timestamp
+    /// The validated event.
+    public var event: IngestEvent
+
+    /// Makes a queued event.
+    public init(id: String, org: String, receivedAt: Timestamp, event: IngestEvent) {
+        self.id = id
+        self.org = org
+        self.receivedAt = receivedAt
+        self.event = event
+    }
+}
+
+/// Encodes events as stream entry fields and decodes them back: the one format gateway and worker share.
+///
+/// Fields: `v` (format version, `1`), `id`, `kind`, `org`, `received_at`, then the event's fields under their
+/// stored column names (`service`, `level`, `message`, `timestamp`, `trace_id`, `span_id`, `metadata`, `name`,
+/// `value`, `unit`, `labels`, `version`, `environment`, `git_hash`). Timestamps are ISO 8601 UTC with
+/// milliseconds; `metadata` and `labels` are compact JSON; absent optional fields are left out.
+public enum StreamEntryCodec {
+    /// The format version written in field `v`.
+    public static let version = "1"
+
+    /// The entry fields for `queued`.
+    public static func encode(_ queued: QueuedEvent) -> [(name: [UInt8], value: [UInt8])] {
+        var fields: [(name: [UInt8], value: [UInt8])] = []
+        fields.reserveCapacity(12)
+        func put(_ name: String, _ value: String?) {
+            if let value { fields.append((Array(name.utf8), Array(value.utf8))) }
+        }
+        put("v", version)
+        put("id", queued.id)
+        put("kind", queued.event.kind.rawValue)
+        put("org", queued.org)
+        put("received_at", queued.receivedAt.iso8601)
+        switch queued.event {
+        case .log(let event):
+            put("service", event.service)
+            put("level", event.level.rawValue)
+            put("message", event.message)
+            put("timestamp", event.timestamp.iso8601)
+            put("trace_id", event.traceId)
+            put("span_id", event.spanId)
+            put("metadata", event.metadata?.jsonText)
+        case .metric(let event):
+            put("service", event.service)
+            put("name", event.name)
+            put("value", "\(event.value)")
+            put("unit", event.unit)
+            put("timestamp", event.timestamp.iso8601)
+            put("labels", event.labelsObject?.jsonText)
+        case .deployment(let event):
+            put("service", event.service)
+            put("version", event.version)
+            put("environment", event.environment)
+            put("git_hash", event.gitHash)
+            put("timestamp", event.timestamp.iso8601)
+            put("metadata", event.metadata?.jsonText)
+        }
+        return fields
+    }
+
+    /// Decodes an entry written by `encode`; throws for anything else, naming what is wrong.
+    public static func decode(_ fields: [(name: [UInt8], value: [UInt8])]) throws(StreamEntryError) -> QueuedEvent {
+        var map: [String: String] = [:]
+        for field in fields {
+            guard let name = String(validating: field.name, as: UTF8.self), let value = String(validating: field.value, as: UTF8.self) else {
+                throw StreamEntryError(reason: "a field is not valid UTF-8")
+            }
+            map[name] = value
+        }
+        func required(_ name: String) throws(StreamEntryError) -> String {
+            guard let value = map[name] else { throw StreamEntryError(reason: "missing field '\(name)'") }
+            return value
+        }
+        func timestamp(_ name: String) throws(StreamEntryError) -> Timestamp {
+            guard let value = Timestamp(iso8601: try required(name)) else { throw StreamEntryError(reason: "field '\(name)' is not a timestamp") }
+            return value
+        }
+        func object(_ name: String) throws(StreamEntryError) -> JSONValue? {
+            guard let text = map[name] else { return nil }
+            guard let value = try? JSONParser.parse(Array(text.utf8)), case .object = value else {
+                throw StreamEntryError(reason: "field '\(name)' is not a JSON object")
+            }
+            return value
+        }
+        guard try required("v") == version else { throw StreamEntryError(reason: "unknown format version '\(map["v"]!)'") }
+        let kindText = try required("kind")
+        guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
+        let event: IngestEvent
+        switch kind {
+        case .logs:
+            let levelText = try required("level")
+            guard let level = LogLevel(rawValue: levelText) else { throw StreamEntryError(reason: "unknown level '\(levelText)'") }
+            event = .log(
+                LogEvent(
+                    service: try required("service"), level: level, message: try required("message"),
+                    timestamp: try timestamp("timestamp"), traceId: map["trace_id"], spanId: map["span_id"],
+                    metadata: try object("metadata")
+                ))
+        case .metrics:
+            guard let value = Double(try required("value")), value.isFinite else { throw StreamEntryError(reason: "field 'value' is not a finite number") }
+            var labels: [(key: String, value: String)]?
+            if case .object(let members) = try object("labels") {
+                labels = []
+                for member in members {
+                    guard case .string(let text) = member.value else { throw StreamEntryError(reason: "label '\(member.key)' is not a string") }
+                    labels!.append((member.key, text))
+                }
+            }
+            event = .metric(
+                MetricEvent(
+                    service: try required("service"), name: try required("name"), value: value, unit: try required("unit"),
+                    timestamp: try timestamp("timestamp"), labels: labels
+                ))
+        case .deployments:
+            event = .deployment(
+                DeploymentEvent(
+                    service: try required("service"), version: try required("version"), environment: try required("environment"),
+                    gitHash: map["git_hash"], timestamp: try timestamp("timestamp"), metadata: try object("metadata")
+                ))
+        }
+        return QueuedEvent(id: try required("id"), org: try required("org"), receivedAt: try timestamp("received_at"), event: event)
+    }
+}
+
+/// Why a stream entry could not be decoded (the worker dead-letters such entries).
+public struct StreamEntryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong with the entry.
+    public var reason: String
+
+    public var description: String { "undecodable stream entry: \(reason)" }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Shared
+import Testing
+
+/// Each test runs a redis-server of its own, to stop, stall or restart under the client.
+@Suite("Redis client when Redis fails", .serialized)
+struct RedisFailureTests {
+    func client(_ server: RedisServer, timeout: Int = 500) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.commandTimeoutMilliseconds = timeout
+        configuration.connectTimeoutMilliseconds = timeout
+        return RedisClient(configuration: configuration)
+    }
+
+    @Test func restartUnderTheClient() async throws {
+        let server = try RedisServer()
+        let redis = try client(server)
+        _ = try await redis.send(SET("k", value: "before"))
+        server.stop()
+
+        for _ in 0..<3 {
+            var failure: RedisError?
+            let elapsed = await milliseconds {
+                do { _ = try await redis.send(GET("k")) } catch let error as RedisError { failure = error } catch {}
+            }
+            #expect(failure?.isRetryable == true, "\(String(describing: failure))")
+            #expect(elapsed < 700, "a command while Redis is down took \(elapsed) ms")
+        }
+
+        try server.start()
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            if let value = try? await redis.send(GET("k")) {
+                #expect(value == [UInt8]("before"), "the AOF kept the value")
+                recovered = true
+            } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(recovered, "the client reconnected by itself")
+        redis.shutdown()
+    }
+
+    @Test func stalledRedisTimesOutThenRecovers() async throws {
+        let server = try RedisServer()
+        let redis = try client(server, timeout: 300)
+        _ = try await redis.send(PING())
+        server.signal(SIGSTOP)
+        var failures: [RedisError] = []
+        let elapsed = await milliseconds {
+            await withTaskGroup(of: RedisError?.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        do {
+                            _ = try await redis.send(PING())
+                            return nil
+                        } catch let error as RedisError {
+                            return error
+                        } catch {
+                            return nil
+                        }
+                    }
+                }
+                for await failure in group { if let failure { failures.append(failure) } }
+            }
+        }
+        #expect(failures.count == 20)
+        #expect(failures.allSatisfy { $0.isRetryable })
+        #expect(elapsed < 1_000, "stalled commands took \(elapsed) ms with a 300 ms timeout")
+        server.signal(SIGCONT)
+        var answered = false
+        for _ in 0..<30 where !answered {
+            answered = (try? await redis.send(PING())) == "PONG"
+            if !answered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answered)
+        redis.shutdown()
+    }
+
+    @Test func unreachableRedisFailsFastWithATypedError() async throws {
+        let port = try RedisServer.freePort()
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
+        configuration.commandTimeoutMilliseconds = 400
+        let redis = RedisClient(configuration: configuration)
+        var failure: RedisError?
+        let elapsed = await milliseconds {
+            do { _ = try await redis.send(PING()) } catch let error as RedisError { failure = error } catch {}
+        }
+        #expect(failure?.isRetryable == true)
+        #expect(elapsed < 600)
+        redis.shutdown()
+    }
+
+    @Test func outOfMemoryAndReadOnlyAreRetryableServerErrors() async throws {
+        let server = try RedisServer(arguments: ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
+        let redis = try client(server, timeout: 2_000)
+        let blob = [UInt8](repeating: 120, count: 64 * 1024)
+        var oom: RedisError?
+        for index in 0..<64 where oom == nil {
+            do { _ = try await redis.send(SET("k\(index)", value: blob)) } catch { oom = error }
+        }
+        #expect(oom?.serverPrefix == "OOM" && oom?.isRetryable == true)
+        _ = try await redis.send(RawCommand("REPLICAOF", "127.0.0.1", "1"))
+        do {
+            _ = try await redis.send(DEL(["k0"]))
+            Issue.record("a replica accepted a write")
+        } catch {
+            #expect(error.serverPrefix == "READONLY" && error.isRetryable)
+        }
+        redis.shutdown()
+    }
+}

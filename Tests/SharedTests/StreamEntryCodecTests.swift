@@ -1,0 +1,42 @@
+import Shared
+import Testing
+
+@Suite("Stream entry codec")
+struct StreamEntryCodecTests {
+    let validator = EventValidator()
+    let received = Timestamp(milliseconds: 1_700_000_000_000)
+
+    @Test func everyKindRoundTrips() throws {
+        let bodies: [(EventKind, String)] = [
+            (.logs, #"{"service":"api","level":"warn","message":"m \"q\" é","timestamp":"2024-01-02T03:04:05.678+01:00","traceId":"t","spanId":"sp","metadata":{"n":[1,{"x":null}],"big":123456789012345678901234567890}}"#),
+            (.metrics, #"{"service":"api","name":"cpu","value":0.1,"unit":"percent","labels":{"b":"2","a":"1"}}"#),
+            (.deployments, #"{"service":"pay","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4","metadata":{"deployedBy":"jenkins"}}"#),
+        ]
+        for (kind, body) in bodies {
+            let event = try validator.event(kind, body: Array(body.utf8), now: received)
+            let queued = QueuedEvent(id: "f47ac10b-58cc-4372-a567-0e02b2c3d479", org: "org_1", receivedAt: received, event: event)
+            let decoded = try StreamEntryCodec.decode(StreamEntryCodec.encode(queued))
+            #expect(decoded == queued)
+        }
+    }
+
+    @Test func fieldsAreNamedAfterColumns() throws {
+        let event = try validator.event(.logs, body: Array(#"{"service":"s","level":"info","message":"m","traceId":"t"}"#.utf8), now: received)
+        let fields = StreamEntryCodec.encode(QueuedEvent(id: "x", org: "default", receivedAt: received, event: event))
+        let names = fields.map { String(decoding: $0.name, as: UTF8.self) }
+        #expect(names == ["v", "id", "kind", "org", "received_at", "service", "level", "message", "timestamp", "trace_id"])
+    }
+
+    @Test func foreignEntriesAreRefusedWithAReason() {
+        func decode(_ pairs: [(String, String)]) -> String? {
+            do {
+                _ = try StreamEntryCodec.decode(pairs.map { (Array($0.0.utf8), Array($0.1.utf8)) })
+                return nil
+            } catch { return error.reason }
+        }
+        #expect(decode([("hello", "world")]) == "missing field 'v'")
+        #expect(decode([("v", "9")]) == "unknown format version '9'")
+        #expect(decode([("v", "1"), ("kind", "traces")]) == "unknown kind 'traces'")
+        #expect(decode([("v", "1"), ("kind", "metrics"), ("value", "abc")]) == "field 'value' is not a finite number")
+    }
+}

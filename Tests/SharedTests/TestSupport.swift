@@ -1,0 +1,139 @@
+import Foundation
+import Shared
+import Testing
+
+/// The Redis the test command starts (`OPERYN_TEST_REDIS_URL`), and a fresh key prefix per test.
+enum TestRedis {
+    static var url: String {
+        get throws {
+            try #require(
+                ProcessInfo.processInfo.environment["OPERYN_TEST_REDIS_URL"],
+                "OPERYN_TEST_REDIS_URL is not set: run the tests with scripts/test.sh, which starts a Redis"
+            )
+        }
+    }
+
+    static func client(commandTimeout: Int = 2_000) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.commandTimeoutMilliseconds = commandTimeout
+        return RedisClient(configuration: configuration)
+    }
+
+    /// A prefix no other test uses.
+    static func prefix(_ name: String = #function) -> String {
+        "test:\(name.prefix { $0 != "(" }):\(UUID().uuidString.prefix(8))"
+    }
+}
+
+/// A `redis-server` of a test's own, on a free port, that the test may stop, stall and restart.
+final class RedisServer: @unchecked Sendable {
+    let port: Int
+    let directory: URL
+    private var pid: pid_t?
+    private let extraArguments: [String]
+
+    init(arguments: [String] = []) throws {
+        port = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        extraArguments = arguments
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var url: String { "redis://127.0.0.1:\(port)" }
+
+    func start() throws {
+        let arguments = [try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes", "--daemonize", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // The test process blocks signals on its threads; the child must not inherit that mask,
+        // or it would never see SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, arguments[0], nil, &attributes, &argv, environ) == 0 else {
+            throw RedisError(code: .connectionFailed, message: "could not start redis-server")
+        }
+        self.pid = pid
+        let deadline = MonotonicInstant.now.adding(milliseconds: 10_000)
+        while MonotonicInstant.now < deadline {
+            if Self.accepts(port: port) { return }
+            usleep(20_000)
+        }
+        throw RedisError(code: .connectionFailed, message: "test redis-server did not start on \(port)")
+    }
+
+    /// Stops the server (SIGCONT first, in case it was stalled) and reaps it.
+    func stop() {
+        guard let pid else { return }
+        kill(pid, SIGCONT)
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        self.pid = nil
+    }
+
+    func signal(_ number: Int32) {
+        if let pid { kill(pid, number) }
+    }
+
+    static func redisServerPath() throws -> String {
+        for path in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        throw RedisError(code: .connectionFailed, message: "redis-server is not installed")
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw RedisError(code: .connectionFailed, message: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Elapsed wall time of `body`, in milliseconds.
+func milliseconds(_ body: () async throws -> Void) async rethrows -> Int {
+    let start = MonotonicInstant.now
+    try await body()
+    return Int((MonotonicInstant.now.nanoseconds - start.nanoseconds) / 1_000_000)
+}
+
+extension Array where Element == UInt8 {
+    init(_ text: String) { self = Array(text.utf8) }
+}
