@@ -1,1 +1,55 @@
-print("placeholder")
+// operyn-redis-bench: pipelined XADD throughput of the project's Redis client from many concurrent tasks.
+//
+//   operyn-redis-bench fields                    prints the benchmark entry's fields, one per line
+//   operyn-redis-bench xadd URL TASKS COUNT      XADDs COUNT entries from TASKS tasks, prints entries/s
+//
+// scripts/bench-redis.sh runs it beside `redis-benchmark -P 64` on the same Redis and prints the ratio.
+import Shared
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The spec's example log event, encoded as the gateway writes it.
+func benchmarkFields() throws -> [(name: [UInt8], value: [UInt8])] {
+    let body = #"{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}"#
+    let event = try EventValidator().event(.logs, body: Array(body.utf8))
+    let queued = QueuedEvent(id: "f47ac10b-58cc-4372-a567-0e02b2c3d479", org: "default", receivedAt: .now, event: event)
+    return StreamEntryCodec.encode(queued)
+}
+
+let arguments = CommandLine.arguments
+switch arguments.dropFirst().first {
+case "fields":
+    for field in try benchmarkFields() {
+        print(String(decoding: field.name, as: UTF8.self))
+        print(String(decoding: field.value, as: UTF8.self))
+    }
+case "xadd" where arguments.count == 5:
+    guard let tasks = Int(arguments[3]), let count = Int(arguments[4]), tasks > 0, count >= tasks else {
+        fatalError("usage: operyn-redis-bench xadd URL TASKS COUNT")
+    }
+    let redis = try RedisClient(url: arguments[2], name: "bench")
+    let stream = "bench:client:stream"
+    let fields = try benchmarkFields()
+    _ = try await redis.send(DEL([stream]))
+    _ = try await redis.send(XADD(stream, fields: fields))
+    let start = MonotonicInstant.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for task in 0..<tasks {
+            let share = count / tasks + (task < count % tasks ? 1 : 0)
+            group.addTask {
+                for _ in 0..<share { _ = try await redis.send(XADD(stream, fields: fields)) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let seconds = Double(MonotonicInstant.now.nanoseconds - start.nanoseconds) / 1e9
+    let length = try await redis.send(XLEN(stream))
+    precondition(length == count + 1, "stream holds \(length) entries, expected \(count + 1)")
+    _ = try await redis.send(DEL([stream]))
+    print(Int(Double(count) / seconds))
+default:
+    print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT")
+    exit(2)
+}
