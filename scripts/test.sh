@@ -7,6 +7,9 @@ source scripts/lib.sh
 
 ensure_packages redis-server redis-tools libhiredis-dev pkg-config
 
+echo "checking formatting (.swift-format)…"
+swift format lint --strict -r Sources Tests Benchmarks Package.swift
+
 work=$(mktemp -d /tmp/operyn-test.XXXXXX)
 redis_pid=""
 cleanup() {

@@ -12,7 +12,8 @@ import Shared
 
 /// The spec's example log event, encoded as the gateway writes it.
 func benchmarkFields() throws -> [(name: [UInt8], value: [UInt8])] {
-    let body = #"{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}"#
+    let body =
+        #"{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}"#
     let event = try EventValidator().event(.logs, body: Array(body.utf8))
     let queued = QueuedEvent(id: "f47ac10b-58cc-4372-a567-0e02b2c3d479", org: "default", receivedAt: .now, event: event)
     return StreamEntryCodec.encode(queued)

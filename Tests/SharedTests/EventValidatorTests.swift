@@ -62,9 +62,13 @@ struct EventValidatorTests {
         #expect(message(.logs, #"{"service":"s","level":"info","message":"m","metadata":[1]}"#) == "Invalid log event: metadata must be an object, got array")
         #expect(message(.metrics, #"{"service":"s","name":"n","value":"1.5","unit":"u"}"#) == "Invalid metric event: value must be a number, got string")
         #expect(message(.metrics, #"{"service":"s","name":"n","unit":"u"}"#) == "Invalid metric event: value is required")
-        #expect(message(.metrics, #"{"service":"s","name":"n","value":1,"unit":"u","labels":{"region":5}}"#) == "Invalid metric event: labels.region must be a string, got number")
+        #expect(
+            message(.metrics, #"{"service":"s","name":"n","value":1,"unit":"u","labels":{"region":5}}"#)
+                == "Invalid metric event: labels.region must be a string, got number")
         #expect(message(.deployments, #"{"service":"s","version":"v1"}"#) == "Invalid deployment event: environment is required")
-        #expect(message(.deployments, #"{"service":"s","version":"v1","environment":"p","gitHash":false}"#) == "Invalid deployment event: gitHash must be a string, got boolean")
+        #expect(
+            message(.deployments, #"{"service":"s","version":"v1","environment":"p","gitHash":false}"#)
+                == "Invalid deployment event: gitHash must be a string, got boolean")
     }
 
     @Test func nullOptionalFieldsCountAsOmittedAndUnknownFieldsAreIgnored() throws {
@@ -92,20 +96,26 @@ struct EventValidatorTests {
         #expect(try log(#"{"service":"s","level":"info","message":"m"}"#).timestamp.iso8601 == "2023-11-14T22:13:20.123Z")
     }
 
-    @Test(arguments: ["yesterday", "2024-13-01T00:00:00Z", "2023-02-29", "2024-05-01T24:00:00Z", "2024-05-01T12:00:00+25:00", "1714564800", "2024-05-01T12:00:00Zjunk", ""])
+    @Test(arguments: [
+        "yesterday", "2024-13-01T00:00:00Z", "2023-02-29", "2024-05-01T24:00:00Z", "2024-05-01T12:00:00+25:00", "1714564800", "2024-05-01T12:00:00Zjunk", "",
+    ])
     func invalidTimestampsAreRefused(text: String) {
-        #expect(message(.logs, #"{"service":"s","level":"info","message":"m","timestamp":"\#(text)"}"#)?.hasPrefix("Invalid log event: timestamp must be an ISO 8601 date-time") == true)
+        #expect(
+            message(.logs, #"{"service":"s","level":"info","message":"m","timestamp":"\#(text)"}"#)?.hasPrefix(
+                "Invalid log event: timestamp must be an ISO 8601 date-time") == true)
     }
 
     @Test func metricValues() throws {
-        let body = #"{"service":"api-gateway","name":"request_latency_p99","value":2.34,"unit":"seconds","labels":{"region":"us-east-1","env":"prod","endpoint":"/api/v1/users"}}"#
+        let body =
+            #"{"service":"api-gateway","name":"request_latency_p99","value":2.34,"unit":"seconds","labels":{"region":"us-east-1","env":"prod","endpoint":"/api/v1/users"}}"#
         guard case .metric(let metric) = try validator.event(.metrics, body: Array(body.utf8), now: now) else {
             Issue.record("not a metric")
             return
         }
         #expect(metric.value == 2.34)
         #expect(metric.labels?.map(\.key) == ["region", "env", "endpoint"])
-        #expect(message(.metrics, #"{"service":"s","name":"n","value":1e400,"unit":"u"}"#) == "Invalid metric event: value must be a finite number within ±1.8e308")
+        #expect(
+            message(.metrics, #"{"service":"s","name":"n","value":1e400,"unit":"u"}"#) == "Invalid metric event: value must be a finite number within ±1.8e308")
         #expect(message(.metrics, #"{"service":"s","name":"n","value":-0,"unit":"u"}"#) == nil)
         #expect(message(.metrics, #"{"service":"s","name":"n","value":12345678901234567890123,"unit":"u"}"#) == nil)
     }
@@ -129,10 +139,15 @@ struct EventValidatorTests {
         #expect(check(#"{"service":"sssss","level":"info","message":"m"}"#) == nil)
         #expect(check(#"{"service":"ssssss","level":"info","message":"m"}"#) == "Invalid log event: service must be at most 5 bytes, got 6")
         #expect(check(#"{"service":"s","level":"info","message":"m","metadata":{"a":1,"b":2}}"#) == nil)
-        #expect(check(#"{"service":"s","level":"info","message":"m","metadata":{"a":1,"b":2,"c":3}}"#) == "Invalid log event: metadata must have at most 2 keys, got 3")
+        #expect(
+            check(#"{"service":"s","level":"info","message":"m","metadata":{"a":1,"b":2,"c":3}}"#)
+                == "Invalid log event: metadata must have at most 2 keys, got 3")
         #expect(check(#"{"service":"s","level":"info","message":"m","metadata":{"a":{"b":{"c":1}}}}"#) == nil)
-        #expect(check(#"{"service":"s","level":"info","message":"m","metadata":{"a":{"b":{"c":{}}}}}"#) == "Invalid log event: metadata must be at most 3 levels deep")
-        #expect(check(#"{"service":"s","level":"info","message":"m","metadata":{"a":"123456"}}"#) == "Invalid log event: metadata.a must be at most 5 bytes, got 6")
+        #expect(
+            check(#"{"service":"s","level":"info","message":"m","metadata":{"a":{"b":{"c":{}}}}}"#)
+                == "Invalid log event: metadata must be at most 3 levels deep")
+        #expect(
+            check(#"{"service":"s","level":"info","message":"m","metadata":{"a":"123456"}}"#) == "Invalid log event: metadata.a must be at most 5 bytes, got 6")
         let one = #"{"service":"s","level":"info","message":"m"}"#
         #expect(check("[\(one),\(one)]", batch: true) == nil)
         #expect(check("[\(one),\(one),\(one)]", batch: true) == "Invalid log event: batch must contain at most 2 events, got 3")
@@ -141,7 +156,9 @@ struct EventValidatorTests {
     @Test func batchErrorsNameTheIndex() {
         let good = #"{"service":"billing-service","level":"error","message":"Payment failed for customer 42"}"#
         #expect(message(.logs, "[\(good),\(good)]", batch: true) == nil)
-        #expect(message(.logs, #"[\#(good),{"service":"s","level":"loud","message":"m"}]"#, batch: true)?.hasPrefix("Invalid log event: [1].level must be one of") == true)
+        #expect(
+            message(.logs, #"[\#(good),{"service":"s","level":"loud","message":"m"}]"#, batch: true)?.hasPrefix("Invalid log event: [1].level must be one of")
+                == true)
         #expect(message(.logs, "[\(good),42]", batch: true) == "Invalid log event: [1] must be a JSON object, got number")
         #expect(message(.logs, "[]", batch: true) == "Invalid log event: batch must contain at least 1 event")
         #expect(message(.logs, good, batch: true) == "Invalid log event: batch body must be a JSON array of events, got object")

@@ -217,4 +217,3 @@ struct RedisClientTests {
         shared.shutdown()
     }
 }
-

@@ -11,9 +11,10 @@ struct RedisCommandEncoderTests {
             [[UInt8]("XADD")] + (0..<25).map { [UInt8](repeating: UInt8($0), count: $0 * 37) },
         ]
         for _ in 0..<200 {
-            cases.append((0..<Int.random(in: 1...12, using: &generator)).map { _ in
-                (0..<Int.random(in: 0...3000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            })
+            cases.append(
+                (0..<Int.random(in: 1...12, using: &generator)).map { _ in
+                    (0..<Int.random(in: 0...3000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                })
         }
         for arguments in cases {
             var encoded: [UInt8] = []

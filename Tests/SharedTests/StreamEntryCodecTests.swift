@@ -8,7 +8,10 @@ struct StreamEntryCodecTests {
 
     @Test func everyKindRoundTrips() throws {
         let bodies: [(EventKind, String)] = [
-            (.logs, #"{"service":"api","level":"warn","message":"m \"q\" é","timestamp":"2024-01-02T03:04:05.678+01:00","traceId":"t","spanId":"sp","metadata":{"n":[1,{"x":null}],"big":123456789012345678901234567890}}"#),
+            (
+                .logs,
+                #"{"service":"api","level":"warn","message":"m \"q\" é","timestamp":"2024-01-02T03:04:05.678+01:00","traceId":"t","spanId":"sp","metadata":{"n":[1,{"x":null}],"big":123456789012345678901234567890}}"#
+            ),
             (.metrics, #"{"service":"api","name":"cpu","value":0.1,"unit":"percent","labels":{"b":"2","a":"1"}}"#),
             (.deployments, #"{"service":"pay","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4","metadata":{"deployedBy":"jenkins"}}"#),
         ]

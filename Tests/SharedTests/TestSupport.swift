@@ -48,7 +48,11 @@ final class RedisServer: @unchecked Sendable {
     var url: String { "redis://127.0.0.1:\(port)" }
 
     func start() throws {
-        let arguments = [try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes", "--daemonize", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
+        let arguments =
+            [
+                try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes",
+                "--daemonize", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path,
+            ] + extraArguments
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // The test process blocks signals on its threads; the child must not inherit that mask,

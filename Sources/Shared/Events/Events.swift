@@ -37,7 +37,9 @@ public struct LogEvent: Sendable, Equatable {
     public var metadata: JSONValue?
 
     /// Makes a log event.
-    public init(service: String, level: LogLevel, message: String, timestamp: Timestamp, traceId: String? = nil, spanId: String? = nil, metadata: JSONValue? = nil) {
+    public init(
+        service: String, level: LogLevel, message: String, timestamp: Timestamp, traceId: String? = nil, spanId: String? = nil, metadata: JSONValue? = nil
+    ) {
         self.service = service
         self.level = level
         self.message = message

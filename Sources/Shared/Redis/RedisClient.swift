@@ -91,7 +91,7 @@ public final class RedisClient: Sendable {
         }
         do {
             return try await send(EVALSHA(sha: sha, keys: keys, arguments: arguments))
-        } catch where error.isServerError("NOSCRIPT") {
+        } catch  where error.isServerError("NOSCRIPT") {
             let loaded = try await send(SCRIPTLOAD(script.source))
             core.remember(loaded, for: script)
             return try await send(EVALSHA(sha: loaded, keys: keys, arguments: arguments))

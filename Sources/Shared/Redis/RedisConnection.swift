@@ -58,7 +58,7 @@ final class RedisConnection {
                     )
                 }
             }
-        } catch where error.code == .timeout {
+        } catch  where error.code == .timeout {
             throw RedisError(code: .connectionFailed, message: "Redis handshake timed out")
         }
         return connection
