@@ -182,6 +182,18 @@ struct RedisClientTests {
         admin.shutdown()
     }
 
+    @Test func databaseFromTheURLIsSelected() async throws {
+        let key = TestRedis.prefix()
+        let selected = try RedisClient(url: TestRedis.url + "/3")
+        let plain = try TestRedis.client()
+        _ = try await selected.send(SET(key, value: "in-3"))
+        #expect(try await plain.send(GET(key)) == nil)
+        #expect(try await selected.send(GET(key)) == [UInt8]("in-3"))
+        _ = try await selected.send(DEL([key]))
+        selected.shutdown()
+        plain.shutdown()
+    }
+
     @Test func manyConcurrentTasksShareOneClient() async throws {
         let redis = try TestRedis.client()
         let key = TestRedis.prefix()
