@@ -1,19 +1,25 @@
+import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import Shared
 
 @main
 struct App {
     static func main() async throws {
-        let configuration = Startup.configuration(help: GatewayConfiguration.help, GatewayConfiguration.init)
+        let configuration = Startup.configuration(help: GatewayConfiguration.help) { reader throws(ConfigurationError) in
+            try LogFormat.bootstrap(reader)
+            return try GatewayConfiguration(reader)
+        }
         let logger = Logger(label: "operyn.gateway")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         if configuration.apiKey == nil {
             logger.warning("auth.disabled", metadata: ["reason": "OPERYN_API_KEY is not set: the endpoints are open"])
         }
         let redis = RedisClient(configuration: configuration.redis, name: "gateway", logger: logger)
-        try await Startup.waitForRedis(redis, logger: logger)
-        logger.info("gateway.ready", metadata: ["redis.url": "\(configuration.redis.redactedURL)", "redis.prefix": "\(configuration.keys.prefix)"])
-        let signal = await Startup.waitForTerminationSignal()
-        logger.info("gateway.stopping", metadata: ["signal": "\(signal)"])
+        let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger)
+        try await app.runService()
         redis.shutdown()
     }
 }

@@ -14,8 +14,20 @@ struct GatewayConfiguration: Sendable {
     var keys = RedisKeys()
     /// The `OPERYN_MAX_*` size limits.
     var limits = EventLimits()
+    /// `OPERYN_BACKLOG_HIGH_WATER` (1 000 000): above this many undelivered plus pending entries, answer 503.
+    var backlogHighWater = 1_000_000
+    /// `OPERYN_BACKLOG_REFRESH_MS` (1000): how often the backlog reading is refreshed.
+    var backlogRefreshMilliseconds = 1_000
+    /// `OPERYN_RETRY_AFTER_SECONDS` (1): the `Retry-After` of 503 answers.
+    var retryAfterSeconds = 1
+    /// `OPERYN_DOCS_ASSETS_URL` (https://cdn.jsdelivr.net/npm): where Swagger UI and Scalar load their scripts and styles.
+    var docsAssetsURL = "https://cdn.jsdelivr.net/npm"
 
-    static let variables = ["OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY"] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables
+    static let variables =
+        [
+            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_BACKLOG_HIGH_WATER", "OPERYN_BACKLOG_REFRESH_MS",
+            "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL",
+        ] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = """
         operyn-gateway: takes events over HTTP and appends them to Redis streams.
@@ -34,5 +46,10 @@ struct GatewayConfiguration: Sendable {
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader)
         limits = try EventLimits(reader)
+        backlogHighWater = try reader.integer("OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max)
+        backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)
+        retryAfterSeconds = try reader.integer("OPERYN_RETRY_AFTER_SECONDS", default: retryAfterSeconds, in: 1...3_600)
+        docsAssetsURL = reader.string("OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL)
+        while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }
 }

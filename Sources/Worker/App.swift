@@ -4,7 +4,10 @@ import Shared
 @main
 struct App {
     static func main() async throws {
-        let configuration = Startup.configuration(help: WorkerConfiguration.help, WorkerConfiguration.init)
+        let configuration = Startup.configuration(help: WorkerConfiguration.help) { reader throws(ConfigurationError) in
+            try LogFormat.bootstrap(reader)
+            return try WorkerConfiguration(reader)
+        }
         let logger = Logger(label: "operyn.worker")
         let redis = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
         try await Startup.waitForRedis(redis, logger: logger)

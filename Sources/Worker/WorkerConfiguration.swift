@@ -9,7 +9,7 @@ struct WorkerConfiguration: Sendable {
     /// `OPERYN_KEY_PREFIX` (operyn).
     var keys = RedisKeys()
 
-    static let variables = ["OPERYN_DATABASE_URL"] + RedisConfiguration.variables + RedisKeys.variables
+    static let variables = ["OPERYN_DATABASE_URL"] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = """
         operyn-worker: stores the events queued in Redis streams.

@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import TestSupport
 import Testing
 
 /// Each test runs a redis-server of its own, to stop, stall or restart under the client.

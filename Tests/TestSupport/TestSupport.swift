@@ -3,8 +3,8 @@ import Shared
 import Testing
 
 /// The Redis the test command starts (`OPERYN_TEST_REDIS_URL`), and a fresh key prefix per test.
-enum TestRedis {
-    static var url: String {
+public enum TestRedis {
+    public static var url: String {
         get throws {
             try #require(
                 ProcessInfo.processInfo.environment["OPERYN_TEST_REDIS_URL"],
@@ -13,26 +13,26 @@ enum TestRedis {
         }
     }
 
-    static func client(commandTimeout: Int = 2_000) throws -> RedisClient {
+    public static func client(commandTimeout: Int = 2_000) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeoutMilliseconds = commandTimeout
         return RedisClient(configuration: configuration)
     }
 
     /// A prefix no other test uses.
-    static func prefix(_ name: String = #function) -> String {
+    public static func prefix(_ name: String = #function) -> String {
         "test:\(name.prefix { $0 != "(" }):\(UUID().uuidString.prefix(8))"
     }
 }
 
 /// A `redis-server` of a test's own, on a free port, that the test may stop, stall and restart.
-final class RedisServer: @unchecked Sendable {
-    let port: Int
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
     let directory: URL
     private var pid: pid_t?
     private let extraArguments: [String]
 
-    init(arguments: [String] = []) throws {
+    public init(arguments: [String] = []) throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -45,9 +45,9 @@ final class RedisServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    var url: String { "redis://127.0.0.1:\(port)" }
+    public var url: String { "redis://127.0.0.1:\(port)" }
 
-    func start() throws {
+    public func start() throws {
         let arguments =
             [
                 try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes",
@@ -81,7 +81,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Stops the server (SIGCONT first, in case it was stalled) and reaps it.
-    func stop() {
+    public func stop() {
         guard let pid else { return }
         kill(pid, SIGCONT)
         kill(pid, SIGTERM)
@@ -90,18 +90,18 @@ final class RedisServer: @unchecked Sendable {
         self.pid = nil
     }
 
-    func signal(_ number: Int32) {
+    public func signal(_ number: Int32) {
         if let pid { kill(pid, number) }
     }
 
-    static func redisServerPath() throws -> String {
+    public static func redisServerPath() throws -> String {
         for path in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: path) {
             return path
         }
         throw RedisError(code: .connectionFailed, message: "redis-server is not installed")
     }
 
-    static func accepts(port: Int) -> Bool {
+    public static func accepts(port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -113,7 +113,7 @@ final class RedisServer: @unchecked Sendable {
         }
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -132,12 +132,13 @@ final class RedisServer: @unchecked Sendable {
 }
 
 /// Elapsed wall time of `body`, in milliseconds.
-func milliseconds(_ body: () async throws -> Void) async rethrows -> Int {
+public func milliseconds(_ body: () async throws -> Void) async rethrows -> Int {
     let start = MonotonicInstant.now
     try await body()
     return Int((MonotonicInstant.now.nanoseconds - start.nanoseconds) / 1_000_000)
 }
 
 extension Array where Element == UInt8 {
-    init(_ text: String) { self = Array(text.utf8) }
+    /// The UTF-8 bytes of `text`.
+    public init(_ text: String) { self = Array(text.utf8) }
 }

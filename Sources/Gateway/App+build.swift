@@ -1,0 +1,67 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Shared
+
+/// What the router needs beyond the configuration: the queue, the backlog reading and the metrics.
+struct GatewayDependencies: Sendable {
+    var publisher: any EventPublisher
+    var backlog: Backlog
+    var registry: PrometheusCollectorRegistry
+    var metrics: GatewayMetrics
+}
+
+/// The gateway's application: the router, plus the backlog monitor as a service, on a Redis client
+/// that the caller shuts down after the application has stopped.
+func buildApplication(_ configuration: GatewayConfiguration, redis: RedisClient, registry: PrometheusCollectorRegistry, logger: Logger)
+    -> some ApplicationProtocol
+{
+    let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+    let backlog = Backlog(highWater: configuration.backlogHighWater)
+    let dependencies = GatewayDependencies(
+        publisher: RedisEventPublisher(redis: redis, keys: configuration.keys, metrics: metrics),
+        backlog: backlog,
+        registry: registry,
+        metrics: metrics
+    )
+    let monitor = BacklogMonitor(
+        redis: redis, keys: configuration.keys, backlog: backlog, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
+    )
+    return Application(
+        router: buildRouter(configuration, dependencies),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway"),
+        services: [monitor],
+        logger: logger
+    )
+}
+
+/// The routes and their middleware: errors in the spec's shape around everything, metrics, then
+/// authentication on `/events` only.
+func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies) -> Router<GatewayRequestContext> {
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: ErrorMiddleware(allowedMethods: knownPaths))
+    router.add(middleware: MetricsMiddleware())
+    let events = EventsController(
+        publisher: dependencies.publisher,
+        validator: EventValidator(limits: configuration.limits),
+        backlog: dependencies.backlog,
+        metrics: dependencies.metrics,
+        retryAfterSeconds: configuration.retryAfterSeconds
+    )
+    router.group("events").add(middleware: AuthMiddleware(apiKey: configuration.apiKey)).addRoutes(events.endpoints)
+    router.addRoutes(
+        OperationsController(publisher: dependencies.publisher, registry: dependencies.registry, retryAfterSeconds: configuration.retryAfterSeconds).endpoints
+    )
+    router.addRoutes(DocsController(document: OpenAPIDocument.json(limits: configuration.limits), assetsURL: configuration.docsAssetsURL).endpoints)
+    return router
+}
+
+/// Every path the gateway serves, with its methods: 405 answers name them.
+let knownPaths: [String: [HTTPRequest.Method]] = [
+    "/events/logs": [.post], "/events/logs/batch": [.post], "/events/metrics": [.post], "/events/deployments": [.post],
+    "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get],
+    "/openapi.json": [.get], "/api": [.get], "/reference": [.get],
+]

@@ -1,0 +1,186 @@
+import Shared
+
+/// The OpenAPI 3.1 document of the gateway, with the configured size limits in its schemas.
+enum OpenAPIDocument {
+    static func json(limits: EventLimits) -> String {
+        document(limits: limits).jsonText
+    }
+
+    static func document(limits: EventLimits) -> JSONValue {
+        [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Operyn Ingestion API",
+                "version": "1.0.0",
+                "description": "Accepts logs, metrics and deployment events. All ingestion endpoints return 202 Accepted on success.",
+            ],
+            "servers": [["url": "http://localhost:3001"]],
+            "paths": [
+                "/events/logs": ["post": ingest("Ingest a single log event", "LogEvent", "Queued", example: logExample, maxBody: limits.maxBodyBytes)],
+                "/events/logs/batch": [
+                    "post": ingest("Ingest multiple log events", "LogEventBatch", "BatchAccepted", example: [logExample], maxBody: limits.maxBatchBodyBytes)
+                ],
+                "/events/metrics": [
+                    "post": ingest("Ingest a single metric data point", "MetricEvent", "Queued", example: metricExample, maxBody: limits.maxBodyBytes)
+                ],
+                "/events/deployments": [
+                    "post": ingest("Record a deployment event", "DeploymentEvent", "Queued", example: deploymentExample, maxBody: limits.maxBodyBytes)
+                ],
+                "/health/live": ["get": operation("Liveness: the process is up", content: "application/json")],
+                "/health/ready": ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)],
+                "/metrics": ["get": operation("Prometheus metrics", content: "text/plain")],
+            ],
+            "components": [
+                "securitySchemes": [
+                    "apiKey": ["type": "apiKey", "in": "header", "name": "x-api-key", "description": "Required when OPERYN_API_KEY is set on the server"]
+                ],
+                "parameters": [
+                    "OrganizationId": [
+                        "name": "x-organization-id", "in": "header", "required": false,
+                        "description": "Organization ID; omitted means the default organization, limited to 5 services",
+                        "schema": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "maxLength": 64],
+                    ]
+                ],
+                "schemas": schemas(limits),
+                "responses": [
+                    "BadRequest": error(
+                        "The event failed validation, or the body is not valid JSON",
+                        "Invalid log event: level must be one of debug, info, warn, error, fatal, got 'trace'"),
+                    "Unauthorized": error("x-api-key is missing or invalid", "Invalid or missing API key"),
+                    "TooLarge": error("The body is over the size limit", "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
+                    "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
+                    "Unavailable": error(
+                        "The event queue is unavailable or over its backlog; retry after Retry-After seconds", "Event queue is unavailable; retry later",
+                        retry: true),
+                ],
+            ],
+        ]
+    }
+
+    private static let logExample: JSONValue = [
+        "service": "api-gateway", "level": "error", "message": "Upstream timeout connecting to auth-service", "traceId": "abc-123-def",
+        "metadata": ["region": "us-east-1", "env": "prod", "team": "platform"],
+    ]
+    private static let metricExample: JSONValue = [
+        "service": "api-gateway", "name": "request_latency_p99", "value": .number("2.34"), "unit": "seconds",
+        "labels": ["region": "us-east-1", "env": "prod", "endpoint": "/api/v1/users"],
+    ]
+    private static let deploymentExample: JSONValue = [
+        "service": "payment-service", "version": "v2.0.1", "environment": "production", "gitHash": "a1b2c3d4",
+        "metadata": ["deployedBy": "jenkins", "deployId": "job-123"],
+    ]
+
+    private static func schemas(_ limits: EventLimits) -> JSONValue {
+        let maxString = JSONValue.number(String(limits.maxStringBytes))
+        func text(_ description: String, required: Bool = false) -> JSONValue {
+            required
+                ? ["type": "string", "description": .string(description), "minLength": 1, "maxLength": maxString]
+                : ["type": "string", "description": .string(description), "maxLength": maxString]
+        }
+        let timestamp: JSONValue = ["type": "string", "format": "date-time", "description": "ISO 8601 timestamp. Defaults to server time if omitted"]
+        func metadata(_ description: String) -> JSONValue {
+            [
+                "type": "object", "description": .string("\(description); at most \(limits.maxObjectDepth) levels deep"),
+                "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": true,
+            ]
+        }
+        return [
+            "LogEvent": [
+                "type": "object", "required": ["service", "level", "message"],
+                "properties": [
+                    "service": text("Name of the originating service (whitespace is trimmed)", required: true),
+                    "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
+                    "message": ["type": "string", "description": "The log message content", "maxLength": .number(String(limits.maxMessageBytes))],
+                    "timestamp": timestamp,
+                    "traceId": text("Distributed trace ID for correlation"),
+                    "spanId": text("Span ID within the trace"),
+                    "metadata": metadata("Arbitrary key-value pairs (region, env, team, etc.)"),
+                ],
+            ],
+            "LogEventBatch": [
+                "type": "array", "minItems": 1, "maxItems": .number(String(limits.maxBatchEvents)), "items": ["$ref": "#/components/schemas/LogEvent"],
+            ],
+            "MetricEvent": [
+                "type": "object", "required": ["service", "name", "value", "unit"],
+                "properties": [
+                    "service": text("Name of the originating service", required: true),
+                    "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
+                    "value": ["type": "number", "description": "Numeric value of the metric (finite)"],
+                    "unit": text("Unit of measurement (e.g. percent, seconds, count)", required: true),
+                    "timestamp": timestamp,
+                    "labels": [
+                        "type": "object", "description": "String key-value pairs for dimensions (region, instance, etc.)",
+                        "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": ["type": "string", "maxLength": maxString],
+                    ],
+                ],
+            ],
+            "DeploymentEvent": [
+                "type": "object", "required": ["service", "version", "environment"],
+                "properties": [
+                    "service": text("Name of the service being deployed", required: true),
+                    "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
+                    "environment": text("Environment (e.g. production, staging)", required: true),
+                    "gitHash": text("Git commit hash"),
+                    "timestamp": timestamp,
+                    "metadata": metadata("Additional deployment context"),
+                ],
+            ],
+            "Queued": [
+                "type": "object", "required": ["id", "queued"],
+                "properties": ["id": ["type": "string", "format": "uuid"], "queued": ["type": "boolean", "const": true]],
+            ],
+            "BatchAccepted": ["type": "object", "required": ["accepted"], "properties": ["accepted": ["type": "integer", "minimum": 1]]],
+            "Error": [
+                "type": "object", "required": ["statusCode", "message"],
+                "properties": ["statusCode": ["type": "integer"], "message": ["type": "string"]],
+            ],
+        ]
+    }
+
+    private static func ingest(_ summary: String, _ schema: String, _ accepted: String, example: JSONValue, maxBody: Int) -> JSONValue {
+        [
+            "summary": .string(summary),
+            "tags": ["events"],
+            "security": [["apiKey": []], [:]],
+            "parameters": [["$ref": "#/components/parameters/OrganizationId"]],
+            "requestBody": [
+                "required": true,
+                "description": .string("At most \(maxBody) bytes (after decoding, with Content-Encoding: gzip)"),
+                "content": ["application/json": ["schema": .string("#/components/schemas/\(schema)").reference, "example": example]],
+            ],
+            "responses": [
+                "202": [
+                    "description": "Accepted: queued for storage",
+                    "content": ["application/json": ["schema": .string("#/components/schemas/\(accepted)").reference]],
+                ],
+                "400": ["$ref": "#/components/responses/BadRequest"],
+                "401": ["$ref": "#/components/responses/Unauthorized"],
+                "413": ["$ref": "#/components/responses/TooLarge"],
+                "415": ["$ref": "#/components/responses/UnsupportedMediaType"],
+                "503": ["$ref": "#/components/responses/Unavailable"],
+            ],
+        ]
+    }
+
+    private static func operation(_ summary: String, content: String, unavailable: Bool = false) -> JSONValue {
+        var responses: [(key: String, value: JSONValue)] = [("200", ["description": "OK", "content": [content: ["schema": [:]]]])]
+        if unavailable { responses.append(("503", ["$ref": "#/components/responses/Unavailable"])) }
+        return ["summary": .string(summary), "tags": ["operations"], "security": [], "responses": .object(responses)]
+    }
+
+    private static func error(_ description: String, _ example: String, retry: Bool = false) -> JSONValue {
+        var members: [(key: String, value: JSONValue)] = [
+            ("description", .string(description)),
+            ("content", ["application/json": ["schema": ["$ref": "#/components/schemas/Error"], "example": ["message": .string(example)]]]),
+        ]
+        if retry {
+            members.append(("headers", ["Retry-After": ["description": "Seconds to wait before retrying", "schema": ["type": "integer"]]]))
+        }
+        return .object(members)
+    }
+}
+
+extension JSONValue {
+    /// `{"$ref": <this string>}`.
+    fileprivate var reference: JSONValue { ["$ref": self] }
+}

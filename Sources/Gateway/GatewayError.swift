@@ -1,0 +1,41 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Shared
+
+/// An error answered in the spec's shape: `{"statusCode": N, "message": "..."}`.
+struct GatewayError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var message: String
+    var headers: HTTPFields = [:]
+
+    static func unauthorized() -> GatewayError { GatewayError(status: .unauthorized, message: "Invalid or missing API key") }
+
+    static func badRequest(_ message: String) -> GatewayError { GatewayError(status: .badRequest, message: message) }
+
+    static func tooLarge(limit: Int, what: String = "body") -> GatewayError {
+        GatewayError(status: .contentTooLarge, message: "Request \(what) exceeds the limit of \(limit) bytes")
+    }
+
+    static func unsupportedMediaType(_ message: String) -> GatewayError { GatewayError(status: .unsupportedMediaType, message: message) }
+
+    static func unavailable(_ message: String, retryAfter: Int) -> GatewayError {
+        GatewayError(status: .serviceUnavailable, message: message, headers: [.retryAfter: String(retryAfter)])
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Self.response(status: status, message: message, headers: headers)
+    }
+
+    /// The spec-shaped response for any status and message.
+    static func response(status: HTTPResponse.Status, message: String, headers: HTTPFields = [:]) -> Response {
+        var body: [UInt8] = Array(#"{"statusCode":"#.utf8)
+        body.append(contentsOf: String(status.code).utf8)
+        body.append(contentsOf: #","message":"#.utf8)
+        JSONValue.encodeString(message, into: &body)
+        body.append(UInt8(ascii: "}"))
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

@@ -1,0 +1,27 @@
+import Metrics
+import Shared
+
+/// The gateway's own metric objects, made once (requests by route and status come from
+/// Hummingbird's `MetricsMiddleware`).
+struct GatewayMetrics: Sendable {
+    /// `operyn_events_accepted_total{kind}`.
+    let accepted: [EventKind: Counter]
+    /// `operyn_redis_xadd_duration_seconds`: XADD (or MULTI/EXEC) round trips that succeeded.
+    let xaddDuration: Timer
+    /// `operyn_redis_errors_total`: publishes that failed on Redis.
+    let redisErrors: Counter
+    /// `operyn_backpressure_rejections_total`: requests refused because the backlog was over the high-water mark.
+    let backpressureRejections: Counter
+
+    /// The metric objects, made by `factory`.
+    init(factory: any MetricsFactory) {
+        var accepted: [EventKind: Counter] = [:]
+        for kind in EventKind.allCases {
+            accepted[kind] = Counter(label: "operyn_events_accepted_total", dimensions: [("kind", kind.rawValue)], factory: factory)
+        }
+        self.accepted = accepted
+        xaddDuration = Timer(label: "operyn_redis_xadd_duration_seconds", dimensions: [], factory: factory)
+        redisErrors = Counter(label: "operyn_redis_errors_total", dimensions: [], factory: factory)
+        backpressureRejections = Counter(label: "operyn_backpressure_rejections_total", dimensions: [], factory: factory)
+    }
+}

@@ -1,0 +1,29 @@
+import Metrics
+import Shared
+
+/// Appends events to their kind's Redis stream: one XADD for a single event, MULTI/EXEC for a batch.
+struct RedisEventPublisher: EventPublisher {
+    let redis: RedisClient
+    let keys: RedisKeys
+    let metrics: GatewayMetrics
+
+    func publish(_ events: [QueuedEvent]) async throws(PublishError) {
+        let start = MonotonicInstant.now
+        do {
+            if events.count == 1 {
+                let event = events[0]
+                _ = try await redis.send(XADD(keys.stream(event.event.kind), fields: StreamEntryCodec.encode(event)))
+            } else {
+                _ = try await redis.transaction(events.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) })
+            }
+        } catch {
+            metrics.redisErrors.increment()
+            throw PublishError(reason: "\(error.code): \(error.serverPrefix ?? error.message)")
+        }
+        metrics.xaddDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - start.nanoseconds))
+    }
+
+    func isReady() async -> Bool {
+        (try? await redis.send(PING())) != nil
+    }
+}

@@ -1,0 +1,103 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Metrics
+import NIOCore
+import Prometheus
+import Shared
+
+@testable import Gateway
+
+/// An in-process gateway on the in-memory publisher.
+struct TestGateway {
+    let publisher = InMemoryEventPublisher()
+    let backlog: Backlog
+    let registry = PrometheusCollectorRegistry()
+    let configuration: GatewayConfiguration
+
+    init(apiKey: String? = nil, limits: EventLimits = EventLimits(), highWater: Int = 1_000_000) {
+        var configuration = GatewayConfiguration()
+        configuration.apiKey = apiKey
+        configuration.limits = limits
+        configuration.backlogHighWater = highWater
+        configuration.docsAssetsURL = "https://assets.example.test/npm"
+        self.configuration = configuration
+        backlog = Backlog(highWater: highWater)
+    }
+
+    var application: some ApplicationProtocol {
+        let dependencies = GatewayDependencies(
+            publisher: publisher, backlog: backlog, registry: registry, metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        )
+        return Application(router: buildRouter(configuration, dependencies))
+    }
+}
+
+extension TestClientProtocol {
+    /// POSTs JSON text with the given extra headers.
+    func post(_ uri: String, _ json: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var fields = headers
+        if fields[.contentType] == nil { fields[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: json))
+    }
+}
+
+extension TestResponse {
+    var text: String { String(buffer: body) }
+
+    /// The body as parsed JSON.
+    var json: JSONValue? { try? JSONParser.parse(Array(body.readableBytesView)) }
+}
+
+let specLog = #"""
+    {
+    "service": "api-gateway",
+    "level": "error",
+    "message": "Upstream timeout connecting to auth-service",
+    "traceId": "abc-123-def",
+    "metadata": {
+    "region": "us-east-1",
+    "env": "prod",
+    "team": "platform"
+    }
+    }
+    """#
+let specBatch = #"""
+    [
+    {
+    "service": "billing-service",
+    "level": "error",
+    "message": "Payment failed for customer 42"
+    },
+    {
+    "service": "billing-service",
+    "level": "warn",
+    "message": "Retry attempt 3 for payment gateway"
+    }
+    ]
+    """#
+let specMetric = #"""
+    {
+    "service": "api-gateway",
+    "name": "request_latency_p99",
+    "value": 2.34,
+    "unit": "seconds",
+    "labels": {
+    "region": "us-east-1",
+    "env": "prod",
+    "endpoint": "/api/v1/users"
+    }
+    }
+    """#
+let specDeployment = #"""
+    {
+    "service": "payment-service",
+    "version": "v2.0.1",
+    "environment": "production",
+    "gitHash": "a1b2c3d4",
+    "metadata": {
+    "deployedBy": "jenkins",
+    "deployId": "job-123"
+    }
+    }
+    """#

@@ -1,0 +1,113 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Prometheus
+import Shared
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The gateway on the real Redis: the one the test command starts, or a private one to break.
+@Suite("Gateway on a real Redis")
+struct LiveRedisTests {
+    func application(redisURL: String, prefix: String, commandTimeout: Int = 2_000) throws -> (some ApplicationProtocol, RedisClient) {
+        var configuration = GatewayConfiguration()
+        configuration.redis = try RedisConfiguration(url: redisURL)
+        configuration.redis.commandTimeoutMilliseconds = commandTimeout
+        configuration.redis.connectTimeoutMilliseconds = commandTimeout
+        configuration.keys = RedisKeys(prefix: prefix)
+        let redis = RedisClient(configuration: configuration.redis)
+        return (buildApplication(configuration, redis: redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")), redis)
+    }
+
+    @Test func eventsLandInTheirStreamsWithEveryField() async throws {
+        let prefix = TestRedis.prefix()
+        let keys = RedisKeys(prefix: prefix)
+        let (app, redis) = try application(redisURL: TestRedis.url, prefix: prefix)
+        let ids = try await app.test(.live) { client in
+            var ids: [EventKind: String] = [:]
+            let headers: HTTPFields = [.contentType: "application/json", .organizationID: "org_live"]
+            for (kind, path, body) in [
+                (EventKind.logs, "/events/logs", specLog), (.metrics, "/events/metrics", specMetric), (.deployments, "/events/deployments", specDeployment),
+            ] {
+                let response = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body))
+                #expect(response.status == .accepted)
+                if case .string(let id) = try #require(try JSONParser.parse(Array(response.body.readableBytesView))["id"]) { ids[kind] = id }
+            }
+            let batch = try await client.execute(uri: "/events/logs/batch", method: .post, headers: headers, body: ByteBuffer(string: specBatch))
+            #expect(batch.status == .accepted)
+            return ids
+        }
+        let validator = EventValidator()
+        for (kind, body) in [(EventKind.logs, specLog), (.metrics, specMetric), (.deployments, specDeployment)] {
+            let entries = try await redis.send(RawCommand("XRANGE", keys.stream(kind), "-", "+"))
+            let first = try #require(entries.array?.first?.array)
+            guard case .array(let flat) = first[1] else { throw RedisError(code: .unexpectedReply, message: "") }
+            var fields: [(name: [UInt8], value: [UInt8])] = []
+            for index in stride(from: 0, to: flat.count, by: 2) { fields.append((flat[index].bytes!, flat[index + 1].bytes!)) }
+            let queued = try StreamEntryCodec.decode(fields)
+            #expect(queued.id == ids[kind] && queued.org == "org_live")
+            let expected = try validator.event(kind, body: Array(body.utf8), now: queued.event.timestampForTest)
+            #expect(queued.event == expected)
+        }
+        #expect(try await redis.send(XLEN(keys.stream(.logs))) == 3)
+        _ = try await redis.send(DEL(EventKind.allCases.map(keys.stream)))
+        redis.shutdown()
+    }
+
+    @Test func aBatchRefusedByRedisLeavesNothingInTheStream() async throws {
+        let server = try RedisServer(arguments: ["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"])
+        let prefix = TestRedis.prefix()
+        let (app, redis) = try application(redisURL: server.url, prefix: prefix)
+        let blob = [UInt8](repeating: 120, count: 32 * 1024)
+        var full = false
+        for index in 0..<256 where !full {
+            do { _ = try await redis.send(SET("fill:\(index)", value: blob)) } catch { full = error.serverPrefix == "OOM" }
+        }
+        #expect(full)
+        try await app.test(.router) { client in
+            let response = try await client.post("/events/logs/batch", specBatch)
+            #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] != nil)
+            #expect(!response.text.contains("OOM"), "Redis text never reaches the client")
+        }
+        #expect(try await redis.send(RawCommand("EXISTS", RedisKeys(prefix: prefix).stream(.logs))) == .integer(0))
+        redis.shutdown()
+    }
+
+    @Test func redisStoppedGives503FastThenRecovers() async throws {
+        let server = try RedisServer()
+        let (app, redis) = try application(redisURL: server.url, prefix: TestRedis.prefix(), commandTimeout: 500)
+        try await app.test(.router) { client in
+            #expect(try await client.post("/events/logs", specLog).status == .accepted)
+            server.stop()
+            var statuses: [HTTPResponse.Status] = []
+            let elapsed = try await milliseconds {
+                for _ in 0..<3 { statuses.append(try await client.post("/events/logs", specLog).status) }
+            }
+            #expect(statuses.allSatisfy { $0 == .serviceUnavailable })
+            #expect(elapsed < 2_000, "three requests against a stopped Redis took \(elapsed) ms")
+            try server.start()
+            var recovered = false
+            for _ in 0..<50 where !recovered {
+                recovered = try await client.post("/events/logs", specLog).status == .accepted
+                if !recovered { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(recovered)
+        }
+        redis.shutdown()
+    }
+}
+
+extension IngestEvent {
+    /// The event's timestamp, to validate the same body again with the same server time.
+    var timestampForTest: Timestamp {
+        switch self {
+        case .log(let event): event.timestamp
+        case .metric(let event): event.timestamp
+        case .deployment(let event): event.timestamp
+        }
+    }
+}
