@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "operyn-gateway", targets: ["Gateway"]),
         .executable(name: "operyn-worker", targets: ["Worker"]),
         .executable(name: "operyn-redis-bench", targets: ["RedisBench"]),
+        .executable(name: "operyn-ceiling", targets: ["Ceiling"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -68,6 +69,12 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["Shared"],
             path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Ceiling",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/Ceiling",
             swiftSettings: swiftSettings
         ),
         .testTarget(

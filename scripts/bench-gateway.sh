@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Gateway throughput, latency and memory with wrk against release builds, beside a ceiling server
+# (the same Hummingbird stack answering 202 with no work), in one run on one Redis.
+# Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_packages redis-server redis-tools libhiredis-dev pkg-config wrk
+
+rounds=${1:-3}
+seconds=${2:-10}
+soak=${3:-60}
+connections=64
+
+for product in operyn-gateway operyn-ceiling; do swift build -c release --product "$product" >/dev/null; done
+bin=$(swift build -c release --show-bin-path)
+
+work=$(mktemp -d /tmp/operyn-gwbench.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+redis_port=$(spare_port 6410)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
+    --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for_port "$redis_port" 10
+
+gateway_port=$(spare_port 3101)
+OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$gateway_port OPERYN_KEY_PREFIX=bench OPERYN_LOG_LEVEL=warning \
+    OPERYN_BACKLOG_HIGH_WATER=1000000000 "$bin/operyn-gateway" 2>"$work/gateway.log" &
+gateway_pid=$!
+pids+=($gateway_pid)
+ceiling_port=$(spare_port 3201)
+"$bin/operyn-ceiling" "$ceiling_port" 2>/dev/null &
+pids+=($!)
+wait_for_port "$gateway_port" 30
+wait_for_port "$ceiling_port" 30
+
+cat >"$work/log.json" <<'JSON'
+{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}
+JSON
+{
+    printf '['
+    for i in $(seq 100); do
+        [ "$i" -gt 1 ] && printf ','
+        printf '{"service":"billing-service","level":"warn","message":"Retry attempt %d for payment gateway","metadata":{"region":"eu-west-1"}}' "$i"
+    done
+    printf ']'
+} >"$work/batch.json"
+
+# run PORT PATH BODY SECONDS → "requests_per_sec p99_us errors"
+run() {
+    BODY_FILE="$4" wrk -t2 -c"$connections" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
+        awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+echo "warm-up…"
+run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
+run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
+run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
+
+ceiling=(); single=(); p99=(); batch=(); errors=0
+for round in $(seq "$rounds"); do
+    read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
+    read -r s p e2 < <(run "$gateway_port" /events/logs "$seconds" "$work/log.json")
+    read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
+    ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))")
+    errors=$((errors + e1 + e2 + e3))
+    echo "round $round: ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms | batch of 100: $((b * 100)) events/s"
+done
+c=$(printf '%s\n' "${ceiling[@]}" | median)
+s=$(printf '%s\n' "${single[@]}" | median)
+p=$(printf '%s\n' "${p99[@]}" | median)
+b=$(printf '%s\n' "${batch[@]}" | median)
+echo "median single: gateway $s req/s vs ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}') (target >= 0.75)"
+echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms (target <= 5)"
+echo "median batch of 100: $b events/s (target >= 300000)"
+echo "socket errors or non-2xx answers: $errors"
+
+echo "memory: ${soak}s of single-event load…"
+before=$(rss_mb "$gateway_pid")
+run "$gateway_port" /events/logs $((soak / 2)) "$work/log.json" >/dev/null
+middle=$(rss_mb "$gateway_pid")
+run "$gateway_port" /events/logs $((soak / 2)) "$work/log.json" >/dev/null
+after=$(rss_mb "$gateway_pid")
+echo "gateway RSS: ${before} MB before, ${middle} MB at $((soak / 2)) s, ${after} MB at ${soak} s (target <= 150 MB, flat)"
+echo "stream length: $(redis-cli -p "$redis_port" xlen bench:stream:logs) entries"
