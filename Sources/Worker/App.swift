@@ -1,4 +1,7 @@
 import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
 import Shared
 
 @main
@@ -9,14 +12,26 @@ struct App {
             return try WorkerConfiguration(reader)
         }
         let logger = Logger(label: "operyn.worker")
-        let redis = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
-        try await Startup.waitForRedis(redis, logger: logger)
-        for kind in EventKind.allCases {
-            _ = try await redis.send(XGROUPCREATE(configuration.keys.stream(kind), group: configuration.keys.consumerGroup))
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let sink: any EventSink
+        do {
+            sink = try SinkFactory.make(url: configuration.databaseURL)
+        } catch {
+            logger.critical("worker.configuration", metadata: ["error": "\(error.message)"])
+            throw error
         }
-        logger.info("worker.ready", metadata: ["redis.url": "\(configuration.redis.redactedURL)", "database": "\(configuration.databaseURL)"])
-        let signal = await Startup.waitForTerminationSignal()
-        logger.info("worker.stopping", metadata: ["signal": "\(signal)"])
-        redis.shutdown()
+        let commands = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
+        let reader = RedisClient(configuration: configuration.redis, name: "worker-reader", logger: logger)
+        Task { if let durability = try? await RedisDurability.read(from: commands) { durability.log(to: logger) } }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger),
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        await sink.close()
+        commands.shutdown()
+        reader.shutdown()
     }
 }

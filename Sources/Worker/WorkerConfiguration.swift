@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// Everything `operyn-worker` is configured with; each field is an environment variable and an option.
@@ -8,8 +9,22 @@ struct WorkerConfiguration: Sendable {
     var redis = RedisConfiguration()
     /// `OPERYN_KEY_PREFIX` (operyn).
     var keys = RedisKeys()
+    /// `OPERYN_METRICS_PORT` (9464; 0 turns the HTTP endpoint off).
+    var metricsPort = 9464
+    /// `OPERYN_METRICS_HOST` (127.0.0.1).
+    var metricsHost = "127.0.0.1"
+    /// Reading, claiming and retrying.
+    var consumer = ConsumerSettings(consumer: WorkerConfiguration.defaultConsumerName)
 
-    static let variables = ["OPERYN_DATABASE_URL"] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
+    static var defaultConsumerName: String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    static let variables =
+        [
+            "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
+            "OPERYN_CLAIM_IDLE_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
+        ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = """
         operyn-worker: stores the events queued in Redis streams.
@@ -25,5 +40,15 @@ struct WorkerConfiguration: Sendable {
         databaseURL = reader.string("OPERYN_DATABASE_URL", default: databaseURL)
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader)
+        metricsPort = try reader.integer("OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535)
+        metricsHost = reader.string("OPERYN_METRICS_HOST", default: metricsHost)
+        consumer.consumer = reader.string("OPERYN_CONSUMER_NAME", default: consumer.consumer)
+        consumer.batchSize = try reader.integer("OPERYN_BATCH_SIZE", default: consumer.batchSize, in: 1...100_000)
+        consumer.blockMilliseconds = try reader.integer("OPERYN_BLOCK_MS", default: consumer.blockMilliseconds, in: 1...60_000)
+        consumer.claimIdleMilliseconds = try reader.integer("OPERYN_CLAIM_IDLE_MS", default: consumer.claimIdleMilliseconds, in: 100...86_400_000)
+        consumer.maxAttempts = try reader.integer("OPERYN_MAX_ATTEMPTS", default: consumer.maxAttempts, in: 1...1_000)
+        consumer.defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: consumer.defaultServiceLimit, in: 0...1_000_000)
+        consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)
+        // The blocking read must fit in the connection's timeout budget, which the client extends by the block time.
     }
 }

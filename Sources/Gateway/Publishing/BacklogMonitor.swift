@@ -33,7 +33,7 @@ struct BacklogMonitor: Service {
     func run() async throws {
         var durabilityLogged = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if let reading = try? await Self.read(redis: redis, keys: keys) {
+            if let reading = try? await StreamBacklog.read(redis: redis, keys: keys).total {
                 backlog.update(reading)
                 if !durabilityLogged, let durability = try? await RedisDurability.read(from: redis) {
                     durability.log(to: logger)
@@ -43,33 +43,5 @@ struct BacklogMonitor: Service {
             }
             try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
         }
-    }
-
-    /// Sums, over the streams, the group's lag (entries not yet delivered) and pending count; a stream
-    /// without the group counts its whole length.
-    static func read(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> Int {
-        var total = 0
-        for kind in EventKind.allCases {
-            let stream = keys.stream(kind)
-            let groups: [[String: RedisReply]]
-            do {
-                groups = try await redis.send(XINFOGROUPS(stream))
-            } catch  where error.serverPrefix == "ERR" {
-                continue  // no such stream yet
-            }
-            if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
-                let pending = group["pending"]?.integer ?? 0
-                let lag: Int64
-                if let known = group["lag"]?.integer {
-                    lag = known
-                } else {
-                    lag = Int64(try await redis.send(XLEN(stream)))
-                }
-                total += Int(pending + lag)
-            } else {
-                total += try await redis.send(XLEN(stream))
-            }
-        }
-        return total
     }
 }

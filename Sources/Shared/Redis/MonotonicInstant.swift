@@ -9,6 +9,9 @@ public struct MonotonicInstant: Comparable, Sendable {
     /// Nanoseconds since an arbitrary start.
     public var nanoseconds: UInt64
 
+    /// The instant `nanoseconds` after the clock's start.
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
     /// The current instant.
     public static var now: MonotonicInstant {
         var time = timespec()

@@ -19,6 +19,9 @@ public struct RedisKeys: Sendable, Equatable {
     /// `<prefix>:stream:rejected`: events refused by the service quota, with their reason (capped).
     public var rejectedStream: String { "\(prefix):stream:rejected" }
 
+    /// `<prefix>:attempts`: how often processing each pending entry has failed (hash; field `<kind>:<entry id>`).
+    public var attempts: String { "\(prefix):attempts" }
+
     /// `<prefix>:org:<org>:services`: the set of services an organization has used.
     public func services(org: String) -> String { "\(prefix):org:\(org):services" }
 

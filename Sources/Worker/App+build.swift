@@ -1,0 +1,59 @@
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Shared
+
+/// Refreshes the lag and pending gauges.
+struct LagMonitor: Service {
+    let redis: RedisClient
+    let keys: RedisKeys
+    let metrics: WorkerMetrics
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let backlog = try? await StreamBacklog.read(redis: redis, keys: keys) {
+                for kind in EventKind.allCases {
+                    metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
+                    metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)
+                }
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+}
+
+/// The worker's services: the consumer, the lag monitor, and (unless its port is 0) the HTTP endpoint
+/// with `/metrics`, `/health/live` and `/health/ready`.
+func buildServices(
+    _ configuration: WorkerConfiguration, commands: RedisClient, reader: RedisClient, sink: any EventSink,
+    registry: PrometheusCollectorRegistry, logger: Logger
+) -> [any Service] {
+    let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
+    let consumer = StreamConsumer(
+        commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
+    var services: [any Service] = [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics)]
+    if configuration.metricsPort != 0 {
+        let router = Router()
+        router.get("health/live") { _, _ in #"{"status":"ok"}"# }
+        router.get("health/ready") { _, _ -> Response in
+            guard (try? await commands.send(PING())) != nil else {
+                return Response(
+                    status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: #"{"statusCode":503,"message":"Redis is not reachable"}"#)))
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        router.get("metrics") { _, _ -> Response in
+            var text: [UInt8] = []
+            registry.emit(into: &text)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
+        }
+        services.append(
+            Application(
+                router: router,
+                configuration: .init(address: .hostname(configuration.metricsHost, port: configuration.metricsPort), serverName: "operyn-worker"),
+                logger: logger))
+    }
+    return services
+}

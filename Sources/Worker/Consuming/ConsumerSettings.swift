@@ -1,0 +1,17 @@
+/// How a `StreamConsumer` reads and retries; each is a worker setting (see the README).
+struct ConsumerSettings: Sendable {
+    /// This worker's name in the consumer group (`OPERYN_CONSUMER_NAME`, host and pid by default).
+    var consumer: String
+    /// Most entries read per stream at once (`OPERYN_BATCH_SIZE`, 1000).
+    var batchSize = 1_000
+    /// How long a read waits for new entries, in milliseconds (`OPERYN_BLOCK_MS`, 1000).
+    var blockMilliseconds = 1_000
+    /// Entries pending this long on a silent consumer are taken over (`OPERYN_CLAIM_IDLE_MS`, 30000).
+    var claimIdleMilliseconds = 30_000
+    /// Failures of one entry before it is dead-lettered (`OPERYN_MAX_ATTEMPTS`, 5).
+    var maxAttempts = 5
+    /// Service limit of organizations other than `default` without an override (`OPERYN_DEFAULT_SERVICE_LIMIT`, 100).
+    var defaultServiceLimit = 100
+    /// Approximate cap of the rejected stream (`OPERYN_REJECTED_MAXLEN`, 100000).
+    var rejectedMaxLength = 100_000
+}

@@ -1,0 +1,210 @@
+import Logging
+import Shared
+
+extension StreamConsumer {
+    /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK + XDEL.
+    func process(_ batch: [ReadEntry]) async throws {
+        let started = MonotonicInstant.now
+        var finished: [EventKind: [String]] = [:]
+        var decoded: [(read: ReadEntry, event: QueuedEvent)] = []
+        var deadLetters: [(read: ReadEntry, reason: String, attempts: Int)] = []
+        for read in batch {
+            guard let fields = read.entry.fields else {
+                finished[read.kind, default: []].append(read.entry.id)  // deleted while pending: nothing to store
+                continue
+            }
+            do {
+                decoded.append((read, try StreamEntryCodec.decode(fields)))
+            } catch {
+                deadLetters.append((read, error.description, 1))  // can never succeed: no retries
+            }
+        }
+
+        let admitted = try await admissions(for: decoded.map(\.event))
+        var accepted: [(read: ReadEntry, event: QueuedEvent)] = []
+        var rejected: [(read: ReadEntry, event: QueuedEvent)] = []
+        for item in decoded {
+            if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { rejected.append(item) }
+        }
+
+        let outcome = try await persist(accepted)
+        let retryLater = Set(outcome.failed.map(\.read.entry.id))
+        for item in accepted where !retryLater.contains(item.read.entry.id) {
+            finished[item.read.kind, default: []].append(item.read.entry.id)
+        }
+        for failure in outcome.failed {
+            let attempts = try await retrying("count attempts") {
+                try await commands.send(HINCRBY(keys.attempts, field: "\(failure.read.kind.rawValue):\(failure.read.entry.id)", by: 1))
+            }
+            if attempts >= settings.maxAttempts {
+                deadLetters.append((failure.read, failure.reason, attempts))
+            } else {
+                logger.warning(
+                    "worker.entry.failed", metadata: ["redis.id": "\(failure.read.entry.id)", "worker.attempts": "\(attempts)", "error": "\(failure.reason)"])
+            }
+        }
+
+        try await recordRejections(rejected)
+        try await deadLetter(deadLetters)
+        for item in rejected { finished[item.read.kind, default: []].append(item.read.entry.id) }
+        for item in deadLetters { finished[item.read.kind, default: []].append(item.read.entry.id) }
+        try await acknowledge(finished, storedCounts: outcome.stored)
+        metrics.batchDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
+    }
+
+    /// Asks the quota once per distinct organization and service in the batch.
+    private func admissions(for events: [QueuedEvent]) async throws -> [ServiceKey: Bool] {
+        var admitted: [ServiceKey: Bool] = [:]
+        for key in Set(events.map(ServiceKey.init)) {
+            admitted[key] = try await retrying("quota") { try await quota.admit(org: key.org, service: key.service) }
+        }
+        return admitted
+    }
+
+    /// Stores the batch in one transaction; while the database is unavailable, waits and retries. When the
+    /// database refuses the batch, stores entries one by one to find those it refuses.
+    private func persist(
+        _ items: [(read: ReadEntry, event: QueuedEvent)]
+    ) async throws -> (stored: [String: [EventKind: Int]], failed: [(read: ReadEntry, reason: String)]) {
+        guard !items.isEmpty else { return ([:], []) }
+        var stored: [String: [EventKind: Int]] = [:]
+        var failed: [(read: ReadEntry, reason: String)] = []
+        do {
+            try await storeWaitingForDatabase(items.map(\.event))
+            for item in items { stored[item.event.org, default: [:]][item.event.event.kind, default: 0] += 1 }
+        } catch let error as SinkError {
+            logger.warning("worker.batch.refused", metadata: ["error": "\(error.message)", "worker.entries": "\(items.count)"])
+            for item in items {
+                do {
+                    try await storeWaitingForDatabase([item.event])
+                    stored[item.event.org, default: [:]][item.event.event.kind, default: 0] += 1
+                } catch let error as SinkError {
+                    failed.append((item.read, error.message))
+                }
+            }
+        }
+        return (stored, failed)
+    }
+
+    /// Stores events, retrying for as long as the database is unavailable; throws the sink's error when it refuses them.
+    private func storeWaitingForDatabase(_ events: [QueuedEvent]) async throws {
+        var delay = 100
+        var logged = false
+        while true {
+            let started = MonotonicInstant.now
+            let result: Result<Int, SinkError>
+            do throws(SinkError) {
+                result = .success(try await sink.store(events))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success:
+                metrics.commitDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
+                if logged { logger.info("worker.database.back") }
+                return
+            case .failure(let error):
+                guard error.code == .unavailable else { throw error }
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
+                if !logged {
+                    logger.warning("worker.database.unavailable", metadata: ["error": "\(error.message)"])
+                    logged = true
+                }
+                try await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 5_000)
+            }
+        }
+    }
+
+    /// Records events over quota: the capped rejected stream, the per-organization counters, a log line per
+    /// organization and service at most once a minute.
+    private func recordRejections(_ rejected: [(read: ReadEntry, event: QueuedEvent)]) async throws {
+        guard !rejected.isEmpty else { return }
+        var adds: [RawCommand] = []
+        var perOrg: [String: Int] = [:]
+        for item in rejected {
+            let event = item.event
+            let limit = quota.fallbackLimit(for: event.org)
+            var fields: [[UInt8]] = [
+                "XADD", keys.rejectedStream, "MAXLEN", "~", String(settings.rejectedMaxLength), "*",
+                "reason", "service_quota_exceeded", "id", event.id, "org", event.org, "service", event.event.service,
+                "kind", event.event.kind.rawValue, "received_at", event.receivedAt.iso8601,
+                "source_stream", keys.stream(item.read.kind), "source_id", item.read.entry.id,
+            ].map { Array($0.utf8) }
+            fields += [Array("default_limit".utf8), Array(String(limit).utf8)]
+            adds.append(RawCommand(arguments: fields))
+            perOrg[event.org, default: 0] += 1
+            metrics.rejected(kind: event.event.kind, org: event.org).increment()
+            if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
+                logger.warning(
+                    "worker.quota.rejected",
+                    metadata: ["org.id": "\(event.org)", "event.service": "\(event.event.service)", "quota.default_limit": "\(limit)"])
+            }
+        }
+        let counters = perOrg.map { HINCRBY(keys.counts(org: $0.key), field: "rejected:service_quota_exceeded", by: $0.value) }
+        try await retrying("record rejections") {
+            for result in try await commands.pipeline(adds) { _ = try result.get() }
+            for result in try await commands.pipeline(counters) { _ = try result.get() }
+        }
+    }
+
+    /// Moves entries that can never be stored to the dead-letter stream, with their reason and original id.
+    private func deadLetter(_ items: [(read: ReadEntry, reason: String, attempts: Int)]) async throws {
+        guard !items.isEmpty else { return }
+        var adds: [RawCommand] = []
+        for item in items {
+            var arguments: [[UInt8]] = ["XADD", keys.deadLetterStream, "*"].map { Array($0.utf8) }
+            let extra = [
+                ("dlq_reason", item.reason), ("dlq_stream", keys.stream(item.read.kind)), ("dlq_id", item.read.entry.id),
+                ("dlq_attempts", String(item.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
+            ]
+            for (name, value) in extra {
+                arguments.append(Array(name.utf8))
+                arguments.append(Array(value.utf8))
+            }
+            for field in item.read.entry.fields ?? [] {
+                arguments.append(field.name)
+                arguments.append(field.value)
+            }
+            adds.append(RawCommand(arguments: arguments))
+            metrics.deadLettered.increment()
+            logger.error("worker.dead_lettered", metadata: ["redis.id": "\(item.read.entry.id)", "error": "\(item.reason)"])
+        }
+        let cleared = items.map {
+            RawCommand(arguments: [Array("HDEL".utf8), Array(keys.attempts.utf8), Array("\($0.read.kind.rawValue):\($0.read.entry.id)".utf8)])
+        }
+        try await retrying("dead-letter") {
+            for result in try await commands.pipeline(adds + cleared) { _ = try result.get() }
+        }
+    }
+
+    /// Acknowledges and deletes finished entries, and counts what was stored per organization.
+    private func acknowledge(_ finished: [EventKind: [String]], storedCounts: [String: [EventKind: Int]]) async throws {
+        var commandsToSend: [RawCommand] = []
+        for (kind, ids) in finished where !ids.isEmpty {
+            commandsToSend.append(RawCommand(arguments: XACK(keys.stream(kind), group: keys.consumerGroup, ids: ids).arguments))
+            commandsToSend.append(RawCommand(arguments: XDEL(keys.stream(kind), ids: ids).arguments))
+        }
+        for (org, kinds) in storedCounts {
+            for (kind, count) in kinds {
+                commandsToSend.append(RawCommand(arguments: HINCRBY(keys.counts(org: org), field: "stored:\(kind.rawValue)", by: count).arguments))
+                metrics.stored(kind: kind, org: org).increment(by: Int64(count))
+            }
+        }
+        guard !commandsToSend.isEmpty else { return }
+        try await retrying("acknowledge") {
+            for result in try await commands.pipeline(commandsToSend) { _ = try result.get() }
+        }
+    }
+}
+
+/// An organization and one of its services: what the quota counts.
+struct ServiceKey: Hashable, Sendable {
+    var org: String
+    var service: String
+
+    init(_ event: QueuedEvent) {
+        org = event.org
+        service = event.event.service
+    }
+}

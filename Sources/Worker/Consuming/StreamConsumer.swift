@@ -1,0 +1,130 @@
+import Logging
+import ServiceLifecycle
+import Shared
+
+/// One entry read from a stream.
+struct ReadEntry: Sendable {
+    var kind: EventKind
+    var entry: StreamEntry
+}
+
+/// Turns stream entries into stored rows: ensure the group → re-read own pending → loop { claim idle
+/// entries of silent consumers → read a batch → quota → persist in one transaction → XACK + XDEL }.
+///
+/// Nothing is acknowledged before it is committed, rejected into the rejected stream, or dead-lettered.
+/// A graceful shutdown finishes the batch in hand.
+struct StreamConsumer: Service {
+    let commands: RedisClient
+    /// A client of its own for `XREADGROUP ... BLOCK`, which would hold up pipelined commands.
+    let reader: RedisClient
+    let sink: any EventSink
+    let keys: RedisKeys
+    let settings: ConsumerSettings
+    let metrics: WorkerMetrics
+    let logLimiter = LogLimiter()
+    let logger: Logger
+
+    var quota: QuotaEnforcer { QuotaEnforcer(redis: commands, keys: keys, defaultLimit: settings.defaultServiceLimit) }
+
+    func run() async throws {
+        try await retrying("start") { () async throws -> Void in
+            for kind in EventKind.allCases {
+                _ = try await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup))
+            }
+            try await sink.prepare()
+        }
+        logger.info("worker.consuming", metadata: ["redis.group": "\(keys.consumerGroup)", "worker.consumer": "\(settings.consumer)"])
+        try await drainOwnPending()
+        var lastClaim = MonotonicInstant(nanoseconds: 0)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if (MonotonicInstant.now.nanoseconds - lastClaim.nanoseconds) / 1_000_000 >= UInt64(max(settings.claimIdleMilliseconds / 2, 100)) {
+                try await claimIdle()
+                lastClaim = .now
+            }
+            let batch = try await read(ids: ">", block: settings.blockMilliseconds)
+            if !batch.isEmpty { try await process(batch) }
+        }
+        logger.info("worker.stopped", metadata: ["worker.consumer": "\(settings.consumer)"])
+    }
+
+    /// Re-reads the entries this consumer had been given before a restart.
+    func drainOwnPending() async throws {
+        var after = Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, "0") })
+        while !Task.isCancelled {
+            let batch = try await read(ids: after, block: nil)
+            if batch.isEmpty { return }
+            for entry in batch { after[entry.kind] = entry.entry.id }
+            try await process(batch)
+        }
+    }
+
+    /// Takes over entries idle longer than the claim time, whoever held them, and processes them.
+    func claimIdle() async throws {
+        for kind in EventKind.allCases {
+            var start = "0-0"
+            repeat {
+                let command = XAUTOCLAIM(
+                    keys.stream(kind), group: keys.consumerGroup, consumer: settings.consumer,
+                    minIdleMilliseconds: settings.claimIdleMilliseconds, start: start, count: settings.batchSize)
+                let claimed: XAUTOCLAIM.Claimed
+                do {
+                    claimed = try await commands.send(command)
+                } catch {
+                    logger.warning("worker.claim.failed", metadata: ["redis.error": "\(error.message)"])
+                    return
+                }
+                if !claimed.entries.isEmpty {
+                    logger.info("worker.claimed", metadata: ["redis.stream": "\(keys.stream(kind))", "worker.entries": "\(claimed.entries.count)"])
+                    try await process(claimed.entries.map { ReadEntry(kind: kind, entry: $0) })
+                }
+                start = claimed.nextStart
+            } while start != "0-0" && !Task.isShuttingDownGracefully
+        }
+    }
+
+    private func read(ids: String, block: Int?) async throws -> [ReadEntry] {
+        try await read(ids: Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, ids) }), block: block)
+    }
+
+    private func read(ids: [EventKind: String], block: Int?) async throws -> [ReadEntry] {
+        let command = XREADGROUP(
+            group: keys.consumerGroup, consumer: settings.consumer, count: settings.batchSize, block: block,
+            streams: EventKind.allCases.map { (keys.stream($0), ids[$0]!) })
+        let result: [XREADGROUP.StreamEntries]
+        do {
+            result = try await reader.send(command)
+        } catch {
+            if error.serverPrefix == "NOGROUP" {
+                for kind in EventKind.allCases { _ = try? await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup)) }
+            }
+            logger.warning("worker.read.failed", metadata: ["redis.error": "\(error.message)"])
+            try await Task.sleep(for: .milliseconds(250))
+            return []
+        }
+        var entries: [ReadEntry] = []
+        for streamEntries in result {
+            guard let kind = EventKind.allCases.first(where: { keys.stream($0) == streamEntries.stream }) else { continue }
+            entries += streamEntries.entries.map { ReadEntry(kind: kind, entry: $0) }
+        }
+        return entries
+    }
+
+    /// Runs `body` until it succeeds, backing off from 100 ms to 5 s; gives up only at shutdown.
+    func retrying<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        var delay = 100
+        var logged = false
+        while true {
+            do {
+                return try await body()
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
+                if !logged {
+                    logger.warning("worker.retrying", metadata: ["worker.step": "\(what)", "error": "\(error)"])
+                    logged = true
+                }
+                try await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 5_000)
+            }
+        }
+    }
+}

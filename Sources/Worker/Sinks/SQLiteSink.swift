@@ -1,0 +1,219 @@
+import CSQLite
+import Dispatch
+import Foundation
+import Shared
+
+/// Stores events in a SQLite file: WAL journal, `synchronous=FULL` (a commit survives power loss, so an
+/// XACK after it never loses an event), a busy timeout, one transaction per batch, `INSERT OR IGNORE`.
+///
+/// `@unchecked Sendable`: the handle and statements are touched only on `queue`, a serial queue of
+/// the sink's own, so blocking SQLite calls never run on Swift's cooperative pool.
+final class SQLiteSink: EventSink, @unchecked Sendable {
+    let path: String
+    private let queue = DispatchQueue(label: "operyn.sqlite")
+    private var database: OpaquePointer?
+    private var statements: [EventKind: OpaquePointer] = [:]
+
+    /// Versioned migrations; each runs once, in order, in its own transaction.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE logs (
+            id TEXT PRIMARY KEY, org_id TEXT NOT NULL, service TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL,
+            timestamp TEXT NOT NULL, trace_id TEXT, span_id TEXT, metadata TEXT, received_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX logs_org_service_time ON logs (org_id, service, timestamp);
+        CREATE INDEX logs_org_time ON logs (org_id, timestamp);
+        CREATE TABLE metrics (
+            id TEXT PRIMARY KEY, org_id TEXT NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
+            unit TEXT NOT NULL, timestamp TEXT NOT NULL, labels TEXT, received_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX metrics_org_service_name_time ON metrics (org_id, service, name, timestamp);
+        CREATE TABLE deployments (
+            id TEXT PRIMARY KEY, org_id TEXT NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+            git_hash TEXT, timestamp TEXT NOT NULL, metadata TEXT, received_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX deployments_org_service_time ON deployments (org_id, service, timestamp);
+        """
+    ]
+
+    init(path: String) { self.path = path }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        if let database { sqlite3_close_v2(database) }
+    }
+
+    func prepare() async throws(SinkError) {
+        try await run { () throws(SinkError) in try self.openAndMigrate() }
+    }
+
+    func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
+        guard !events.isEmpty else { return 0 }
+        return try await run { () throws(SinkError) in try self.insert(events) }
+    }
+
+    func close() async {
+        try? await run { () throws(SinkError) in
+            for statement in self.statements.values { sqlite3_finalize(statement) }
+            self.statements = [:]
+            if let database = self.database { sqlite3_close_v2(database) }
+            self.database = nil
+        }
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws(SinkError) -> T) async throws(SinkError) -> T {
+        let result: Result<T, SinkError> = await withCheckedContinuation { continuation in
+            queue.async {
+                do throws(SinkError) {
+                    continuation.resume(returning: .success(try body()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: On `queue`
+
+    private func openAndMigrate() throws(SinkError) {
+        if database == nil {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            var handle: OpaquePointer?
+            let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+            guard status == SQLITE_OK, let handle else {
+                if let handle { sqlite3_close_v2(handle) }
+                throw SinkError(code: .unavailable, message: "cannot open SQLite database at \(path): \(String(cString: sqlite3_errstr(status)))")
+            }
+            database = handle
+            sqlite3_busy_timeout(handle, 5_000)
+            try execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        }
+        try execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);")
+        let applied = try currentVersion()
+        for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
+            try execute("BEGIN IMMEDIATE;")
+            do throws(SinkError) {
+                try execute(migration)
+                try execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(index + 1), '\(Timestamp.now.iso8601)');")
+                try execute("COMMIT;")
+            } catch {
+                try? execute("ROLLBACK;")
+                throw error
+            }
+        }
+    }
+
+    private func currentVersion() throws(SinkError) -> Int {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(database, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &statement, nil) == SQLITE_OK else {
+            throw failure("read schema version")
+        }
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { throw failure("read schema version") }
+        return Int(sqlite3_column_int64(statement, 0))
+    }
+
+    private func insert(_ events: [QueuedEvent]) throws(SinkError) -> Int {
+        if database == nil { try openAndMigrate() }
+        try execute("BEGIN IMMEDIATE;")
+        var inserted = 0
+        do throws(SinkError) {
+            for queued in events {
+                let statement = try statement(for: queued.event.kind)
+                bind(queued, to: statement)
+                let status = sqlite3_step(statement)
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+                guard status == SQLITE_DONE else { throw failure("insert event \(queued.id)", status: status) }
+                inserted += Int(sqlite3_changes(database))
+            }
+            try execute("COMMIT;")
+        } catch {
+            try? execute("ROLLBACK;")
+            throw error
+        }
+        return inserted
+    }
+
+    private func statement(for kind: EventKind) throws(SinkError) -> OpaquePointer {
+        if let statement = statements[kind] { return statement }
+        let columns: [String]
+        switch kind {
+        case .logs: columns = Schema.logs
+        case .metrics: columns = Schema.metrics
+        case .deployments: columns = Schema.deployments
+        }
+        let sql = "INSERT OR IGNORE INTO \(kind.rawValue) (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v3(database, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
+            throw failure("prepare insert into \(kind.rawValue)")
+        }
+        statements[kind] = statement
+        return statement
+    }
+
+    private func bind(_ queued: QueuedEvent, to statement: OpaquePointer) {
+        var index: Int32 = 1
+        func text(_ value: String?) {
+            if let value {
+                sqlite3_bind_text(statement, index, value, -1, CSQLite_transient())
+            } else {
+                sqlite3_bind_null(statement, index)
+            }
+            index += 1
+        }
+        text(queued.id)
+        text(queued.org)
+        switch queued.event {
+        case .log(let event):
+            text(event.service)
+            text(event.level.rawValue)
+            text(event.message)
+            text(event.timestamp.iso8601)
+            text(event.traceId)
+            text(event.spanId)
+            text(event.metadata?.jsonText)
+        case .metric(let event):
+            text(event.service)
+            text(event.name)
+            sqlite3_bind_double(statement, index, event.value)
+            index += 1
+            text(event.unit)
+            text(event.timestamp.iso8601)
+            text(event.labelsObject?.jsonText)
+        case .deployment(let event):
+            text(event.service)
+            text(event.version)
+            text(event.environment)
+            text(event.gitHash)
+            text(event.timestamp.iso8601)
+            text(event.metadata?.jsonText)
+        }
+        text(queued.receivedAt.iso8601)
+    }
+
+    private func execute(_ sql: String) throws(SinkError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let status = sqlite3_exec(database, sql, nil, nil, &message)
+        if status != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_free(message)
+            throw SinkError(code: Self.code(status), message: "SQLite: \(text)")
+        }
+    }
+
+    private func failure(_ action: String, status: Int32? = nil) -> SinkError {
+        let code = status ?? sqlite3_errcode(database)
+        return SinkError(code: Self.code(code), message: "SQLite could not \(action): \(String(cString: sqlite3_errmsg(database)))")
+    }
+
+    /// Busy, locked, I/O, full, unopenable, read-only and out-of-memory pass; anything else is about the data.
+    private static func code(_ status: Int32) -> SinkError.Code {
+        switch status & 0xFF {
+        case SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_NOMEM, SQLITE_PROTOCOL: .unavailable
+        default: .rejected
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Metrics
+import Shared
+import Synchronization
+
+/// The worker's metric objects; per-organization counters are made on first use and kept.
+final class WorkerMetrics: Sendable {
+    private let factory: any MetricsFactory
+    private let counters = Mutex<[String: Counter]>([:])
+    /// `operyn_worker_dead_lettered_total`.
+    let deadLettered: Counter
+    /// `operyn_worker_batch_duration_seconds`: one batch from read to acknowledgement.
+    let batchDuration: Timer
+    /// `operyn_worker_commit_duration_seconds`: one database transaction.
+    let commitDuration: Timer
+    /// `operyn_stream_lag{kind}` and `operyn_stream_pending{kind}`.
+    let lag: [EventKind: Gauge]
+    let pending: [EventKind: Gauge]
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        deadLettered = Counter(label: "operyn_worker_dead_lettered_total", dimensions: [], factory: factory)
+        batchDuration = Timer(label: "operyn_worker_batch_duration_seconds", dimensions: [], factory: factory)
+        commitDuration = Timer(label: "operyn_worker_commit_duration_seconds", dimensions: [], factory: factory)
+        var lag: [EventKind: Gauge] = [:]
+        var pending: [EventKind: Gauge] = [:]
+        for kind in EventKind.allCases {
+            lag[kind] = Gauge(label: "operyn_stream_lag", dimensions: [("kind", kind.rawValue)], factory: factory)
+            pending[kind] = Gauge(label: "operyn_stream_pending", dimensions: [("kind", kind.rawValue)], factory: factory)
+        }
+        self.lag = lag
+        self.pending = pending
+    }
+
+    /// `operyn_worker_events_stored_total{kind,org}`.
+    func stored(kind: EventKind, org: String) -> Counter { counter("operyn_worker_events_stored_total", kind, org) }
+
+    /// `operyn_worker_events_rejected_total{kind,org,reason="service_quota_exceeded"}`.
+    func rejected(kind: EventKind, org: String) -> Counter { counter("operyn_worker_events_rejected_total", kind, org) }
+
+    private func counter(_ label: String, _ kind: EventKind, _ org: String) -> Counter {
+        counters.withLock { counters in
+            let key = "\(label)|\(kind.rawValue)|\(org)"
+            if let counter = counters[key] { return counter }
+            var dimensions = [("kind", kind.rawValue), ("org", org)]
+            if label.contains("rejected") { dimensions.append(("reason", "service_quota_exceeded")) }
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
+            return counter
+        }
+    }
+}
+
+/// Lets a message through at most once a minute per key.
+final class LogLimiter: Sendable {
+    private let last = Mutex<[String: MonotonicInstant]>([:])
+    private let intervalMilliseconds: Int
+
+    init(intervalMilliseconds: Int = 60_000) { self.intervalMilliseconds = intervalMilliseconds }
+
+    func shouldLog(_ key: String) -> Bool {
+        let now = MonotonicInstant.now
+        return last.withLock { last in
+            if let previous = last[key], previous.adding(milliseconds: intervalMilliseconds) > now { return false }
+            if last.count > 10_000 { last.removeAll() }
+            last[key] = now
+            return true
+        }
+    }
+}
