@@ -102,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["Worker", "Shared", "TestSupport"],
+            dependencies: ["Worker", "Shared", "TestSupport", "CSQLite"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -52,10 +52,11 @@ extension StreamConsumer {
         metrics.batchDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
     }
 
-    /// Asks the quota once per distinct organization and service in the batch.
+    /// Asks the quota once per distinct organization and service, in the order the events arrived, so the
+    /// first services seen are the ones admitted.
     private func admissions(for events: [QueuedEvent]) async throws -> [ServiceKey: Bool] {
         var admitted: [ServiceKey: Bool] = [:]
-        for key in Set(events.map(ServiceKey.init)) {
+        for key in events.map(ServiceKey.init) where admitted[key] == nil {
             admitted[key] = try await retrying("quota") { try await quota.admit(org: key.org, service: key.service) }
         }
         return admitted

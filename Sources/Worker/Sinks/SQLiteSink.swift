@@ -36,7 +36,13 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         """
     ]
 
-    init(path: String) { self.path = path }
+    /// How long a write waits for another connection's lock before the database counts as unavailable.
+    let busyTimeoutMilliseconds: Int32
+
+    init(path: String, busyTimeoutMilliseconds: Int32 = 5_000) {
+        self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+    }
 
     deinit {
         for statement in statements.values { sqlite3_finalize(statement) }
@@ -87,7 +93,7 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
                 throw SinkError(code: .unavailable, message: "cannot open SQLite database at \(path): \(String(cString: sqlite3_errstr(status)))")
             }
             database = handle
-            sqlite3_busy_timeout(handle, 5_000)
+            sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
             try execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
         }
         try execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);")

@@ -1,0 +1,174 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+@testable import Worker
+
+@Suite("Worker on the real Redis and SQLite")
+struct ConsumerTests {
+    @Test func storesEveryEventAndEmptiesTheStream() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let events = try await harness.publish(
+            (0..<300).map { Sample.log(service: "svc-\($0 % 3)", message: "m\($0)") } + [Sample.metric(), Sample.deployment()])
+        let done = try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 300 && (try? harness.count("metrics")) == 1 }
+        #expect(done)
+        #expect(try harness.count("deployments") == 1)
+        #expect(try await harness.pending() == 0)
+        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0, "acknowledged entries are deleted")
+        #expect(try await harness.redis.send(HGET(harness.keys.counts(org: "default"), field: "stored:logs")) == "300")
+        #expect(Set(try harness.query("SELECT id FROM logs").compactMap(\.first)) == Set(events.prefix(300).map(\.id)))
+    }
+
+    @Test func redeliveryMakesNoDuplicate() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let events = (0..<50).map { _ in Sample.log() }
+        try await harness.publish(events)
+        #expect(try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 50 })
+        try await harness.publish(events)  // the same event ids again, as after a crash before XACK
+        #expect(try await harness.run(harness.consumer()) { try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0 })
+        #expect(try harness.count("logs") == 50)
+    }
+
+    @Test func quotaAdmitsFiveServicesForTheDefaultOrganization() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let events = (1...8).map { Sample.log(service: "svc-\($0)") } + [Sample.metric(service: "svc-1"), Sample.deployment(service: "svc-7")]
+        try await harness.publish(events)
+        #expect(
+            try await harness.run(harness.consumer()) {
+                let pending = try await harness.pending()
+                return pending == 0 && (try? harness.count("logs")) == 5
+            })
+        #expect(try harness.count("metrics") == 1 && harness.count("deployments") == 0)
+        #expect(try await harness.redis.send(SCARD(harness.keys.services(org: "default"))) == 5)
+        let rejected = try await harness.redis.send(RawCommand("XRANGE", harness.keys.rejectedStream, "-", "+"))
+        #expect(rejected.array?.count == 4)
+        #expect(try await harness.redis.send(HGET(harness.keys.counts(org: "default"), field: "rejected:service_quota_exceeded")) == "4")
+        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0, "rejected events are acknowledged too")
+    }
+
+    @Test func tenWorkersRacingAdmitExactlyFive() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let clients = try (0..<10).map { _ in try RedisClient(url: TestRedis.url) }
+        let admitted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    try await QuotaEnforcer(redis: client, keys: harness.keys, defaultLimit: 100).admit(org: "default", service: "svc-\(index)")
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(admitted == 5)
+        // A sixth service raced by ten workers still gets nothing; a known one always passes.
+        let sixth = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for client in clients {
+                group.addTask { try await QuotaEnforcer(redis: client, keys: harness.keys, defaultLimit: 100).admit(org: "default", service: "late") }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(sixth == 0)
+        let members = try await harness.redis.send(SMEMBERS(harness.keys.services(org: "default")))
+        #expect(try await QuotaEnforcer(redis: harness.redis, keys: harness.keys, defaultLimit: 100).admit(org: "default", service: members[0]))
+        _ = try await harness.redis.send(HSET(harness.keys.settings(org: "org_a"), fields: [("service_limit", "1")]))
+        let enforcer = QuotaEnforcer(redis: harness.redis, keys: harness.keys, defaultLimit: 100)
+        #expect(try await enforcer.admit(org: "org_a", service: "one"))
+        #expect(try await !enforcer.admit(org: "org_a", service: "two"), "the per-organization override applies")
+        #expect(try await enforcer.admit(org: "org_b", service: "six"))
+        #expect(try await enforcer.admit(org: "org_b", service: "seven"))
+        for client in clients { client.shutdown() }
+    }
+
+    @Test func aPoisonEntryIsDeadLetteredWhileGoodEntriesFlow() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        try await harness.publish([Sample.log()])
+        _ = try await harness.redis.send(RawCommand("XADD", harness.keys.stream(.logs), "*", "v", "1", "kind", "logs", "garbage", "yes"))
+        try await harness.publish([Sample.log()])
+        #expect(
+            try await harness.run(harness.consumer()) {
+                let pending = try await harness.pending()
+                return pending == 0 && (try? harness.count("logs")) == 2
+            })
+        let letters = try await harness.redis.send(RawCommand("XRANGE", harness.keys.deadLetterStream, "-", "+"))
+        let fields = try #require(letters.array?.first?.array?[1].array).compactMap(\.string)
+        #expect(letters.array?.count == 1)
+        #expect(fields.contains("dlq_reason") && fields.contains("undecodable stream entry: missing field 'level'"))
+        #expect(fields.contains("garbage"), "the original fields are kept")
+    }
+
+    @Test func entriesTheDatabaseRefusesAreRetriedThenDeadLettered() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let poison = Sample.log(message: "refuse me")
+        try await harness.publish([Sample.log(), poison, Sample.log()])
+        let sink = RefusingSink(inner: harness.sink, refusedID: poison.id)
+        #expect(
+            try await harness.run(harness.consumer(claimIdle: 200, maxAttempts: 3, sink: sink)) {
+                let letters = try await harness.redis.send(XLEN(harness.keys.deadLetterStream))
+                let pending = try await harness.pending()
+                return letters == 1 && pending == 0
+            })
+        #expect(try harness.count("logs") == 2)
+        #expect(try await harness.redis.send(RawCommand("HLEN", harness.keys.attempts)) == .integer(0))
+    }
+
+    @Test func deletingNeverRemovesAnUnacknowledgedEntry() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        try await harness.publish((0..<10).map { _ in Sample.log() })
+        _ = try await harness.redis.send(XGROUPCREATE(harness.keys.stream(.logs), group: harness.keys.consumerGroup))
+        // A consumer that crashes after reading four entries.
+        _ = try await harness.redis.send(
+            XREADGROUP(group: harness.keys.consumerGroup, consumer: "crashed", count: 4, streams: [(harness.keys.stream(.logs), ">")]))
+        #expect(try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 6 })
+        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 4, "the crashed consumer's entries stay")
+        // Once they have been idle long enough, another worker takes them over.
+        #expect(try await harness.run(harness.consumer(name: "c2", claimIdle: 200)) { (try? harness.count("logs")) == 10 })
+        #expect(try await harness.pending() == 0)
+    }
+
+    @Test func aLockedDatabaseHoldsTheBatchUntilItIsFree() async throws {
+        let harness = try WorkerHarness(busyTimeoutMilliseconds: 50)
+        defer { Task { await harness.cleanUp() } }
+        try await harness.sink.prepare()
+        try await harness.publish((0..<20).map { _ in Sample.log() })
+        let lock = SQLiteLock(path: harness.databasePath)
+        let task = Task { try await harness.consumer().run() }
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(try await harness.pending() == 20, "nothing is acknowledged while the database is locked")
+        lock.release()
+        var stored = false
+        for _ in 0..<100 where !stored {
+            try await Task.sleep(for: .milliseconds(100))
+            stored = (try? harness.count("logs")) == 20
+        }
+        #expect(stored)
+        var drained = false
+        for _ in 0..<50 where !drained {
+            drained = try await harness.pending() == 0
+            if !drained { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(drained)
+        task.cancel()
+        _ = await task.result
+    }
+}
+
+/// A sink that refuses one event id as a database would refuse a bad row.
+struct RefusingSink: EventSink {
+    let inner: any EventSink
+    let refusedID: String
+
+    func prepare() async throws(SinkError) { try await inner.prepare() }
+
+    func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
+        if events.contains(where: { $0.id == refusedID }) { throw SinkError(code: .rejected, message: "value too long for column") }
+        return try await inner.store(events)
+    }
+
+    func close() async { await inner.close() }
+}

@@ -1,0 +1,133 @@
+import CSQLite
+import Foundation
+import Logging
+import Prometheus
+import Shared
+import TestSupport
+
+@testable import Worker
+
+/// A worker's parts on the test Redis and a fresh SQLite file, each test on its own key prefix.
+struct WorkerHarness {
+    let keys: RedisKeys
+    let redis: RedisClient
+    let reader: RedisClient
+    let databasePath: String
+    let sink: SQLiteSink
+
+    init(redisURL: String? = nil, busyTimeoutMilliseconds: Int32 = 5_000, name: String = #function) throws {
+        let url = try redisURL ?? TestRedis.url
+        keys = RedisKeys(prefix: TestRedis.prefix(name))
+        redis = try RedisClient(url: url)
+        reader = try RedisClient(url: url)
+        databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-test-\(UUID().uuidString)/operyn.sqlite").path
+        sink = SQLiteSink(path: databasePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    func consumer(name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, sink: (any EventSink)? = nil) -> StreamConsumer {
+        var settings = ConsumerSettings(consumer: name)
+        settings.blockMilliseconds = 100
+        settings.claimIdleMilliseconds = claimIdle
+        settings.maxAttempts = maxAttempts
+        settings.batchSize = 500
+        return StreamConsumer(
+            commands: redis, reader: reader, sink: sink ?? self.sink, keys: keys, settings: settings,
+            metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), logger: Logger(label: "test"))
+    }
+
+    /// XADDs events as the gateway does; returns them.
+    @discardableResult
+    func publish(_ events: [QueuedEvent]) async throws -> [QueuedEvent] {
+        for chunk in stride(from: 0, to: events.count, by: 1_000) {
+            let slice = events[chunk..<min(chunk + 1_000, events.count)]
+            for result in try await redis.pipeline(slice.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) }) {
+                _ = try result.get()
+            }
+        }
+        return events
+    }
+
+    /// Runs `consumer` until `condition` holds or `seconds` pass; returns whether it held.
+    func run(_ consumer: StreamConsumer, seconds: Double = 20, until condition: @escaping @Sendable () async throws -> Bool) async throws -> Bool {
+        let task = Task { try await consumer.run() }
+        defer { task.cancel() }
+        let deadline = MonotonicInstant.now.adding(milliseconds: Int(seconds * 1000))
+        while MonotonicInstant.now < deadline {
+            if try await condition() {
+                task.cancel()
+                _ = await task.result
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        _ = await task.result
+        return false
+    }
+
+    func count(_ table: String, where clause: String = "1=1") throws -> Int {
+        Int((try query("SELECT COUNT(*) FROM \(table) WHERE \(clause)").first?.first ?? "0") ?? "0") ?? 0
+    }
+
+    /// Rows of a query, every column as text (NULL as nil).
+    func query(_ sql: String) throws -> [[String?]] {
+        var database: OpaquePointer?
+        guard sqlite3_open_v2(databasePath, &database, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
+            sqlite3_close_v2(database)
+            return []
+        }
+        defer { sqlite3_close_v2(database) }
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
+        defer { sqlite3_finalize(statement) }
+        var rows: [[String?]] = []
+        while sqlite3_step(statement) == SQLITE_ROW {
+            rows.append(
+                (0..<sqlite3_column_count(statement)).map { column in
+                    sqlite3_column_text(statement, column).map { String(cString: $0) }
+                })
+        }
+        return rows
+    }
+
+    /// Entries pending in the group over every stream; -1 while the group does not exist yet.
+    func pending() async throws -> Int {
+        var total = 0
+        for kind in EventKind.allCases {
+            let summary = try? await redis.send(XPENDING(keys.stream(kind), group: keys.consumerGroup))
+            guard let summary else { return -1 }
+            total += summary.count
+        }
+        return total
+    }
+
+    func cleanUp() async {
+        var names = EventKind.allCases.map(keys.stream) + [keys.deadLetterStream, keys.rejectedStream, keys.attempts]
+        names += ["default", "org_a", "org_b"].flatMap { [keys.services(org: $0), keys.counts(org: $0), keys.settings(org: $0)] }
+        _ = try? await redis.send(DEL(names))
+        redis.shutdown()
+        reader.shutdown()
+        try? FileManager.default.removeItem(atPath: (databasePath as NSString).deletingLastPathComponent)
+    }
+}
+
+/// Events made like the gateway makes them.
+enum Sample {
+    static let validator = EventValidator()
+
+    static func log(service: String = "api", org: String = "default", message: String = "hello", id: String = UUID().uuidString.lowercased()) -> QueuedEvent {
+        let body =
+            #"{"service":"\#(service)","level":"warn","message":"\#(message)","traceId":"t-1","spanId":"s-1","timestamp":"2024-05-01T12:00:00.5+02:00","metadata":{"region":"eu","n":[1,{"x":true}]}}"#
+        return QueuedEvent(id: id, org: org, receivedAt: Timestamp(milliseconds: 1_700_000_000_000), event: try! validator.event(.logs, body: Array(body.utf8)))
+    }
+
+    static func metric(service: String = "api", org: String = "default") -> QueuedEvent {
+        let body = #"{"service":"\#(service)","name":"cpu","value":0.25,"unit":"percent","labels":{"host":"a","zone":"b"}}"#
+        return QueuedEvent(id: UUID().uuidString.lowercased(), org: org, receivedAt: .now, event: try! validator.event(.metrics, body: Array(body.utf8)))
+    }
+
+    static func deployment(service: String = "api", org: String = "default") -> QueuedEvent {
+        let body = #"{"service":"\#(service)","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4","metadata":{"deployedBy":"jenkins"}}"#
+        return QueuedEvent(id: UUID().uuidString.lowercased(), org: org, receivedAt: .now, event: try! validator.event(.deployments, body: Array(body.utf8)))
+    }
+}
