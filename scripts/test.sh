@@ -24,6 +24,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --appendonly ye
 redis_pid=$!
 wait_for_port "$redis_port" 10
 export OPERYN_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+export OPERYN_TEST_BIN_DIR="$(swift build --show-bin-path)"
 echo "test redis: $OPERYN_TEST_REDIS_URL"
 
 swift test "$@"

@@ -53,24 +53,7 @@ public final class RedisServer: @unchecked Sendable {
                 try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes",
                 "--daemonize", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path,
             ] + extraArguments
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // The test process blocks signals on its threads; the child must not inherit that mask,
-        // or it would never see SIGTERM.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, arguments[0], nil, &attributes, &argv, environ) == 0 else {
-            throw RedisError(code: .connectionFailed, message: "could not start redis-server")
-        }
+        let pid = try ChildProcess.spawn(arguments)
         self.pid = pid
         let deadline = MonotonicInstant.now.adding(milliseconds: 10_000)
         while MonotonicInstant.now < deadline {
@@ -141,4 +124,61 @@ public func milliseconds(_ body: () async throws -> Void) async rethrows -> Int 
 extension Array where Element == UInt8 {
     /// The UTF-8 bytes of `text`.
     public init(_ text: String) { self = Array(text.utf8) }
+}
+
+/// Starting child processes from tests.
+public enum ChildProcess {
+    /// Starts `arguments[0]` with the rest as its arguments and `environment` added to this process's;
+    /// standard output and error go to `output` when given. Returns the pid.
+    public static func spawn(_ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> pid_t {
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value }
+        var envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        // The test process blocks signals on its threads; the child must not inherit that mask,
+        // or it would never see SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, &envp) == 0 else {
+            throw RedisError(code: .connectionFailed, message: "could not start \(arguments[0])")
+        }
+        return pid
+    }
+
+    /// Waits for `pid` to exit; returns its exit status, or 128 + the signal that ended it.
+    @discardableResult
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        if status & 0x7F == 0 { return (status >> 8) & 0xFF }
+        return 128 + (status & 0x7F)
+    }
+
+    /// The folder holding the package's built executables (`OPERYN_TEST_BIN_DIR`, or `.build/debug`).
+    public static func binDirectory(file: String = #filePath) -> String {
+        if let directory = ProcessInfo.processInfo.environment["OPERYN_TEST_BIN_DIR"] { return directory }
+        var root = URL(fileURLWithPath: file)
+        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        return root.appendingPathComponent(".build/debug").path
+    }
 }
