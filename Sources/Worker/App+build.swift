@@ -33,7 +33,9 @@ func buildServices(
     let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let consumer = StreamConsumer(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
-    var services: [any Service] = [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics)]
+    // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
+    var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
+    services += [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics)]
     if configuration.metricsPort != 0 {
         let router = Router()
         router.get("health/live") { _, _ in #"{"status":"ok"}"# }

@@ -172,3 +172,27 @@ struct RefusingSink: EventSink {
 
     func close() async { await inner.close() }
 }
+
+@Suite("Worker into both engines")
+struct EngineConsumerTests {
+    @Test(arguments: SinkEngine.allCases)
+    func theFullPathFromStreamToRow(engine: SinkEngine) async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let target = try await SinkUnderTest.make(engine)
+        let events = (0..<200).map { Sample.log(service: "svc-\($0 % 2)", message: "m\($0)") } + [Sample.metric(), Sample.deployment()]
+        try await harness.publish(events)
+        let consumer = harness.consumer(sink: target.sink)
+        let done = try await harness.run(consumer) {
+            let logs = try? await target.count("logs")
+            let deployments = try? await target.count("deployments")
+            return logs == 200 && deployments == 1
+        }
+        #expect(done)
+        #expect(try await target.count("metrics") == 1)
+        #expect(try await harness.pending() == 0)
+        let ids = Set(try await target.query("SELECT CAST(id AS TEXT) FROM logs").compactMap { $0.first ?? nil })
+        #expect(ids == Set(events.prefix(200).map(\.id)))
+        await target.close()
+    }
+}

@@ -70,25 +70,7 @@ struct WorkerHarness {
     }
 
     /// Rows of a query, every column as text (NULL as nil).
-    func query(_ sql: String) throws -> [[String?]] {
-        var database: OpaquePointer?
-        guard sqlite3_open_v2(databasePath, &database, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
-            sqlite3_close_v2(database)
-            return []
-        }
-        defer { sqlite3_close_v2(database) }
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
-        defer { sqlite3_finalize(statement) }
-        var rows: [[String?]] = []
-        while sqlite3_step(statement) == SQLITE_ROW {
-            rows.append(
-                (0..<sqlite3_column_count(statement)).map { column in
-                    sqlite3_column_text(statement, column).map { String(cString: $0) }
-                })
-        }
-        return rows
-    }
+    func query(_ sql: String) throws -> [[String?]] { try sqliteQuery(path: databasePath, sql) }
 
     /// Entries pending in the group over every stream; -1 while the group does not exist yet.
     func pending() async throws -> Int {
@@ -130,4 +112,22 @@ enum Sample {
         let body = #"{"service":"\#(service)","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4","metadata":{"deployedBy":"jenkins"}}"#
         return QueuedEvent(id: UUID().uuidString.lowercased(), org: org, receivedAt: .now, event: try! validator.event(.deployments, body: Array(body.utf8)))
     }
+}
+
+/// Rows of a query on a SQLite file, every column as text (NULL as nil); no rows when the file is missing.
+func sqliteQuery(path: String, _ sql: String) throws -> [[String?]] {
+    var database: OpaquePointer?
+    guard sqlite3_open_v2(path, &database, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
+        sqlite3_close_v2(database)
+        return []
+    }
+    defer { sqlite3_close_v2(database) }
+    var statement: OpaquePointer?
+    guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
+    defer { sqlite3_finalize(statement) }
+    var rows: [[String?]] = []
+    while sqlite3_step(statement) == SQLITE_ROW {
+        rows.append((0..<sqlite3_column_count(statement)).map { column in sqlite3_column_text(statement, column).map { String(cString: $0) } })
+    }
+    return rows
 }

@@ -36,7 +36,7 @@ enum SinkFactory {
             return SQLiteSink(path: path)
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            throw SinkError(code: .rejected, message: "PostgreSQL is not supported yet")
+            return try PostgresSink(url: url)
         }
         throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL must start with sqlite: or postgres://")
     }

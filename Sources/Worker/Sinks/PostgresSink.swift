@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shared
+
+/// Stores events in PostgreSQL through a postgres-nio connection pool: one transaction per batch, one
+/// `INSERT … SELECT FROM jsonb_to_recordset($1) … ON CONFLICT (id) DO NOTHING` per table, so a batch
+/// of any size is one round trip per kind and nulls travel as JSON nulls.
+///
+/// The pool runs as a service: `run()` must be running (the worker's service group runs it).
+final class PostgresSink: EventSink, Service {
+    let client: PostgresClient
+    /// Each call must finish within this, or the database counts as unavailable (the pool would otherwise
+    /// wait a long time for a connection to a server that is down).
+    let timeout: Duration
+    private let logger = Logger(label: "operyn.postgres")
+
+    /// Versioned migrations; each runs once, in order, under an advisory lock so workers starting together
+    /// do not race.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE logs (
+            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, level text NOT NULL, message text NOT NULL,
+            timestamp timestamptz NOT NULL, trace_id text, span_id text, metadata jsonb, received_at timestamptz NOT NULL
+        );
+        CREATE INDEX logs_org_service_time ON logs (org_id, service, timestamp);
+        CREATE INDEX logs_org_time ON logs (org_id, timestamp);
+        CREATE TABLE metrics (
+            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, name text NOT NULL, value double precision NOT NULL,
+            unit text NOT NULL, timestamp timestamptz NOT NULL, labels jsonb, received_at timestamptz NOT NULL
+        );
+        CREATE INDEX metrics_org_service_name_time ON metrics (org_id, service, name, timestamp);
+        CREATE TABLE deployments (
+            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, version text NOT NULL, environment text NOT NULL,
+            git_hash text, timestamp timestamptz NOT NULL, metadata jsonb, received_at timestamptz NOT NULL
+        );
+        CREATE INDEX deployments_org_service_time ON deployments (org_id, service, timestamp);
+        """
+    ]
+
+    /// Column types of each table, for `jsonb_to_recordset`.
+    static let recordTypes: [EventKind: String] = [
+        .logs:
+            "id uuid, org_id text, service text, level text, message text, timestamp timestamptz, trace_id text, span_id text, metadata jsonb, received_at timestamptz",
+        .metrics:
+            "id uuid, org_id text, service text, name text, value double precision, unit text, timestamp timestamptz, labels jsonb, received_at timestamptz",
+        .deployments:
+            "id uuid, org_id text, service text, version text, environment text, git_hash text, timestamp timestamptz, metadata jsonb, received_at timestamptz",
+    ]
+
+    /// A sink for `postgres://user:password@host:port/database`.
+    init(url: String, timeout: Duration = .seconds(10)) throws(SinkError) {
+        self.timeout = timeout
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL is not a postgres://user:password@host:port/database URL")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres", password: components.password,
+            database: database.isEmpty ? nil : database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.maximumConnections = 4
+        client = PostgresClient(configuration: configuration)
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await self.client.run() }
+    }
+
+    func prepare() async throws(SinkError) {
+        try await classify {
+            try await self.client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(4242001)", logger: self.logger)
+                do {
+                    try await connection.query(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                        logger: self.logger)
+                    var applied = 0
+                    for try await version in try await connection.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", logger: self.logger)
+                        .decode(Int.self)
+                    {
+                        applied = version
+                    }
+                    for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
+                        try await connection.withTransaction(logger: self.logger) { transaction in
+                            for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+                            where !statement.isEmpty {
+                                try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                            }
+                            try await transaction.query("INSERT INTO schema_migrations (version) VALUES (\(index + 1))", logger: self.logger)
+                        }
+                    }
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(4242001)", logger: self.logger)
+                    throw error
+                }
+                try await connection.query("SELECT pg_advisory_unlock(4242001)", logger: self.logger)
+            }
+        }
+    }
+
+    func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
+        guard !events.isEmpty else { return 0 }
+        var byKind: [EventKind: [UInt8]] = [:]
+        for event in events {
+            var rows = byKind[event.event.kind] ?? [UInt8(ascii: "[")]
+            if rows.count > 1 { rows.append(UInt8(ascii: ",")) }
+            Self.row(event).encode(into: &rows)
+            byKind[event.event.kind] = rows
+        }
+        let statements = byKind.map { kind, rows -> PostgresQuery in
+            var bindings = PostgresBindings()
+            bindings.append(String(decoding: rows + [UInt8(ascii: "]")], as: UTF8.self))
+            return PostgresQuery(
+                unsafeSQL:
+                    "INSERT INTO \(kind.rawValue) SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(\(Self.recordTypes[kind]!)) ON CONFLICT (id) DO NOTHING RETURNING 1",
+                binds: bindings)
+        }
+        return try await classify {
+            try await self.client.withTransaction(logger: self.logger) { connection in
+                var inserted = 0
+                for statement in statements {
+                    for try await _ in try await connection.query(statement, logger: self.logger) { inserted += 1 }
+                }
+                return inserted
+            }
+        }
+    }
+
+    func close() async {}
+
+    /// One event as a JSON object with the table's columns.
+    static func row(_ queued: QueuedEvent) -> JSONValue {
+        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        var members: [(key: String, value: JSONValue)] = [("id", .string(queued.id)), ("org_id", .string(queued.org))]
+        switch queued.event {
+        case .log(let event):
+            members += [
+                ("service", .string(event.service)), ("level", .string(event.level.rawValue)), ("message", .string(event.message)),
+                ("timestamp", .string(event.timestamp.iso8601)), ("trace_id", text(event.traceId)), ("span_id", text(event.spanId)),
+                ("metadata", event.metadata ?? .null),
+            ]
+        case .metric(let event):
+            members += [
+                ("service", .string(event.service)), ("name", .string(event.name)), ("value", .number("\(event.value)")), ("unit", .string(event.unit)),
+                ("timestamp", .string(event.timestamp.iso8601)), ("labels", event.labelsObject ?? .null),
+            ]
+        case .deployment(let event):
+            members += [
+                ("service", .string(event.service)), ("version", .string(event.version)), ("environment", .string(event.environment)),
+                ("git_hash", text(event.gitHash)), ("timestamp", .string(event.timestamp.iso8601)), ("metadata", event.metadata ?? .null),
+            ]
+        }
+        members.append(("received_at", .string(queued.receivedAt.iso8601)))
+        return .object(members)
+    }
+
+    /// Runs `body`, turning PostgreSQL errors into `SinkError`s: connection trouble and server states that
+    /// pass (class 08 connection, 53 resources, 57 operator intervention, 40 rollbacks) are `unavailable`,
+    /// anything about the data is `rejected`.
+
+    private func classify<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(SinkError) -> T {
+        do {
+            let timeout = timeout
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw SinkError(code: .unavailable, message: "PostgreSQL did not answer within \(timeout)")
+                }
+                return value
+            }
+        } catch let error as SinkError {
+            throw error
+        } catch let error as PSQLError {
+            if error.code == .server, let state = error.serverInfo?[.sqlState] {
+                let passing = ["08", "53", "57", "40", "55"].contains(String(state.prefix(2)))
+                let message = error.serverInfo?[.message] ?? "server error"
+                throw SinkError(code: passing ? .unavailable : .rejected, message: "PostgreSQL \(state): \(message)")
+            }
+            throw SinkError(code: .unavailable, message: "PostgreSQL unreachable: \(error.code)")
+        } catch {
+            throw SinkError(code: .unavailable, message: "PostgreSQL: \(String(describing: type(of: error)))")
+        }
+    }
+}
