@@ -2,6 +2,7 @@
 //
 //   operyn-redis-bench fields                    prints the benchmark entry's fields, one per line
 //   operyn-redis-bench xadd URL TASKS COUNT      XADDs COUNT entries from TASKS tasks, prints entries/s
+//   operyn-redis-bench preload URL PREFIX COUNT  queues COUNT mixed events (logs, metrics, deployments) as the gateway would
 //
 // scripts/bench-redis.sh runs it beside `redis-benchmark -P 64` on the same Redis and prints the ratio.
 import Shared
@@ -50,7 +51,52 @@ case "xadd" where arguments.count == 5:
     precondition(length == count + 1, "stream holds \(length) entries, expected \(count + 1)")
     _ = try await redis.send(DEL([stream]))
     print(Int(Double(count) / seconds))
+case "preload" where arguments.count == 5:
+    guard let count = Int(arguments[4]) else { fatalError("usage: operyn-redis-bench preload URL PREFIX COUNT") }
+    let redis = try RedisClient(url: arguments[2], name: "preload")
+    let keys = RedisKeys(prefix: arguments[3])
+    let validator = EventValidator()
+    let bodies: [(EventKind, String)] = (0..<5).flatMap { service in
+        [
+            (EventKind.logs, #"{"service":"svc-\#(service)","level":"info","message":"request handled in 12 ms","traceId":"abc-123","metadata":{"region":"eu-west-1","env":"prod"}}"#),
+            (.logs, #"{"service":"svc-\#(service)","level":"error","message":"upstream timeout connecting to auth-service"}"#),
+            (.metrics, #"{"service":"svc-\#(service)","name":"request_latency_p99","value":2.34,"unit":"seconds","labels":{"region":"eu-west-1"}}"#),
+            (.deployments, #"{"service":"svc-\#(service)","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4"}"#),
+        ]
+    }
+    let templates = try bodies.map { try validator.event($0.0, body: Array($0.1.utf8)) }
+    var sent = 0
+    while sent < count {
+        let chunk = min(5_000, count - sent)
+        let commands = (0..<chunk).map { index -> XADD in
+            let event = templates[(sent + index) % templates.count]
+            let queued = QueuedEvent(id: UUIDv4.make(), org: "default", receivedAt: .now, event: event)
+            return XADD(keys.stream(event.kind), fields: StreamEntryCodec.encode(queued))
+        }
+        for result in try await redis.pipeline(commands) { _ = try result.get() }
+        sent += chunk
+    }
+    print(sent)
 default:
-    print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT")
+    print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT | preload URL PREFIX COUNT")
     exit(2)
+}
+
+/// Random lowercase UUIDs for preloaded events.
+enum UUIDv4 {
+    static func make() -> String {
+        var random = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for index in 0..<16 {
+            var byte = UInt8.random(in: 0...255, using: &random)
+            if index == 6 { byte = 0x40 | (byte & 0x0F) }
+            if index == 8 { byte = 0x80 | (byte & 0x3F) }
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 }

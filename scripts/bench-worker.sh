@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Worker throughput: preloads COUNT mixed events (logs, metrics, deployments) into the streams, starts
+# WORKERS release workers, and times until the group's lag and pending are zero and every row is stored;
+# prints events/s and the workers' peak resident memory, for SQLite and for PostgreSQL.
+# Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES]   (defaults 1000000, 2, "sqlite postgres")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql sqlite3
+
+count=${1:-1000000}
+workers=${2:-2}
+engines=${3:-sqlite postgres}
+
+for product in operyn-worker operyn-redis-bench; do swift build -c release --product "$product" >/dev/null; done
+bin=$(swift build -c release --show-bin-path)
+
+work=$(mktemp -d /tmp/operyn-wkbench.XXXXXX)
+chmod 755 "$work"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -d "$work/pg" ] && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+redis_port=$(spare_port 6450)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
+    --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for_port "$redis_port" 10
+redis_url="redis://127.0.0.1:$redis_port"
+
+if [[ " $engines " == *" postgres "* ]]; then
+    pg_port=$(spare_port 5450)
+    mkdir -p "$work/pg" "$work/pgsock"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg" "$work/pgsock"
+    as_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U operyn >/dev/null
+    # Durable settings (fsync on, synchronous_commit on): the benchmark measures what production gets.
+    as_pg "$pg_bin/pg_ctl" -D "$work/pg" -w -l "$work/pgsock/pg.log" -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1" start >/dev/null
+fi
+
+backlog() {
+    local total=0 n
+    for kind in logs metrics deployments; do
+        n=$(redis-cli -p "$redis_port" xinfo groups "bench-$1:stream:$kind" 2>/dev/null |
+            awk '/^pending$/ {getline; p=$1} /^lag$/ {getline; l=$1} END {print p + l}')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
+
+for engine in $engines; do
+    prefix="bench-$engine"
+    case $engine in
+        sqlite) database="sqlite:$work/$engine/operyn.sqlite" ;;
+        postgres)
+            psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench" >/dev/null
+            database="postgres://operyn@127.0.0.1:$pg_port/bench"
+            ;;
+    esac
+    echo "[$engine] preloading $count events…"
+    "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" >/dev/null
+    start=$(date +%s.%N)
+    worker_pids=()
+    for i in $(seq "$workers"); do
+        OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
+            OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
+        worker_pids+=($!)
+        pids+=($!)
+    done
+    sleep 1
+    until [ "$(backlog "$engine")" -eq 0 ]; do sleep 0.2; done
+    end=$(date +%s.%N)
+    peak=0
+    for pid in "${worker_pids[@]}"; do
+        rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
+        [ "$rss" -gt "$peak" ] && peak=$rss
+        kill -TERM "$pid"
+    done
+    for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    case $engine in
+        sqlite) rows=$(sqlite3 "$work/$engine/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+        postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d bench -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+    esac
+    seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
+    rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
+    echo "[$engine] $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
+done
