@@ -58,7 +58,10 @@ case "preload" where arguments.count == 5:
     let validator = EventValidator()
     let bodies: [(EventKind, String)] = (0..<5).flatMap { service in
         [
-            (EventKind.logs, #"{"service":"svc-\#(service)","level":"info","message":"request handled in 12 ms","traceId":"abc-123","metadata":{"region":"eu-west-1","env":"prod"}}"#),
+            (
+                EventKind.logs,
+                #"{"service":"svc-\#(service)","level":"info","message":"request handled in 12 ms","traceId":"abc-123","metadata":{"region":"eu-west-1","env":"prod"}}"#
+            ),
             (.logs, #"{"service":"svc-\#(service)","level":"error","message":"upstream timeout connecting to auth-service"}"#),
             (.metrics, #"{"service":"svc-\#(service)","name":"request_latency_p99","value":2.34,"unit":"seconds","labels":{"region":"eu-west-1"}}"#),
             (.deployments, #"{"service":"svc-\#(service)","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4"}"#),
@@ -70,7 +73,7 @@ case "preload" where arguments.count == 5:
         let chunk = min(5_000, count - sent)
         let commands = (0..<chunk).map { index -> XADD in
             let event = templates[(sent + index) % templates.count]
-            let queued = QueuedEvent(id: UUIDv4.make(), org: "default", receivedAt: .now, event: event)
+            let queued = QueuedEvent(id: EventID.make(), org: "default", receivedAt: .now, event: event)
             return XADD(keys.stream(event.kind), fields: StreamEntryCodec.encode(queued))
         }
         for result in try await redis.pipeline(commands) { _ = try result.get() }
@@ -80,23 +83,4 @@ case "preload" where arguments.count == 5:
 default:
     print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT | preload URL PREFIX COUNT")
     exit(2)
-}
-
-/// Random lowercase UUIDs for preloaded events.
-enum UUIDv4 {
-    static func make() -> String {
-        var random = SystemRandomNumberGenerator()
-        let hex = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(36)
-        for index in 0..<16 {
-            var byte = UInt8.random(in: 0...255, using: &random)
-            if index == 6 { byte = 0x40 | (byte & 0x0F) }
-            if index == 8 { byte = 0x80 | (byte & 0x3F) }
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(hex[Int(byte >> 4)])
-            text.append(hex[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
 }

@@ -57,7 +57,13 @@ extension StreamConsumer {
     private func admissions(for events: [QueuedEvent]) async throws -> [ServiceKey: Bool] {
         var admitted: [ServiceKey: Bool] = [:]
         for key in events.map(ServiceKey.init) where admitted[key] == nil {
-            admitted[key] = try await retrying("quota") { try await quota.admit(org: key.org, service: key.service) }
+            if admittedServices.contains(key) {
+                admitted[key] = true
+                continue
+            }
+            let allowed = try await retrying("quota") { try await quota.admit(org: key.org, service: key.service) }
+            if allowed { admittedServices.insert(key) }
+            admitted[key] = allowed
         }
         return admitted
     }

@@ -22,6 +22,7 @@ struct StreamConsumer: Service {
     let settings: ConsumerSettings
     let metrics: WorkerMetrics
     let logLimiter = LogLimiter()
+    let admittedServices = AdmittedServices()
     let logger: Logger
 
     var quota: QuotaEnforcer { QuotaEnforcer(redis: commands, keys: keys, defaultLimit: settings.defaultServiceLimit) }

@@ -1,9 +1,8 @@
-import Shared
-
 /// Event ids: UUID version 7 (RFC 9562), lowercase. Time-ordered, so rows keyed by them insert at the
 /// end of the primary-key index instead of at random places.
-enum EventID {
-    static func make(milliseconds: Int64 = Timestamp.now.milliseconds) -> String {
+public enum EventID {
+    /// A new id for an event received at `milliseconds` (now by default).
+    public static func make(milliseconds: Int64 = Timestamp.now.milliseconds) -> String {
         var random = SystemRandomNumberGenerator()
         let high = random.next() as UInt64
         let low = random.next() as UInt64
