@@ -11,6 +11,7 @@ ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-confi
 export OPERYN_REDIS_URL=${OPERYN_REDIS_URL:-redis://127.0.0.1:6379}
 export OPERYN_PORT=${OPERYN_PORT:-3001}
 export OPERYN_DATABASE_URL=${OPERYN_DATABASE_URL:-sqlite:./data/operyn.sqlite}
+export OPERYN_LOG_FORMAT=${OPERYN_LOG_FORMAT:-text}
 mkdir -p data/redis
 
 echo "building (release)…"
@@ -19,11 +20,17 @@ swift build -c release --product operyn-worker >/dev/null
 bin=$(swift build -c release --show-bin-path)
 
 pids=()
+redis_pid=""
+# Gateway and worker stop first (the worker finishes its batch), Redis last.
 stop() {
     trap - INT TERM EXIT
     echo "stopping…"
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "$redis_pid" ]; then
+        kill -TERM "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+    fi
     exit 0
 }
 trap stop INT TERM EXIT
@@ -34,7 +41,8 @@ else
     port=$(printf '%s' "$OPERYN_REDIS_URL" | sed -E 's#^redis://([^@]*@)?[^:/]*:?([0-9]*).*#\2#')
     port=${port:-6379}
     echo "starting redis-server on 127.0.0.1:$port (appendonly, data in ./data/redis)"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/data/redis" --appendonly yes --appendfsync everysec \
+    # Its own session, so a Ctrl-C reaches it only through stop(), after the worker.
+    setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/data/redis" --appendonly yes --appendfsync everysec \
         --maxmemory-policy noeviction --daemonize no --loglevel warning --logfile "$PWD/data/redis/redis.log" &
     redis_pid=$!
     wait_for_port "$port" 10
@@ -44,8 +52,6 @@ fi
 pids=($! "${pids[@]}")
 "$bin/operyn-worker" &
 pids=($! "${pids[@]}")
-# Redis stops last, after the processes that use it.
-[ -n "${redis_pid:-}" ] && pids+=("$redis_pid")
 
 wait_for_port "$OPERYN_PORT" 30 || true
 cat <<TXT
