@@ -37,7 +37,8 @@ struct EventsController {
         } catch {
             throw GatewayError.badRequest(error.message)
         }
-        let queued = QueuedEvent(id: EventID.make(), org: context.organization, receivedAt: .now, event: event)
+        let receivedAt = Timestamp.now
+        let queued = QueuedEvent(id: EventID.make(milliseconds: receivedAt.milliseconds), org: context.organization, receivedAt: receivedAt, event: event)
         try await publish([queued])
         metrics.accepted[kind]?.increment()
         return Self.accepted(#"{"id":""# + queued.id + #"","queued":true}"#)
@@ -53,7 +54,8 @@ struct EventsController {
             throw GatewayError.badRequest(error.message)
         }
         let receivedAt = Timestamp.now
-        let queued = events.map { QueuedEvent(id: EventID.make(), org: context.organization, receivedAt: receivedAt, event: $0) }
+        let ids = EventID.make(count: events.count, milliseconds: receivedAt.milliseconds)
+        let queued = zip(ids, events).map { QueuedEvent(id: $0, org: context.organization, receivedAt: receivedAt, event: $1) }
         try await publish(queued)
         metrics.accepted[kind]?.increment(by: Int64(queued.count))
         return Self.accepted(#"{"accepted":\#(queued.count)}"#)

@@ -14,7 +14,13 @@ struct RedisEventPublisher: EventPublisher {
                 let event = events[0]
                 _ = try await redis.send(XADD(keys.stream(event.event.kind), fields: StreamEntryCodec.encode(event)))
             } else {
-                _ = try await redis.transaction(events.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) })
+                let receivedAt = events[0].receivedAt.iso8601
+                _ = try await redis.transaction(
+                    events.map { event in
+                        XADD(
+                            keys.stream(event.event.kind),
+                            fields: StreamEntryCodec.encode(event, receivedAt: event.receivedAt == events[0].receivedAt ? receivedAt : nil))
+                    })
             }
         } catch {
             metrics.redisErrors.increment()

@@ -106,21 +106,31 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
         let secondOfDay = Int(totalSeconds - days * 86_400)
         let (year, month, day) = Self.civilFromDays(Int(days))
-        var text = [UInt8]()
-        text.reserveCapacity(24)
-        func put(_ value: Int, _ width: Int) {
-            var digits = [UInt8](repeating: 48, count: width)
-            var rest = abs(value)
-            for position in stride(from: width - 1, through: 0, by: -1) {
-                digits[position] = UInt8(48 + rest % 10)
-                rest /= 10
+        // Written in place: this runs once or twice per event on the ingestion path.
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            func put(_ value: Int, width: Int, at offset: Int) {
+                var rest = value
+                for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                    buffer[position] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
             }
-            text.append(contentsOf: digits)
+            put(year, width: 4, at: 0)
+            buffer[4] = 45
+            put(month, width: 2, at: 5)
+            buffer[7] = 45
+            put(day, width: 2, at: 8)
+            buffer[10] = 84
+            put(secondOfDay / 3600, width: 2, at: 11)
+            buffer[13] = 58
+            put(secondOfDay / 60 % 60, width: 2, at: 14)
+            buffer[16] = 58
+            put(secondOfDay % 60, width: 2, at: 17)
+            buffer[19] = 46
+            put(millisecond, width: 3, at: 20)
+            buffer[23] = 90
+            return 24
         }
-        put(year, 4); text.append(45); put(month, 2); text.append(45); put(day, 2)
-        text.append(84); put(secondOfDay / 3600, 2); text.append(58); put(secondOfDay / 60 % 60, 2); text.append(58)
-        put(secondOfDay % 60, 2); text.append(46); put(millisecond, 3); text.append(90)
-        return String(decoding: text, as: UTF8.self)
     }
 
     public var description: String { iso8601 }

@@ -28,18 +28,29 @@ public enum StreamEntryCodec {
     /// The format version written in field `v`.
     public static let version = "1"
 
-    /// The entry fields for `queued`.
-    public static func encode(_ queued: QueuedEvent) -> [(name: [UInt8], value: [UInt8])] {
+    /// Field names as bytes, made once.
+    private static var names: [String: [UInt8]] {
+        Dictionary(
+            uniqueKeysWithValues: [
+                "v", "id", "kind", "org", "received_at", "service", "level", "message", "timestamp", "trace_id", "span_id", "metadata", "name",
+                "value", "unit", "labels", "version", "environment", "git_hash",
+            ].map { ($0, Array($0.utf8)) })
+    }
+    private static let nameBytes = names
+
+    /// The entry fields for `queued`; `receivedAt` may carry `queued.receivedAt` already formatted, as a
+    /// batch shares one arrival time.
+    public static func encode(_ queued: QueuedEvent, receivedAt: String? = nil) -> [(name: [UInt8], value: [UInt8])] {
         var fields: [(name: [UInt8], value: [UInt8])] = []
         fields.reserveCapacity(12)
         func put(_ name: String, _ value: String?) {
-            if let value { fields.append((Array(name.utf8), Array(value.utf8))) }
+            if let value { fields.append((nameBytes[name]!, Array(value.utf8))) }
         }
         put("v", version)
         put("id", queued.id)
         put("kind", queued.event.kind.rawValue)
         put("org", queued.org)
-        put("received_at", queued.receivedAt.iso8601)
+        put("received_at", receivedAt ?? queued.receivedAt.iso8601)
         switch queued.event {
         case .log(let event):
             put("service", event.service)
