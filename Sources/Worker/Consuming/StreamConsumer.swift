@@ -37,13 +37,24 @@ struct StreamConsumer: Service {
         logger.info("worker.consuming", metadata: ["redis.group": "\(keys.consumerGroup)", "worker.consumer": "\(settings.consumer)"])
         try await drainOwnPending()
         var lastClaim = MonotonicInstant(nanoseconds: 0)
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        var batch: [ReadEntry] = []
+        while true {
+            if Task.isShuttingDownGracefully || Task.isCancelled {
+                if !batch.isEmpty { try await process(batch) }  // read already: finish it before leaving
+                break
+            }
             if (MonotonicInstant.now.nanoseconds - lastClaim.nanoseconds) / 1_000_000 >= UInt64(max(settings.claimIdleMilliseconds / 2, 100)) {
                 try await claimIdle()
                 lastClaim = .now
             }
-            let batch = try await read(ids: ">", block: settings.blockMilliseconds)
-            if !batch.isEmpty { try await process(batch) }
+            if batch.isEmpty {
+                batch = try await read(ids: ">", block: settings.blockMilliseconds)
+                continue
+            }
+            // Read the next batch while this one is stored: the reader has a connection of its own.
+            async let next = read(ids: ">", block: settings.blockMilliseconds)
+            try await process(batch)
+            batch = try await next
         }
         logger.info("worker.stopped", metadata: ["worker.consumer": "\(settings.consumer)"])
     }
