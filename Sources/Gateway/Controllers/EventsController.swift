@@ -87,14 +87,14 @@ struct EventsController {
     /// Reads a JSON body of at most `limit` bytes (after gzip decoding), refusing early what the headers
     /// already show to be too large (413), not JSON (415) or in an unknown encoding (415).
     static func readBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
-        if let type = request.headers[.contentType] {
+        if let type = request.headers[.contentType], type != "application/json" {
             let mediaType = type.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces).lowercased()
             guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
                 throw GatewayError.unsupportedMediaType("Content-Type must be application/json, got '\(mediaType.prefix(100))'")
             }
         }
         var gzip = false
-        if let encoding = request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty {
+        if let raw = request.headers[.contentEncoding], case let encoding = raw.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty {
             switch encoding {
             case "gzip", "x-gzip": gzip = true
             case "identity": break

@@ -1,0 +1,61 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+/// The built `operyn-gateway` executable, run as a child process.
+@Suite("operyn-gateway as a process", .serialized)
+struct GatewayProcessTests {
+    @Test func servesTheSpecExampleThenStopsCleanlyOnSIGTERM() async throws {
+        let port = try RedisServer.freePort()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-gateway-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let prefix = TestRedis.prefix()
+        let pid = try ChildProcess.spawn(
+            [ChildProcess.binDirectory() + "/operyn-gateway"],
+            environment: [
+                "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_PORT": "\(port)", "OPERYN_KEY_PREFIX": prefix, "OPERYN_API_KEY": "k3y",
+            ],
+            output: log)
+        var listening = false
+        for _ in 0..<200 where !listening {
+            try await Task.sleep(for: .milliseconds(50))
+            listening = RedisServer.accepts(port: port)
+        }
+        #expect(listening)
+        let status = try await post(port: port, body: specLog, headers: ["x-api-key": "k3y", "x-organization-id": "org_123456789"])
+        #expect(status == 202)
+        #expect(try await post(port: port, body: specLog, headers: [:]) == 401)
+        kill(pid, SIGTERM)
+        #expect(ChildProcess.wait(pid) == 0)
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(output.contains(#""message":"redis.durability""#), "JSON logs with Redis's durability settings")
+        #expect(!output.contains("k3y"), "the API key never reaches the log")
+        let redis = try TestRedis.client()
+        #expect(try await redis.send(XLEN(RedisKeys(prefix: prefix).stream(.logs))) == 1)
+        _ = try await redis.send(DEL([RedisKeys(prefix: prefix).stream(.logs)]))
+        redis.shutdown()
+    }
+
+    /// A minimal HTTP/1.1 POST over a plain socket; returns the status code.
+    func post(port: Int, body: String, headers: [String: String]) async throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { return 0 }
+        var request = "POST /events/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        guard count > 12 else { return 0 }
+        return Int(String(decoding: buffer[9..<12], as: UTF8.self)) ?? 0
+    }
+}
