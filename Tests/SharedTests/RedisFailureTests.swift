@@ -25,7 +25,8 @@ struct RedisFailureTests {
                 do { _ = try await redis.send(GET("k")) } catch let error as RedisError { failure = error } catch {}
             }
             #expect(failure?.isRetryable == true, "\(String(describing: failure))")
-            #expect(elapsed < 700, "a command while Redis is down took \(elapsed) ms")
+            // The timeout is 500 ms; the rest is slack for a loaded 2-core machine running other suites.
+            #expect(elapsed < 1_500, "a command while Redis is down took \(elapsed) ms")
         }
 
         try server.start()
@@ -67,7 +68,7 @@ struct RedisFailureTests {
         }
         #expect(failures.count == 20)
         #expect(failures.allSatisfy { $0.isRetryable })
-        #expect(elapsed < 1_000, "stalled commands took \(elapsed) ms with a 300 ms timeout")
+        #expect(elapsed < 1_300, "stalled commands took \(elapsed) ms with a 300 ms timeout")
         server.signal(SIGCONT)
         var answered = false
         for _ in 0..<30 where !answered {
@@ -88,7 +89,7 @@ struct RedisFailureTests {
             do { _ = try await redis.send(PING()) } catch let error as RedisError { failure = error } catch {}
         }
         #expect(failure?.isRetryable == true)
-        #expect(elapsed < 600)
+        #expect(elapsed < 1_400, "took \(elapsed) ms with a 400 ms timeout")
         redis.shutdown()
     }
 
