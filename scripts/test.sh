@@ -39,7 +39,9 @@ as_pg "$pg_bin/pg_ctl" -D "$work/pg" -w -l "$work/pgsock/postgres.log" \
     -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
 export OPERYN_TEST_POSTGRES_URL="postgres://operyn@127.0.0.1:$pg_port/postgres"
 echo "test postgres: $OPERYN_TEST_POSTGRES_URL"
-export OPERYN_TEST_BIN_DIR="$(swift build --show-bin-path)"
 echo "test redis: $OPERYN_TEST_REDIS_URL"
 
-swift test "$@"
+# The process tests run the built executables: build everything first.
+swift build --build-tests
+export OPERYN_TEST_BIN_DIR="$(swift build --show-bin-path)"
+swift test --skip-build "$@"
