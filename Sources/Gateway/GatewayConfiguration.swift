@@ -29,12 +29,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL",
         ] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
-    static let help = """
-        operyn-gateway: takes events over HTTP and appends them to Redis streams.
-        Every setting is an environment variable and the option named after it (OPERYN_REDIS_URL = --redis-url):
-        \(variables.map { "  --\(ConfigurationReader.optionName($0))  (\($0))" }.joined(separator: "\n"))
-        See the README for defaults.
-        """
+    static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
 
     init() {}
 

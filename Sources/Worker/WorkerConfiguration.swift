@@ -26,12 +26,7 @@ struct WorkerConfiguration: Sendable {
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
-    static let help = """
-        operyn-worker: stores the events queued in Redis streams.
-        Every setting is an environment variable and the option named after it (OPERYN_REDIS_URL = --redis-url):
-        \(variables.map { "  --\(ConfigurationReader.optionName($0))  (\($0))" }.joined(separator: "\n"))
-        See the README for defaults.
-        """
+    static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
 
     init() {}
 

@@ -41,6 +41,14 @@ struct ConfigurationTests {
         #expect(ConfigurationReader.optionName("OPERYN_MAX_BATCH_EVENTS") == "max-batch-events")
     }
 
+    @Test func helpNeedsNoValue() throws {
+        #expect(try ConfigurationReader(environment: [:], arguments: ["--help"]).wantsHelp)
+        #expect(try ConfigurationReader(environment: [:], arguments: ["--port", "1", "-h"]).wantsHelp)
+        #expect(try !ConfigurationReader(environment: [:], arguments: []).wantsHelp)
+        let help = ConfigurationReader.help("tool: does things.", variables: ["OPERYN_REDIS_URL"])
+        #expect(help.hasPrefix("tool: does things.") && help.contains("--redis-url  (OPERYN_REDIS_URL)"))
+    }
+
     @Test func badSettingsNameTheVariable() throws {
         let reader = try ConfigurationReader(environment: ["OPERYN_MAX_BATCH_EVENTS": "lots", "OPERYN_KEY_PREFIX": "has space"], arguments: [])
         #expect(throws: ConfigurationError.self) { try EventLimits(reader) }

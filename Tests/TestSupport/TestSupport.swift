@@ -85,15 +85,24 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     public static func accepts(port: Int) -> Bool {
+        guard let descriptor = connectLoopback(port: port) else { return false }
+        close(descriptor)
+        return true
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`, or `nil`; the caller closes it.
+    public static func connectLoopback(port: Int) -> Int32? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
+        let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        if connected { return descriptor }
+        close(descriptor)
+        return nil
     }
 
     public static func freePort() throws -> Int {

@@ -19,6 +19,11 @@ public struct ConfigurationReader: Sendable {
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
+            if argument == "--help" || argument == "-h" {
+                options["help"] = ""
+                index += 1
+                continue
+            }
             guard argument.hasPrefix("--") else {
                 throw ConfigurationError(message: "unexpected argument '\(argument)'; options look like --redis-url VALUE")
             }
@@ -53,6 +58,16 @@ public struct ConfigurationReader: Sendable {
         var name = variable
         if name.hasPrefix("OPERYN_") { name.removeFirst("OPERYN_".count) }
         return name.lowercased().replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// The `--help` text of an executable: its purpose, then every setting as option and variable.
+    public static func help(_ purpose: String, variables: [String]) -> String {
+        """
+        \(purpose)
+        Every setting is an environment variable and the option named after it (OPERYN_REDIS_URL = --redis-url):
+        \(variables.map { "  --\(optionName($0))  (\($0))" }.joined(separator: "\n"))
+        See the README for defaults.
+        """
     }
 
     /// Whether the command line asked for help.
