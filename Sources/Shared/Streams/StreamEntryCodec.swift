@@ -78,48 +78,53 @@ public enum StreamEntryCodec {
         return fields
     }
 
-    /// Decodes an entry written by `encode`; throws for anything else, naming what is wrong.
+    /// Decodes an entry written by `encode`; throws for anything else, naming what is wrong. Unknown fields
+    /// are ignored; of repeated fields the last wins.
     public static func decode(_ fields: [(name: [UInt8], value: [UInt8])]) throws(StreamEntryError) -> QueuedEvent {
-        var map: [String: String] = [:]
+        // Matched by bytes into fixed slots: the worker decodes every entry, so no dictionary per entry.
+        var values = [String?](repeating: nil, count: Field.allCases.count)
         for field in fields {
-            guard let name = String(validating: field.name, as: UTF8.self), let value = String(validating: field.value, as: UTF8.self) else {
-                throw StreamEntryError(reason: "a field is not valid UTF-8")
+            guard let slot = Field.slot(of: field.name) else { continue }
+            guard let value = String(validating: field.value, as: UTF8.self) else {
+                throw StreamEntryError(reason: "field '\(Field.allCases[slot].rawValue)' is not valid UTF-8")
             }
-            map[name] = value
+            values[slot] = value
         }
-        func required(_ name: String) throws(StreamEntryError) -> String {
-            guard let value = map[name] else { throw StreamEntryError(reason: "missing field '\(name)'") }
+        func optional(_ field: Field) -> String? { values[field.slot] }
+        func required(_ field: Field) throws(StreamEntryError) -> String {
+            guard let value = values[field.slot] else { throw StreamEntryError(reason: "missing field '\(field.rawValue)'") }
             return value
         }
-        func timestamp(_ name: String) throws(StreamEntryError) -> Timestamp {
-            guard let value = Timestamp(iso8601: try required(name)) else { throw StreamEntryError(reason: "field '\(name)' is not a timestamp") }
+        func timestamp(_ field: Field) throws(StreamEntryError) -> Timestamp {
+            guard let value = Timestamp(iso8601: try required(field)) else { throw StreamEntryError(reason: "field '\(field.rawValue)' is not a timestamp") }
             return value
         }
-        func object(_ name: String) throws(StreamEntryError) -> JSONValue? {
-            guard let text = map[name] else { return nil }
+        func object(_ field: Field) throws(StreamEntryError) -> JSONValue? {
+            guard let text = values[field.slot] else { return nil }
             guard let value = try? JSONParser.parse(Array(text.utf8)), case .object = value else {
-                throw StreamEntryError(reason: "field '\(name)' is not a JSON object")
+                throw StreamEntryError(reason: "field '\(field.rawValue)' is not a JSON object")
             }
             return value
         }
-        guard try required("v") == version else { throw StreamEntryError(reason: "unknown format version '\(map["v"]!)'") }
-        let kindText = try required("kind")
+        let formatVersion = try required(.v)
+        guard formatVersion == version else { throw StreamEntryError(reason: "unknown format version '\(formatVersion)'") }
+        let kindText = try required(.kind)
         guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
         let event: IngestEvent
         switch kind {
         case .logs:
-            let levelText = try required("level")
+            let levelText = try required(.level)
             guard let level = LogLevel(rawValue: levelText) else { throw StreamEntryError(reason: "unknown level '\(levelText)'") }
             event = .log(
                 LogEvent(
-                    service: try required("service"), level: level, message: try required("message"),
-                    timestamp: try timestamp("timestamp"), traceId: map["trace_id"], spanId: map["span_id"],
-                    metadata: try object("metadata")
+                    service: try required(.service), level: level, message: try required(.message),
+                    timestamp: try timestamp(.timestamp), traceId: optional(.traceId), spanId: optional(.spanId),
+                    metadata: try object(.metadata)
                 ))
         case .metrics:
-            guard let value = Double(try required("value")), value.isFinite else { throw StreamEntryError(reason: "field 'value' is not a finite number") }
+            guard let value = Double(try required(.value)), value.isFinite else { throw StreamEntryError(reason: "field 'value' is not a finite number") }
             var labels: [(key: String, value: String)]?
-            if case .object(let members) = try object("labels") {
+            if case .object(let members) = try object(.labels) {
                 labels = []
                 for member in members {
                     guard case .string(let text) = member.value else { throw StreamEntryError(reason: "label '\(member.key)' is not a string") }
@@ -128,17 +133,37 @@ public enum StreamEntryCodec {
             }
             event = .metric(
                 MetricEvent(
-                    service: try required("service"), name: try required("name"), value: value, unit: try required("unit"),
-                    timestamp: try timestamp("timestamp"), labels: labels
+                    service: try required(.service), name: try required(.name), value: value, unit: try required(.unit),
+                    timestamp: try timestamp(.timestamp), labels: labels
                 ))
         case .deployments:
             event = .deployment(
                 DeploymentEvent(
-                    service: try required("service"), version: try required("version"), environment: try required("environment"),
-                    gitHash: map["git_hash"], timestamp: try timestamp("timestamp"), metadata: try object("metadata")
+                    service: try required(.service), version: try required(.version), environment: try required(.environment),
+                    gitHash: optional(.gitHash), timestamp: try timestamp(.timestamp), metadata: try object(.metadata)
                 ))
         }
-        return QueuedEvent(id: try required("id"), org: try required("org"), receivedAt: try timestamp("received_at"), event: event)
+        return QueuedEvent(id: try required(.id), org: try required(.org), receivedAt: try timestamp(.receivedAt), event: event)
+    }
+
+    /// The fields an entry may carry, by their names in the stream.
+    private enum Field: String, CaseIterable {
+        case v, id, kind, org
+        case receivedAt = "received_at"
+        case service, level, message, timestamp
+        case traceId = "trace_id"
+        case spanId = "span_id"
+        case metadata, name, value, unit, labels, version, environment
+        case gitHash = "git_hash"
+
+        private static let names: [[UInt8]] = allCases.map { Array($0.rawValue.utf8) }
+
+        var slot: Int { Self.allCases.firstIndex(of: self)! }
+
+        /// The slot of the field called `name`, or `nil` for a field the format does not have.
+        static func slot(of name: [UInt8]) -> Int? {
+            names.firstIndex(of: name)
+        }
     }
 }
 
