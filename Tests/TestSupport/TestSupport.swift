@@ -191,3 +191,53 @@ public enum ChildProcess {
         return root.appendingPathComponent(".build/debug").path
     }
 }
+
+/// A PostgreSQL cluster of a test's own, on a free port, that the test may stop and start again.
+/// As root it runs as the `postgres` user (PostgreSQL refuses root), like the test command's cluster.
+public final class PostgresServer: @unchecked Sendable {
+    public let port: Int
+    let directory: String
+    let binaries: String
+
+    public init() throws {
+        port = try RedisServer.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-pg-\(UUID().uuidString)").path
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        guard let newest = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last else {
+            throw RedisError(code: .connectionFailed, message: "PostgreSQL is not installed")
+        }
+        binaries = "/usr/lib/postgresql/\(newest)/bin"
+        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
+        if getuid() == 0 { try run(["/bin/chown", "-R", "postgres", directory], asPostgres: false) }
+        try run([binaries + "/initdb", "-D", directory + "/data", "-A", "trust", "-U", "operyn"])
+        try start()
+    }
+
+    deinit {
+        try? run([binaries + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "stop"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// `postgres://operyn@127.0.0.1:<port>/postgres`.
+    public var url: String { "postgres://operyn@127.0.0.1:\(port)/postgres" }
+
+    public func start() throws {
+        try run([
+            binaries + "/pg_ctl", "-D", directory + "/data", "-w", "-l", directory + "/postgres.log",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+        ])
+    }
+
+    public func stop() throws {
+        try run([binaries + "/pg_ctl", "-D", directory + "/data", "-w", "-m", "fast", "stop"])
+    }
+
+    private func run(_ arguments: [String], asPostgres: Bool = true) throws {
+        let command = asPostgres && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + arguments : arguments
+        let pid = try ChildProcess.spawn(command, output: directory + "/commands.log")
+        guard ChildProcess.wait(pid) == 0 else {
+            throw RedisError(code: .connectionFailed, message: "\(arguments[0]) failed; see \(directory)/commands.log")
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Shared
 import TestSupport
 import Testing
@@ -194,5 +195,50 @@ struct EngineConsumerTests {
         let ids = Set(try await target.query("SELECT CAST(id AS TEXT) FROM logs").compactMap { $0.first ?? nil })
         #expect(ids == Set(events.prefix(200).map(\.id)))
         await target.close()
+    }
+}
+
+@Suite("Worker when PostgreSQL goes away")
+struct PostgresOutageTests {
+    @Test func aStoppedDatabaseHoldsTheBacklogUntilItIsBack() async throws {
+        let server = try PostgresServer()
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let sink = try PostgresSink(url: server.url, timeout: .seconds(2))
+        let pool = Task { try await sink.run() }
+        defer { pool.cancel() }
+        let consumer = Task { try await harness.consumer(sink: sink).run() }
+        defer { consumer.cancel() }
+        func rows() async -> Int? {
+            guard let sequence = try? await sink.client.query("SELECT CAST(COUNT(*) AS INTEGER) FROM logs") else { return nil }
+            var count: Int?
+            do { for try await value in sequence.decode(Int.self) { count = value } } catch { return nil }
+            return count
+        }
+        func streamLength() async throws -> Int { try await harness.redis.send(XLEN(harness.keys.stream(.logs))) }
+
+        try await harness.publish([Sample.log()])
+        var stored = false
+        for _ in 0..<100 where !stored {
+            try await Task.sleep(for: .milliseconds(100))
+            stored = await rows() == 1
+        }
+        #expect(stored, "the worker runs before the outage")
+
+        try server.stop()
+        try await harness.publish((0..<100).map { _ in Sample.log() })
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await streamLength() == 100, "nothing is acknowledged or deleted while PostgreSQL is down")
+
+        try server.start()
+        var drained = false
+        for _ in 0..<300 where !drained {
+            try await Task.sleep(for: .milliseconds(100))
+            let length = try await streamLength()
+            let pending = try await harness.pending()
+            drained = length == 0 && pending == 0
+        }
+        #expect(drained, "the backlog drains once PostgreSQL is back")
+        #expect(await rows() == 101)
     }
 }
