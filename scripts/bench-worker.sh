@@ -16,14 +16,11 @@ for product in operyn-worker operyn-redis-bench; do swift build -c release --pro
 bin=$(swift build -c release --show-bin-path)
 
 work=$(mktemp -d /tmp/operyn-wkbench.XXXXXX)
-chmod 755 "$work"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [ -d "$work/pg" ] && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1
+    stop_postgres "$work/pg"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,11 +34,8 @@ redis_url="redis://127.0.0.1:$redis_port"
 
 if [[ " $engines " == *" postgres "* ]]; then
     pg_port=$(spare_port 5450)
-    mkdir -p "$work/pg" "$work/pgsock"
-    [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg" "$work/pgsock"
-    as_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U operyn >/dev/null
     # Durable settings (fsync on, synchronous_commit on): the benchmark measures what production gets.
-    as_pg "$pg_bin/pg_ctl" -D "$work/pg" -w -l "$work/pgsock/pg.log" -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1" start >/dev/null
+    start_postgres "$work/pg" "$pg_port"
 fi
 
 backlog() {

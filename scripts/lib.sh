@@ -38,3 +38,29 @@ wait_for_port() {
         sleep 0.1
     done
 }
+
+# pg_bin: the newest installed PostgreSQL's binaries.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+
+# as_pg CMD...: runs CMD as the postgres user when root (PostgreSQL refuses to run as root).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# start_postgres DIR PORT [SETTING...]: a throwaway cluster in DIR (superuser operyn, trust auth) on
+# 127.0.0.1:PORT, with extra `-c` settings; socket and log in DIR/sock.
+start_postgres() {
+    local dir=$1 port=$2
+    shift 2
+    local settings="-p $port -k $dir/sock -c listen_addresses=127.0.0.1"
+    for setting in "$@"; do settings="$settings -c $setting"; done
+    mkdir -p "$dir/data" "$dir/sock"
+    chmod 755 "$dir"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir/data" "$dir/sock"
+    as_pg "$(pg_bin)/initdb" -D "$dir/data" -A trust -U operyn >"$dir/sock/initdb.log" 2>&1
+    as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -w -l "$dir/sock/postgres.log" -o "$settings" start >/dev/null
+}
+
+# stop_postgres DIR: stops the cluster start_postgres made in DIR, if any.
+stop_postgres() {
+    [ -d "$1/data" ] && as_pg "$(pg_bin)/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1
+    return 0
+}

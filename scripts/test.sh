@@ -14,12 +14,9 @@ swift format lint --strict -r Sources Tests Benchmarks Package.swift
 work=$(mktemp -d /tmp/operyn-test.XXXXXX)
 chmod 755 "$work"
 redis_pid=""
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-# PostgreSQL refuses to run as root: as root, run it as the postgres user the package created.
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    [ -d "$work/pg" ] && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+    stop_postgres "$work/pg"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -32,11 +29,7 @@ wait_for_port "$redis_port" 10
 export OPERYN_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
 pg_port=$(spare_port "${OPERYN_TEST_POSTGRES_PORT:-5440}")
-mkdir -p "$work/pg" "$work/pgsock"
-[ "$(id -u)" -eq 0 ] && chown postgres "$work/pg" "$work/pgsock"
-as_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U operyn >"$work/initdb.log" 2>&1
-as_pg "$pg_bin/pg_ctl" -D "$work/pg" -w -l "$work/pgsock/postgres.log" \
-    -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+start_postgres "$work/pg" "$pg_port" fsync=off max_connections=200
 export OPERYN_TEST_POSTGRES_URL="postgres://operyn@127.0.0.1:$pg_port/postgres"
 echo "test postgres: $OPERYN_TEST_POSTGRES_URL"
 echo "test redis: $OPERYN_TEST_REDIS_URL"
