@@ -16,6 +16,7 @@ for product in operyn-worker operyn-redis-bench; do swift build -c release --pro
 bin=$(swift build -c release --show-bin-path)
 
 work=$(mktemp -d /tmp/operyn-wkbench.XXXXXX)
+chmod 755 "$work"  # the postgres user must reach the cluster inside
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -46,7 +46,8 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # start_postgres DIR PORT [SETTING...]: a throwaway cluster in DIR (superuser operyn, trust auth) on
-# 127.0.0.1:PORT, with extra `-c` settings; socket and log in DIR/sock.
+# 127.0.0.1:PORT, with extra `-c` settings; socket and log in DIR/sock. DIR's parents must be
+# traversable by the postgres user when root.
 start_postgres() {
     local dir=$1 port=$2
     shift 2
