@@ -5,14 +5,20 @@ import Prometheus
 import ServiceLifecycle
 import Shared
 
-/// Refreshes the lag and pending gauges.
+/// Refreshes the lag and pending gauges; logs Redis's durability settings the first time Redis answers.
 struct LagMonitor: Service {
     let redis: RedisClient
     let keys: RedisKeys
     let metrics: WorkerMetrics
+    let logger: Logger
 
     func run() async throws {
+        var durabilityLogged = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if !durabilityLogged, let durability = try? await RedisDurability.read(from: redis) {
+                durability.log(to: logger)
+                durabilityLogged = true
+            }
             if let backlog = try? await StreamBacklog.read(redis: redis, keys: keys) {
                 for kind in EventKind.allCases {
                     metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
@@ -35,7 +41,7 @@ func buildServices(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
     // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
     var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
-    services += [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics)]
+    services += [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics, logger: logger)]
     if configuration.metricsPort != 0 {
         let router = Router()
         router.get("health/live") { _, _ in #"{"status":"ok"}"# }

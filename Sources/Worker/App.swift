@@ -23,7 +23,6 @@ struct App {
         }
         let commands = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
         let reader = RedisClient(configuration: configuration.redis, name: "worker-reader", logger: logger)
-        Task { if let durability = try? await RedisDurability.read(from: commands) { durability.log(to: logger) } }
         let group = ServiceGroup(
             configuration: .init(
                 services: buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger),
