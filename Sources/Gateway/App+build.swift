@@ -27,9 +27,9 @@ func buildApplication(_ configuration: GatewayConfiguration, redis: RedisClient,
         registry: registry,
         metrics: metrics
     )
-    let monitor = BacklogMonitor(
-        redis: redis, keys: configuration.keys, backlog: backlog, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
-    )
+    let monitor = StreamBacklogMonitor(
+        redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
+    ) { backlog.update($0.total) }
     return Application(
         router: buildRouter(configuration, dependencies),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway"),

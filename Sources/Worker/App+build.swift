@@ -5,31 +5,6 @@ import Prometheus
 import ServiceLifecycle
 import Shared
 
-/// Refreshes the lag and pending gauges; logs Redis's durability settings the first time Redis answers.
-struct LagMonitor: Service {
-    let redis: RedisClient
-    let keys: RedisKeys
-    let metrics: WorkerMetrics
-    let logger: Logger
-
-    func run() async throws {
-        var durabilityLogged = false
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if !durabilityLogged, let durability = try? await RedisDurability.read(from: redis) {
-                durability.log(to: logger)
-                durabilityLogged = true
-            }
-            if let backlog = try? await StreamBacklog.read(redis: redis, keys: keys) {
-                for kind in EventKind.allCases {
-                    metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
-                    metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)
-                }
-            }
-            try? await Task.sleep(for: .seconds(2))
-        }
-    }
-}
-
 /// The worker's services: the consumer, the lag monitor, and (unless its port is 0) the HTTP endpoint
 /// with `/metrics`, `/health/live` and `/health/ready`.
 func buildServices(
@@ -41,7 +16,13 @@ func buildServices(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
     // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
     var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
-    services += [consumer, LagMonitor(redis: commands, keys: configuration.keys, metrics: metrics, logger: logger)]
+    let lagMonitor = StreamBacklogMonitor(redis: commands, keys: configuration.keys, intervalMilliseconds: 2_000, logger: logger) { backlog in
+        for kind in EventKind.allCases {
+            metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
+            metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)
+        }
+    }
+    services += [consumer, lagMonitor]
     if configuration.metricsPort != 0 {
         let router = Router()
         router.get("health/live") { _, _ in #"{"status":"ok"}"# }

@@ -1,3 +1,6 @@
+import Logging
+import ServiceLifecycle
+
 /// The consumer group's backlog per stream: entries not yet delivered (lag) and delivered but not
 /// acknowledged (pending). The gateway's backpressure and the worker's metrics read it.
 public struct StreamBacklog: Sendable, Equatable {
@@ -36,5 +39,42 @@ public struct StreamBacklog: Sendable, Equatable {
             }
         }
         return backlog
+    }
+}
+
+/// Reads the backlog on a fixed interval until shutdown and hands each reading to `onReading`; logs
+/// Redis's durability settings the first time Redis answers. The gateway's backpressure and the worker's
+/// lag gauges both run on it.
+public struct StreamBacklogMonitor: Service {
+    let redis: RedisClient
+    let keys: RedisKeys
+    let intervalMilliseconds: Int
+    let logger: Logger
+    let onReading: @Sendable (StreamBacklog) -> Void
+
+    /// A monitor reading every `intervalMilliseconds`.
+    public init(
+        redis: RedisClient, keys: RedisKeys, intervalMilliseconds: Int, logger: Logger, onReading: @escaping @Sendable (StreamBacklog) -> Void
+    ) {
+        self.redis = redis
+        self.keys = keys
+        self.intervalMilliseconds = intervalMilliseconds
+        self.logger = logger
+        self.onReading = onReading
+    }
+
+    public func run() async throws {
+        var durabilityLogged = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if let reading = try? await StreamBacklog.read(redis: redis, keys: keys) {
+                onReading(reading)
+                if !durabilityLogged, let durability = try? await RedisDurability.read(from: redis) {
+                    durability.log(to: logger)
+                    logger.info("redis.ready", metadata: ["redis.url": "\(redis.configuration.redactedURL)", "redis.prefix": "\(keys.prefix)"])
+                    durabilityLogged = true
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
+        }
     }
 }

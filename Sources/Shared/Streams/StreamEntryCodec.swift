@@ -29,14 +29,7 @@ public enum StreamEntryCodec {
     public static let version = "1"
 
     /// Field names as bytes, made once.
-    private static var names: [String: [UInt8]] {
-        Dictionary(
-            uniqueKeysWithValues: [
-                "v", "id", "kind", "org", "received_at", "service", "level", "message", "timestamp", "trace_id", "span_id", "metadata", "name",
-                "value", "unit", "labels", "version", "environment", "git_hash",
-            ].map { ($0, Array($0.utf8)) })
-    }
-    private static let nameBytes = names
+    private static let nameBytes = Dictionary(uniqueKeysWithValues: Field.allCases.map { ($0.rawValue, Array($0.rawValue.utf8)) })
 
     /// The entry fields for `queued`; `receivedAt` may carry `queued.receivedAt` already formatted, as a
     /// batch shares one arrival time.
