@@ -12,6 +12,8 @@ struct GatewayDependencies: Sendable {
     var backlog: Backlog
     var registry: PrometheusCollectorRegistry
     var metrics: GatewayMetrics
+    /// Organization keys; `nil` when `OPERYN_ORG_KEYS` is off.
+    var organizationKeys: (any APIKeyDirectory)?
 }
 
 /// The gateway's application: the router, plus the backlog monitor as a service, on a Redis client
@@ -25,7 +27,8 @@ func buildApplication(_ configuration: GatewayConfiguration, redis: RedisClient,
         publisher: RedisEventPublisher(redis: redis, keys: configuration.keys, metrics: metrics),
         backlog: backlog,
         registry: registry,
-        metrics: metrics
+        metrics: metrics,
+        organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil
     )
     let monitor = StreamBacklogMonitor(
         redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
@@ -51,7 +54,15 @@ func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayD
         metrics: dependencies.metrics,
         retryAfterSeconds: configuration.retryAfterSeconds
     )
-    router.group("events").add(middleware: AuthMiddleware(apiKey: configuration.apiKey)).addRoutes(events.endpoints)
+    let auth = AuthMiddleware(
+        serverKey: configuration.apiKey,
+        keyRequired: configuration.requireAPIKey,
+        organizationKeys: dependencies.organizationKeys.map { APIKeyCache(directory: $0, ttlMilliseconds: configuration.apiKeyCacheMilliseconds) },
+        failures: AuthFailureLimiter(limit: configuration.authFailureLimit, windowMilliseconds: configuration.authFailureWindowSeconds * 1_000),
+        trustForwardedFor: configuration.trustForwardedFor,
+        retryAfterSeconds: configuration.retryAfterSeconds
+    )
+    router.group("events").add(middleware: auth).addRoutes(events.endpoints)
     router.addRoutes(
         OperationsController(publisher: dependencies.publisher, registry: dependencies.registry, retryAfterSeconds: configuration.retryAfterSeconds).endpoints
     )

@@ -14,7 +14,7 @@ struct App {
         let logger = Logger(label: "operyn.gateway")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        if configuration.apiKey == nil {
+        if configuration.apiKey == nil && !configuration.requireAPIKey {
             logger.warning("auth.disabled", metadata: ["reason": "OPERYN_API_KEY is not set: the endpoints are open"])
         }
         let redis = RedisClient(configuration: configuration.redis, name: "gateway", logger: logger)

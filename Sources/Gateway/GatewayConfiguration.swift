@@ -8,6 +8,20 @@ struct GatewayConfiguration: Sendable {
     var port = 3001
     /// `OPERYN_API_KEY` (unset): the server-wide API key; unset leaves the endpoints open.
     var apiKey: String?
+    /// `OPERYN_REQUIRE_API_KEY` (false): refuse requests without a valid key even when `OPERYN_API_KEY` is unset
+    /// (deployments with organization keys only). Always on when `OPERYN_API_KEY` is set.
+    var requireAPIKey = false
+    /// `OPERYN_ORG_KEYS` (true): accept organization keys (`opk_...`) kept in Redis by `operyn-admin keys`.
+    var organizationKeys = true
+    /// `OPERYN_API_KEY_CACHE_MS` (5000): how long a key lookup is reused; a revoked key stops working within this.
+    var apiKeyCacheMilliseconds = 5_000
+    /// `OPERYN_AUTH_FAILURE_LIMIT` (20): failed authentications per client per window before 429; `0` turns it off.
+    var authFailureLimit = 20
+    /// `OPERYN_AUTH_FAILURE_WINDOW_SECONDS` (60): the window those failures are counted in.
+    var authFailureWindowSeconds = 60
+    /// `OPERYN_TRUST_FORWARDED_FOR` (false): count failures against the first `x-forwarded-for` address (set it only
+    /// behind a load balancer that sets the header).
+    var trustForwardedFor = false
     /// `OPERYN_REDIS_URL` and the Redis timeouts.
     var redis = RedisConfiguration()
     /// `OPERYN_KEY_PREFIX` (operyn).
@@ -25,8 +39,9 @@ struct GatewayConfiguration: Sendable {
 
     static let variables =
         [
-            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_BACKLOG_HIGH_WATER", "OPERYN_BACKLOG_REFRESH_MS",
-            "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL",
+            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
+            "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
+            "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL",
         ] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -38,6 +53,12 @@ struct GatewayConfiguration: Sendable {
         host = reader.string("OPERYN_HOST", default: host)
         port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535)
         apiKey = reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
+        requireAPIKey = try reader.boolean("OPERYN_REQUIRE_API_KEY", default: requireAPIKey)
+        organizationKeys = try reader.boolean("OPERYN_ORG_KEYS", default: organizationKeys)
+        apiKeyCacheMilliseconds = try reader.integer("OPERYN_API_KEY_CACHE_MS", default: apiKeyCacheMilliseconds, in: 0...300_000)
+        authFailureLimit = try reader.integer("OPERYN_AUTH_FAILURE_LIMIT", default: authFailureLimit, in: 0...1_000_000)
+        authFailureWindowSeconds = try reader.integer("OPERYN_AUTH_FAILURE_WINDOW_SECONDS", default: authFailureWindowSeconds, in: 1...86_400)
+        trustForwardedFor = try reader.boolean("OPERYN_TRUST_FORWARDED_FOR", default: trustForwardedFor)
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader)
         limits = try EventLimits(reader)

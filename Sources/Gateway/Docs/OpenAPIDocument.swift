@@ -32,7 +32,10 @@ enum OpenAPIDocument {
             ],
             "components": [
                 "securitySchemes": [
-                    "apiKey": ["type": "apiKey", "in": "header", "name": "x-api-key", "description": "Required when OPERYN_API_KEY is set on the server"]
+                    "apiKey": [
+                        "type": "apiKey", "in": "header", "name": "x-api-key",
+                        "description": "The server-wide key (required when OPERYN_API_KEY is set) or an organization key (opk_...)",
+                    ]
                 ],
                 "parameters": [
                     "OrganizationId": [
@@ -47,6 +50,11 @@ enum OpenAPIDocument {
                         "The event failed validation, or the body is not valid JSON",
                         "Invalid log event: level must be one of debug, info, warn, error, fatal, got 'trace'"),
                     "Unauthorized": error("x-api-key is missing or invalid", "Invalid or missing API key"),
+                    "Forbidden": error(
+                        "The organization key belongs to another organization than x-organization-id", "API key does not belong to organization org_123456789"),
+                    "TooManyFailures": error(
+                        "This client failed authentication too often; retry after Retry-After seconds",
+                        "Too many failed authentication attempts; retry after 60 seconds", retry: true),
                     "TooLarge": error("The body is over the size limit", "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
                     "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
                     "Unavailable": error(
@@ -155,8 +163,10 @@ enum OpenAPIDocument {
                 ],
                 "400": ["$ref": "#/components/responses/BadRequest"],
                 "401": ["$ref": "#/components/responses/Unauthorized"],
+                "403": ["$ref": "#/components/responses/Forbidden"],
                 "413": ["$ref": "#/components/responses/TooLarge"],
                 "415": ["$ref": "#/components/responses/UnsupportedMediaType"],
+                "429": ["$ref": "#/components/responses/TooManyFailures"],
                 "503": ["$ref": "#/components/responses/Unavailable"],
             ],
         ]

@@ -92,6 +92,16 @@ public struct ConfigurationReader: Sendable {
         return number
     }
 
+    /// A yes/no setting with a default: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+    public func boolean(_ variable: String, default value: Bool) throws(ConfigurationError) -> Bool {
+        guard let text = string(variable) else { return value }
+        switch text.trimmingCharacters(in: " ").lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(message: "\(variable) must be true or false, got '\(text)'")
+        }
+    }
+
     /// Rejects options that no setting reads, so a typo does not pass silently.
     public func checkKnown(_ variables: [String]) throws(ConfigurationError) {
         let known = Set(variables.map(Self.optionName)).union(["help"])

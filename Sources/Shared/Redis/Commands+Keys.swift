@@ -171,3 +171,47 @@ public struct SCRIPTLOAD: RedisCommand {
 
     public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("SCRIPT LOAD") }
 }
+
+/// `HGETALL key`: every field and value of a hash (empty when the key does not exist).
+public struct HGETALL: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// Reads the whole hash `key`.
+    public init(_ key: String) { arguments = RedisCommandEncoder.arguments("HGETALL", key) }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> [String: String] {
+        var fields: [String: String] = [:]
+        for (name, value) in try reply.expectMap("HGETALL") { fields[name] = value.string ?? "" }
+        return fields
+    }
+}
+
+/// `HDEL key field ...`: answers how many fields existed.
+public struct HDEL: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// Deletes `fields` of the hash `key`.
+    public init(_ key: String, fields: [String]) {
+        arguments = [Array("HDEL".utf8), Array(key.utf8)] + fields.map { Array($0.utf8) }
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("HDEL") }
+}
+
+/// `SCAN cursor MATCH pattern COUNT n`: one page of key names and the next cursor (`0` when done).
+public struct SCAN: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// The keys matching `pattern` from `cursor` on.
+    public init(cursor: String = "0", match pattern: String, count: Int = 1_000) {
+        arguments = RedisCommandEncoder.arguments("SCAN", cursor, "MATCH", pattern, "COUNT", String(count))
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> (cursor: String, keys: [String]) {
+        let parts = try reply.expectArray("SCAN")
+        guard parts.count == 2 else { throw .unexpected("SCAN", reply) }
+        var keys: [String] = []
+        for key in try parts[1].expectArray("SCAN") { keys.append(try key.expectString("SCAN")) }
+        return (try parts[0].expectString("SCAN"), keys)
+    }
+}

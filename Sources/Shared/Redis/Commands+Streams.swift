@@ -354,3 +354,35 @@ public struct XDEL: RedisCommand {
 
     public func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("XDEL") }
 }
+
+/// `XRANGE key start end [COUNT n]`: entries in id order.
+public struct XRANGE: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// The entries of `stream` from `start` to `end` (`-` and `+` for the ends), at most `count`.
+    public init(_ stream: String, start: String = "-", end: String = "+", count: Int? = nil) {
+        arguments = RedisCommandEncoder.arguments("XRANGE", stream, start, end)
+        if let count {
+            arguments.append("COUNT")
+            arguments.append(count)
+        }
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> [StreamEntry] { try StreamEntry.list(reply, command: "XRANGE") }
+}
+
+/// `XINFO CONSUMERS key group`: each consumer's fields (`name`, `pending`, `idle`, `inactive` ...).
+public struct XINFOCONSUMERS: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// The consumers of `group` on `stream`.
+    public init(_ stream: String, group: String) {
+        arguments = RedisCommandEncoder.arguments("XINFO", "CONSUMERS", stream, group)
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> [[String: RedisReply]] {
+        var consumers: [[String: RedisReply]] = []
+        for consumer in try reply.expectArray("XINFO CONSUMERS") { consumers.append(try consumer.expectMap("XINFO CONSUMERS")) }
+        return consumers
+    }
+}

@@ -30,6 +30,13 @@ public struct RedisKeys: Sendable, Equatable {
 
     /// `<prefix>:org:<org>:counts`: per-organization counters (hash; `stored:<kind>`, `rejected:<reason>`).
     public func counts(org: String) -> String { "\(prefix):org:\(org):counts" }
+
+    /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
+    public func apiKeys(org: String) -> String { "\(prefix):org:\(org):keys" }
+
+    /// `<prefix>:apikey:<sha256>`: one API key's record (hash; `id`, `org`, `created_at`, optional `expires_at`), found by
+    /// the SHA-256 of the key; the key itself is never stored.
+    public func apiKey(sha256 digest: String) -> String { "\(prefix):apikey:\(digest)" }
 }
 
 /// Organization ids: `^[A-Za-z0-9_-]{1,64}$`; omitted means `default`.

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+/// The options every subcommand takes: where Redis is, the key prefix, and the output format.
+struct AdminOptions: ParsableArguments {
+    @Option(help: "Redis URL (env OPERYN_REDIS_URL).")
+    var redisURL = ProcessInfo.processInfo.environment["OPERYN_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+
+    @Option(help: "Prefix of every Redis key (env OPERYN_KEY_PREFIX).")
+    var keyPrefix = ProcessInfo.processInfo.environment["OPERYN_KEY_PREFIX"] ?? "operyn"
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    /// The key names under `--key-prefix`.
+    var keys: RedisKeys { RedisKeys(prefix: keyPrefix) }
+
+    /// Runs `body` with a client on `--redis-url`, shut down afterwards; Redis errors become a clear failure.
+    func withRedis<T>(_ body: (RedisClient) async throws -> T) async throws -> T {
+        let configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: redisURL)
+        } catch {
+            throw ValidationError("invalid --redis-url: \(error.message)")
+        }
+        let redis = RedisClient(configuration: configuration, name: "admin")
+        defer { redis.shutdown() }
+        do {
+            return try await body(redis)
+        } catch let error as RedisError {
+            throw AdminFailure("Redis at \(configuration.redactedURL): \(error.message)")
+        }
+    }
+
+    /// Prints `value` as JSON, or `table` when `--json` was not given.
+    func output(_ value: JSONValue, table: @autoclosure () -> String) {
+        print(json ? value.jsonText : table())
+    }
+}
+
+/// A failure reported on standard error with exit code 1.
+struct AdminFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// An organization id given on the command line, checked like the gateway checks `x-organization-id`.
+func checkedOrganization(_ organization: String) throws -> String {
+    guard OrganizationID.isValid(organization) else {
+        throw ValidationError("organization id must match ^[A-Za-z0-9_-]{1,64}$")
+    }
+    return organization
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+/// `operyn-admin orgs`: organizations, their service quota and their counts.
+struct OrgsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orgs",
+        abstract: "Organizations: list them, show one, set its service limit.",
+        subcommands: [List.self, Show.self, SetLimit.self]
+    )
+
+    /// The limit the workers apply without an override, as the worker reads it.
+    struct LimitOptions: ParsableArguments {
+        @Option(help: "Service limit of organizations other than default without an override (env OPERYN_DEFAULT_SERVICE_LIMIT).")
+        var defaultServiceLimit = ProcessInfo.processInfo.environment["OPERYN_DEFAULT_SERVICE_LIMIT"].flatMap { Int($0) } ?? 100
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every organization with data in Redis, with its services used out of its limit.")
+
+        @OptionGroup var options: AdminOptions
+        @OptionGroup var limits: LimitOptions
+
+        func run() async throws {
+            try await options.withRedis { redis in
+                var summaries: [OrganizationSummary] = []
+                for organization in try await OrganizationSummary.organizations(redis: redis, keys: options.keys) {
+                    summaries.append(
+                        try await OrganizationSummary.read(organization, redis: redis, keys: options.keys, defaultLimit: limits.defaultServiceLimit))
+                }
+                options.output(
+                    .array(summaries.map(\.json)),
+                    table: Table.render(
+                        ["ORG", "SERVICES", "LIMIT", "STORED", "REJECTED", "KEYS"],
+                        summaries.map {
+                            [$0.organization, String($0.services.count), $0.limitText, String($0.storedTotal), String($0.rejectedTotal), String($0.keyCount)]
+                        },
+                        empty: "(no organizations)"))
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One organization: its services out of the limit, stored and rejected counts.")
+
+        @OptionGroup var options: AdminOptions
+        @OptionGroup var limits: LimitOptions
+        @Argument(help: "The organization id.") var organization: String
+
+        func run() async throws {
+            let organization = try checkedOrganization(organization)
+            try await options.withRedis { redis in
+                let summary = try await OrganizationSummary.read(organization, redis: redis, keys: options.keys, defaultLimit: limits.defaultServiceLimit)
+                options.output(summary.json, table: summary.table)
+            }
+        }
+    }
+
+    struct SetLimit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-limit", abstract: "Set an organization's service limit (an override kept in Redis, read by every worker).")
+
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The organization id.") var organization: String
+        @Argument(help: "The number of distinct services it may use.") var limit: Int
+
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("the limit must be 0 or more") }
+        }
+
+        func run() async throws {
+            let organization = try checkedOrganization(organization)
+            try await options.withRedis { redis in
+                _ = try await redis.send(HSET(options.keys.settings(org: organization), fields: [("service_limit", String(limit))]))
+                options.output(
+                    .object([("org", .string(organization)), ("serviceLimit", .number(String(limit)))]),
+                    table: "service limit of \(organization) set to \(limit)")
+            }
+        }
+    }
+}
+
+/// One organization as `orgs list` and `orgs show` report it.
+struct OrganizationSummary {
+    var organization: String
+    var services: [String]
+    var limit: Int
+    var limitIsOverride: Bool
+    var counts: [String: Int]
+    var keyCount: Int
+
+    var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
+    var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
+    var limitText: String { limitIsOverride ? "\(limit) (set)" : String(limit) }
+
+    /// Organizations found under `<prefix>:org:*` (services, settings, counts or keys).
+    static func organizations(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> [String] {
+        let start = "\(keys.prefix):org:"
+        var found = Set<String>()
+        var cursor = "0"
+        repeat {
+            let page = try await redis.send(SCAN(cursor: cursor, match: start + "*"))
+            for key in page.keys {
+                let rest = key.dropFirst(start.count)
+                if let colon = rest.lastIndex(of: ":") { found.insert(String(rest[..<colon])) }
+            }
+            cursor = page.cursor
+        } while cursor != "0"
+        return found.sorted()
+    }
+
+    static func read(_ organization: String, redis: RedisClient, keys: RedisKeys, defaultLimit: Int) async throws(RedisError) -> OrganizationSummary {
+        let services = try await redis.send(SMEMBERS(keys.services(org: organization))).sorted()
+        let override = try await redis.send(HGET(keys.settings(org: organization), field: "service_limit")).flatMap { Int($0) }
+        let fallback = organization == OrganizationID.default ? 5 : defaultLimit
+        let counts = try await redis.send(HGETALL(keys.counts(org: organization))).compactMapValues { Int($0) }
+        let keyCount = try await redis.send(HGETALL(keys.apiKeys(org: organization))).count
+        return OrganizationSummary(
+            organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
+            keyCount: keyCount)
+    }
+
+    var json: JSONValue {
+        .object([
+            ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
+            ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
+            ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
+            ("keys", .number(String(keyCount))),
+        ])
+    }
+
+    var table: String {
+        let lines = [
+            ["organization", organization],
+            ["services", "\(services.count) of \(limitText): \(services.isEmpty ? "-" : services.joined(separator: ", "))"],
+            ["stored", String(storedTotal)],
+            ["rejected", String(rejectedTotal)],
+            ["api keys", String(keyCount)],
+        ]
+        let countRows = counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
+        return Table.render(["FIELD", "VALUE"], lines) + "\n\n" + Table.render(["COUNTER", "VALUE"], countRows)
+    }
+}

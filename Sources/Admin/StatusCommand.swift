@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+/// `operyn-admin status`: the queue at a glance.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Per stream: length, the group's lag and pending count, its consumers and their idle time; dead-letter and rejected counts."
+    )
+
+    @OptionGroup var options: AdminOptions
+
+    @Flag(help: "Refresh until interrupted.")
+    var watch = false
+
+    @Option(help: "Seconds between refreshes with --watch.")
+    var interval = 2
+
+    func run() async throws {
+        try await options.withRedis { redis in
+            repeat {
+                let status = try await QueueStatus.read(redis: redis, keys: options.keys)
+                if watch && !options.json { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                options.output(status.json, table: status.table)
+                if watch { try await Task.sleep(for: .seconds(max(1, interval))) }
+            } while watch
+        }
+    }
+}
+
+/// What `status` reports, read from Redis with XLEN, XINFO GROUPS and XINFO CONSUMERS.
+struct QueueStatus {
+    struct Consumer {
+        var name: String
+        var pending: Int
+        var idleMilliseconds: Int
+    }
+
+    struct Stream {
+        var kind: EventKind
+        var key: String
+        var length: Int
+        var lag: Int?
+        var pending: Int
+        var consumers: [Consumer]
+    }
+
+    var streams: [Stream]
+    var deadLetters: Int
+    var rejected: Int
+
+    static func read(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> QueueStatus {
+        var streams: [Stream] = []
+        for kind in EventKind.allCases {
+            let key = keys.stream(kind)
+            let length = try await redis.send(XLEN(key))
+            var stream = Stream(kind: kind, key: key, length: length, lag: nil, pending: 0, consumers: [])
+            let exists = try await redis.send(RawCommand("EXISTS", key)).integer == 1
+            if exists {
+                let groups = try await redis.send(XINFOGROUPS(key))
+                if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
+                    stream.lag = group["lag"]?.integer.map(Int.init)
+                    stream.pending = group["pending"]?.integer.map(Int.init) ?? 0
+                    stream.consumers = try await redis.send(XINFOCONSUMERS(key, group: keys.consumerGroup)).map {
+                        Consumer(
+                            name: $0["name"]?.string ?? "?", pending: $0["pending"]?.integer.map(Int.init) ?? 0,
+                            idleMilliseconds: $0["idle"]?.integer.map(Int.init) ?? 0)
+                    }
+                }
+            }
+            streams.append(stream)
+        }
+        return QueueStatus(
+            streams: streams, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)), rejected: try await redis.send(XLEN(keys.rejectedStream)))
+    }
+
+    var json: JSONValue {
+        .object([
+            (
+                "streams",
+                .array(
+                    streams.map { stream in
+                        .object([
+                            ("kind", .string(stream.kind.rawValue)), ("stream", .string(stream.key)), ("length", .number(String(stream.length))),
+                            ("lag", stream.lag.map { .number(String($0)) } ?? .null), ("pending", .number(String(stream.pending))),
+                            (
+                                "consumers",
+                                .array(
+                                    stream.consumers.map {
+                                        .object([
+                                            ("name", .string($0.name)), ("pending", .number(String($0.pending))),
+                                            ("idleMs", .number(String($0.idleMilliseconds))),
+                                        ])
+                                    })
+                            ),
+                        ])
+                    })
+            ),
+            ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))),
+        ])
+    }
+
+    var table: String {
+        let streamRows = streams.map { [$0.key, String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), String($0.consumers.count)] }
+        let consumerRows = streams.flatMap { stream in
+            stream.consumers.map { [stream.key, $0.name, String($0.pending), String(format: "%.1fs", Double($0.idleMilliseconds) / 1_000)] }
+        }
+        return [
+            Table.render(["STREAM", "LENGTH", "LAG", "PENDING", "CONSUMERS"], streamRows),
+            "",
+            Table.render(["STREAM", "CONSUMER", "PENDING", "IDLE"], consumerRows, empty: "(no consumers)"),
+            "",
+            "dead letters: \(deadLetters)    rejected (capped stream): \(rejected)",
+        ].joined(separator: "\n")
+    }
+}
