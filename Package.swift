@@ -93,7 +93,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Shared"],
+            dependencies: ["Shared", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -114,6 +114,11 @@ let package = Package(
                 "Gateway", "Shared", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["Shared", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -66,30 +66,3 @@ struct SinkUnderTest: Sendable {
         runner?.cancel()
     }
 }
-
-/// Fresh databases on the PostgreSQL the test command starts (`OPERYN_TEST_POSTGRES_URL`).
-enum PostgresTestDatabase {
-    static var serverURL: String {
-        get throws {
-            try #require(
-                ProcessInfo.processInfo.environment["OPERYN_TEST_POSTGRES_URL"],
-                "OPERYN_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a PostgreSQL")
-        }
-    }
-
-    /// Creates an empty database and returns its URL.
-    static func create() async throws -> String {
-        let server = try serverURL
-        let components = try #require(URLComponents(string: server))
-        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        let configuration = PostgresClient.Configuration(
-            host: components.host!, port: components.port ?? 5432, username: components.user ?? "operyn", password: nil, database: "postgres", tls: .disable)
-        let client = PostgresClient(configuration: configuration)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-            group.cancelAll()
-        }
-        return "postgres://\(components.user ?? "operyn")@\(components.host!):\(components.port ?? 5432)/\(name)"
-    }
-}

@@ -113,21 +113,3 @@ enum Sample {
         return QueuedEvent(id: UUID().uuidString.lowercased(), org: org, receivedAt: .now, event: try! validator.event(.deployments, body: Array(body.utf8)))
     }
 }
-
-/// Rows of a query on a SQLite file, every column as text (NULL as nil); no rows when the file is missing.
-func sqliteQuery(path: String, _ sql: String) throws -> [[String?]] {
-    var database: OpaquePointer?
-    guard sqlite3_open_v2(path, &database, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
-        sqlite3_close_v2(database)
-        return []
-    }
-    defer { sqlite3_close_v2(database) }
-    var statement: OpaquePointer?
-    guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
-    defer { sqlite3_finalize(statement) }
-    var rows: [[String?]] = []
-    while sqlite3_step(statement) == SQLITE_ROW {
-        rows.append((0..<sqlite3_column_count(statement)).map { column in sqlite3_column_text(statement, column).map { String(cString: $0) } })
-    }
-    return rows
-}
