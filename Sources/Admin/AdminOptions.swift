@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Shared
 
 /// The options every subcommand takes: where Redis is, the key prefix, and the output format.
@@ -24,7 +25,10 @@ struct AdminOptions: ParsableArguments {
         } catch {
             throw ValidationError("invalid --redis-url: \(error.message)")
         }
-        let redis = RedisClient(configuration: configuration, name: "admin")
+        // Output is for people and scripts: the client's own warnings go to standard error, nothing below warning.
+        var logger = Logger(label: "operyn.admin") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .warning
+        let redis = RedisClient(configuration: configuration, name: "admin", logger: logger)
         defer { redis.shutdown() }
         do {
             return try await body(redis)

@@ -138,8 +138,9 @@ extension Array where Element == UInt8 {
 /// Starting child processes from tests.
 public enum ChildProcess {
     /// Starts `arguments[0]` with the rest as its arguments and `environment` added to this process's;
-    /// standard output and error go to `output` when given. Returns the pid.
-    public static func spawn(_ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> pid_t {
+    /// standard output goes to `output` when given, and standard error too unless `errors` names a file of its own.
+    /// Returns the pid.
+    public static func spawn(_ arguments: [String], environment: [String: String] = [:], output: String? = nil, errors: String? = nil) throws -> pid_t {
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var merged = ProcessInfo.processInfo.environment
@@ -163,8 +164,9 @@ public enum ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         if let output {
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            if errors == nil { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
         }
+        if let errors { posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
         var pid: pid_t = 0
         guard posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, &envp) == 0 else {
             throw RedisError(code: .connectionFailed, message: "could not start \(arguments[0])")
