@@ -17,6 +17,7 @@ mkdir -p data/redis
 echo "building (release)…"
 swift build -c release --product operyn-gateway >/dev/null
 swift build -c release --product operyn-worker >/dev/null
+swift build -c release --product operyn-admin >/dev/null
 bin=$(swift build -c release --show-bin-path)
 
 pids=()
@@ -60,6 +61,9 @@ operyn is running: gateway on http://127.0.0.1:$OPERYN_PORT, worker storing into
 Try:
   curl -i -X POST http://127.0.0.1:$OPERYN_PORT/events/logs -H 'Content-Type: application/json' \\
     -d '{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service"}'
+Inspect and manage it (queue, organizations, API keys, dead letters):
+  $bin/operyn-admin status
+  $bin/operyn-admin keys create acme
 Ctrl-C stops everything.
 TXT
 wait -n "${pids[@]}" || true

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql curl
 
 echo "checking formatting (.swift-format)…"
 swift format lint --strict -r Sources Tests Benchmarks Package.swift
