@@ -11,49 +11,76 @@ final class Cluster: @unchecked Sendable {
     let prefix = TestRedis.prefix("e2e")
     let directory: String
     let databaseURL: String
+    let redisURL: String
     private(set) var gatewayPorts: [Int] = []
     private var processes: [(name: String, pid: pid_t)] = []
+    private var gatewaySettings: [Int: [String: String]] = [:]
+    private var workerSettings: [String: [String: String]] = [:]
 
     var keys: RedisKeys { RedisKeys(prefix: prefix) }
 
-    /// A cluster storing into `databaseURL`, or into a SQLite file of its own when `nil`.
-    init(databaseURL: String? = nil) throws {
+    /// A cluster on `redisURL` (the test command's Redis when `nil`) storing into `databaseURL`, or into a SQLite
+    /// file of its own when `nil`.
+    init(redisURL: String? = nil, databaseURL: String? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-e2e-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.databaseURL = databaseURL ?? "sqlite:\(directory)/operyn.sqlite"
+        self.redisURL = try redisURL ?? TestRedis.url
     }
+
+    /// A client on the cluster's Redis; the caller shuts it down.
+    func redis() throws -> RedisClient { RedisClient(configuration: try RedisConfiguration(url: redisURL)) }
 
     var sqlitePath: String? { databaseURL.hasPrefix("sqlite:") ? String(databaseURL.dropFirst("sqlite:".count)) : nil }
 
     /// Starts a gateway on a free port and waits until it listens; answers the port.
     @discardableResult
-    func startGateway(_ environment: [String: String] = [:]) async throws -> Int {
-        let port = try RedisServer.freePort()
+    func startGateway(_ environment: [String: String] = [:], port existingPort: Int? = nil) async throws -> Int {
+        let port = try existingPort ?? RedisServer.freePort()
         var settings = [
-            "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": prefix, "OPERYN_PORT": "\(port)", "OPERYN_API_KEY": Self.serverKey,
+            "OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix, "OPERYN_PORT": "\(port)", "OPERYN_API_KEY": Self.serverKey,
             "OPERYN_API_KEY_CACHE_MS": "300", "OPERYN_BACKLOG_REFRESH_MS": "100",
         ]
-        settings.merge(environment) { $1 }
+        settings.merge(gatewaySettings[port] ?? environment) { $1 }
+        gatewaySettings[port] = gatewaySettings[port] ?? environment
         let pid = try ChildProcess.spawn(
             [ChildProcess.binDirectory() + "/operyn-gateway"], environment: settings, output: "\(directory)/gateway-\(port).log")
         processes.append(("gateway-\(port)", pid))
         for _ in 0..<300 where !RedisServer.accepts(port: port) { try await Task.sleep(for: .milliseconds(50)) }
         guard RedisServer.accepts(port: port) else { throw TestSetupError("gateway on \(port) did not start: \(log("gateway-\(port)"))") }
-        gatewayPorts.append(port)
+        if !gatewayPorts.contains(port) { gatewayPorts.append(port) }
         return port
     }
 
-    /// Starts a worker named `name`.
-    func startWorker(_ name: String) throws {
-        let pid = try ChildProcess.spawn(
-            [ChildProcess.binDirectory() + "/operyn-worker"],
-            environment: [
-                "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": prefix, "OPERYN_DATABASE_URL": databaseURL, "OPERYN_METRICS_PORT": "0",
-                "OPERYN_CONSUMER_NAME": name, "OPERYN_BLOCK_MS": "100",
-            ],
-            output: "\(directory)/\(name).log")
+    /// Starts a worker named `name` (again, with the same settings, when it ran before).
+    func startWorker(_ name: String, _ environment: [String: String] = [:]) throws {
+        var settings = [
+            "OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix, "OPERYN_DATABASE_URL": databaseURL, "OPERYN_METRICS_PORT": "0",
+            "OPERYN_CONSUMER_NAME": name, "OPERYN_BLOCK_MS": "100", "OPERYN_CLAIM_IDLE_MS": "2000",
+        ]
+        settings.merge(workerSettings[name] ?? environment) { $1 }
+        workerSettings[name] = workerSettings[name] ?? environment
+        let pid = try ChildProcess.spawn([ChildProcess.binDirectory() + "/operyn-worker"], environment: settings, output: "\(directory)/\(name).log")
         processes.append((name, pid))
     }
+
+    /// Sends `signal` to the process called `name` (`w1`, `gateway-<port>`); for SIGKILL and SIGTERM waits for it
+    /// and answers its exit status.
+    @discardableResult
+    func signal(_ name: String, _ signal: Int32) -> Int32? {
+        guard let index = processes.firstIndex(where: { $0.name == name }) else { return nil }
+        let pid = processes[index].pid
+        kill(pid, signal)
+        guard signal == SIGKILL || signal == SIGTERM else { return nil }
+        processes.remove(at: index)
+        return ChildProcess.wait(pid)
+    }
+
+    /// The pid of the process called `name`.
+    func pid(_ name: String) -> pid_t? { processes.first { $0.name == name }?.pid }
+
+    /// The names of the processes running.
+    var running: [String] { processes.map(\.name) }
 
     /// The log of a process, for failure messages.
     func log(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "" }
@@ -63,7 +90,7 @@ final class Cluster: @unchecked Sendable {
         let output = "\(directory)/admin-\(UUID().uuidString).out"
         let pid = try ChildProcess.spawn(
             [ChildProcess.binDirectory() + "/operyn-admin"] + arguments,
-            environment: ["OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
+            environment: ["OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
         let status = ChildProcess.wait(pid)
         return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
@@ -73,7 +100,7 @@ final class Cluster: @unchecked Sendable {
         let output = "\(directory)/admin-\(UUID().uuidString).out"
         let pid = try ChildProcess.spawn(
             [ChildProcess.binDirectory() + "/operyn-admin"] + arguments + ["--json"],
-            environment: ["OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
+            environment: ["OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
         guard ChildProcess.wait(pid) == 0 else {
             throw TestSetupError("operyn-admin \(arguments) failed: \(try String(contentsOfFile: output + ".err", encoding: .utf8))")
         }

@@ -73,6 +73,15 @@ public final class RedisServer: @unchecked Sendable {
         self.pid = nil
     }
 
+    /// Kills the server with SIGKILL (no shutdown, no final fsync) and reaps it; `start()` brings it back from its AOF.
+    public func crash() {
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        self.pid = nil
+    }
+
     public func signal(_ number: Int32) {
         if let pid { kill(pid, number) }
     }

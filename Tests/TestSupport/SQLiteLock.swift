@@ -1,15 +1,15 @@
 import CSQLite
 
 /// Another connection holding an exclusive lock on a database, as a second process would.
-final class SQLiteLock {
+public final class SQLiteLock {
     private var database: OpaquePointer?
 
-    init(path: String) {
+    public init(path: String) {
         sqlite3_open_v2(path, &database, SQLITE_OPEN_READWRITE, nil)
         sqlite3_exec(database, "BEGIN EXCLUSIVE;", nil, nil, nil)
     }
 
-    func release() {
+    public func release() {
         sqlite3_exec(database, "ROLLBACK;", nil, nil, nil)
         sqlite3_close_v2(database)
         database = nil

@@ -1,0 +1,104 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Shared
+import Synchronization
+
+/// Sends ledger traffic to gateways from `connections` concurrent connections: single logs and batches of ten, over
+/// several organizations, with an invalid event now and then (a 400 that must store nothing). Every request's
+/// markers go into the ledger with the class of its answer; latencies of single events are kept for percentiles.
+final class LoadGenerator: Sendable {
+    let ledger: Ledger
+    let ports: [Int]
+    let organizations: [String]
+    let apiKey: String
+    let connections: Int
+    private let stopped = Atomic<Bool>(false)
+    private let latencies = Mutex<[Int]>([])
+    private let statuses = Mutex<[Int: Int]>([:])
+
+    init(ledger: Ledger, ports: [Int], organizations: [String] = ["org-a", "org-b", "org-c", "org-d"], apiKey: String, connections: Int = 8) {
+        self.ledger = ledger
+        self.ports = ports
+        self.organizations = organizations
+        self.apiKey = apiKey
+        self.connections = connections
+    }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// Runs until `stop()`.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<connections { group.addTask { await self.connection(index) } }
+        }
+    }
+
+    /// Answer counts by status (0 for an error without an answer).
+    var statusCounts: [Int: Int] { statuses.withLock { $0 } }
+
+    /// The `percentile` (0...100) of single-event latencies so far, in milliseconds; and clears them when `reset`.
+    func latency(percentile: Double, reset: Bool = false) -> Double {
+        let sorted = latencies.withLock { values in
+            defer { if reset { values.removeAll() } }
+            return values.sorted()
+        }
+        guard !sorted.isEmpty else { return 0 }
+        let index = min(sorted.count - 1, Int((Double(sorted.count) * percentile / 100).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1_000
+    }
+
+    private func connection(_ index: Int) async {
+        var portIndex = index % ports.count
+        var client: TestClient?
+        var request = 0
+        while !stopped.load(ordering: .relaxed) {
+            if client == nil {
+                let fresh = TestClient(host: "127.0.0.1", port: ports[portIndex], configuration: .init(timeout: .seconds(5)))
+                fresh.connect()
+                client = fresh
+            }
+            request += 1
+            let organization = organizations[(index + request) % organizations.count]
+            let isBatch = request % 4 == 0
+            let isInvalid = request % 25 == 0
+            let count = isBatch ? 10 : 1
+            let markers = (0..<count).map { _ in ledger.marker() }
+            let events = markers.enumerated().map { offset, marker in
+                let level = isInvalid && offset == count - 1 ? "loud" : "info"
+                return #"{"service":"ledger-svc","level":"\#(level)","message":"\#(marker)","metadata":{"n":\#(request)}}"#
+            }
+            let body = isBatch ? "[" + events.joined(separator: ",") + "]" : events[0]
+            let path = isBatch ? "/events/logs/batch" : "/events/logs"
+            let started = MonotonicInstant.now
+            var status = 0
+            do {
+                let response = try await client!.post(
+                    path,
+                    headers: [.contentType: "application/json", HTTPField.Name("x-api-key")!: apiKey, HTTPField.Name("x-organization-id")!: organization],
+                    body: ByteBuffer(string: body))
+                status = Int(response.status.code)
+            } catch {
+                try? await client?.shutdown()
+                client = nil
+                portIndex = (portIndex + 1) % ports.count  // that gateway may be gone: the others keep serving
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            let outcome: Ledger.Outcome =
+                switch status {
+                case 202: .accepted
+                case 400..<500: .refused
+                default: .unknown
+                }
+            ledger.record(markers, organization: organization, outcome)
+            statuses.withLock { $0[status, default: 0] += 1 }
+            if status == 202 && !isBatch {
+                let micros = Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000)
+                latencies.withLock { $0.append(micros) }
+            }
+            if status == 503 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        try? await client?.shutdown()
+    }
+}
