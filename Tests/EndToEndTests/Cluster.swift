@@ -132,6 +132,9 @@ final class Cluster: @unchecked Sendable {
         return try await PostgresTestDatabase.query(url: databaseURL, sql)
     }
 
+    /// Restarts a gateway that was stopped, on its port and with its settings.
+    func restartGateway(port: Int) async throws { _ = try await startGateway(port: port) }
+
     /// Sends SIGTERM to every process and answers their exit statuses by name.
     func stop() -> [String: Int32] {
         var statuses: [String: Int32] = [:]

@@ -17,6 +17,7 @@ final class LoadGenerator: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let latencies = Mutex<[Int]>([])
     private let statuses = Mutex<[Int: Int]>([:])
+    private let slowest = Atomic<Int>(0)
 
     init(ledger: Ledger, ports: [Int], organizations: [String] = ["org-a", "org-b", "org-c", "org-d"], apiKey: String, connections: Int = 8) {
         self.ledger = ledger
@@ -37,6 +38,15 @@ final class LoadGenerator: Sendable {
 
     /// Answer counts by status (0 for an error without an answer).
     var statusCounts: [Int: Int] { statuses.withLock { $0 } }
+
+    /// The longest wait for any answer (any status) in milliseconds, since the last `resetCounters()`.
+    var slowestAnswerMilliseconds: Int { slowest.load(ordering: .relaxed) }
+
+    /// Clears the status counts and the slowest answer, to look at one phase of a test.
+    func resetCounters() {
+        statuses.withLock { $0.removeAll() }
+        slowest.store(0, ordering: .relaxed)
+    }
 
     /// The `percentile` (0...100) of single-event latencies so far, in milliseconds; and clears them when `reset`.
     func latency(percentile: Double, reset: Bool = false) -> Double {
@@ -93,6 +103,8 @@ final class LoadGenerator: Sendable {
                 }
             ledger.record(markers, organization: organization, outcome)
             statuses.withLock { $0[status, default: 0] += 1 }
+            let elapsed = Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000_000)
+            if status != 0 { _ = slowest.max(elapsed, ordering: .relaxed) }
             if status == 202 && !isBatch {
                 let micros = Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000)
                 latencies.withLock { $0.append(micros) }

@@ -29,7 +29,7 @@ public enum TestRedis {
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
     let directory: URL
-    private var pid: pid_t?
+    public private(set) var pid: pid_t?
     private let extraArguments: [String]
 
     public init(arguments: [String] = []) throws {

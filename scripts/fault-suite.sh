@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole fault, load and hostile-input suite (README "Fault suite"): every fault test with its ledger, the
+# ten-minute soak (OPERYN_SOAK_SECONDS, default 600) on release builds, the hostile-input corpus, and schemathesis
+# against a live gateway's /openapi.json. Prints each ledger and the figures; the output is also kept in
+# fault-suite-results.txt. Runs on a fresh Debian machine like scripts/test.sh (which it uses).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+results=fault-suite-results.txt
+: >"$results"
+
+echo "building release executables for the fault suite…"
+swift build -c release --product operyn-gateway >/dev/null
+swift build -c release --product operyn-worker >/dev/null
+swift build -c release --product operyn-admin >/dev/null
+export OPERYN_TEST_BIN_DIR="$(swift build -c release --show-bin-path)"
+export OPERYN_FAULT_SUITE=full
+
+status=0
+bash scripts/test.sh --filter 'FaultTests|FaultSuiteTests|SoakTests|HostileInputTests' 2>&1 | tee -a "$results" || status=1
+bash scripts/schemathesis.sh 2>&1 | tee -a "$results" || status=1
+
+echo
+echo "== summary =="
+grep -E '^\[|ledger:|schemathesis:|Test run' "$results" | grep -vE '^\[[0-9]' || true
+exit $status
