@@ -17,7 +17,7 @@ export OPERYN_TEST_BIN_DIR="$(swift build -c release --show-bin-path)"
 export OPERYN_FAULT_SUITE=full
 
 status=0
-bash scripts/test.sh --filter 'FaultTests|FaultSuiteTests|SoakTests|HostileInputTests' 2>&1 | tee -a "$results" || status=1
+bash scripts/test.sh --no-parallel --filter 'FaultTests|FaultSuiteTests|SoakTests|HostileInputTests' 2>&1 | tee -a "$results" || status=1
 bash scripts/schemathesis.sh 2>&1 | tee -a "$results" || status=1
 
 echo

@@ -38,7 +38,6 @@ examples=${SCHEMATHESIS_EXAMPLES:-200}
 status=0
 echo "schemathesis: with the key ($examples examples per operation)"
 "$st" run "$url/openapi.json" --url "$url" -H "x-api-key: schemathesis-key" --checks all \
-    --exclude-checks positive_data_acceptance,missing_required_header,unsupported_method,ignored_auth \
     --max-examples "$examples" --no-color || status=1
 echo "schemathesis: without a key, every operation refused"
 "$st" run "$url/openapi.json" --url "$url" --include-path-regex '^/events/' --checks not_a_server_error,status_code_conformance,response_schema_conformance \

@@ -36,5 +36,12 @@ echo "test redis: $OPERYN_TEST_REDIS_URL"
 
 # The process tests run the built executables: build everything first.
 swift build --build-tests
-export OPERYN_TEST_BIN_DIR="$(swift build --show-bin-path)"
-swift test --skip-build "$@"
+export OPERYN_TEST_BIN_DIR="${OPERYN_TEST_BIN_DIR:-$(swift build --show-bin-path)}"
+if [ $# -gt 0 ]; then
+    swift test --skip-build "$@"
+else
+    # The unit, route, live and process tests in parallel; then the end-to-end and fault tests one at a time, since
+    # they load the machine (gateways, workers, traffic) and the timing checks of the others must not share it.
+    swift test --skip-build --skip EndToEndTests
+    swift test --skip-build --no-parallel --filter EndToEndTests
+fi

@@ -1,4 +1,5 @@
 import CompressNIO
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -195,5 +196,21 @@ struct RouteTests {
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains(#"operyn_events_accepted_total{kind="logs"} 2"#), "\(metrics.text)")
         }
+    }
+}
+
+@Suite("The OpenAPI timestamp pattern")
+struct TimestampPatternTests {
+    /// The pattern in the document and the gateway's parser agree, so schema-based fuzzers find no disagreement.
+    @Test(arguments: [
+        "2024-05-01", "2024-05-01T12:00", "2024-05-01T12:00:00Z", "2024-05-01t12:00:00.123456789+02:00", "2024-05-01 12:00:00,5-0330",
+        "2024-02-29T00:00:00Z", "2000-02-29", "0000-02-29", "1900-02-28", "2023-12-31T23:59:60Z", "2024-05-01T12:00:00+05",
+        "1900-02-29", "2023-02-29", "2024-02-30", "2024-04-31", "2024-13-01", "2024-00-10", "2024-05-01T24:00", "2024-05-01T12:60",
+        "2024-05-01T12:00:00+24:00", "2024-5-1", "20240501", "2024-05-01T", "2024-05-01T12", "yesterday", "", "2024-05-01T12:00:00.Z",
+    ])
+    func patternMatchesWhatTheParserAccepts(text: String) throws {
+        let regex = try NSRegularExpression(pattern: OpenAPIDocument.timestampPattern)
+        let matches = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        #expect(matches == (Timestamp(iso8601: text) != nil), "\(text)")
     }
 }

@@ -54,6 +54,15 @@ struct EventValidatorTests {
         #expect(message(.logs, #"{"service":"s","level":"INFO","message":"m"}"#)?.contains("level must be one of") == true)
     }
 
+    @Test func emptyNamesVersionsAndEnvironmentsAreRefusedEmptyUnitsAndMessagesAreNot() {
+        #expect(message(.metrics, #"{"service":"s","name":"","value":1,"unit":"u"}"#) == "Invalid metric event: name must not be empty")
+        #expect(message(.deployments, #"{"service":"s","version":"","environment":"p"}"#) == "Invalid deployment event: version must not be empty")
+        #expect(message(.deployments, #"{"service":"s","version":"v","environment":""}"#) == "Invalid deployment event: environment must not be empty")
+        #expect(message(.metrics, #"{"service":"s","name":"ratio","value":0.5,"unit":""}"#) == nil, "a dimensionless metric")
+        #expect(message(.logs, #"{"service":"s","level":"info","message":""}"#) == nil)
+        #expect(message(.logs, #"{"service":"s","level":"info","message":"m","metadata":null,"traceId":null}"#) == nil, "null reads as absent")
+    }
+
     @Test func missingAndMistypedFields() {
         #expect(message(.logs, #"{"service":"s","level":"info"}"#) == "Invalid log event: message is required")
         #expect(message(.logs, #"{"level":"info","message":"m"}"#) == "Invalid log event: service is required")

@@ -78,25 +78,47 @@ enum OpenAPIDocument {
         "metadata": ["deployedBy": "jenkins", "deployId": "job-123"],
     ]
 
+    /// The timestamps `Timestamp(iso8601:)` reads, as a JSON Schema pattern, calendar included (30 February and
+    /// 29 February of common years do not match).
+    static let timestampPattern =
+        "^(" + #"[0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"#
+        + #"|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)"#
+        + #"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:([0-5][0-9]|60)([.,][0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$"#
+
     private static func schemas(_ limits: EventLimits) -> JSONValue {
         let maxString = JSONValue.number(String(limits.maxStringBytes))
+        // Optional fields may also be null, which the gateway reads as absent. Lengths are UTF-8 bytes in the
+        // gateway, characters in JSON Schema: the descriptions say bytes.
         func text(_ description: String, required: Bool = false) -> JSONValue {
             required
-                ? ["type": "string", "description": .string(description), "minLength": 1, "maxLength": maxString]
-                : ["type": "string", "description": .string(description), "maxLength": maxString]
+                ? [
+                    "type": "string", "description": .string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes"), "minLength": 1,
+                    "maxLength": maxString,
+                ]
+                : ["type": ["string", "null"], "description": .string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes"), "maxLength": maxString]
         }
-        let timestamp: JSONValue = ["type": "string", "format": "date-time", "description": "ISO 8601 timestamp. Defaults to server time if omitted"]
+        let timestamp: JSONValue = [
+            "type": ["string", "null"], "pattern": .string(timestampPattern),
+            "description":
+                "ISO 8601 timestamp (a date alone, or with a time, optional fraction and zone; no zone means UTC). Defaults to server time if omitted",
+        ]
         func metadata(_ description: String) -> JSONValue {
             [
-                "type": "object", "description": .string("\(description); at most \(limits.maxObjectDepth) levels deep"),
+                "type": ["object", "null"], "description": .string("\(description); at most \(limits.maxObjectDepth) levels deep"),
                 "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": true,
+            ]
+        }
+        func service(_ description: String) -> JSONValue {
+            [
+                "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank"), "minLength": 1,
+                "maxLength": maxString, "pattern": "\\S",
             ]
         }
         return [
             "LogEvent": [
                 "type": "object", "required": ["service", "level", "message"],
                 "properties": [
-                    "service": text("Name of the originating service (whitespace is trimmed)", required: true),
+                    "service": service("Name of the originating service"),
                     "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
                     "message": ["type": "string", "description": "The log message content", "maxLength": .number(String(limits.maxMessageBytes))],
                     "timestamp": timestamp,
@@ -111,13 +133,16 @@ enum OpenAPIDocument {
             "MetricEvent": [
                 "type": "object", "required": ["service", "name", "value", "unit"],
                 "properties": [
-                    "service": text("Name of the originating service", required: true),
+                    "service": service("Name of the originating service"),
                     "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
                     "value": ["type": "number", "description": "Numeric value of the metric (finite)"],
-                    "unit": text("Unit of measurement (e.g. percent, seconds, count)", required: true),
+                    "unit": [
+                        "type": "string", "description": "Unit of measurement (e.g. percent, seconds, count; may be empty for a dimensionless value)",
+                        "maxLength": maxString,
+                    ],
                     "timestamp": timestamp,
                     "labels": [
-                        "type": "object", "description": "String key-value pairs for dimensions (region, instance, etc.)",
+                        "type": ["object", "null"], "description": "String key-value pairs for dimensions (region, instance, etc.)",
                         "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": ["type": "string", "maxLength": maxString],
                     ],
                 ],
@@ -125,7 +150,7 @@ enum OpenAPIDocument {
             "DeploymentEvent": [
                 "type": "object", "required": ["service", "version", "environment"],
                 "properties": [
-                    "service": text("Name of the service being deployed", required: true),
+                    "service": service("Name of the service being deployed"),
                     "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
                     "environment": text("Environment (e.g. production, staging)", required: true),
                     "gitHash": text("Git commit hash"),

@@ -69,7 +69,7 @@ public struct EventValidator: Sendable {
             return .metric(
                 MetricEvent(
                     service: try fields.service(),
-                    name: try fields.string("name", required: true)!,
+                    name: try fields.string("name", required: true, nonEmpty: true)!,
                     value: try fields.number("value"),
                     unit: try fields.string("unit", required: true)!,
                     timestamp: try fields.timestamp(now: now),
@@ -79,8 +79,8 @@ public struct EventValidator: Sendable {
             return .deployment(
                 DeploymentEvent(
                     service: try fields.service(),
-                    version: try fields.string("version", required: true)!,
-                    environment: try fields.string("environment", required: true)!,
+                    version: try fields.string("version", required: true, nonEmpty: true)!,
+                    environment: try fields.string("environment", required: true, nonEmpty: true)!,
                     gitHash: try fields.string("gitHash"),
                     timestamp: try fields.timestamp(now: now),
                     metadata: try fields.metadata("metadata")
@@ -106,12 +106,14 @@ private struct Fields {
         return value
     }
 
-    func string(_ field: String, required: Bool = false, maxBytes: Int? = nil) throws(ValidationError) -> String? {
+    /// A string field; `nonEmpty` refuses `""` (names, versions and environments: an empty one says nothing).
+    func string(_ field: String, required: Bool = false, nonEmpty: Bool = false, maxBytes: Int? = nil) throws(ValidationError) -> String? {
         guard let value = value(field) else {
             if required { throw error(field, "is required") }
             return nil
         }
         guard case .string(let text) = value else { throw error(field, "must be a string, got \(value.typeName)") }
+        if nonEmpty && text.isEmpty { throw error(field, "must not be empty") }
         let bound = maxBytes ?? limits.maxStringBytes
         guard text.utf8.count <= bound else { throw error(field, "must be at most \(bound) bytes, got \(text.utf8.count)") }
         return text
