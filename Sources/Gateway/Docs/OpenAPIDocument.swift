@@ -78,12 +78,14 @@ enum OpenAPIDocument {
         "metadata": ["deployedBy": "jenkins", "deployId": "job-123"],
     ]
 
-    /// The timestamps `Timestamp(iso8601:)` reads, as a JSON Schema pattern, calendar included (30 February and
-    /// 29 February of common years do not match).
+    /// The timestamps `Timestamp(iso8601:)` reads, as a JSON Schema pattern, calendar included (30 February,
+    /// 29 February of common years, years 0000 and 9999 do not match).
     static let timestampPattern =
-        "^(" + #"[0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"#
-        + #"|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)"#
+        "^(" + year + #"-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"#
+        + #"|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([2468][048]|[13579][26]|0[48])00)-02-29)"#
         + #"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:([0-5][0-9]|60)([.,][0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$"#
+    /// Years 0001–9998.
+    private static let year = #"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"#
 
     private static func schemas(_ limits: EventLimits) -> JSONValue {
         let maxString = JSONValue.number(String(limits.maxStringBytes))

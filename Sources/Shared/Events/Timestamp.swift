@@ -45,7 +45,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
             return true
         }
         guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
+        // Years 0001–9998 only: with any zone offset the instant stays within 0000–9999, which the stored form writes.
+        guard (1...9_998).contains(year), (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
         var hour = 0, minute = 0, second = 0, millisecond = 0, offsetMinutes = 0
         if index < utf8.count {
             utf8[index] = utf8[index] == UInt8(ascii: "t") || utf8[index] == UInt8(ascii: " ") ? UInt8(ascii: "T") : utf8[index]
