@@ -17,12 +17,19 @@ struct EventIDTests {
         #expect(EventID.make(milliseconds: 2) > EventID.make(milliseconds: 1))
     }
 
-    @Test func timestampsFormatAndParseBack() {
+    @Test func timestampsFormatAndParseBack() throws {
         for milliseconds: Int64 in [0, 1, 999, -1, -86_400_001, 1_700_000_000_123, 253_402_300_799_999] {
             let text = Timestamp(milliseconds: milliseconds).iso8601
             #expect(text.count == 24)
             #expect(Timestamp(iso8601: text)?.milliseconds == milliseconds, "\(text)")
         }
         #expect(Timestamp(milliseconds: 0).iso8601 == "1970-01-01T00:00:00.000Z")
+        // Input at the edges of the years events may use is stored in a form the worker reads back.
+        for text in ["0001-01-01T00:00+01:00", "9998-12-31T23:59:59.999-23:59"] {
+            let stored = try #require(Timestamp(iso8601: text, years: Timestamp.inputYears)).iso8601
+            #expect(Timestamp(iso8601: stored) != nil, "\(text) → \(stored)")
+        }
+        #expect(Timestamp(iso8601: "0000-06-01", years: Timestamp.inputYears) == nil)
+        #expect(Timestamp(iso8601: "9999-06-01", years: Timestamp.inputYears) == nil)
     }
 }

@@ -78,7 +78,7 @@ enum OpenAPIDocument {
         "metadata": ["deployedBy": "jenkins", "deployId": "job-123"],
     ]
 
-    /// The timestamps `Timestamp(iso8601:)` reads, as a JSON Schema pattern, calendar included (30 February,
+    /// The event timestamps `Timestamp(iso8601:years:)` reads (`Timestamp.inputYears`), as a JSON Schema pattern, calendar included (30 February,
     /// 29 February of common years, years 0000 and 9999 do not match).
     static let timestampPattern =
         "^(" + year + #"-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"#

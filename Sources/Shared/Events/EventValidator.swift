@@ -137,7 +137,7 @@ private struct Fields {
 
     func timestamp(now: Timestamp) throws(ValidationError) -> Timestamp {
         guard let text = try string("timestamp") else { return now }
-        guard let timestamp = Timestamp(iso8601: text) else {
+        guard let timestamp = Timestamp(iso8601: text, years: Timestamp.inputYears) else {
             throw error("timestamp", "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got '\(Self.clipped(text))'")
         }
         return timestamp

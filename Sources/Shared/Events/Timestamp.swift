@@ -24,7 +24,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses an ISO 8601 / RFC 3339 date-time: `YYYY-MM-DDTHH:MM[:SS[.fraction]]` followed by `Z`, `±HH:MM`,
     /// `±HHMM` or `±HH` (no zone means UTC), or a date alone (`YYYY-MM-DD`, midnight UTC). `T` may be
     /// lowercase or a space. Fractions past milliseconds are truncated. Returns `nil` for anything else.
-    public init?(iso8601 text: String) {
+    /// `years` bounds the year as written: the stored form covers 0000–9999, and event input takes 0001–9998 so that
+    /// no zone offset carries an instant out of that range.
+    public init?(iso8601 text: String, years: ClosedRange<Int> = 0...9_999) {
         var utf8 = Array(text.utf8)
         guard utf8.count >= 10, utf8.count <= 64 else { return nil }
         var index = 0
@@ -45,8 +47,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
             return true
         }
         guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
-        // Years 0001–9998 only: with any zone offset the instant stays within 0000–9999, which the stored form writes.
-        guard (1...9_998).contains(year), (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
+        guard years.contains(year), (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
         var hour = 0, minute = 0, second = 0, millisecond = 0, offsetMinutes = 0
         if index < utf8.count {
             utf8[index] = utf8[index] == UInt8(ascii: "t") || utf8[index] == UInt8(ascii: " ") ? UInt8(ascii: "T") : utf8[index]
@@ -96,6 +97,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         // An offset may carry year 0000 or 9999 out of the four-digit range the text form has.
         guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
     }
+
+    /// The years an event's `timestamp` may be written with: any zone offset then keeps it within 0000–9999.
+    public static let inputYears = 1...9_998
 
     private static let earliest = Int64(daysFromCivil(year: 0, month: 1, day: 1)) * 86_400_000
     private static let latest = Int64(daysFromCivil(year: 10_000, month: 1, day: 1)) * 86_400_000 - 1
