@@ -133,6 +133,7 @@ struct FaultSuiteTests {
         try await underLoad(load) {
             try await Task.sleep(for: .milliseconds(1_500))
             let lock = SQLiteLock(path: try #require(cluster.sqlitePath))
+            try #require(lock.acquired, "the database is locked")
             let rowsBefore = try await cluster.query("SELECT COUNT(*) FROM logs").first?.first ?? nil
             try await Task.sleep(for: .seconds(10))
             let rowsDuring = try await cluster.query("SELECT COUNT(*) FROM logs").first?.first ?? nil

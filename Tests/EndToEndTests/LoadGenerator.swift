@@ -48,15 +48,18 @@ final class LoadGenerator: Sendable {
         slowest.store(0, ordering: .relaxed)
     }
 
-    /// The `percentile` (0...100) of single-event latencies so far, in milliseconds; and clears them when `reset`.
-    func latency(percentile: Double, reset: Bool = false) -> Double {
+    /// The median and 99th percentile of single-event latencies since the last call, in milliseconds; clears them.
+    func takeLatencies() -> (p50: Double, p99: Double) {
         let sorted = latencies.withLock { values in
-            defer { if reset { values.removeAll() } }
+            defer { values.removeAll() }
             return values.sorted()
         }
-        guard !sorted.isEmpty else { return 0 }
-        let index = min(sorted.count - 1, Int((Double(sorted.count) * percentile / 100).rounded(.up)) - 1)
-        return Double(sorted[max(0, index)]) / 1_000
+        func percentile(_ value: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            let index = min(sorted.count - 1, max(0, Int((Double(sorted.count) * value / 100).rounded(.up)) - 1))
+            return Double(sorted[index]) / 1_000
+        }
+        return (percentile(50), percentile(99))
     }
 
     private func connection(_ index: Int) async {

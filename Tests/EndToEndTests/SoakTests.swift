@@ -41,10 +41,11 @@ struct SoakTests {
             let started = MonotonicInstant.now
             func elapsed() -> Int { Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000_000_000) }
             try await Task.sleep(for: .seconds(5))
-            _ = load.latency(percentile: 99, reset: true)  // warm-up excluded
+            _ = load.takeLatencies()  // warm-up excluded
             try await Task.sleep(for: .seconds(20))
             startMemory = memory()
-            startFigures = "p99 \(load.latency(percentile: 99, reset: true)) ms, p50 \(load.latency(percentile: 50)) ms"
+            let start = load.takeLatencies()
+            startFigures = "p99 \(start.p99) ms, p50 \(start.p50) ms"
             var minute = 0
             while elapsed() + 60 <= seconds {
                 // Faults at 30 s past each minute, leaving the last 30 s quiet for the end figures.
@@ -70,6 +71,7 @@ struct SoakTests {
                     server.signal(SIGCONT)
                 case .lockSQLite:
                     let lock = SQLiteLock(path: try #require(cluster.sqlitePath))
+                    #expect(lock.acquired)
                     try await Task.sleep(for: .seconds(10))
                     lock.release()
                 case .terminateWorker:
@@ -80,10 +82,11 @@ struct SoakTests {
                 minute += 1
             }
             try await Task.sleep(for: .seconds(max(5, seconds - elapsed() - 25)))
-            _ = load.latency(percentile: 99, reset: true)
+            _ = load.takeLatencies()
             try await Task.sleep(for: .seconds(20))
             endMemory = memory()
-            endFigures = "p99 \(load.latency(percentile: 99, reset: true)) ms, p50 \(load.latency(percentile: 50)) ms"
+            let end = load.takeLatencies()
+            endFigures = "p99 \(end.p99) ms, p50 \(end.p50) ms"
         }
         let report = try await cluster.drainAndVerify(ledger, seconds: 180)
         let redisMemory = residentMegabytes(server.pid ?? 0)
