@@ -185,7 +185,7 @@ extension StreamConsumer {
         }
     }
 
-    /// Acknowledges and deletes finished entries, and counts what was stored per organization.
+    /// Acknowledges and deletes finished entries, and counts what was stored per organization, in one transaction.
     private func acknowledge(_ finished: [EventKind: [String]], storedCounts: [String: [EventKind: Int]]) async throws {
         var commandsToSend: [RawCommand] = []
         for (kind, ids) in finished where !ids.isEmpty {
@@ -199,9 +199,9 @@ extension StreamConsumer {
             }
         }
         guard !commandsToSend.isEmpty else { return }
-        try await retrying("acknowledge") {
-            for result in try await commands.pipeline(commandsToSend) { _ = try result.get() }
-        }
+        // One MULTI/EXEC: an entry is acknowledged and deleted together, so a Redis crash between the two cannot
+        // leave acknowledged entries in the stream.
+        try await retrying("acknowledge") { _ = try await commands.transaction(commandsToSend) }
     }
 }
 
