@@ -1,3 +1,4 @@
+import CMalloc
 import Logging
 import Metrics
 import Prometheus
@@ -7,6 +8,8 @@ import Shared
 @main
 struct App {
     static func main() async throws {
+        // Before any allocation of note: see CMalloc. Measured with scripts/bench-worker.sh (README).
+        _ = CMalloc_disableFastBins()
         let configuration = Startup.configuration(help: WorkerConfiguration.help) { reader throws(ConfigurationError) in
             try LogFormat.bootstrap(reader)
             return try WorkerConfiguration(reader)
