@@ -12,9 +12,7 @@ struct FaultSuiteTests {
         defer { cluster.tearDown(keep: !passed) }
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         try cluster.startWorker("w1")
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: ports, apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: ports) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(cluster.signal("gateway-\(ports[0])", SIGKILL) == 128 + SIGKILL)
             let afterKill = ledger.counts.accepted
@@ -23,8 +21,6 @@ struct FaultSuiteTests {
             try await cluster.restartGateway(port: ports[0])
             try await Task.sleep(for: .milliseconds(1_500))
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -35,9 +31,7 @@ struct FaultSuiteTests {
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "1000"])
         try cluster.startWorker("w1")
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port]) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_000))
             load.resetCounters()
             server.signal(SIGSTOP)
@@ -53,8 +47,6 @@ struct FaultSuiteTests {
             try await Task.sleep(for: .milliseconds(3_000))
             #expect(ledger.counts.accepted > before, "recovers after SIGCONT")
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -67,9 +59,7 @@ struct FaultSuiteTests {
         try cluster.startWorker("w1")
         let admin = try cluster.redis()
         defer { admin.shutdown() }
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port]) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_000))
             let info = try await admin.send(RawCommand("INFO", "memory")).string ?? ""
             let used = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
@@ -92,8 +82,6 @@ struct FaultSuiteTests {
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(ledger.counts.accepted > before, "recovers when Redis is a primary again")
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -104,11 +92,9 @@ struct FaultSuiteTests {
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway()
         for name in ["w1", "w2"] { try cluster.startWorker(name) }
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
         let redis = try cluster.redis()
         defer { redis.shutdown() }
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port], drainSeconds: 120) { load, ledger in
             try await Task.sleep(for: .milliseconds(2_000))
             try postgres.stop()
             try await Task.sleep(for: .seconds(30))
@@ -117,8 +103,6 @@ struct FaultSuiteTests {
             try postgres.start()
             try await Task.sleep(for: .milliseconds(2_000))
         }
-        let report = try await cluster.drainAndVerify(ledger, seconds: 120)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -128,9 +112,7 @@ struct FaultSuiteTests {
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway()
         try cluster.startWorker("w1")
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port]) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_500))
             let lock = SQLiteLock(path: try #require(cluster.sqlitePath))
             try #require(lock.acquired, "the database is locked")
@@ -141,8 +123,6 @@ struct FaultSuiteTests {
             lock.release()
             try await Task.sleep(for: .milliseconds(2_000))
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -155,11 +135,9 @@ struct FaultSuiteTests {
         try cluster.startWorker("w1")
         try await Task.sleep(for: .milliseconds(500))  // the group exists
         #expect(cluster.signal("w1", SIGTERM) == 0)
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
         let redis = try cluster.redis()
         defer { redis.shutdown() }
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port]) { load, ledger in
             try await Task.sleep(for: .seconds(6))
             let backlog = try await StreamBacklog.read(redis: redis, keys: cluster.keys)
             print("[backpressure] backlog \(backlog.total) with high water \(highWater); answers \(load.statusCounts)")
@@ -170,8 +148,6 @@ struct FaultSuiteTests {
             try cluster.startWorker("w1")
             try await Task.sleep(for: .seconds(2))
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         passed = report.isClean
     }
 
@@ -181,9 +157,7 @@ struct FaultSuiteTests {
         defer { cluster.tearDown(keep: !passed) }
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         for name in ["w1", "w2"] { try cluster.startWorker(name) }
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: ports, apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: ports) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(cluster.signal("w1", SIGTERM) == 0, "a worker finishes its batch and exits 0")
             #expect(cluster.signal("gateway-\(ports[0])", SIGTERM) == 0, "a gateway finishes its requests and exits 0")
@@ -192,8 +166,6 @@ struct FaultSuiteTests {
             try await cluster.restartGateway(port: ports[0])
             try await Task.sleep(for: .milliseconds(1_500))
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         let exits = cluster.stop()
         #expect(exits.values.allSatisfy { $0 == 0 }, "\(exits)")
         passed = report.isClean

@@ -12,9 +12,7 @@ struct FaultTests {
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway()
         for name in ["w1", "w2"] { try cluster.startWorker(name) }
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        try await underLoad(load) {
+        let report = try await cluster.ledgerRun(ports: [port]) { load, ledger in
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(cluster.signal("w1", SIGKILL) == 128 + SIGKILL)
             try await Task.sleep(for: .milliseconds(1_000))
@@ -23,8 +21,6 @@ struct FaultTests {
             #expect(cluster.signal("w2", SIGKILL) == 128 + SIGKILL)  // not restarted: w1 claims its entries
             try await Task.sleep(for: .milliseconds(1_500))
         }
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
         #expect(report.accepted > 100 && report.refused > 0, "\(report)")
         passed = report.isClean
     }
