@@ -15,14 +15,7 @@ connections=64
 for product in operyn-gateway operyn-ceiling; do swift build -c release --product "$product" >/dev/null; done
 bin=$(swift build -c release --show-bin-path)
 
-work=$(mktemp -d /tmp/operyn-gwbench.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+with_scratch gwbench
 
 redis_port=$(spare_port 6410)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \

@@ -14,13 +14,12 @@ tasks=${3:-512}
 swift build -c release --product operyn-redis-bench >/dev/null
 bench=.build/release/operyn-redis-bench
 
-work=$(mktemp -d /tmp/operyn-bench.XXXXXX)
+with_scratch bench
 port=$(spare_port 6400)
 # No persistence: this measures the client and the protocol, not the disk.
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize no \
     --loglevel warning >"$work/redis.log" 2>&1 &
-redis_pid=$!
-trap 'kill $redis_pid 2>/dev/null; wait $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
+pids+=($!)
 wait_for_port "$port" 10
 
 mapfile -t fields < <("$bench" fields)

@@ -15,16 +15,7 @@ engines=${3:-sqlite postgres}
 for product in operyn-worker operyn-redis-bench; do swift build -c release --product "$product" >/dev/null; done
 bin=$(swift build -c release --show-bin-path)
 
-work=$(mktemp -d /tmp/operyn-wkbench.XXXXXX)
-chmod 755 "$work"  # the postgres user must reach the cluster inside
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    stop_postgres "$work/pg"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+with_scratch wkbench
 
 redis_port=$(spare_port 6450)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \

@@ -65,3 +65,19 @@ stop_postgres() {
     [ -d "$1/data" ] && as_pg "$(pg_bin)/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1
     return 0
 }
+
+# with_scratch NAME: makes a scratch folder $work (/tmp/operyn-NAME.XXXXXX, reachable by the postgres user) and
+# arranges that on exit every pid added to $pids is stopped, a PostgreSQL started under $work/pg is stopped, and
+# $work is removed.
+with_scratch() {
+    work=$(mktemp -d "/tmp/operyn-$1.XXXXXX")
+    chmod 755 "$work"
+    pids=()
+    trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_postgres "$work/pg"
+    rm -rf "$work"
+}

@@ -7,13 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_packages redis-server python3-venv curl
 
-work=$(mktemp -d /tmp/operyn-schemathesis.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+with_scratch schemathesis
 
 if [ ! -x .venv-schemathesis/bin/st ]; then
     python3 -m venv .venv-schemathesis

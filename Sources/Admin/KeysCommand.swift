@@ -22,10 +22,7 @@ struct KeysCommand: AsyncParsableCommand {
                 let now = Timestamp.now.milliseconds
                 let (key, record) = try await APIKeyStore(redis: redis, keys: options.keys).create(
                     organization: organization, now: now, expiresAt: expiresIn.map { now + Int64($0) * 1_000 })
-                options.output(
-                    .object([("key", .string(key))] + record.jsonMembers),
-                    table: "key id: \(record.id)\norganization: \(organization)\nexpires: \(Table.time(record.expiresAt))\n\n\(key)\n\n"
-                        + "Store this key now: it is not kept and cannot be shown again.")
+                options.printNewKey(key, record, lines: ["organization: \(organization)", "expires: \(Table.time(record.expiresAt))"])
             }
         }
     }
@@ -70,10 +67,9 @@ struct KeysCommand: AsyncParsableCommand {
                     throw AdminFailure("organization \(organization) has no key \(keyID)")
                 }
                 let (key, record) = try await store.create(organization: organization, now: now)
-                options.output(
-                    .object([("key", .string(key))] + record.jsonMembers + [("replaces", .string(keyID)), ("replacedExpiresAt", .number(String(oldExpiry)))]),
-                    table: "new key id: \(record.id)\n\(keyID) works until \(Table.time(oldExpiry))\n\n\(key)\n\n"
-                        + "Store this key now: it is not kept and cannot be shown again.")
+                options.printNewKey(
+                    key, record, lines: ["\(keyID) works until \(Table.time(oldExpiry))"],
+                    json: [("replaces", .string(keyID)), ("replacedExpiresAt", .number(String(oldExpiry)))])
             }
         }
     }
@@ -95,6 +91,16 @@ struct KeysCommand: AsyncParsableCommand {
                 options.output(.object([("id", .string(keyID)), ("org", .string(organization)), ("revoked", .bool(true))]), table: "revoked \(keyID)")
             }
         }
+    }
+}
+
+extension AdminOptions {
+    /// Prints a key just made, the only time it is shown, with its record and `lines` (or `json` members) about it.
+    func printNewKey(_ key: String, _ record: APIKeyRecord, lines: [String], json: [(key: String, value: JSONValue)] = []) {
+        output(
+            .object([("key", .string(key))] + record.jsonMembers + json),
+            table: (["key id: \(record.id)"] + lines).joined(separator: "\n") + "\n\n\(key)\n\n"
+                + "Store this key now: it is not kept and cannot be shown again.")
     }
 }
 

@@ -11,11 +11,7 @@ struct EndToEndTests {
         var testDescription: String { rawValue }
     }
 
-    static let specExamples: [String] = {
-        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/spec-curl-examples.sh")
-        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-        return text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { $0.hasPrefix("curl ") }
-    }()
+    static let specExamples = SpecExamples.commands
 
     @Test(arguments: Store.allCases) func theWholeServiceAndItsAdmin(store: Store) async throws {
         let cluster = try Cluster(databaseURL: store == .postgres ? try await PostgresTestDatabase.create() : nil)

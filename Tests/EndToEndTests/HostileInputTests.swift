@@ -5,7 +5,7 @@ import Shared
 import TestSupport
 import Testing
 
-/// The committed corpus of hostile requests (`Fixtures/hostile-requests.json`) against a live gateway with the
+/// The committed corpus of hostile requests (`Tests/Fixtures/hostile-requests.json`) against a live gateway with the
 /// server key and organization keys: each gets exactly its status and message, none is a 5xx, none writes to Redis.
 @Suite("Hostile input against a live gateway")
 struct HostileInputTests {
@@ -20,7 +20,8 @@ struct HostileInputTests {
     }
 
     static func loadCorpus(keys: [String: String]) throws -> [Case] {
-        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/hostile-requests.json")
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/hostile-requests.json")
         let document = try JSONParser.parse(Array(try Data(contentsOf: file)))
         return try document["requests"]!.elements.map { entry in
             var headers: [(String, String)] = []

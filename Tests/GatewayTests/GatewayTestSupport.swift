@@ -6,6 +6,7 @@ import NIOCore
 import Prometheus
 import Shared
 import Synchronization
+import TestSupport
 
 @testable import Gateway
 
@@ -81,55 +82,7 @@ extension TestResponse {
     var json: JSONValue? { try? JSONParser.parse(Array(body.readableBytesView)) }
 }
 
-let specLog = #"""
-    {
-    "service": "api-gateway",
-    "level": "error",
-    "message": "Upstream timeout connecting to auth-service",
-    "traceId": "abc-123-def",
-    "metadata": {
-    "region": "us-east-1",
-    "env": "prod",
-    "team": "platform"
-    }
-    }
-    """#
-let specBatch = #"""
-    [
-    {
-    "service": "billing-service",
-    "level": "error",
-    "message": "Payment failed for customer 42"
-    },
-    {
-    "service": "billing-service",
-    "level": "warn",
-    "message": "Retry attempt 3 for payment gateway"
-    }
-    ]
-    """#
-let specMetric = #"""
-    {
-    "service": "api-gateway",
-    "name": "request_latency_p99",
-    "value": 2.34,
-    "unit": "seconds",
-    "labels": {
-    "region": "us-east-1",
-    "env": "prod",
-    "endpoint": "/api/v1/users"
-    }
-    }
-    """#
-let specDeployment = #"""
-    {
-    "service": "payment-service",
-    "version": "v2.0.1",
-    "environment": "production",
-    "gitHash": "a1b2c3d4",
-    "metadata": {
-    "deployedBy": "jenkins",
-    "deployId": "job-123"
-    }
-    }
-    """#
+let specLog = SpecExamples.body("/events/logs")
+let specBatch = SpecExamples.body("/events/logs/batch")
+let specMetric = SpecExamples.body("/events/metrics")
+let specDeployment = SpecExamples.body("/events/deployments")

@@ -1,4 +1,5 @@
 import Shared
+import TestSupport
 import Testing
 
 @Suite("Event validation")
@@ -27,9 +28,7 @@ struct EventValidatorTests {
     }
 
     @Test func specLogExampleIsAccepted() throws {
-        let event = try log(
-            #"{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}"#
-        )
+        let event = try log(SpecExamples.body("/events/logs"))
         #expect(event.service == "api-gateway")
         #expect(event.level == .error)
         #expect(event.traceId == "abc-123-def")

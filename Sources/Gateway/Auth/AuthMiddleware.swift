@@ -87,7 +87,7 @@ struct AuthMiddleware: RouterMiddleware {
 
     private func authenticate(_ provided: String?) async throws -> Outcome {
         guard let provided else { return keyRequired ? .refused : .open }
-        if let serverKey, Self.constantTimeEqual(Array(provided.utf8), serverKey) { return .serverKey }
+        if let serverKey, Self.constantTimeEqual(provided.utf8, serverKey) { return .serverKey }
         if let organizationKeys, provided.hasPrefix(APIKey.scheme) {
             let record: APIKeyRecord?
             do {
@@ -110,13 +110,14 @@ struct AuthMiddleware: RouterMiddleware {
     }
 
     /// Compares without an early exit, so the time taken does not tell how much of a guess was right.
-    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        var difference = UInt8(lhs.count == rhs.count ? 0 : 1)
-        for index in 0..<max(lhs.count, rhs.count) {
-            let left = index < lhs.count ? lhs[index] : 0
-            let right = index < rhs.count ? rhs[index] : 0
-            difference |= left ^ right
+    /// Reads the header's bytes in place: no copy per request.
+    static func constantTimeEqual(_ provided: some Sequence<UInt8>, _ expected: [UInt8]) -> Bool {
+        var difference: UInt8 = 0
+        var count = 0
+        for byte in provided {
+            difference |= byte ^ (count < expected.count ? expected[count] : 0)
+            count += 1
         }
-        return difference == 0
+        return difference == 0 && count == expected.count
     }
 }
