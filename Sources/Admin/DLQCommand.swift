@@ -89,7 +89,7 @@ struct DeadLetter {
 
     init(_ entry: StreamEntry) {
         id = entry.id
-        fields = entry.fields ?? []
+        fields = (entry.fields ?? []).map { (Array($0.name), Array($0.value)) }
     }
 
     func value(_ name: String) -> String {

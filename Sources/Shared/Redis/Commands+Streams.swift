@@ -3,10 +3,11 @@ public struct StreamEntry: Sendable, Equatable {
     /// The entry id, such as `1700000000000-0`.
     public var id: String
     /// Field/value pairs in the order they were added; `nil` when the entry was deleted while pending.
-    public var fields: [(name: [UInt8], value: [UInt8])]?
+    /// Slices of the reply's bytes: reading an entry allocates nothing per field.
+    public var fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]?
 
     /// Makes an entry.
-    public init(id: String, fields: [(name: [UInt8], value: [UInt8])]?) {
+    public init(id: String, fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]?) {
         self.id = id
         self.fields = fields
     }
@@ -23,8 +24,7 @@ public struct StreamEntry: Sendable, Equatable {
 
     /// The value of the first field called `name`.
     public func value(_ name: String) -> [UInt8]? {
-        let key = Array(name.utf8)
-        return fields?.first { $0.name == key }?.value
+        (fields?.first { $0.name.elementsEqual(name.utf8) }?.value).map(Array.init)
     }
 
     init(reply: RedisReply, command: String) throws(RedisError) {
@@ -36,11 +36,11 @@ public struct StreamEntry: Sendable, Equatable {
             return
         }
         let flat = try parts[1].expectArray(command)
-        var pairs: [(name: [UInt8], value: [UInt8])] = []
+        var pairs: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] = []
         pairs.reserveCapacity(flat.count / 2)
         var index = 0
         while index + 1 < flat.count {
-            guard let name = flat[index].bytes, let value = flat[index + 1].bytes else { throw .unexpected(command, reply) }
+            guard let name = flat[index].slice, let value = flat[index + 1].slice else { throw .unexpected(command, reply) }
             pairs.append((name, value))
             index += 2
         }

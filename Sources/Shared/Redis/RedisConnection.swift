@@ -14,17 +14,23 @@ import CHiredis
 final class RedisConnection {
     private var descriptor: Int32
     private let reader: UnsafeMutablePointer<redisReader>
+    /// Where the reader decodes to: nodes and string bytes in two buffers, reused from reply to reply.
+    private let flat: UnsafeMutablePointer<CHiredisFlatReply>
     private var readBuffer: UnsafeMutableRawBufferPointer
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
-        self.reader = redisReaderCreate()
+        self.flat = .allocate(capacity: 1)
+        self.flat.initialize(to: CHiredisFlatReply())
+        self.reader = CHiredis_flatReaderCreate(flat)
         self.readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     deinit {
         close()
         redisReaderFree(reader)
+        CHiredis_flatRelease(flat)
+        flat.deallocate()
         readBuffer.deallocate()
     }
 
@@ -99,13 +105,12 @@ final class RedisConnection {
     func readReply(deadline: MonotonicInstant) throws(RedisError) -> RedisReply {
         while true {
             var raw: UnsafeMutableRawPointer?
-            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK, flat.pointee.failed == 0 else {
                 throw RedisError(code: .protocolError, message: "Redis sent an unreadable reply")
             }
-            if let raw {
-                let reply = Self.copy(CHiredis_asReply(raw))
-                freeReplyObject(raw)
-                return reply
+            if raw != nil {
+                defer { CHiredis_flatReset(flat) }
+                return Self.reply(from: flat.pointee)
             }
             try fill(deadline: deadline)
         }
@@ -130,33 +135,37 @@ final class RedisConnection {
         }
     }
 
-    /// Copies a hiredis reply tree into a Swift value.
-    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
-        let value = reply.pointee
-        switch value.type {
+    /// Builds the Swift value of the reply decoded into `flat`. Every string's bytes are copied once, into one
+    /// array that bulk replies share as slices: a reply of any size costs a few allocations, not one per string.
+    private static func reply(from flat: CHiredisFlatReply) -> RedisReply {
+        let bytes = flat.used > 0 ? [UInt8](UnsafeRawBufferPointer(start: flat.bytes, count: flat.used)) : []
+        var next = 0
+        return node(flat.nodes, &next, bytes)
+    }
+
+    private static func node(_ nodes: UnsafeMutablePointer<CHiredisNode>, _ next: inout Int, _ bytes: [UInt8]) -> RedisReply {
+        let node = nodes[next]
+        next += 1
+        let text = { bytes[node.offset..<node.offset + node.length] }
+        switch node.type {
         case REDIS_REPLY_STRING:
-            return .bulk(bytes(value.str, value.len))
+            return .bulk(text())
         case REDIS_REPLY_STATUS:
-            return .status(String(decoding: bytes(value.str, value.len), as: UTF8.self))
+            return .status(String(decoding: text(), as: UTF8.self))
         case REDIS_REPLY_ERROR:
-            return .error(RedisError(serverReply: String(decoding: bytes(value.str, value.len), as: UTF8.self)))
+            return .error(RedisError(serverReply: String(decoding: text(), as: UTF8.self)))
         case REDIS_REPLY_INTEGER:
-            return .integer(value.integer)
+            return .integer(node.value)
         case REDIS_REPLY_ARRAY:
             var elements: [RedisReply] = []
-            elements.reserveCapacity(Int(value.elements))
-            for index in 0..<Int(value.elements) {
-                elements.append(copy(value.element[index]!))
+            elements.reserveCapacity(Int(node.value))
+            for _ in 0..<max(Int(node.value), 0) {
+                elements.append(Self.node(nodes, &next, bytes))
             }
             return .array(elements)
         default:
             return .null
         }
-    }
-
-    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> [UInt8] {
-        guard let pointer, length > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
     /// Waits until the socket is ready for `events`; returns the error to throw when the deadline passes or the socket fails.

@@ -2,8 +2,8 @@
 public enum RedisReply: Sendable, Equatable {
     /// A status reply such as `OK`.
     case status(String)
-    /// A bulk string; binary-safe.
-    case bulk([UInt8])
+    /// A bulk string; binary-safe. A slice of the bytes of the whole reply, which its strings share.
+    case bulk(ArraySlice<UInt8>)
     /// An integer reply.
     case integer(Int64)
     /// A multi-bulk reply.
@@ -26,7 +26,7 @@ public enum RedisReply: Sendable, Equatable {
     /// The reply as raw bytes, for bulk and status replies.
     public var bytes: [UInt8]? {
         switch self {
-        case .bulk(let bytes): bytes
+        case .bulk(let bytes): Array(bytes)
         case .status(let text): Array(text.utf8)
         default: nil
         }
@@ -37,6 +37,15 @@ public enum RedisReply: Sendable, Equatable {
         switch self {
         case .integer(let value): value
         case .bulk, .status: string.flatMap { Int64($0) }
+        default: nil
+        }
+    }
+
+    /// The reply's bytes without a copy, for bulk replies; the bytes of the text of status replies.
+    public var slice: ArraySlice<UInt8>? {
+        switch self {
+        case .bulk(let bytes): bytes
+        case .status(let text): ArraySlice(text.utf8)
         default: nil
         }
     }

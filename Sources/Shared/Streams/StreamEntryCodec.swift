@@ -74,6 +74,11 @@ public enum StreamEntryCodec {
     /// Decodes an entry written by `encode`; throws for anything else, naming what is wrong. Unknown fields
     /// are ignored; of repeated fields the last wins.
     public static func decode(_ fields: [(name: [UInt8], value: [UInt8])]) throws(StreamEntryError) -> QueuedEvent {
+        try decode(fields.map { (ArraySlice($0.name), ArraySlice($0.value)) })
+    }
+
+    /// Decodes an entry as read from a stream (slices of the reply's bytes).
+    public static func decode(_ fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) throws(StreamEntryError) -> QueuedEvent {
         // Matched by bytes into fixed slots: the worker decodes every entry, so no dictionary per entry.
         var values = [String?](repeating: nil, count: Field.allCases.count)
         for field in fields {
@@ -154,8 +159,8 @@ public enum StreamEntryCodec {
         var slot: Int { Self.allCases.firstIndex(of: self)! }
 
         /// The slot of the field called `name`, or `nil` for a field the format does not have.
-        static func slot(of name: [UInt8]) -> Int? {
-            names.firstIndex(of: name)
+        static func slot(of name: ArraySlice<UInt8>) -> Int? {
+            names.firstIndex { $0.elementsEqual(name) }
         }
     }
 }

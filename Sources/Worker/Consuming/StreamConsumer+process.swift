@@ -170,8 +170,8 @@ extension StreamConsumer {
                 arguments.append(Array(value.utf8))
             }
             for field in item.read.entry.fields ?? [] {
-                arguments.append(field.name)
-                arguments.append(field.value)
+                arguments.append(Array(field.name))
+                arguments.append(Array(field.value))
             }
             adds.append(RawCommand(arguments: arguments))
             metrics.deadLettered.increment()
