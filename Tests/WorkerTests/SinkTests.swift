@@ -46,6 +46,22 @@ struct SinkTests {
     }
 
     @Test(arguments: SinkEngine.allCases)
+    func textsAreStoredByteForByteAndEmptyIsNotNull(engine: SinkEngine) async throws {
+        let target = try await SinkUnderTest.make(engine)
+        try await target.sink.prepare()
+        let log = Sample.log(service: "sérvice ✓ 日本", message: #"quote \" backslash \\ newline \n tab \t end"#)
+        var metric = Sample.metric()
+        if case .metric(var event) = metric.event {
+            event.unit = ""
+            metric.event = .metric(event)
+        }
+        #expect(try await target.sink.store([log, metric]) == 2)
+        #expect(try await target.query("SELECT service, message FROM logs") == [["sérvice ✓ 日本", "quote \" backslash \\ newline \n tab \t end"]])
+        #expect(try await target.query("SELECT unit, CAST(unit IS NULL AS TEXT) FROM metrics") == [["", engine == .sqlite ? "0" : "false"]])
+        await target.close()
+    }
+
+    @Test(arguments: SinkEngine.allCases)
     func aBigMixedBatchIsOneTransaction(engine: SinkEngine) async throws {
         let target = try await SinkUnderTest.make(engine)
         try await target.sink.prepare()

@@ -106,36 +106,49 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, in UTC.
     public var iso8601: String {
+        // Written in place: this runs once or twice per event on the ingestion path.
+        String(unsafeUninitializedCapacity: 24) { buffer in
+            write(into: buffer)
+            return 24
+        }
+    }
+
+    /// Appends `iso8601`'s 24 bytes to `output` without making a string.
+    public func appendISO8601(to output: inout [UInt8]) {
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: 24))
+        output.withUnsafeMutableBufferPointer { buffer in
+            write(into: UnsafeMutableBufferPointer(rebasing: buffer[start..<start + 24]))
+        }
+    }
+
+    private func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {
         let totalSeconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         let millisecond = Int(milliseconds - totalSeconds * 1000)
         let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
         let secondOfDay = Int(totalSeconds - days * 86_400)
         let (year, month, day) = Self.civilFromDays(Int(days))
-        // Written in place: this runs once or twice per event on the ingestion path.
-        return String(unsafeUninitializedCapacity: 24) { buffer in
-            func put(_ value: Int, width: Int, at offset: Int) {
-                var rest = value
-                for position in stride(from: offset + width - 1, through: offset, by: -1) {
-                    buffer[position] = UInt8(48 + rest % 10)
-                    rest /= 10
-                }
+        func put(_ value: Int, width: Int, at offset: Int) {
+            var rest = value
+            for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                buffer[position] = UInt8(48 + rest % 10)
+                rest /= 10
             }
-            put(year, width: 4, at: 0)
-            buffer[4] = 45
-            put(month, width: 2, at: 5)
-            buffer[7] = 45
-            put(day, width: 2, at: 8)
-            buffer[10] = 84
-            put(secondOfDay / 3600, width: 2, at: 11)
-            buffer[13] = 58
-            put(secondOfDay / 60 % 60, width: 2, at: 14)
-            buffer[16] = 58
-            put(secondOfDay % 60, width: 2, at: 17)
-            buffer[19] = 46
-            put(millisecond, width: 3, at: 20)
-            buffer[23] = 90
-            return 24
         }
+        put(year, width: 4, at: 0)
+        buffer[4] = 45
+        put(month, width: 2, at: 5)
+        buffer[7] = 45
+        put(day, width: 2, at: 8)
+        buffer[10] = 84
+        put(secondOfDay / 3600, width: 2, at: 11)
+        buffer[13] = 58
+        put(secondOfDay / 60 % 60, width: 2, at: 14)
+        buffer[16] = 58
+        put(secondOfDay % 60, width: 2, at: 17)
+        buffer[19] = 46
+        put(millisecond, width: 3, at: 20)
+        buffer[23] = 90
     }
 
     public var description: String { iso8601 }

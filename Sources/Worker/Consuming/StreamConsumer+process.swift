@@ -6,7 +6,7 @@ extension StreamConsumer {
     func process(_ batch: [ReadEntry]) async throws {
         let started = MonotonicInstant.now
         var finished: [EventKind: [String]] = [:]
-        var decoded: [(read: ReadEntry, event: QueuedEvent)] = []
+        var decoded: [DecodedEntry] = []
         var deadLetters: [(read: ReadEntry, reason: String, attempts: Int)] = []
         for read in batch {
             guard let fields = read.entry.fields else {
@@ -14,15 +14,15 @@ extension StreamConsumer {
                 continue
             }
             do {
-                decoded.append((read, try StreamEntryCodec.decode(fields)))
+                decoded.append(DecodedEntry(read: read, event: try StreamEntryCodec.decode(fields)))
             } catch {
                 deadLetters.append((read, error.description, 1))  // can never succeed: no retries
             }
         }
 
         let admitted = try await admissions(for: decoded.map(\.event))
-        var accepted: [(read: ReadEntry, event: QueuedEvent)] = []
-        var rejected: [(read: ReadEntry, event: QueuedEvent)] = []
+        var accepted: [DecodedEntry] = []
+        var rejected: [DecodedEntry] = []
         for item in decoded {
             if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { rejected.append(item) }
         }
@@ -71,7 +71,7 @@ extension StreamConsumer {
     /// Stores the batch in one transaction; while the database is unavailable, waits and retries. When the
     /// database refuses the batch, stores entries one by one to find those it refuses.
     private func persist(
-        _ items: [(read: ReadEntry, event: QueuedEvent)]
+        _ items: [DecodedEntry]
     ) async throws -> (stored: [String: [EventKind: Int]], failed: [(read: ReadEntry, reason: String)]) {
         guard !items.isEmpty else { return ([:], []) }
         var stored: [String: [EventKind: Int]] = [:]
@@ -125,7 +125,7 @@ extension StreamConsumer {
 
     /// Records events over quota: the capped rejected stream, the per-organization counters, a log line per
     /// organization and service at most once a minute.
-    private func recordRejections(_ rejected: [(read: ReadEntry, event: QueuedEvent)]) async throws {
+    private func recordRejections(_ rejected: [DecodedEntry]) async throws {
         guard !rejected.isEmpty else { return }
         var adds: [RawCommand] = []
         var perOrg: [String: Int] = [:]
@@ -203,6 +203,13 @@ extension StreamConsumer {
         // leave acknowledged entries in the stream.
         try await retrying("acknowledge") { _ = try await commands.transaction(commandsToSend) }
     }
+}
+
+/// An entry and the event decoded from it. A struct, not a tuple: arrays of labeled tuples of
+/// non-trivial types go through the runtime's generic metadata on every copy.
+struct DecodedEntry: Sendable {
+    var read: ReadEntry
+    var event: QueuedEvent
 }
 
 /// An organization and one of its services: what the quota counts.

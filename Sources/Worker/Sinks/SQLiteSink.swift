@@ -13,6 +13,17 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
     private let queue = DispatchQueue(label: "operyn.sqlite")
     private var database: OpaquePointer?
     private var statements: [EventKind: OpaquePointer] = [:]
+    /// One row's text values, written back to back and bound in place (`SQLITE_STATIC`): reused from row to
+    /// row, so binding a row allocates nothing.
+    private var rowBytes: [UInt8] = []
+    private var rowColumns: [Column] = []
+
+    /// Where one bound value is: a text's bytes in `rowBytes`, a number, or NULL.
+    private enum Column {
+        case text(offset: Int, count: Int)
+        case real(Double)
+        case null
+    }
 
     /// Versioned migrations; each runs once, in order, in its own transaction.
     static let migrations: [String] = [
@@ -129,8 +140,11 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         do throws(SinkError) {
             for queued in events {
                 let statement = try statement(for: queued.event.kind)
-                bind(queued, to: statement)
-                let status = sqlite3_step(statement)
+                collect(queued)
+                let status = rowBytes.withUnsafeBufferPointer { bytes in
+                    bind(to: statement, from: bytes)
+                    return sqlite3_step(statement)
+                }
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
                 guard status == SQLITE_DONE else { throw failure("insert event \(queued.id)", status: status) }
@@ -161,15 +175,26 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         return statement
     }
 
-    private func bind(_ queued: QueuedEvent, to statement: OpaquePointer) {
-        var index: Int32 = 1
+    /// Writes `queued`'s column values, in the insert's order, into `rowBytes` and `rowColumns`.
+    private func collect(_ queued: QueuedEvent) {
+        rowBytes.removeAll(keepingCapacity: true)
+        rowColumns.removeAll(keepingCapacity: true)
         func text(_ value: String?) {
-            if let value {
-                sqlite3_bind_text(statement, index, value, -1, CSQLite_transient())
-            } else {
-                sqlite3_bind_null(statement, index)
-            }
-            index += 1
+            guard let value else { return rowColumns.append(.null) }
+            let offset = rowBytes.count
+            rowBytes.append(contentsOf: value.utf8)
+            rowColumns.append(.text(offset: offset, count: rowBytes.count - offset))
+        }
+        func timestamp(_ value: Timestamp) {
+            let offset = rowBytes.count
+            value.appendISO8601(to: &rowBytes)
+            rowColumns.append(.text(offset: offset, count: 24))
+        }
+        func json(_ value: JSONValue?) {
+            guard let value else { return rowColumns.append(.null) }
+            let offset = rowBytes.count
+            value.encode(into: &rowBytes)
+            rowColumns.append(.text(offset: offset, count: rowBytes.count - offset))
         }
         text(queued.id)
         text(queued.org)
@@ -178,27 +203,44 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
             text(event.service)
             text(event.level.rawValue)
             text(event.message)
-            text(event.timestamp.iso8601)
+            timestamp(event.timestamp)
             text(event.traceId)
             text(event.spanId)
-            text(event.metadata?.jsonText)
+            json(event.metadata)
         case .metric(let event):
             text(event.service)
             text(event.name)
-            sqlite3_bind_double(statement, index, event.value)
-            index += 1
+            rowColumns.append(.real(event.value))
             text(event.unit)
-            text(event.timestamp.iso8601)
-            text(event.labelsObject?.jsonText)
+            timestamp(event.timestamp)
+            json(event.labelsObject)
         case .deployment(let event):
             text(event.service)
             text(event.version)
             text(event.environment)
             text(event.gitHash)
-            text(event.timestamp.iso8601)
-            text(event.metadata?.jsonText)
+            timestamp(event.timestamp)
+            json(event.metadata)
         }
-        text(queued.receivedAt.iso8601)
+        timestamp(queued.receivedAt)
+    }
+
+    /// Binds the collected row. SQLite keeps pointers into `bytes` (`rowBytes`, `SQLITE_STATIC`): the caller
+    /// steps the statement before `bytes` goes away and resets it after.
+    private func bind(to statement: OpaquePointer, from bytes: UnsafeBufferPointer<UInt8>) {
+        for (position, column) in rowColumns.enumerated() {
+            let index = Int32(position + 1)
+            switch column {
+            case .text(let offset, let count):
+                // Never a NULL pointer, even for an empty text (which NULL would turn into SQL NULL).
+                let start = UnsafeRawPointer(bytes.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
+                sqlite3_bind_text(statement, index, start, Int32(count), nil)
+            case .real(let value):
+                sqlite3_bind_double(statement, index, value)
+            case .null:
+                sqlite3_bind_null(statement, index)
+            }
+        }
     }
 
     private func execute(_ sql: String) throws(SinkError) {
