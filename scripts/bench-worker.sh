@@ -48,6 +48,7 @@ for engine in $engines; do
     esac
     echo "[$engine] preloading $count events…"
     "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" >/dev/null
+    redis-cli -p "$redis_port" config resetstat >/dev/null
     start=$(date +%s.%N)
     worker_pids=()
     for i in $(seq "$workers"); do
@@ -72,5 +73,9 @@ for engine in $engines; do
     esac
     seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
     rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
+    # Where Redis spent its time for the workers (microseconds of its one main thread, per command).
+    redis-cli -p "$redis_port" info commandstats | tr -d '\r' |
+        awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 {printf "%s%s %.1f s", sep, substr($1, 9), $5 / 1e6; sep = ", "} END {print ""}' |
+        sed "s/^/[$engine] redis time: /"
     echo "[$engine] $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
 done

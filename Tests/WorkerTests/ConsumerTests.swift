@@ -125,11 +125,55 @@ struct ConsumerTests {
         // A consumer that crashes after reading four entries.
         _ = try await harness.redis.send(
             XREADGROUP(group: harness.keys.consumerGroup, consumer: "crashed", count: 4, streams: [(harness.keys.stream(.logs), ">")]))
+        let crashed = try await harness.redis.send(XPENDINGRange(harness.keys.stream(.logs), group: harness.keys.consumerGroup, count: 10)).map(\.id)
+        #expect(crashed.count == 4)
         #expect(try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 6 })
-        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 4, "the crashed consumer's entries stay")
-        // Once they have been idle long enough, another worker takes them over.
+        // The trim stops at the oldest pending entry: the crashed consumer's four and the six acknowledged after them stay.
+        _ = try await harness.redis.run(StreamTrimmer.script, keys: [harness.keys.stream(.logs)], arguments: [])
+        let kept = try await harness.redis.send(XRANGE(harness.keys.stream(.logs))).map(\.id)
+        #expect(kept.count == 10 && Array(kept.prefix(4)) == crashed, "the crashed consumer's entries stay")
+        // Once they have been idle long enough, another worker takes them over; then everything is trimmed.
         #expect(try await harness.run(harness.consumer(name: "c2", claimIdle: 200)) { (try? harness.count("logs")) == 10 })
         #expect(try await harness.pending() == 0)
+        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0)
+    }
+
+    @Test func theTrimKeepsWhatAnyGroupStillNeeds() async throws {
+        let redis = try RedisClient(url: TestRedis.url)
+        defer { redis.shutdown() }
+        let stream = TestRedis.prefix() + ":trim"
+        let trimmer = StreamTrimmer(redis: redis)
+        func ids() async throws -> [String] { try await redis.send(XRANGE(stream)).map(\.id) }
+        // Ids with huge sequence numbers: compared as numbers, not as text or doubles.
+        let written = ["1-0", "1-9", "1-10", "2-18446744073709551614", "2-18446744073709551615", "10-0"]
+        for id in written { _ = try await redis.send(RawCommand("XADD", stream, id, "f", "v")) }
+        #expect(try await trimmer.trim(stream) == 0, "a stream without a group keeps everything")
+        _ = try await redis.send(XGROUPCREATE(stream, group: "a", startId: "0"))
+        _ = try await redis.send(XGROUPCREATE(stream, group: "b", startId: "0"))
+        func read(_ group: String, _ count: Int) async throws -> [String] {
+            try await redis.send(XREADGROUP(group: group, consumer: "c", count: count, streams: [(stream, ">")])).flatMap(\.entries).map(\.id)
+        }
+        func ack(_ group: String, _ ids: [String]) async throws { _ = try await redis.send(XACK(stream, group: group, ids: ids)) }
+
+        // a needs 1-10 next, b needs 1-9: numerically 1-9 comes first (as text, 1-10 would).
+        try await ack("a", try await read("a", 2))
+        try await ack("b", try await read("b", 1))
+        #expect(try await trimmer.trim(stream) == 1)
+        #expect(try await ids() == Array(written[1...]))
+        // a needs …615 next, b needs …614: equal as doubles, not as numbers.
+        try await ack("a", try await read("a", 2))
+        try await ack("b", try await read("b", 2))
+        #expect(try await trimmer.trim(stream) == 2)
+        #expect(try await ids() == Array(written[3...]))
+        // An oldest pending entry holds the head however much was acknowledged after it.
+        try await ack("a", try await read("a", 2))
+        let pending = try await read("b", 3)
+        try await ack("b", Array(pending[1...]))
+        #expect(try await trimmer.trim(stream) == 0)
+        try await ack("b", [pending[0]])
+        #expect(try await trimmer.trim(stream) == 3)
+        #expect(try await ids() == [])
+        _ = try await redis.send(DEL([stream]))
     }
 
     @Test func aLockedDatabaseHoldsTheBatchUntilItIsFree() async throws {

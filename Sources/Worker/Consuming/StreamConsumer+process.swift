@@ -2,7 +2,7 @@ import Logging
 import Shared
 
 extension StreamConsumer {
-    /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK + XDEL.
+    /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK → trim.
     func process(_ batch: [ReadEntry]) async throws {
         let started = MonotonicInstant.now
         var finished: [EventKind: [String]] = [:]
@@ -185,12 +185,12 @@ extension StreamConsumer {
         }
     }
 
-    /// Acknowledges and deletes finished entries, and counts what was stored per organization, in one transaction.
+    /// Acknowledges finished entries and counts what was stored per organization, in one transaction; then
+    /// trims what every group has acknowledged from the head of those streams.
     private func acknowledge(_ finished: [EventKind: [String]], storedCounts: [String: [EventKind: Int]]) async throws {
         var commandsToSend: [RawCommand] = []
         for (kind, ids) in finished where !ids.isEmpty {
             commandsToSend.append(RawCommand(arguments: XACK(keys.stream(kind), group: keys.consumerGroup, ids: ids).arguments))
-            commandsToSend.append(RawCommand(arguments: XDEL(keys.stream(kind), ids: ids).arguments))
         }
         for (org, kinds) in storedCounts {
             for (kind, count) in kinds {
@@ -199,9 +199,16 @@ extension StreamConsumer {
             }
         }
         guard !commandsToSend.isEmpty else { return }
-        // One MULTI/EXEC: an entry is acknowledged and deleted together, so a Redis crash between the two cannot
-        // leave acknowledged entries in the stream.
+        // One MULTI/EXEC: an entry is acknowledged exactly when its organization's count goes up.
         try await retrying("acknowledge") { _ = try await commands.transaction(commandsToSend) }
+        for (kind, ids) in finished where !ids.isEmpty {
+            do {
+                try await StreamTrimmer(redis: commands).trim(keys.stream(kind))
+            } catch {
+                // Only memory waits: the next batch trims again.
+                logger.warning("worker.trim.failed", metadata: ["redis.stream": "\(keys.stream(kind))", "redis.error": "\(error.message)"])
+            }
+        }
     }
 }
 

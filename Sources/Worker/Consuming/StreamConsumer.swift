@@ -9,7 +9,7 @@ struct ReadEntry: Sendable {
 }
 
 /// Turns stream entries into stored rows: ensure the group → re-read own pending → loop { claim idle
-/// entries of silent consumers → read a batch → quota → persist in one transaction → XACK + XDEL }.
+/// entries of silent consumers → read a batch → quota → persist in one transaction → XACK → trim }.
 ///
 /// Nothing is acknowledged before it is committed, rejected into the rejected stream, or dead-lettered.
 /// A graceful shutdown finishes the batch in hand.
