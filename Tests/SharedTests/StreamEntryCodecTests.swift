@@ -42,4 +42,16 @@ struct StreamEntryCodecTests {
         #expect(decode([("v", "1"), ("kind", "traces")]) == "unknown kind 'traces'")
         #expect(decode([("v", "1"), ("kind", "metrics"), ("value", "abc")]) == "field 'value' is not a finite number")
     }
+
+    @Test func jsonStringsEscapeQuotesBackslashesAndControlCharacters() throws {
+        var output: [UInt8] = []
+        JSONValue.encodeString("plain é ✓", into: &output)
+        JSONValue.encodeString("a\"b\\c\nd\re\tf\u{01}g\u{1F}", into: &output)
+        JSONValue.encodeString("", into: &output)
+        #expect(String(decoding: output, as: UTF8.self) == #""plain é ✓""a\"b\\c\nd\re\tf\u0001g\u001f""""#)
+        let text = "x\"\\\n\u{7}y"
+        var encoded: [UInt8] = []
+        JSONValue.encodeString(text, into: &encoded)
+        #expect(try JSONParser.parse(encoded) == .string(text), "the parser reads back what was written")
+    }
 }

@@ -104,17 +104,20 @@ final class PostgresSink: EventSink, Service {
         guard !events.isEmpty else { return 0 }
         var byKind: [EventKind: [UInt8]] = [:]
         for event in events {
-            var rows = byKind[event.event.kind] ?? [UInt8(ascii: "[")]
-            if rows.count > 1 { rows.append(UInt8(ascii: ",")) }
-            Self.row(event).encode(into: &rows)
-            byKind[event.event.kind] = rows
+            // Appended in place: a copy of the array out of the dictionary would copy the whole document per event.
+            Self.appendRow(event, to: &byKind[event.event.kind, default: []])
         }
         let statements = byKind.map { kind, rows -> PostgresQuery in
             var bindings = PostgresBindings()
-            bindings.append(String(decoding: rows + [UInt8(ascii: "]")], as: UTF8.self))
+            var document = [UInt8(ascii: "[")]
+            document.reserveCapacity(rows.count + 1)
+            document += rows.dropFirst()  // the first row's leading comma
+            document.append(UInt8(ascii: "]"))
+            bindings.append(String(decoding: document, as: UTF8.self))
+            // `json`, not `jsonb`: the document is read once, row by row, and never needs jsonb's sorted, deduplicated form.
             return PostgresQuery(
                 unsafeSQL:
-                    "INSERT INTO \(kind.rawValue) SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(\(Self.recordTypes[kind]!)) ON CONFLICT (id) DO NOTHING RETURNING 1",
+                    "INSERT INTO \(kind.rawValue) SELECT * FROM json_to_recordset($1::json) AS r(\(Self.recordTypes[kind]!)) ON CONFLICT (id) DO NOTHING RETURNING 1",
                 binds: bindings)
         }
         return try await classify {
@@ -130,30 +133,60 @@ final class PostgresSink: EventSink, Service {
 
     func close() async {}
 
-    /// One event as a JSON object with the table's columns.
-    static func row(_ queued: QueuedEvent) -> JSONValue {
-        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
-        var members: [(key: String, value: JSONValue)] = [("id", .string(queued.id)), ("org_id", .string(queued.org))]
+    /// Appends `,` and one event as a JSON object with the table's columns, written straight as bytes.
+    static func appendRow(_ queued: QueuedEvent, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: ","))
+        var first = true
+        func key(_ name: StaticString) {
+            output.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output.append(contentsOf: #"":"#.utf8)
+        }
+        func text(_ name: StaticString, _ value: String?) {
+            key(name)
+            if let value { JSONValue.encodeString(value, into: &output) } else { output.append(contentsOf: "null".utf8) }
+        }
+        func timestamp(_ name: StaticString, _ value: Timestamp) {
+            key(name)
+            output.append(UInt8(ascii: "\""))
+            value.appendISO8601(to: &output)
+            output.append(UInt8(ascii: "\""))
+        }
+        func json(_ name: StaticString, _ value: JSONValue?) {
+            key(name)
+            if let value { value.encode(into: &output) } else { output.append(contentsOf: "null".utf8) }
+        }
+        text("id", queued.id)
+        text("org_id", queued.org)
         switch queued.event {
         case .log(let event):
-            members += [
-                ("service", .string(event.service)), ("level", .string(event.level.rawValue)), ("message", .string(event.message)),
-                ("timestamp", .string(event.timestamp.iso8601)), ("trace_id", text(event.traceId)), ("span_id", text(event.spanId)),
-                ("metadata", event.metadata ?? .null),
-            ]
+            text("service", event.service)
+            text("level", event.level.rawValue)
+            text("message", event.message)
+            timestamp("timestamp", event.timestamp)
+            text("trace_id", event.traceId)
+            text("span_id", event.spanId)
+            json("metadata", event.metadata)
         case .metric(let event):
-            members += [
-                ("service", .string(event.service)), ("name", .string(event.name)), ("value", .number("\(event.value)")), ("unit", .string(event.unit)),
-                ("timestamp", .string(event.timestamp.iso8601)), ("labels", event.labelsObject ?? .null),
-            ]
+            text("service", event.service)
+            text("name", event.name)
+            key("value")
+            output.append(contentsOf: "\(event.value)".utf8)
+            text("unit", event.unit)
+            timestamp("timestamp", event.timestamp)
+            json("labels", event.labelsObject)
         case .deployment(let event):
-            members += [
-                ("service", .string(event.service)), ("version", .string(event.version)), ("environment", .string(event.environment)),
-                ("git_hash", text(event.gitHash)), ("timestamp", .string(event.timestamp.iso8601)), ("metadata", event.metadata ?? .null),
-            ]
+            text("service", event.service)
+            text("version", event.version)
+            text("environment", event.environment)
+            text("git_hash", event.gitHash)
+            timestamp("timestamp", event.timestamp)
+            json("metadata", event.metadata)
         }
-        members.append(("received_at", .string(queued.receivedAt.iso8601)))
-        return .object(members)
+        timestamp("received_at", queued.receivedAt)
+        output.append(UInt8(ascii: "}"))
     }
 
     /// Runs `body`, turning PostgreSQL errors into `SinkError`s: connection trouble and server states that
