@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Worker throughput: preloads COUNT mixed events (logs, metrics, deployments) into the streams, starts
 # WORKERS release workers, and times until the group's lag and pending are zero and every row is stored;
-# prints events/s and the workers' peak resident memory, for SQLite and for PostgreSQL.
-# Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES]   (defaults 1000000, 2, "sqlite postgres")
+# prints events/s and the workers' peak resident memory, for SQLite and for PostgreSQL; ROUNDS times each
+# (a fresh database and fresh streams every round), then the median.
+# Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES] [ROUNDS]   (defaults 1000000, 2, "sqlite postgres", 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -11,6 +12,7 @@ ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-confi
 count=${1:-1000000}
 workers=${2:-2}
 engines=${3:-sqlite postgres}
+rounds=${4:-3}
 
 for product in operyn-worker operyn-redis-bench; do swift build -c release --product "$product" >/dev/null; done
 bin=$(swift build -c release --show-bin-path)
@@ -32,50 +34,61 @@ fi
 
 # Undelivered + pending entries of the three streams, from one redis-cli (the poll should cost the workers nothing).
 backlog() {
-    printf 'XINFO GROUPS bench-%s:stream:%s\n' "$1" logs "$1" metrics "$1" deployments |
+    printf 'XINFO GROUPS %s:stream:%s\n' "$1" logs "$1" metrics "$1" deployments |
         redis-cli -p "$redis_port" 2>/dev/null |
         awk '/^pending$/ {getline; t += $1} /^lag$/ {getline; t += $1} END {print t + 0}'
 }
 
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+
 for engine in $engines; do
-    prefix="bench-$engine"
-    case $engine in
-        sqlite) database="sqlite:$work/$engine/operyn.sqlite" ;;
-        postgres)
-            psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench" >/dev/null
-            database="postgres://operyn@127.0.0.1:$pg_port/bench"
-            ;;
-    esac
-    echo "[$engine] preloading $count events…"
-    "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" >/dev/null
-    redis-cli -p "$redis_port" config resetstat >/dev/null
-    start=$(date +%s.%N)
-    worker_pids=()
-    for i in $(seq "$workers"); do
-        OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
-            OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
-        worker_pids+=($!)
-        pids+=($!)
+    rates=()
+    peaks=()
+    for round in $(seq "$rounds"); do
+        prefix="bench-$engine-$round"
+        case $engine in
+            sqlite) database="sqlite:$work/$engine-$round/operyn.sqlite" ;;
+            postgres)
+                psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench$round" >/dev/null
+                database="postgres://operyn@127.0.0.1:$pg_port/bench$round"
+                ;;
+        esac
+        echo "[$engine] preloading $count events…"
+        "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" >/dev/null
+        redis-cli -p "$redis_port" config resetstat >/dev/null
+        start=$(date +%s.%N)
+        worker_pids=()
+        for i in $(seq "$workers"); do
+            OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
+                OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
+            worker_pids+=($!)
+            pids+=($!)
+        done
+        sleep 1
+        until [ "$(backlog "$prefix")" -eq 0 ]; do sleep 0.2; done
+        end=$(date +%s.%N)
+        peak=0
+        for pid in "${worker_pids[@]}"; do
+            rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
+            [ "$rss" -gt "$peak" ] && peak=$rss
+            kill -TERM "$pid"
+        done
+        for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+        case $engine in
+            sqlite) rows=$(sqlite3 "$work/$engine-$round/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+            postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$round" -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+        esac
+        seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
+        rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
+        # Where Redis spent its time for the workers (microseconds of its one main thread, per command).
+        redis-cli -p "$redis_port" info commandstats | tr -d '\r' |
+            awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 {printf "%s%s %.1f s", sep, substr($1, 9), $5 / 1e6; sep = ", "} END {print ""}' |
+            sed "s/^/[$engine] redis time: /"
+        echo "[$engine] round $round: $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
+        [ "$rows" -eq "$count" ] || { echo "[$engine] round $round stored $rows rows, not $count" >&2; exit 1; }
+        rates+=("$rate")
+        peaks+=("$peak")
+        redis-cli -p "$redis_port" del "$prefix:stream:logs" "$prefix:stream:metrics" "$prefix:stream:deployments" >/dev/null
     done
-    sleep 1
-    until [ "$(backlog "$engine")" -eq 0 ]; do sleep 0.2; done
-    end=$(date +%s.%N)
-    peak=0
-    for pid in "${worker_pids[@]}"; do
-        rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
-        [ "$rss" -gt "$peak" ] && peak=$rss
-        kill -TERM "$pid"
-    done
-    for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    case $engine in
-        sqlite) rows=$(sqlite3 "$work/$engine/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
-        postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d bench -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
-    esac
-    seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
-    rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
-    # Where Redis spent its time for the workers (microseconds of its one main thread, per command).
-    redis-cli -p "$redis_port" info commandstats | tr -d '\r' |
-        awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 {printf "%s%s %.1f s", sep, substr($1, 9), $5 / 1e6; sep = ", "} END {print ""}' |
-        sed "s/^/[$engine] redis time: /"
-    echo "[$engine] $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
+    echo "[$engine] median of $rounds: $(printf '%s\n' "${rates[@]}" | median) events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
 done
