@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import Metrics
+import NIOPosix
 import Prometheus
 import Shared
 
@@ -17,7 +18,9 @@ struct App {
         if configuration.apiKey == nil && !configuration.requireAPIKey {
             logger.warning("auth.disabled", metadata: ["reason": "OPERYN_API_KEY is not set: the endpoints are open"])
         }
-        let redis = RedisClient(configuration: configuration.redis, name: "gateway", logger: logger)
+        // The Redis connection lives on one of the event loops the HTTP server runs on (Hummingbird's default
+        // group): a round trip wakes no thread of its own.
+        let redis = RedisClient(configuration: configuration.redis, eventLoop: MultiThreadedEventLoopGroup.singleton.any(), name: "gateway", logger: logger)
         let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger)
         try await app.runService()
         redis.shutdown()

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import Synchronization
 
 /// An auto-pipelining Redis client over one connection.
 ///
@@ -12,15 +14,25 @@ import Logging
 /// Blocking commands (`XREADGROUP ... BLOCK`) hold up everything queued behind them: give them a
 /// client of their own.
 public final class RedisClient: Sendable {
-    private let core: RedisClientCore
+    private let core: any RedisTransport
+    private let digests = Mutex<[RedisScript: String]>([:])
 
     /// The configuration the client connects with.
     public var configuration: RedisConfiguration { core.configuration }
 
     /// Starts the client's thread; it connects at once and whenever the link is lost.
     public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
-        core = RedisClientCore(configuration: configuration, name: name, logger: logger)
-        core.start()
+        let thread = RedisClientCore(configuration: configuration, name: name, logger: logger)
+        core = thread
+        thread.start()
+    }
+
+    /// Starts a client whose connection lives on `eventLoop`: for a server whose requests already run beside
+    /// NIO, where a thread of the client's own would cost a wake-up per round trip. No blocking commands.
+    public init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
+        let connection = RedisEventLoopConnection(configuration: configuration, eventLoop: eventLoop, name: name, logger: logger)
+        core = connection
+        connection.start()
     }
 
     /// Makes a client from a `redis://` URL.
@@ -83,17 +95,17 @@ public final class RedisClient: Sendable {
     /// Runs a Lua script by `EVALSHA`, loading it with `SCRIPT LOAD` first when the server does not know it.
     public func run(_ script: RedisScript, keys: [String], arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
         let sha: String
-        if let known = core.digest(of: script) {
+        if let known = digests.withLock({ $0[script] }) {
             sha = known
         } else {
             sha = try await send(SCRIPTLOAD(script.source))
-            core.remember(sha, for: script)
+            digests.withLock { $0[script] = sha }
         }
         do {
             return try await send(EVALSHA(sha: sha, keys: keys, arguments: arguments))
         } catch  where error.isServerError("NOSCRIPT") {
             let loaded = try await send(SCRIPTLOAD(script.source))
-            core.remember(loaded, for: script)
+            digests.withLock { $0[script] = loaded }
             return try await send(EVALSHA(sha: loaded, keys: keys, arguments: arguments))
         }
     }
@@ -114,4 +126,14 @@ public struct RedisScript: Sendable, Hashable {
 
     /// A script from its source.
     public init(_ source: String) { self.source = source }
+}
+
+/// What carries a `RedisClient`'s commands: a thread of its own (`RedisClientCore`) or a NIO event loop
+/// (`RedisEventLoopConnection`).
+protocol RedisTransport: Sendable {
+    var configuration: RedisConfiguration { get }
+    var isConnected: Bool { get }
+    /// Sends pre-encoded commands and waits for their `replies` replies.
+    func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply]
+    func shutdown()
 }

@@ -5,7 +5,7 @@ import Logging
 ///
 /// `@unchecked Sendable`: every stored property that changes is read and written only while
 /// holding `condition`, except `connection`, which only the client's own thread touches.
-final class RedisClientCore: @unchecked Sendable {
+final class RedisClientCore: RedisTransport, @unchecked Sendable {
     /// Commands from one caller, written contiguously and answered together.
     private struct Request {
         let payload: [UInt8]
@@ -25,7 +25,6 @@ final class RedisClientCore: @unchecked Sendable {
     private var queue: [Request] = []
     private var stopped = false
     private var connected = false
-    private var digests: [RedisScript: String] = [:]
 
     // Touched by the client's thread only.
     private var connection: RedisConnection?
@@ -57,18 +56,6 @@ final class RedisClientCore: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return connected
-    }
-
-    func digest(of script: RedisScript) -> String? {
-        condition.lock()
-        defer { condition.unlock() }
-        return digests[script]
-    }
-
-    func remember(_ digest: String, for script: RedisScript) {
-        condition.lock()
-        digests[script] = digest
-        condition.unlock()
     }
 
     /// Queues pre-encoded commands and waits for their `replies` replies.

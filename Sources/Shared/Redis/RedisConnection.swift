@@ -13,24 +13,16 @@ import CHiredis
 /// only the `RedisClient` thread that made it touches it.
 final class RedisConnection {
     private var descriptor: Int32
-    private let reader: UnsafeMutablePointer<redisReader>
-    /// Where the reader decodes to: nodes and string bytes in two buffers, reused from reply to reply.
-    private let flat: UnsafeMutablePointer<CHiredisFlatReply>
+    private let reader = RedisReplyReader()
     private var readBuffer: UnsafeMutableRawBufferPointer
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
-        self.flat = .allocate(capacity: 1)
-        self.flat.initialize(to: CHiredisFlatReply())
-        self.reader = CHiredis_flatReaderCreate(flat)
         self.readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     deinit {
         close()
-        redisReaderFree(reader)
-        CHiredis_flatRelease(flat)
-        flat.deallocate()
         readBuffer.deallocate()
     }
 
@@ -104,14 +96,7 @@ final class RedisConnection {
     /// Reads one whole reply, waiting for bytes no later than `deadline`.
     func readReply(deadline: MonotonicInstant) throws(RedisError) -> RedisReply {
         while true {
-            var raw: UnsafeMutableRawPointer?
-            guard redisReaderGetReply(reader, &raw) == REDIS_OK, flat.pointee.failed == 0 else {
-                throw RedisError(code: .protocolError, message: "Redis sent an unreadable reply")
-            }
-            if raw != nil {
-                defer { CHiredis_flatReset(flat) }
-                return Self.reply(from: flat.pointee)
-            }
+            if let reply = try reader.next() { return reply }
             try fill(deadline: deadline)
         }
     }
@@ -120,9 +105,7 @@ final class RedisConnection {
         while true {
             let count = Glibc.recv(descriptor, readBuffer.baseAddress, readBuffer.count, 0)
             if count > 0 {
-                _ = readBuffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: count) { pointer in
-                    redisReaderFeed(reader, pointer, count)
-                }
+                reader.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count))
                 return
             }
             if count == 0 {
@@ -132,39 +115,6 @@ final class RedisConnection {
                 throw RedisError(code: .connectionClosed, message: "Redis read failed: \(Self.errnoText())")
             }
             if let error = Self.wait(descriptor, for: Int16(POLLIN), until: deadline) { throw error }
-        }
-    }
-
-    /// Builds the Swift value of the reply decoded into `flat`. Every string's bytes are copied once, into one
-    /// array that bulk replies share as slices: a reply of any size costs a few allocations, not one per string.
-    private static func reply(from flat: CHiredisFlatReply) -> RedisReply {
-        let bytes = flat.used > 0 ? [UInt8](UnsafeRawBufferPointer(start: flat.bytes, count: flat.used)) : []
-        var next = 0
-        return node(flat.nodes, &next, bytes)
-    }
-
-    private static func node(_ nodes: UnsafeMutablePointer<CHiredisNode>, _ next: inout Int, _ bytes: [UInt8]) -> RedisReply {
-        let node = nodes[next]
-        next += 1
-        let text = { bytes[node.offset..<node.offset + node.length] }
-        switch node.type {
-        case REDIS_REPLY_STRING:
-            return .bulk(text())
-        case REDIS_REPLY_STATUS:
-            return .status(String(decoding: text(), as: UTF8.self))
-        case REDIS_REPLY_ERROR:
-            return .error(RedisError(serverReply: String(decoding: text(), as: UTF8.self)))
-        case REDIS_REPLY_INTEGER:
-            return .integer(node.value)
-        case REDIS_REPLY_ARRAY:
-            var elements: [RedisReply] = []
-            elements.reserveCapacity(Int(node.value))
-            for _ in 0..<max(Int(node.value), 0) {
-                elements.append(Self.node(nodes, &next, bytes))
-            }
-            return .array(elements)
-        default:
-            return .null
         }
     }
 
