@@ -100,7 +100,9 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Shared", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "Shared", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

@@ -5,8 +5,9 @@ import Testing
 
 @Suite("Redis client against the real redis-server")
 struct RedisClientTests {
-    @Test func streamCommands() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func streamCommands(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let stream = TestRedis.prefix() + ":stream"
         let group = "g"
         #expect(try await redis.send(XGROUPCREATE(stream, group: group)) == true)
@@ -48,8 +49,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func setHashAndStringCommands() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func setHashAndStringCommands(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let prefix = TestRedis.prefix()
         #expect(try await redis.send(SADD("\(prefix):set", members: ["a", "b", "a"])) == 2)
         #expect(try await redis.send(SISMEMBER("\(prefix):set", member: "a")))
@@ -70,8 +72,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func serverErrorsAreTyped() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func serverErrorsAreTyped(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let key = TestRedis.prefix()
         _ = try await redis.send(SET(key, value: "text"))
         do {
@@ -90,8 +93,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func binaryValuesWithNULBytesSurvive() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func binaryValuesWithNULBytesSurvive(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let key = TestRedis.prefix()
         let value: [UInt8] = [0, 1, 0, 255, 13, 10, 36, 42, 0]
         _ = try await redis.send(SET(key, value: value))
@@ -106,8 +110,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func pipelineOfTenThousandCommands() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func pipelineOfTenThousandCommands(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let key = TestRedis.prefix()
         let commands = (0..<10_000).map { HINCRBY(key, field: "n", by: 1 + $0 % 2) }
         let results = try await redis.pipeline(commands)
@@ -121,8 +126,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func transactionsAreAllOrNothing() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func transactionsAreAllOrNothing(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let stream = TestRedis.prefix()
         let adds = (0..<3).map { XADD(stream, fields: [([UInt8]("i"), [UInt8]("\($0)"))]) }
         let ids = try await redis.transaction(adds)
@@ -146,8 +152,9 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func scriptsReloadAfterScriptFlush() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func scriptsReloadAfterScriptFlush(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let key = TestRedis.prefix()
         let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
         #expect(try await redis.run(script, keys: [key], arguments: [[UInt8]("2")]) == .integer(2))
@@ -157,20 +164,21 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test func aclUserAuthenticates() async throws {
-        let admin = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func aclUserAuthenticates(transport: RedisTransportKind) async throws {
+        let admin = try TestRedis.client(transport)
         let user = "u" + UUID().uuidString.prefix(8)
         _ = try await admin.send(RawCommand("ACL", "SETUSER", user, "on", ">p@ss word", "~*", "+@all"))
         var configuration = try RedisConfiguration(url: TestRedis.url)
         configuration.username = user
         configuration.password = "p@ss word"
-        let client = RedisClient(configuration: configuration)
+        let client = transport.client(configuration)
         #expect(try await client.send(RawCommand("ACL", "WHOAMI")) == .bulk(ArraySlice(user.utf8)))
         client.shutdown()
 
         configuration.password = "wrong-secret-value"
         configuration.reconnectDelayMilliseconds = 10_000
-        let denied = RedisClient(configuration: configuration)
+        let denied = transport.client(configuration)
         do {
             _ = try await denied.send(PING())
             Issue.record("wrong password accepted")
@@ -183,10 +191,11 @@ struct RedisClientTests {
         admin.shutdown()
     }
 
-    @Test func databaseFromTheURLIsSelected() async throws {
+    @Test(arguments: RedisTransportKind.allCases)
+    func databaseFromTheURLIsSelected(transport: RedisTransportKind) async throws {
         let key = TestRedis.prefix()
-        let selected = try RedisClient(url: TestRedis.url + "/3")
-        let plain = try TestRedis.client()
+        let selected = transport.client(try RedisConfiguration(url: TestRedis.url + "/3"))
+        let plain = try TestRedis.client(transport)
         _ = try await selected.send(SET(key, value: "in-3"))
         #expect(try await plain.send(GET(key)) == nil)
         #expect(try await selected.send(GET(key)) == [UInt8]("in-3"))
@@ -195,8 +204,9 @@ struct RedisClientTests {
         plain.shutdown()
     }
 
-    @Test func manyConcurrentTasksShareOneClient() async throws {
-        let redis = try TestRedis.client()
+    @Test(arguments: RedisTransportKind.allCases)
+    func manyConcurrentTasksShareOneClient(transport: RedisTransportKind) async throws {
+        let redis = try TestRedis.client(transport)
         let key = TestRedis.prefix()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<500 {

@@ -6,16 +6,17 @@ import Testing
 /// Each test runs a redis-server of its own, to stop, stall or restart under the client.
 @Suite("Redis client when Redis fails", .serialized)
 struct RedisFailureTests {
-    func client(_ server: RedisServer, timeout: Int = 500) throws -> RedisClient {
+    func client(_ server: RedisServer, _ transport: RedisTransportKind, timeout: Int = 500) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: server.url)
         configuration.commandTimeoutMilliseconds = timeout
         configuration.connectTimeoutMilliseconds = timeout
-        return RedisClient(configuration: configuration)
+        return transport.client(configuration)
     }
 
-    @Test func restartUnderTheClient() async throws {
+    @Test(arguments: RedisTransportKind.allCases)
+    func restartUnderTheClient(transport: RedisTransportKind) async throws {
         let server = try RedisServer()
-        let redis = try client(server)
+        let redis = try client(server, transport)
         _ = try await redis.send(SET("k", value: "before"))
         server.stop()
 
@@ -43,9 +44,10 @@ struct RedisFailureTests {
         redis.shutdown()
     }
 
-    @Test func stalledRedisTimesOutThenRecovers() async throws {
+    @Test(arguments: RedisTransportKind.allCases)
+    func stalledRedisTimesOutThenRecovers(transport: RedisTransportKind) async throws {
         let server = try RedisServer()
-        let redis = try client(server, timeout: 300)
+        let redis = try client(server, transport, timeout: 300)
         _ = try await redis.send(PING())
         server.signal(SIGSTOP)
         var failures: [RedisError] = []
@@ -79,11 +81,12 @@ struct RedisFailureTests {
         redis.shutdown()
     }
 
-    @Test func unreachableRedisFailsFastWithATypedError() async throws {
+    @Test(arguments: RedisTransportKind.allCases)
+    func unreachableRedisFailsFastWithATypedError(transport: RedisTransportKind) async throws {
         let port = try RedisServer.freePort()
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
         configuration.commandTimeoutMilliseconds = 400
-        let redis = RedisClient(configuration: configuration)
+        let redis = transport.client(configuration)
         var failure: RedisError?
         let elapsed = await milliseconds {
             do { _ = try await redis.send(PING()) } catch let error as RedisError { failure = error } catch {}
@@ -93,9 +96,10 @@ struct RedisFailureTests {
         redis.shutdown()
     }
 
-    @Test func outOfMemoryAndReadOnlyAreRetryableServerErrors() async throws {
+    @Test(arguments: RedisTransportKind.allCases)
+    func outOfMemoryAndReadOnlyAreRetryableServerErrors(transport: RedisTransportKind) async throws {
         let server = try RedisServer(arguments: ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
-        let redis = try client(server, timeout: 2_000)
+        let redis = try client(server, transport, timeout: 2_000)
         let blob = [UInt8](repeating: 120, count: 64 * 1024)
         var oom: RedisError?
         for index in 0..<64 where oom == nil {

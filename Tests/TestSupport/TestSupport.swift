@@ -1,6 +1,24 @@
 import Foundation
+import NIOPosix
 import Shared
 import Testing
+
+/// The two ways a `RedisClient` carries its commands; client tests run on both.
+public enum RedisTransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// A thread of the client's own (workers, admin).
+    case thread
+    /// A connection on a NIO event loop (the gateway).
+    case eventLoop
+
+    public var testDescription: String { rawValue }
+
+    public func client(_ configuration: RedisConfiguration) -> RedisClient {
+        switch self {
+        case .thread: RedisClient(configuration: configuration)
+        case .eventLoop: RedisClient(configuration: configuration, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+        }
+    }
+}
 
 /// The Redis the test command starts (`OPERYN_TEST_REDIS_URL`), and a fresh key prefix per test.
 public enum TestRedis {
@@ -13,10 +31,10 @@ public enum TestRedis {
         }
     }
 
-    public static func client(commandTimeout: Int = 2_000) throws -> RedisClient {
+    public static func client(_ transport: RedisTransportKind = .thread, commandTimeout: Int = 2_000) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeoutMilliseconds = commandTimeout
-        return RedisClient(configuration: configuration)
+        return transport.client(configuration)
     }
 
     /// A prefix no other test uses.
