@@ -122,3 +122,22 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { redactedURL }
 }
+
+extension RedisConfiguration {
+    /// What a new connection sends before any command: `AUTH` (password, or ACL user and password) and `SELECT`,
+    /// each named for error messages that never quote the password.
+    var handshake: [(step: String, arguments: [[UInt8]])] {
+        var steps: [(step: String, arguments: [[UInt8]])] = []
+        if let password {
+            if let username {
+                steps.append(("AUTH", RedisCommandEncoder.arguments("AUTH", username, password)))
+            } else {
+                steps.append(("AUTH", RedisCommandEncoder.arguments("AUTH", password)))
+            }
+        }
+        if database != 0 {
+            steps.append(("SELECT", RedisCommandEncoder.arguments("SELECT", String(database))))
+        }
+        return steps
+    }
+}

@@ -29,25 +29,14 @@ final class RedisConnection {
     /// Connects and runs the handshake (AUTH, SELECT); every step ends by `deadline`.
     static func open(_ configuration: RedisConfiguration, deadline: MonotonicInstant) throws(RedisError) -> RedisConnection {
         let connection = RedisConnection(descriptor: try connectSocket(host: configuration.host, port: configuration.port, deadline: deadline))
-        var handshake: [[[UInt8]]] = []
-        if let password = configuration.password {
-            if let username = configuration.username {
-                handshake.append(RedisCommandEncoder.arguments("AUTH", username, password))
-            } else {
-                handshake.append(RedisCommandEncoder.arguments("AUTH", password))
-            }
-        }
-        if configuration.database != 0 {
-            handshake.append(RedisCommandEncoder.arguments("SELECT", String(configuration.database)))
-        }
+        let handshake = configuration.handshake
         guard !handshake.isEmpty else { return connection }
         var payload: [UInt8] = []
-        for command in handshake { RedisCommandEncoder.append(command, to: &payload) }
+        for command in handshake { RedisCommandEncoder.append(command.arguments, to: &payload) }
         do throws(RedisError) {
             try connection.write(payload, deadline: deadline)
-            for (index, _) in handshake.enumerated() {
+            for step in handshake.map(\.step) {
                 if case .error(let error) = try connection.readReply(deadline: deadline) {
-                    let step = index == 0 && configuration.password != nil ? "AUTH" : "SELECT"
                     // The server's text names no secret, but keep only its code to be sure.
                     throw RedisError(
                         code: .connectionFailed,

@@ -142,18 +142,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     }
 
     private func handshake(_ handler: RedisPipelineHandler, deadline: MonotonicInstant) -> EventLoopFuture<Void> {
-        var steps: [(String, [[UInt8]])] = []
-        if let password = configuration.password {
-            if let username = configuration.username {
-                steps.append(("AUTH", RedisCommandEncoder.arguments("AUTH", username, password)))
-            } else {
-                steps.append(("AUTH", RedisCommandEncoder.arguments("AUTH", password)))
-            }
-        }
-        if configuration.database != 0 {
-            steps.append(("SELECT", RedisCommandEncoder.arguments("SELECT", String(configuration.database))))
-        }
-        let replies = steps.map { step, arguments -> EventLoopFuture<Void> in
+        let replies = configuration.handshake.map { step, arguments -> EventLoopFuture<Void> in
             var payload: [UInt8] = []
             RedisCommandEncoder.append(arguments, to: &payload)
             let promise = eventLoop.makePromise(of: [RedisReply].self)
