@@ -23,7 +23,7 @@ struct WorkerConfiguration: Sendable {
     static let variables =
         [
             "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
-            "OPERYN_CLAIM_IDLE_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
+            "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
@@ -41,6 +41,8 @@ struct WorkerConfiguration: Sendable {
         consumer.batchSize = try reader.integer("OPERYN_BATCH_SIZE", default: consumer.batchSize, in: 1...100_000)
         consumer.blockMilliseconds = try reader.integer("OPERYN_BLOCK_MS", default: consumer.blockMilliseconds, in: 1...60_000)
         consumer.claimIdleMilliseconds = try reader.integer("OPERYN_CLAIM_IDLE_MS", default: consumer.claimIdleMilliseconds, in: 100...86_400_000)
+        consumer.consumerExpiryMilliseconds = try reader.integer(
+            "OPERYN_CONSUMER_EXPIRY_MS", default: consumer.consumerExpiryMilliseconds, in: 1_000...604_800_000)
         consumer.maxAttempts = try reader.integer("OPERYN_MAX_ATTEMPTS", default: consumer.maxAttempts, in: 1...1_000)
         consumer.defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: consumer.defaultServiceLimit, in: 0...1_000_000)
         consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)

@@ -176,6 +176,34 @@ struct ConsumerTests {
         _ = try await redis.send(DEL([stream]))
     }
 
+    @Test func silentConsumersWithNothingPendingAreRemoved() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let stream = harness.keys.stream(.logs)
+        let group = harness.keys.consumerGroup
+        try await harness.publish((0..<4).map { _ in Sample.log() })
+        _ = try await harness.redis.send(XGROUPCREATE(stream, group: group))
+        func read(_ consumer: String, _ count: Int) async throws -> [String] {
+            try await harness.redis.send(XREADGROUP(group: group, consumer: consumer, count: count, streams: [(stream, ">")])).flatMap(\.entries).map(\.id)
+        }
+        @Sendable func consumers() async throws -> Set<String> {
+            Set(try await harness.redis.send(RawCommand("XINFO", "CONSUMERS", stream, group)).array?.compactMap { $0.array?[1].string } ?? [])
+        }
+        _ = try await harness.redis.send(XACK(stream, group: group, ids: try await read("gone", 2)))  // a worker that finished and left
+        _ = try await read("holder", 1)  // a worker that died holding an entry: its entry must stay claimable
+        _ = try await harness.redis.send(XACK(stream, group: group, ids: try await read("me", 1)))  // this worker: kept though idle and empty
+        let idle = IdleConsumers(redis: harness.redis, group: group, keep: "me", minIdleMilliseconds: 100)
+        #expect(try await IdleConsumers(redis: harness.redis, group: group, keep: "me", minIdleMilliseconds: 60_000).remove(from: stream) == 0)
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await idle.remove(from: stream) == 1)
+        #expect(try await consumers() == ["holder", "me"])
+
+        // The worker does the same on its claim cycle.
+        _ = try await harness.redis.send(
+            XACK(stream, group: group, ids: try await harness.redis.send(XPENDINGRange(stream, group: group, count: 10)).map(\.id)))
+        #expect(try await harness.run(harness.consumer(name: "w", claimIdle: 200, consumerExpiry: 300)) { try await consumers() == ["w"] })
+    }
+
     @Test func aLockedDatabaseHoldsTheBatchUntilItIsFree() async throws {
         let harness = try WorkerHarness(busyTimeoutMilliseconds: 50)
         defer { Task { await harness.cleanUp() } }

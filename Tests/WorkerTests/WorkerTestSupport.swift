@@ -24,8 +24,11 @@ struct WorkerHarness {
         sink = SQLiteSink(path: databasePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
     }
 
-    func consumer(name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, sink: (any EventSink)? = nil) -> StreamConsumer {
+    func consumer(
+        name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, consumerExpiry: Int = 3_600_000, sink: (any EventSink)? = nil
+    ) -> StreamConsumer {
         var settings = ConsumerSettings(consumer: name)
+        settings.consumerExpiryMilliseconds = consumerExpiry
         settings.blockMilliseconds = 100
         settings.claimIdleMilliseconds = claimIdle
         settings.maxAttempts = maxAttempts

@@ -8,6 +8,8 @@ struct ConsumerSettings: Sendable {
     var blockMilliseconds = 1_000
     /// Entries pending this long on a silent consumer are taken over (`OPERYN_CLAIM_IDLE_MS`, 30000).
     var claimIdleMilliseconds = 30_000
+    /// Consumers without pending entries idle this long are removed from the group (`OPERYN_CONSUMER_EXPIRY_MS`, 3600000).
+    var consumerExpiryMilliseconds = 3_600_000
     /// Failures of one entry before it is dead-lettered (`OPERYN_MAX_ATTEMPTS`, 5).
     var maxAttempts = 5
     /// Service limit of organizations other than `default` without an override (`OPERYN_DEFAULT_SERVICE_LIMIT`, 100).

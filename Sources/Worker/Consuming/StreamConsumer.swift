@@ -70,7 +70,8 @@ struct StreamConsumer: Service {
         }
     }
 
-    /// Takes over entries idle longer than the claim time, whoever held them, and processes them.
+    /// Takes over entries idle longer than the claim time, whoever held them, and processes them; then removes
+    /// consumers that hold nothing and have been silent longer than the consumer expiry.
     func claimIdle() async throws {
         for kind in EventKind.allCases {
             var start = "0-0"
@@ -91,6 +92,16 @@ struct StreamConsumer: Service {
                 }
                 start = claimed.nextStart
             } while start != "0-0" && !Task.isShuttingDownGracefully
+            let idle = IdleConsumers(
+                redis: commands, group: keys.consumerGroup, keep: settings.consumer, minIdleMilliseconds: settings.consumerExpiryMilliseconds)
+            do {
+                let removed = try await idle.remove(from: keys.stream(kind))
+                if removed > 0 {
+                    logger.info("worker.consumers.removed", metadata: ["redis.stream": "\(keys.stream(kind))", "worker.consumers": "\(removed)"])
+                }
+            } catch {
+                logger.warning("worker.consumers.cleanup_failed", metadata: ["redis.error": "\(error.message)"])
+            }
         }
     }
 
