@@ -54,4 +54,21 @@ struct StreamEntryCodecTests {
         JSONValue.encodeString(text, into: &encoded)
         #expect(try JSONParser.parse(encoded) == .string(text), "the parser reads back what was written")
     }
+
+    @Test func fieldsThatAreNotUTF8AreRefused() throws {
+        let event = try validator.event(.logs, body: Array(#"{"service":"s","level":"info","message":"m"}"#.utf8), now: received)
+        let fields = StreamEntryCodec.encode(QueuedEvent(id: "x", org: "default", receivedAt: received, event: event))
+        func decode(message: [UInt8]) -> String? {
+            let changed = fields.map { $0.name == Array("message".utf8) ? ($0.name, message) : $0 }
+            do {
+                _ = try StreamEntryCodec.decode(changed)
+                return nil
+            } catch { return error.reason }
+        }
+        #expect(decode(message: Array("héllo ✓ 日本 🎉".utf8)) == nil)
+        for invalid: [UInt8] in [[0xFF], [0x61, 0xE2, 0x82], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xEF, 0xBF, 0xBD, 0xFF], [0x80]] {
+            #expect(decode(message: invalid) == "field 'message' is not valid UTF-8", "\(invalid)")
+        }
+        #expect(decode(message: [0xEF, 0xBF, 0xBD]) == nil, "a replacement character itself is valid")
+    }
 }
