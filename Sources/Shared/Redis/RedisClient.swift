@@ -3,16 +3,17 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// An auto-pipelining Redis client over one connection.
+/// An auto-pipelining Redis client over one connection, carried by a thread of its own
+/// (`init(configuration:)`) or by a NIO event loop (`init(configuration:eventLoop:)`).
 ///
-/// Commands from any number of tasks are queued; a dedicated thread takes everything queued,
-/// writes it in one go and reads the replies, so commands sent while a round trip is in flight
-/// share the next one. No socket call ever runs on a NIO event loop or on Swift's cooperative
-/// pool. Every command fails within the command timeout when Redis is unreachable or stalled,
-/// with a retryable `RedisError`, and the client reconnects by itself with backoff.
+/// Commands from any number of tasks share round trips: the thread takes everything queued and
+/// writes it in one go (no socket call on an event loop or on Swift's cooperative pool); the event
+/// loop flushes what was written in one tick. Every command fails within the command timeout when
+/// Redis is unreachable or stalled, with a retryable `RedisError`, and the client reconnects by
+/// itself with backoff.
 ///
 /// Blocking commands (`XREADGROUP ... BLOCK`) hold up everything queued behind them: give them a
-/// client of their own.
+/// threaded client of their own.
 public final class RedisClient: Sendable {
     private let core: any RedisTransport
     private let digests = Mutex<[RedisScript: String]>([:])
