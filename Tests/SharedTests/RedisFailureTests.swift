@@ -115,4 +115,50 @@ struct RedisFailureTests {
         }
         redis.shutdown()
     }
+
+    @Test(arguments: RedisTransportKind.allCases)
+    func aServerThatDropsEveryConnectionFailsCommandsWithinTheTimeout(transport: RedisTransportKind) async throws {
+        // Accepts each connection and closes it at once, as a Redis at maxclients or a broken proxy would.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(listener, $0, length) }
+        }
+        withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
+        }
+        #expect(listen(listener, 64) == 0)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let dropper = Thread {
+            while true {
+                let connection = accept(listener, nil, nil)
+                if connection < 0 { return }
+                close(connection)
+            }
+        }
+        dropper.start()
+        defer {
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+        }
+
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
+        configuration.commandTimeoutMilliseconds = 400
+        configuration.connectTimeoutMilliseconds = 400
+        let redis = transport.client(configuration)
+        for _ in 0..<3 {
+            var failure: RedisError?
+            let elapsed = await milliseconds {
+                do { _ = try await redis.send(PING()) } catch let error as RedisError { failure = error } catch {}
+            }
+            #expect(failure?.isRetryable == true, "\(String(describing: failure))")
+            #expect(elapsed < 1_400, "took \(elapsed) ms with a 400 ms timeout")
+        }
+        redis.shutdown()
+    }
 }

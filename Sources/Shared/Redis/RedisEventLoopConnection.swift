@@ -71,6 +71,10 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
         if stopped.load(ordering: .relaxed) {
             return promise.fail(RedisError(code: .shutdown, message: "Redis client is shut down"))
         }
+        // A link that keeps dropping right after it is made must not retry this command past its deadline.
+        guard deadline > .now else {
+            return promise.fail(RedisError(code: .timeout, message: "Redis did not answer in time"))
+        }
         if let handler, let channel, channel.isActive {
             return handler.send(payload, replies: replies, deadline: deadline, promise: promise)
         }
