@@ -45,6 +45,16 @@ struct SinkTests {
         await target.close()
     }
 
+    @Test func rowsAreLaidOutInTheSchemasColumnOrder() {
+        for (event, columns) in [(Sample.log(), Schema.logs), (Sample.metric(), Schema.metrics), (Sample.deployment(), Schema.deployments)] {
+            var names: [String] = []
+            event.forEachColumn { name, _ in names.append(name.description) }
+            #expect(names == columns)
+            let recordNames = PostgresSink.recordTypes[event.event.kind]!.split(separator: ", ").map { String($0.split(separator: " ")[0]) }
+            #expect(recordNames == columns, "the PostgreSQL record type of \(event.event.kind)")
+        }
+    }
+
     @Test(arguments: SinkEngine.allCases)
     func textsAreStoredByteForByteAndEmptyIsNotNull(engine: SinkEngine) async throws {
         let target = try await SinkUnderTest.make(engine)

@@ -196,7 +196,7 @@ private final class RedisReplyDecoder: ByteToMessageDecoder {
 /// Matches replies to commands in order; flushes once per loop tick; times the oldest command out.
 ///
 /// `@unchecked Sendable`: used only on its channel's event loop.
-private final class RedisPipelineHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+private final class RedisPipelineHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = RedisReply
 
     private struct Pending {

@@ -48,3 +48,47 @@ enum Schema {
     static let metrics = ["id", "org_id", "service", "name", "value", "unit", "timestamp", "labels", "received_at"]
     static let deployments = ["id", "org_id", "service", "version", "environment", "git_hash", "timestamp", "metadata", "received_at"]
 }
+
+/// One stored value of a row.
+enum ColumnValue {
+    case text(String?)
+    case real(Double)
+    /// Stored as ISO 8601 UTC text with milliseconds (SQLite) or `timestamptz` (PostgreSQL).
+    case timestamp(Timestamp)
+    /// Stored as compact JSON (SQLite text, PostgreSQL `jsonb`).
+    case json(JSONValue?)
+}
+
+extension QueuedEvent {
+    /// Calls `visit` with each column of this event's row, in `Schema`'s order: the one place both sinks take a
+    /// row's values from.
+    func forEachColumn(_ visit: (_ name: StaticString, _ value: ColumnValue) -> Void) {
+        visit("id", .text(id))
+        visit("org_id", .text(org))
+        switch event {
+        case .log(let event):
+            visit("service", .text(event.service))
+            visit("level", .text(event.level.rawValue))
+            visit("message", .text(event.message))
+            visit("timestamp", .timestamp(event.timestamp))
+            visit("trace_id", .text(event.traceId))
+            visit("span_id", .text(event.spanId))
+            visit("metadata", .json(event.metadata))
+        case .metric(let event):
+            visit("service", .text(event.service))
+            visit("name", .text(event.name))
+            visit("value", .real(event.value))
+            visit("unit", .text(event.unit))
+            visit("timestamp", .timestamp(event.timestamp))
+            visit("labels", .json(event.labelsObject))
+        case .deployment(let event):
+            visit("service", .text(event.service))
+            visit("version", .text(event.version))
+            visit("environment", .text(event.environment))
+            visit("git_hash", .text(event.gitHash))
+            visit("timestamp", .timestamp(event.timestamp))
+            visit("metadata", .json(event.metadata))
+        }
+        visit("received_at", .timestamp(receivedAt))
+    }
+}

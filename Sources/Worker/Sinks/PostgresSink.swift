@@ -136,56 +136,24 @@ final class PostgresSink: EventSink, Service {
     /// Appends `,` and one event as a JSON object with the table's columns, written straight as bytes.
     static func appendRow(_ queued: QueuedEvent, to output: inout [UInt8]) {
         output.append(UInt8(ascii: ","))
-        var first = true
-        func key(_ name: StaticString) {
-            output.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            first = false
+        var separator = UInt8(ascii: "{")
+        queued.forEachColumn { name, value in
+            output.append(separator)
+            separator = UInt8(ascii: ",")
             output.append(UInt8(ascii: "\""))
             output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             output.append(contentsOf: #"":"#.utf8)
+            switch value {
+            case .text(nil), .json(nil): output.append(contentsOf: "null".utf8)
+            case .text(let text?): JSONValue.encodeString(text, into: &output)
+            case .real(let number): output.append(contentsOf: "\(number)".utf8)
+            case .timestamp(let timestamp):
+                output.append(UInt8(ascii: "\""))
+                timestamp.appendISO8601(to: &output)
+                output.append(UInt8(ascii: "\""))
+            case .json(let json?): json.encode(into: &output)
+            }
         }
-        func text(_ name: StaticString, _ value: String?) {
-            key(name)
-            if let value { JSONValue.encodeString(value, into: &output) } else { output.append(contentsOf: "null".utf8) }
-        }
-        func timestamp(_ name: StaticString, _ value: Timestamp) {
-            key(name)
-            output.append(UInt8(ascii: "\""))
-            value.appendISO8601(to: &output)
-            output.append(UInt8(ascii: "\""))
-        }
-        func json(_ name: StaticString, _ value: JSONValue?) {
-            key(name)
-            if let value { value.encode(into: &output) } else { output.append(contentsOf: "null".utf8) }
-        }
-        text("id", queued.id)
-        text("org_id", queued.org)
-        switch queued.event {
-        case .log(let event):
-            text("service", event.service)
-            text("level", event.level.rawValue)
-            text("message", event.message)
-            timestamp("timestamp", event.timestamp)
-            text("trace_id", event.traceId)
-            text("span_id", event.spanId)
-            json("metadata", event.metadata)
-        case .metric(let event):
-            text("service", event.service)
-            text("name", event.name)
-            key("value")
-            output.append(contentsOf: "\(event.value)".utf8)
-            text("unit", event.unit)
-            timestamp("timestamp", event.timestamp)
-            json("labels", event.labelsObject)
-        case .deployment(let event):
-            text("service", event.service)
-            text("version", event.version)
-            text("environment", event.environment)
-            text("git_hash", event.gitHash)
-            timestamp("timestamp", event.timestamp)
-            json("metadata", event.metadata)
-        }
-        timestamp("received_at", queued.receivedAt)
         output.append(UInt8(ascii: "}"))
     }
 

@@ -179,50 +179,17 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
     private func collect(_ queued: QueuedEvent) {
         rowBytes.removeAll(keepingCapacity: true)
         rowColumns.removeAll(keepingCapacity: true)
-        func text(_ value: String?) {
-            guard let value else { return rowColumns.append(.null) }
+        queued.forEachColumn { _, value in
             let offset = rowBytes.count
-            rowBytes.append(contentsOf: value.utf8)
+            switch value {
+            case .text(nil), .json(nil): return rowColumns.append(.null)
+            case .real(let number): return rowColumns.append(.real(number))
+            case .text(let text?): rowBytes.append(contentsOf: text.utf8)
+            case .timestamp(let timestamp): timestamp.appendISO8601(to: &rowBytes)
+            case .json(let json?): json.encode(into: &rowBytes)
+            }
             rowColumns.append(.text(offset: offset, count: rowBytes.count - offset))
         }
-        func timestamp(_ value: Timestamp) {
-            let offset = rowBytes.count
-            value.appendISO8601(to: &rowBytes)
-            rowColumns.append(.text(offset: offset, count: 24))
-        }
-        func json(_ value: JSONValue?) {
-            guard let value else { return rowColumns.append(.null) }
-            let offset = rowBytes.count
-            value.encode(into: &rowBytes)
-            rowColumns.append(.text(offset: offset, count: rowBytes.count - offset))
-        }
-        text(queued.id)
-        text(queued.org)
-        switch queued.event {
-        case .log(let event):
-            text(event.service)
-            text(event.level.rawValue)
-            text(event.message)
-            timestamp(event.timestamp)
-            text(event.traceId)
-            text(event.spanId)
-            json(event.metadata)
-        case .metric(let event):
-            text(event.service)
-            text(event.name)
-            rowColumns.append(.real(event.value))
-            text(event.unit)
-            timestamp(event.timestamp)
-            json(event.labelsObject)
-        case .deployment(let event):
-            text(event.service)
-            text(event.version)
-            text(event.environment)
-            text(event.gitHash)
-            timestamp(event.timestamp)
-            json(event.metadata)
-        }
-        timestamp(queued.receivedAt)
     }
 
     /// Binds the collected row. SQLite keeps pointers into `bytes` (`rowBytes`, `SQLITE_STATIC`): the caller
