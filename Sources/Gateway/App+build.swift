@@ -16,11 +16,13 @@ struct GatewayDependencies: Sendable {
     var organizationKeys: (any APIKeyDirectory)?
 }
 
-/// The gateway's application: the router, plus the backlog monitor as a service, on a Redis client
-/// that the caller shuts down after the application has stopped.
-func buildApplication(_ configuration: GatewayConfiguration, redis: RedisClient, registry: PrometheusCollectorRegistry, logger: Logger)
-    -> some ApplicationProtocol
-{
+/// The gateway's application: the router, plus the backlog monitor and the start-up check of Redis as services,
+/// on a Redis client that the caller shuts down after the application has stopped. `listener` learns when the
+/// server listens.
+func buildApplication(
+    _ configuration: GatewayConfiguration, redis: RedisClient, registry: PrometheusCollectorRegistry, logger: Logger,
+    listener: Startup.Listener? = nil
+) -> some ApplicationProtocol {
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
     let dependencies = GatewayDependencies(
@@ -33,10 +35,16 @@ func buildApplication(_ configuration: GatewayConfiguration, redis: RedisClient,
     let monitor = StreamBacklogMonitor(
         redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
     ) { backlog.update($0.total) }
+    let redisReachable = StartupCheck(timeoutSeconds: configuration.startupTimeoutSeconds) {
+        _ = try await redis.send(PING())
+    } failure: { error in
+        StartupError("OPERYN_REDIS_URL=\(redis.configuration.redactedURL): Redis did not answer within \(configuration.startupTimeoutSeconds) s: \(error)")
+    }
     return Application(
         router: buildRouter(configuration, dependencies),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway"),
-        services: [monitor],
+        services: [monitor, redisReachable],
+        onServerRunning: { _ in listener?.started() },
         logger: logger
     )
 }

@@ -7,7 +7,7 @@ import Shared
 
 @main
 struct App {
-    static func main() async throws {
+    static func main() async {
         let configuration = Startup.configuration(help: GatewayConfiguration.help) { reader throws(ConfigurationError) in
             try LogFormat.bootstrap(reader)
             return try GatewayConfiguration(reader)
@@ -21,8 +21,14 @@ struct App {
         // The Redis connection lives on one of the event loops the HTTP server runs on (Hummingbird's default
         // group): a round trip wakes no thread of its own.
         let redis = RedisClient(configuration: configuration.redis, eventLoop: MultiThreadedEventLoopGroup.singleton.any(), name: "gateway", logger: logger)
-        let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger)
-        try await app.runService()
+        let listener = Startup.Listener(setting: "OPERYN_HOST/OPERYN_PORT", host: configuration.host, port: configuration.port)
+        let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger, listener: listener)
+        do {
+            try await app.runService()
+        } catch {
+            redis.shutdown()
+            Startup.end(after: error, listener: listener)
+        }
         redis.shutdown()
     }
 }

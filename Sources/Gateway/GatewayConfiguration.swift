@@ -37,11 +37,15 @@ struct GatewayConfiguration: Sendable {
     /// `OPERYN_DOCS_ASSETS_URL` (https://cdn.jsdelivr.net/npm): where Swagger UI and Scalar load their scripts and styles.
     var docsAssetsURL = "https://cdn.jsdelivr.net/npm"
 
+    /// `OPERYN_STARTUP_TIMEOUT_SECONDS` (30): how long Redis may stay unreachable at start before the gateway exits
+    /// with code 3; 0 waits for ever (answering 503 meanwhile).
+    var startupTimeoutSeconds = 30
+
     static let variables =
         [
             "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
-            "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL",
+            "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
         ] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -66,6 +70,7 @@ struct GatewayConfiguration: Sendable {
         backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)
         retryAfterSeconds = try reader.integer("OPERYN_RETRY_AFTER_SECONDS", default: retryAfterSeconds, in: 1...3_600)
         docsAssetsURL = reader.string("OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL)
+        startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: startupTimeoutSeconds, in: 0...86_400)
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }
 }

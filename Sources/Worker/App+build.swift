@@ -9,7 +9,7 @@ import Shared
 /// with `/metrics`, `/health/live` and `/health/ready`.
 func buildServices(
     _ configuration: WorkerConfiguration, commands: RedisClient, reader: RedisClient, sink: any EventSink,
-    registry: PrometheusCollectorRegistry, logger: Logger
+    registry: PrometheusCollectorRegistry, logger: Logger, listener: Startup.Listener? = nil
 ) -> [any Service] {
     let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let consumer = StreamConsumer(
@@ -42,6 +42,7 @@ func buildServices(
             Application(
                 router: router,
                 configuration: .init(address: .hostname(configuration.metricsHost, port: configuration.metricsPort), serverName: "operyn-worker"),
+                onServerRunning: { _ in listener?.started() },
                 logger: logger))
     }
     return services

@@ -7,7 +7,7 @@ import Shared
 
 @main
 struct App {
-    static func main() async throws {
+    static func main() async {
         // Before any allocation of note: see CMalloc. Measured with scripts/bench-worker.sh (README).
         _ = CMalloc_disableFastBins()
         let configuration = Startup.configuration(help: WorkerConfiguration.help) { reader throws(ConfigurationError) in
@@ -21,19 +21,26 @@ struct App {
         do {
             sink = try SinkFactory.make(url: configuration.databaseURL)
         } catch {
-            logger.critical("worker.configuration", metadata: ["error": "\(error.message)"])
-            throw error
+            Startup.fail("configuration error: \(error.message)", exitCode: 2)
         }
         let commands = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
         let reader = RedisClient(configuration: configuration.redis, name: "worker-reader", logger: logger)
+        let listener = Startup.Listener(setting: "OPERYN_METRICS_HOST/OPERYN_METRICS_PORT", host: configuration.metricsHost, port: configuration.metricsPort)
         let group = ServiceGroup(
             configuration: .init(
-                services: buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger),
+                services: buildServices(
+                    configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger, listener: listener),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        var failure: (any Error)?
+        do {
+            try await group.run()
+        } catch {
+            failure = error
+        }
         await sink.close()
         commands.shutdown()
         reader.shutdown()
+        if let failure { Startup.end(after: failure, listener: configuration.metricsPort == 0 ? nil : listener) }
     }
 }

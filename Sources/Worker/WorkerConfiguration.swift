@@ -24,6 +24,7 @@ struct WorkerConfiguration: Sendable {
         [
             "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
+            "OPERYN_STARTUP_TIMEOUT_SECONDS",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
@@ -46,6 +47,7 @@ struct WorkerConfiguration: Sendable {
         consumer.maxAttempts = try reader.integer("OPERYN_MAX_ATTEMPTS", default: consumer.maxAttempts, in: 1...1_000)
         consumer.defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: consumer.defaultServiceLimit, in: 0...1_000_000)
         consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)
-        // The blocking read must fit in the connection's timeout budget, which the client extends by the block time.
+        consumer.startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: consumer.startupTimeoutSeconds, in: 0...86_400)
+        consumer.databaseURL = SinkFactory.redacted(databaseURL)
     }
 }

@@ -203,4 +203,51 @@ struct EventValidatorTests {
         let event = try log(#"{"service":"s","level":"info","message":"a\"b\\c\/d\n\u00e9\ud83d\ude00"}"#)
         #expect(event.message == "a\"b\\c/d\né😀")
     }
+
+    /// What the sinks cannot store is refused here, naming the field: NUL in any string or key.
+    @Test func nulIsRefusedInEveryStringAndKey() {
+        let nul = #"a\u0000b"#
+        let cases: [(EventKind, String, String)] = [
+            (.logs, #"{"service":"s","level":"info","message":"\#(nul)"}"#, "message must not contain U+0000 (NUL)"),
+            (.logs, #"{"service":"\#(nul)","level":"info","message":"m"}"#, "service must not contain U+0000 (NUL)"),
+            (.logs, #"{"service":"s","level":"info","message":"m","traceId":"\#(nul)"}"#, "traceId must not contain U+0000 (NUL)"),
+            (.logs, #"{"service":"s","level":"info","message":"m","metadata":{"\#(nul)":"v"}}"#, "metadata keys must not contain U+0000 (NUL)"),
+            (.logs, #"{"service":"s","level":"info","message":"m","metadata":{"k":{"deep":["\#(nul)"]}}}"#, "metadata.k.deep[0] must not contain U+0000 (NUL)"),
+            (.metrics, #"{"service":"s","name":"n","value":1,"unit":"\#(nul)"}"#, "unit must not contain U+0000 (NUL)"),
+            (.metrics, #"{"service":"s","name":"n","value":1,"unit":"u","labels":{"r":"\#(nul)"}}"#, "labels.r must not contain U+0000 (NUL)"),
+            (.metrics, #"{"service":"s","name":"n","value":1,"unit":"u","labels":{"\#(nul)":"v"}}"#, "labels keys must not contain U+0000 (NUL)"),
+            (.deployments, #"{"service":"s","version":"v","environment":"e","gitHash":"\#(nul)"}"#, "gitHash must not contain U+0000 (NUL)"),
+        ]
+        for (kind, body, rule) in cases {
+            #expect(message(kind, body) == "Invalid \(kind.noun) event: \(rule)", "\(body)")
+        }
+        #expect(
+            message(.logs, #"[{"service":"s","level":"info","message":"m"},{"service":"s","level":"info","message":"\#(nul)"}]"#, batch: true)
+                == "Invalid log event: [1].message must not contain U+0000 (NUL)")
+        #expect(message(.logs, #"{"service":"s","level":"info","message":"a\u0001b"}"#) == nil, "other escaped control characters are stored")
+    }
+
+    /// Numbers in metadata are stored as sent; PostgreSQL's jsonb refuses exponents past its decimal range.
+    @Test func metadataNumbersStayWithinAFloatsRange() {
+        func body(_ number: String) -> String { #"{"service":"s","level":"info","message":"m","metadata":{"n":\#(number)}}"# }
+        for number in ["0", "-0", "0e999999", "0.000E-5000", "1e308", "-1.7976931348623157e308", "2.2250738585072014e-308", "12345678901234567890123"] {
+            #expect(message(.logs, body(number)) == nil, "\(number)")
+        }
+        for number in ["1e400", "-1e309", "1e-400", "1e131072", "1" + String(repeating: "0", count: 1_100)] {
+            #expect(
+                message(.logs, body(number))?.hasPrefix("Invalid log event: metadata.n must be a number within the range of a 64-bit float") == true,
+                "\(number.prefix(20))")
+        }
+    }
+
+    /// Timestamps whose instant falls in year 0000 (an offset east of UTC on 0001-01-01) cannot be stored by PostgreSQL.
+    @Test func timestampsStayWithinWhatBothSinksStore() throws {
+        func body(_ timestamp: String) -> String { #"{"service":"s","level":"info","message":"m","timestamp":"\#(timestamp)"}"# }
+        #expect(
+            message(.logs, body("0001-01-01T00:00:00+01:00"))
+                == "Invalid log event: timestamp must be within 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in UTC, got '0001-01-01T00:00:00+01:00'")
+        #expect(try log(body("0001-01-01T00:00:00Z")).timestamp.iso8601 == "0001-01-01T00:00:00.000Z")
+        #expect(try log(body("0001-01-01T00:30:00+00:30")).timestamp.iso8601 == "0001-01-01T00:00:00.000Z")
+        #expect(try log(body("9998-12-31T23:00:00-18:00")).timestamp.iso8601 == "9999-01-01T17:00:00.000Z")
+    }
 }

@@ -117,6 +117,31 @@ struct ConsumerTests {
         #expect(try await harness.redis.send(RawCommand("HLEN", harness.keys.attempts)) == .integer(0))
     }
 
+    /// An acknowledgement sent twice (its reply lost after Redis ran it, then retried) counts each entry once.
+    @Test func countersAreExactWhenAnAcknowledgementIsRetried() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        _ = try await harness.redis.send(XGROUPCREATE(harness.keys.stream(.logs), group: harness.keys.consumerGroup))
+        try await harness.publish((0..<1_500).map { _ in Sample.log(org: "org_a") } + [Sample.log(org: "org_b")])
+        let read = try await harness.reader.send(
+            XREADGROUP(group: harness.keys.consumerGroup, consumer: "c1", count: 2_000, block: nil, streams: [(harness.keys.stream(.logs), ">")]))
+        let ids = try #require(read.first?.entries.map(\.id))
+        #expect(ids.count == 1_501)
+        var done = Acknowledgement()
+        for id in ids.prefix(1_400) { done.add(id, kind: .logs, org: "org_a", field: "stored:logs") }
+        for id in ids.dropFirst(1_400).prefix(100) { done.add(id, kind: .logs, org: "org_a", field: "rejected:service_quota_exceeded") }
+        done.add(ids[1_500], kind: .logs)
+        let first = try await done.send(on: harness.redis, keys: harness.keys)
+        let again = try await done.send(on: harness.redis, keys: harness.keys)
+        #expect(first.map(\.acknowledged).reduce(0, +) == 1_501)
+        #expect(again.map(\.acknowledged).reduce(0, +) == 0)
+        let counts = try await harness.redis.send(RawCommand("HGETALL", harness.keys.counts(org: "org_a")))
+        let pairs = (counts.array ?? []).compactMap(\.string)
+        let counters: [String: String] = Dictionary(uniqueKeysWithValues: stride(from: 0, to: pairs.count, by: 2).map { (pairs[$0], pairs[$0 + 1]) })
+        #expect(counters == ["stored:logs": "1400", "rejected:service_quota_exceeded": "100"])
+        #expect(try await harness.redis.send(XPENDING(harness.keys.stream(.logs), group: harness.keys.consumerGroup)).count == 0)
+    }
+
     @Test func deletingNeverRemovesAnUnacknowledgedEntry() async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
@@ -266,6 +291,37 @@ struct EngineConsumerTests {
         #expect(try await harness.pending() == 0)
         let ids = Set(try await target.query("SELECT CAST(id AS TEXT) FROM logs").compactMap { $0.first ?? nil })
         #expect(ids == Set(events.prefix(200).map(\.id)))
+        await target.close()
+    }
+}
+
+@Suite("Worker on PostgreSQL with poison entries")
+struct PostgresPoisonTests {
+    /// Poison entries among a thousand good ones: the good ones are stored at once, each poison entry is dead-lettered
+    /// alone with PostgreSQL's message after its attempts, nothing stays pending.
+    @Test func poisonEntriesAreDeadLetteredAndTheRestFlows() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let target = try await SinkUnderTest.make(.postgres)
+        let poison = Sample.poison()
+        var events = (0..<1_000).map { Sample.log(message: "good \($0)") }
+        for (index, event) in poison.enumerated() { events.insert(event, at: 100 + index * 250) }
+        try await harness.publish(events)
+        let consumer = harness.consumer(claimIdle: 200, maxAttempts: 2, sink: target.sink)
+        let done = try await harness.run(consumer, seconds: 30) {
+            let letters: Int = try await harness.redis.send(XLEN(harness.keys.deadLetterStream))
+            let pending = try await harness.pending()
+            return letters == poison.count && pending == 0
+        }
+        #expect(done)
+        #expect(try await target.count("logs") == 1_000)
+        let letters = try await harness.redis.send(RawCommand("XRANGE", harness.keys.deadLetterStream, "-", "+"))
+        for letter in letters.array ?? [] {
+            let fields = (letter.array?[1].array ?? []).compactMap(\.string)
+            let reason = fields.firstIndex(of: "dlq_reason").map { fields[$0 + 1] } ?? ""
+            #expect(reason.hasPrefix("PostgreSQL 22"), "\(reason)")
+            #expect(fields.firstIndex(of: "dlq_attempts").map { fields[$0 + 1] } == "2")
+        }
         await target.close()
     }
 }

@@ -45,6 +45,25 @@ struct SinkTests {
         await target.close()
     }
 
+    /// PostgreSQL refuses each poison event as a data error (`rejected`, so the worker splits and dead-letters), never
+    /// as an outage (which would hold every event behind it); its message carries the SQLSTATE.
+    @Test func postgresRefusesWhatItCannotStoreAsRejected() async throws {
+        let target = try await SinkUnderTest.make(.postgres)
+        try await target.sink.prepare()
+        for poison in Sample.poison() {
+            do {
+                _ = try await target.sink.store([Sample.log(), poison])
+                Issue.record("stored \(poison)")
+            } catch {
+                #expect(error.code == .rejected, "\(error.message)")
+                #expect(error.message.hasPrefix("PostgreSQL 22"), "\(error.message)")
+            }
+        }
+        #expect(try await target.count("logs") == 0, "a refused batch stores nothing")
+        #expect(try await target.sink.store([Sample.log()]) == 1, "the pool is usable after refusals")
+        await target.close()
+    }
+
     @Test func rowsAreLaidOutInTheSchemasColumnOrder() {
         for (event, columns) in [(Sample.log(), Schema.logs), (Sample.metric(), Schema.metrics), (Sample.deployment(), Schema.deployments)] {
             var names: [String] = []

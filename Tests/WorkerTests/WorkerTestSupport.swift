@@ -106,6 +106,19 @@ enum Sample {
         return QueuedEvent(id: id, org: org, receivedAt: Timestamp(milliseconds: 1_700_000_000_000), event: try! validator.event(.logs, body: Array(body.utf8)))
     }
 
+    /// Events an earlier gateway accepted that PostgreSQL cannot store: NUL in a text and in a jsonb key, a number
+    /// past numeric's exponent range, an instant in year 0000. Each is refused by today's gateway.
+    static func poison() -> [QueuedEvent] {
+        let yearZero = Timestamp(milliseconds: Timestamp.storable.lowerBound.milliseconds - 3_600_000)
+        let events: [Shared.LogEvent] = [
+            Shared.LogEvent(service: "api", level: .info, message: "a\u{0}b", timestamp: .now),
+            Shared.LogEvent(service: "api", level: .info, message: "m", timestamp: .now, metadata: .object([("k\u{0}", .string("v"))])),
+            Shared.LogEvent(service: "api", level: .info, message: "m", timestamp: .now, metadata: .object([("n", .number("1e131072"))])),
+            Shared.LogEvent(service: "api", level: .info, message: "m", timestamp: yearZero),
+        ]
+        return events.map { QueuedEvent(id: UUID().uuidString.lowercased(), org: "default", receivedAt: .now, event: .log($0)) }
+    }
+
     static func metric(service: String = "api", org: String = "default") -> QueuedEvent {
         let body = #"{"service":"\#(service)","name":"cpu","value":0.25,"unit":"percent","labels":{"host":"a","zone":"b"}}"#
         return QueuedEvent(id: UUID().uuidString.lowercased(), org: org, receivedAt: .now, event: try! validator.event(.metrics, body: Array(body.utf8)))

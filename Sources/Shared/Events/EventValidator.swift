@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Turns request bodies into validated events, or a `ValidationError` naming the field and the rule.
 ///
 /// Unknown fields are ignored; `null` in an optional field counts as omitted.
@@ -114,8 +120,7 @@ private struct Fields {
         }
         guard case .string(let text) = value else { throw error(field, "must be a string, got \(value.typeName)") }
         if nonEmpty && text.isEmpty { throw error(field, "must not be empty") }
-        let bound = maxBytes ?? limits.maxStringBytes
-        guard text.utf8.count <= bound else { throw error(field, "must be at most \(bound) bytes, got \(text.utf8.count)") }
+        try checkText(text, at: field, maxBytes: maxBytes ?? limits.maxStringBytes)
         return text
     }
 
@@ -140,6 +145,9 @@ private struct Fields {
         guard let timestamp = Timestamp(iso8601: text, years: Timestamp.inputYears) else {
             throw error("timestamp", "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got '\(Self.clipped(text))'")
         }
+        guard Timestamp.storable.contains(timestamp) else {
+            throw error("timestamp", "must be within 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in UTC, got '\(Self.clipped(text))'")
+        }
         return timestamp
     }
 
@@ -156,9 +164,7 @@ private struct Fields {
             guard case .string(let text) = member.value else {
                 throw error("\(field).\(Self.clipped(member.key))", "must be a string, got \(member.value.typeName)")
             }
-            guard text.utf8.count <= limits.maxStringBytes else {
-                throw error("\(field).\(Self.clipped(member.key))", "must be at most \(limits.maxStringBytes) bytes, got \(text.utf8.count)")
-            }
+            try checkText(text, at: "\(field).\(Self.clipped(member.key))", maxBytes: limits.maxStringBytes)
             labels.append((member.key, text))
         }
         return labels
@@ -188,8 +194,13 @@ private struct Fields {
                 try checkNested(element, path: "\(path)[\(index)]", depth: depth + 1, root: root)
             }
         case .string(let text):
-            guard text.utf8.count <= limits.maxStringBytes else {
-                throw error(path, "must be at most \(limits.maxStringBytes) bytes, got \(text.utf8.count)")
+            try checkText(text, at: path, maxBytes: limits.maxStringBytes)
+        case .number(let text):
+            // Both sinks store the number's text as sent; PostgreSQL's jsonb holds it as an exact decimal, which has
+            // an exponent range of its own: within a double's range, every number fits both.
+            guard text.utf8.count <= limits.maxStringBytes, let number = Double(text), number.isFinite, number != 0 || Self.isZeroMantissa(text)
+            else {
+                throw error(path, "must be a number within the range of a 64-bit float (±1e-308 to ±1.8e308, or 0), got '\(Self.clipped(text))'")
             }
         default:
             break
@@ -200,6 +211,26 @@ private struct Fields {
         guard key.utf8.count <= limits.maxStringBytes else {
             throw error(path, "keys must be at most \(limits.maxStringBytes) bytes, got \(key.utf8.count)")
         }
+        guard !Self.containsNUL(key) else { throw error(path, "keys must not contain U+0000 (NUL)") }
+    }
+
+    /// A string's size bound, and no NUL: PostgreSQL can store NUL in neither `text` nor `jsonb`, and SQLite's text
+    /// functions stop at it, so no sink could keep the 202's promise.
+    private func checkText(_ text: String, at path: String, maxBytes: Int) throws(ValidationError) {
+        guard text.utf8.count <= maxBytes else { throw error(path, "must be at most \(maxBytes) bytes, got \(text.utf8.count)") }
+        guard !Self.containsNUL(text) else { throw error(path, "must not contain U+0000 (NUL)") }
+    }
+
+    static func containsNUL(_ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let start = bytes.baseAddress else { return false }
+            return memchr(start, 0, bytes.count) != nil
+        } ?? text.utf8.contains(0)
+    }
+
+    /// Whether a number's digits before its exponent are all zero (`0.000e5`): a true zero, not an underflow.
+    static func isZeroMantissa(_ text: String) -> Bool {
+        text.utf8.prefix { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") }.allSatisfy { !(UInt8(ascii: "1")...UInt8(ascii: "9")).contains($0) }
     }
 
     static func trimmed(_ text: String) -> String {

@@ -98,6 +98,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
     }
 
+    /// The instants both sinks can store: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59.999Z (PostgreSQL's
+    /// `timestamptz` reads no year 0000, and the text form has four digits).
+    public static let storable = Timestamp(milliseconds: Int64(daysFromCivil(year: 1, month: 1, day: 1)) * 86_400_000)...Timestamp(milliseconds: latest)
+
     /// The years an event's `timestamp` may be written with: any zone offset then keeps it within 0000–9999.
     public static let inputYears = 1...9_998
 

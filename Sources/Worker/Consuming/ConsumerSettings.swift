@@ -14,6 +14,11 @@ struct ConsumerSettings: Sendable {
     var maxAttempts = 5
     /// Service limit of organizations other than `default` without an override (`OPERYN_DEFAULT_SERVICE_LIMIT`, 100).
     var defaultServiceLimit = 100
+    /// How long Redis and the database may stay unreachable at start before the worker exits with code 3
+    /// (`OPERYN_STARTUP_TIMEOUT_SECONDS`, 30; 0 waits for ever).
+    var startupTimeoutSeconds = 30
+    /// `OPERYN_DATABASE_URL` with its password hidden, for messages.
+    var databaseURL = ""
     /// Approximate cap of the rejected stream (`OPERYN_REJECTED_MAXLEN`, 100000).
     var rejectedMaxLength = 100_000
 }

@@ -5,12 +5,12 @@ extension StreamConsumer {
     /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK → trim.
     func process(_ batch: [ReadEntry]) async throws {
         let started = MonotonicInstant.now
-        var finished: [EventKind: [String]] = [:]
+        var done = Acknowledgement()
         var decoded: [DecodedEntry] = []
         var deadLetters: [(read: ReadEntry, reason: String, attempts: Int)] = []
         for read in batch {
             guard let fields = read.entry.fields else {
-                finished[read.kind, default: []].append(read.entry.id)  // deleted while pending: nothing to store
+                done.add(read.entry.id, kind: read.kind)  // deleted while pending: nothing to store
                 continue
             }
             do {
@@ -27,12 +27,12 @@ extension StreamConsumer {
             if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { rejected.append(item) }
         }
 
-        let outcome = try await persist(accepted)
-        let retryLater = Set(outcome.failed.map(\.read.entry.id))
+        let failed = try await persist(accepted)
+        let retryLater = Set(failed.map(\.read.entry.id))
         for item in accepted where !retryLater.contains(item.read.entry.id) {
-            finished[item.read.kind, default: []].append(item.read.entry.id)
+            done.add(item.read.entry.id, kind: item.read.kind, org: item.event.org, field: "stored:\(item.read.kind.rawValue)")
         }
-        for failure in outcome.failed {
+        for failure in failed {
             let attempts = try await retrying("count attempts") {
                 try await commands.send(HINCRBY(keys.attempts, field: "\(failure.read.kind.rawValue):\(failure.read.entry.id)", by: 1))
             }
@@ -46,11 +46,16 @@ extension StreamConsumer {
 
         try await recordRejections(rejected)
         try await deadLetter(deadLetters)
-        for item in rejected { finished[item.read.kind, default: []].append(item.read.entry.id) }
-        for item in deadLetters { finished[item.read.kind, default: []].append(item.read.entry.id) }
-        try await acknowledge(finished, storedCounts: outcome.stored)
+        for item in rejected {
+            done.add(item.read.entry.id, kind: item.read.kind, org: item.event.org, field: "rejected:\(Self.quotaReason)")
+        }
+        for item in deadLetters { done.add(item.read.entry.id, kind: item.read.kind) }
+        try await acknowledge(done)
         metrics.batchDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
     }
+
+    /// The reason recorded for events over their organization's service quota.
+    static let quotaReason = "service_quota_exceeded"
 
     /// Asks the quota once per distinct organization and service, in the order the events arrived, so the
     /// first services seen are the ones admitted.
@@ -69,28 +74,29 @@ extension StreamConsumer {
     }
 
     /// Stores the batch in one transaction; while the database is unavailable, waits and retries. When the
-    /// database refuses the batch, stores entries one by one to find those it refuses.
-    private func persist(
-        _ items: [DecodedEntry]
-    ) async throws -> (stored: [String: [EventKind: Int]], failed: [(read: ReadEntry, reason: String)]) {
-        guard !items.isEmpty else { return ([:], []) }
-        var stored: [String: [EventKind: Int]] = [:]
+    /// database refuses the batch, halves it until each refused entry stands alone (a few transactions for one
+    /// bad entry among a thousand), so every other entry is stored.
+    /// Answers the entries the database refused, each with its message.
+    private func persist(_ items: [DecodedEntry]) async throws -> [(read: ReadEntry, reason: String)] {
         var failed: [(read: ReadEntry, reason: String)] = []
+        try await persist(items[...], failed: &failed)
+        return failed
+    }
+
+    private func persist(_ items: ArraySlice<DecodedEntry>, failed: inout [(read: ReadEntry, reason: String)]) async throws {
+        guard !items.isEmpty else { return }
         do {
             try await storeWaitingForDatabase(items.map(\.event))
-            for item in items { stored[item.event.org, default: [:]][item.event.event.kind, default: 0] += 1 }
         } catch let error as SinkError {
-            logger.warning("worker.batch.refused", metadata: ["error": "\(error.message)", "worker.entries": "\(items.count)"])
-            for item in items {
-                do {
-                    try await storeWaitingForDatabase([item.event])
-                    stored[item.event.org, default: [:]][item.event.event.kind, default: 0] += 1
-                } catch let error as SinkError {
-                    failed.append((item.read, error.message))
-                }
+            guard items.count > 1 else {
+                failed.append((items[items.startIndex].read, error.message))
+                return
             }
+            logger.warning("worker.batch.refused", metadata: ["error": "\(error.message)", "worker.entries": "\(items.count)"])
+            let middle = items.startIndex + items.count / 2
+            try await persist(items[..<middle], failed: &failed)
+            try await persist(items[middle...], failed: &failed)
         }
-        return (stored, failed)
     }
 
     /// Stores events, retrying for as long as the database is unavailable; throws the sink's error when it refuses them.
@@ -123,24 +129,22 @@ extension StreamConsumer {
         }
     }
 
-    /// Records events over quota: the capped rejected stream, the per-organization counters, a log line per
-    /// organization and service at most once a minute.
+    /// Records events over quota: the capped rejected stream and a log line per organization and service at most
+    /// once a minute. (The per-organization counter goes up with the acknowledgement, exactly once per entry.)
     private func recordRejections(_ rejected: [DecodedEntry]) async throws {
         guard !rejected.isEmpty else { return }
         var adds: [RawCommand] = []
-        var perOrg: [String: Int] = [:]
         for item in rejected {
             let event = item.event
             let limit = quota.fallbackLimit(for: event.org)
             var fields: [[UInt8]] = [
                 "XADD", keys.rejectedStream, "MAXLEN", "~", String(settings.rejectedMaxLength), "*",
-                "reason", "service_quota_exceeded", "id", event.id, "org", event.org, "service", event.event.service,
+                "reason", Self.quotaReason, "id", event.id, "org", event.org, "service", event.event.service,
                 "kind", event.event.kind.rawValue, "received_at", event.receivedAt.iso8601,
                 "source_stream", keys.stream(item.read.kind), "source_id", item.read.entry.id,
             ].map { Array($0.utf8) }
             fields += [Array("default_limit".utf8), Array(String(limit).utf8)]
             adds.append(RawCommand(arguments: fields))
-            perOrg[event.org, default: 0] += 1
             metrics.rejected(kind: event.event.kind, org: event.org).increment()
             if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
                 logger.warning(
@@ -148,10 +152,8 @@ extension StreamConsumer {
                     metadata: ["org.id": "\(event.org)", "event.service": "\(event.event.service)", "quota.default_limit": "\(limit)"])
             }
         }
-        let counters = perOrg.map { HINCRBY(keys.counts(org: $0.key), field: "rejected:service_quota_exceeded", by: $0.value) }
         try await retrying("record rejections") {
             for result in try await commands.pipeline(adds) { _ = try result.get() }
-            for result in try await commands.pipeline(counters) { _ = try result.get() }
         }
     }
 
@@ -185,23 +187,15 @@ extension StreamConsumer {
         }
     }
 
-    /// Acknowledges finished entries and counts what was stored per organization, in one transaction; then
+    /// Acknowledges finished entries and counts them per organization, in one script (`Acknowledgement`); then
     /// trims what every group has acknowledged from the head of those streams.
-    private func acknowledge(_ finished: [EventKind: [String]], storedCounts: [String: [EventKind: Int]]) async throws {
-        var commandsToSend: [RawCommand] = []
-        for (kind, ids) in finished where !ids.isEmpty {
-            commandsToSend.append(RawCommand(arguments: XACK(keys.stream(kind), group: keys.consumerGroup, ids: ids).arguments))
+    private func acknowledge(_ done: Acknowledgement) async throws {
+        guard !done.isEmpty else { return }
+        let answers = try await retrying("acknowledge") { try await done.send(on: commands, keys: keys) }
+        for (group, acknowledged) in answers where acknowledged > 0 && group.field.hasPrefix("stored:") {
+            metrics.stored(kind: group.kind, org: group.org ?? "").increment(by: Int64(acknowledged))
         }
-        for (org, kinds) in storedCounts {
-            for (kind, count) in kinds {
-                commandsToSend.append(RawCommand(arguments: HINCRBY(keys.counts(org: org), field: "stored:\(kind.rawValue)", by: count).arguments))
-                metrics.stored(kind: kind, org: org).increment(by: Int64(count))
-            }
-        }
-        guard !commandsToSend.isEmpty else { return }
-        // One MULTI/EXEC: an entry is acknowledged exactly when its organization's count goes up.
-        try await retrying("acknowledge") { _ = try await commands.transaction(commandsToSend) }
-        for (kind, ids) in finished where !ids.isEmpty {
+        for kind in Set(done.ids.keys.map(\.kind)) {
             do {
                 try await StreamTrimmer(redis: commands).trim(keys.stream(kind))
             } catch {

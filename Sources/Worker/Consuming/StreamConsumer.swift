@@ -27,13 +27,38 @@ struct StreamConsumer: Service {
 
     var quota: QuotaEnforcer { QuotaEnforcer(redis: commands, keys: keys, defaultLimit: settings.defaultServiceLimit) }
 
+    /// Consumes until shutdown. A shutdown while waiting for Redis or the database abandons the batch in hand,
+    /// unacknowledged (it is read again later), and returns normally.
     func run() async throws {
-        try await retrying("start") { () async throws -> Void in
+        do {
+            try await start()
+            try await consume()
+        } catch is CancellationError {
+            logger.info("worker.stopped", metadata: ["worker.consumer": "\(settings.consumer)", "worker.batch": "abandoned, unacknowledged"])
+        }
+    }
+
+    /// Creates the consumer group and prepares the database, each within the start-up timeout.
+    private func start() async throws {
+        let timeout = settings.startupTimeoutSeconds
+        try await StartupCheck.wait(timeoutSeconds: timeout) {
             for kind in EventKind.allCases {
                 _ = try await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup))
             }
-            try await sink.prepare()
+        } failure: { error in
+            StartupError("OPERYN_REDIS_URL=\(commands.configuration.redactedURL): Redis did not answer within \(timeout) s: \(error)")
         }
+        try await StartupCheck.wait(timeoutSeconds: timeout) {
+            try await sink.prepare()
+        } retryable: { error in
+            (error as? SinkError)?.code != .rejected
+        } failure: { error in
+            let cause = (error as? SinkError)?.message ?? "\(error)"
+            return StartupError("OPERYN_DATABASE_URL=\(settings.databaseURL): the database cannot be used: \(cause)")
+        }
+    }
+
+    private func consume() async throws {
         logger.info("worker.consuming", metadata: ["redis.group": "\(keys.consumerGroup)", "worker.consumer": "\(settings.consumer)"])
         try await drainOwnPending()
         var lastClaim = MonotonicInstant(nanoseconds: 0)

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// Where the worker stores events. Both implementations (SQLite, PostgreSQL) pass the same tests.
@@ -39,6 +40,15 @@ enum SinkFactory {
             return try PostgresSink(url: url)
         }
         throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL must start with sqlite: or postgres://")
+    }
+}
+
+extension SinkFactory {
+    /// `url` without its password, for messages and logs.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
     }
 }
 

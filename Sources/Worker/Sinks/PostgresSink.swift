@@ -157,36 +157,58 @@ final class PostgresSink: EventSink, Service {
         output.append(UInt8(ascii: "}"))
     }
 
-    /// Runs `body`, turning PostgreSQL errors into `SinkError`s: connection trouble and server states that
-    /// pass (class 08 connection, 53 resources, 57 operator intervention, 40 rollbacks) are `unavailable`,
-    /// anything about the data is `rejected`.
-
+    /// Runs `body` within the timeout, turning what fails into a `SinkError` by `PostgresFailure`. An error that
+    /// says nothing of its cause (and a timeout) is settled by the database itself: when `SELECT 1` answers and
+    /// the batch fails again, the database is up and the events are what it refuses (`rejected`: the worker
+    /// splits the batch and counts attempts); otherwise the database is `unavailable`. So no misread error can
+    /// hold a batch forever.
     private func classify<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(SinkError) -> T {
+        var failure = await attempt(body)
+        if case .success(let value) = failure { return value }
+        if case .failure(.unknown) = failure, await probe() {
+            // The database answers. It may have just come back: one more try tells a refusal from a recovery.
+            failure = await attempt(body)
+            if case .success(let value) = failure { return value }
+            if case .failure(.unknown(let message)) = failure {
+                throw SinkError(code: .rejected, message: "\(message); the database answers SELECT 1, so the rows are taken as refused")
+            }
+        }
+        switch failure {
+        case .success(let value): return value
+        case .failure(.rejected(let message)): throw SinkError(code: .rejected, message: message)
+        case .failure(.unavailable(let message)), .failure(.unknown(let message)): throw SinkError(code: .unavailable, message: message)
+        }
+    }
+
+    /// Runs `body` within the timeout.
+    private func attempt<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> Result<T, PostgresFailure> {
         do {
-            let timeout = timeout
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw SinkError(code: .unavailable, message: "PostgreSQL did not answer within \(timeout)")
-                }
-                return value
-            }
-        } catch let error as SinkError {
-            throw error
-        } catch let error as PSQLError {
-            if error.code == .server, let state = error.serverInfo?[.sqlState] {
-                let passing = ["08", "53", "57", "40", "55"].contains(String(state.prefix(2)))
-                let message = error.serverInfo?[.message] ?? "server error"
-                throw SinkError(code: passing ? .unavailable : .rejected, message: "PostgreSQL \(state): \(message)")
-            }
-            throw SinkError(code: .unavailable, message: "PostgreSQL unreachable: \(error.code)")
+            if let value = try await withTimeout(timeout, body) { return .success(value) }
+            return .failure(.unknown("PostgreSQL did not answer within \(timeout)"))
         } catch {
-            throw SinkError(code: .unavailable, message: "PostgreSQL: \(String(describing: type(of: error)))")
+            return .failure(PostgresFailure(error))
+        }
+    }
+
+    /// Whether the database answers `SELECT 1` within the timeout.
+    func probe() async -> Bool {
+        let answered = try? await withTimeout(timeout) { () async throws -> Bool in
+            for try await _ in try await self.client.query("SELECT 1", logger: self.logger) {}
+            return true
+        }
+        return answered == true
+    }
+
+    /// `body`'s value, or `nil` when it takes longer than `timeout` (it is then cancelled).
+    private func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
     }
 }

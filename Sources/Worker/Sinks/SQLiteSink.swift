@@ -91,12 +91,30 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         return try result.get()
     }
 
+    /// The operating system's words for a file error.
+    private static func cause(of error: any Error) -> String {
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(code))) }
+        return error.localizedDescription
+    }
+
     // MARK: On `queue`
 
     private func openAndMigrate() throws(SinkError) {
         if database == nil {
             let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            if !directory.isEmpty {
+                // A folder that cannot be made or written will not become writable by waiting: say so at once.
+                do {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                } catch {
+                    throw SinkError(code: .rejected, message: "cannot create the folder \(directory) for the SQLite database: \(Self.cause(of: error))")
+                }
+                guard access(directory, W_OK) == 0 else {
+                    throw SinkError(
+                        code: .rejected, message: "cannot write the folder \(directory) for the SQLite database: \(String(cString: strerror(errno)))")
+                }
+            }
             var handle: OpaquePointer?
             let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
             guard status == SQLITE_OK, let handle else {
