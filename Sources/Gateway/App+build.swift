@@ -38,7 +38,7 @@ func buildApplication(
     let redisReachable = StartupCheck(timeoutSeconds: configuration.startupTimeoutSeconds) {
         _ = try await redis.send(PING())
     } failure: { error in
-        StartupError("OPERYN_REDIS_URL=\(redis.configuration.redactedURL): Redis did not answer within \(configuration.startupTimeoutSeconds) s: \(error)")
+        StartupError("OPERYN_REDIS_URL=\(redis.configuration.redactedURL): Redis is not reachable after \(configuration.startupTimeoutSeconds) s: \(error)")
     }
     return Application(
         router: buildRouter(configuration, dependencies),

@@ -26,12 +26,14 @@ struct App {
         let commands = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
         let reader = RedisClient(configuration: configuration.redis, name: "worker-reader", logger: logger)
         let listener = Startup.Listener(setting: "OPERYN_METRICS_HOST/OPERYN_METRICS_PORT", host: configuration.metricsHost, port: configuration.metricsPort)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: buildServices(
-                    configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger, listener: listener),
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger, listener: listener),
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A batch in hand is finished when the database answers; one that waits on a failing database is abandoned
+        // (unacknowledged: it is read again later) once this has passed.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds)
+        let group = ServiceGroup(configuration: groupConfiguration)
         var failure: (any Error)?
         do {
             try await group.run()

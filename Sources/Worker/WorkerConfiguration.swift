@@ -13,6 +13,9 @@ struct WorkerConfiguration: Sendable {
     var metricsPort = 9464
     /// `OPERYN_METRICS_HOST` (127.0.0.1).
     var metricsHost = "127.0.0.1"
+    /// `OPERYN_SHUTDOWN_GRACE_SECONDS` (10): after `SIGTERM`, how long the batch in hand may take to finish before it is
+    /// abandoned unacknowledged.
+    var shutdownGraceSeconds = 10
     /// Reading, claiming and retrying.
     var consumer = ConsumerSettings(consumer: WorkerConfiguration.defaultConsumerName)
 
@@ -24,7 +27,7 @@ struct WorkerConfiguration: Sendable {
         [
             "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
-            "OPERYN_STARTUP_TIMEOUT_SECONDS",
+            "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
@@ -49,5 +52,6 @@ struct WorkerConfiguration: Sendable {
         consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)
         consumer.startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: consumer.startupTimeoutSeconds, in: 0...86_400)
         consumer.databaseURL = SinkFactory.redacted(databaseURL)
+        shutdownGraceSeconds = try reader.integer("OPERYN_SHUTDOWN_GRACE_SECONDS", default: shutdownGraceSeconds, in: 1...3_600)
     }
 }

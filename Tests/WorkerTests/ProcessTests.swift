@@ -59,4 +59,35 @@ struct ProcessTests {
         #expect(pending == 0, "the batch in hand was committed and acknowledged before exit (\(stored) stored)")
         #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 2_000 - stored)
     }
+
+    /// The case that used to die of `SIGILL`: SIGTERM while the worker backs off from a database that fails.
+    @Test func sigtermWhileTheDatabaseIsDown() async throws {
+        let server = try PostgresServer()
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        var environment = try environment(harness, name: "backing-off")
+        environment["OPERYN_DATABASE_URL"] = server.url
+        environment["OPERYN_SHUTDOWN_GRACE_SECONDS"] = "3"
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-worker-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let pid = try ChildProcess.spawn([worker], environment: environment, output: log)
+        try await harness.publish((0..<10).map { Sample.log(message: "before \($0)") })
+        var drained = false
+        for _ in 0..<300 where !drained {
+            try await Task.sleep(for: .milliseconds(50))
+            drained = try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0
+        }
+        #expect(drained, "stored while the database is up")
+        try server.stop()
+        try await harness.publish((0..<50).map { Sample.log(message: "during \($0)") })
+        try await Task.sleep(for: .seconds(2))
+        kill(pid, SIGTERM)
+        let signalled = ContinuousClock.now
+        let status = ChildProcess.wait(pid)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(output)")
+        #expect(ContinuousClock.now - signalled < .seconds(8), "the batch waiting on the database is abandoned after the grace time")
+        #expect(!output.contains("Fatal error"))
+        #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 50, "nothing unstored was acknowledged")
+    }
 }

@@ -109,27 +109,68 @@ public struct StartupCheck: Service {
     }
 
     public func run() async throws {
-        try await Self.wait(timeoutSeconds: timeoutSeconds, check, failure: failure)
+        do {
+            try await Self.wait(timeoutSeconds: timeoutSeconds, check, failure: failure)
+        } catch is CancellationError {
+            return
+        }
         try? await gracefulShutdown()
     }
 
-    /// Runs `check` until it succeeds (backing off from 100 ms to 2 s), throws `failure`'s error past
-    /// `timeoutSeconds` or at once for an error that is not `retryable`, or `CancellationError` at shutdown.
-    public static func wait<T>(
-        timeoutSeconds: Int, _ check: () async throws -> T, retryable: (any Error) -> Bool = { _ in true },
-        failure: (any Error) -> StartupError
+    /// Runs `check` until it succeeds (backing off from 100 ms to 2 s); throws `failure`'s error once
+    /// `timeoutSeconds` have passed (even in the middle of an attempt) or at once for an error that is not
+    /// `retryable`; throws `CancellationError` at a graceful shutdown (even in the middle of an attempt).
+    public static func wait<T: Sendable>(
+        timeoutSeconds: Int, _ check: @escaping @Sendable () async throws -> T, retryable: @escaping @Sendable (any Error) -> Bool = { _ in true },
+        failure: @escaping @Sendable (any Error) -> StartupError
     ) async throws -> T {
-        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
+        let lastError = LastError()
+        return try await cancelWhenGracefulShutdown {
+            try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await retry(check, retryable: retryable, failure: failure) { error in lastError.text.withLock { $0 = "\(error)" } }
+                }
+                if timeoutSeconds > 0 {
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(timeoutSeconds))
+                        return nil
+                    }
+                }
+                defer { group.cancelAll() }
+                guard let value = try await group.next() ?? nil else {
+                    throw failure(StartupTimeout(seconds: timeoutSeconds, lastError: lastError.text.withLock { $0 }))
+                }
+                return value
+            }
+        }
+    }
+
+    private static func retry<T>(
+        _ check: () async throws -> T, retryable: (any Error) -> Bool, failure: (any Error) -> StartupError, failed: (any Error) -> Void
+    ) async throws -> T {
         var delay = 100
         while true {
             do {
                 return try await check()
             } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
-                if !retryable(error) || (timeoutSeconds > 0 && ContinuousClock.now >= deadline) { throw failure(error) }
+                if Task.isCancelled { throw CancellationError() }
+                if !retryable(error) { throw failure(error) }
+                failed(error)
                 try await Task.sleep(for: .milliseconds(delay))
                 delay = min(delay * 2, 2_000)
             }
         }
     }
+}
+
+/// No answer within the start-up timeout: the last error seen, if any.
+struct StartupTimeout: Error, CustomStringConvertible {
+    var seconds: Int
+    var lastError: String?
+    var description: String { lastError ?? "no answer within \(seconds) s" }
+}
+
+/// The description of the last failed attempt, shared with the attempting task.
+private final class LastError: Sendable {
+    let text = Mutex<String?>(nil)
 }

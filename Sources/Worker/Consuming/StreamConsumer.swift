@@ -46,7 +46,7 @@ struct StreamConsumer: Service {
                 _ = try await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup))
             }
         } failure: { error in
-            StartupError("OPERYN_REDIS_URL=\(commands.configuration.redactedURL): Redis did not answer within \(timeout) s: \(error)")
+            StartupError("OPERYN_REDIS_URL=\(commands.configuration.redactedURL): Redis is not reachable after \(timeout) s: \(error)")
         }
         try await StartupCheck.wait(timeoutSeconds: timeout) {
             try await sink.prepare()
