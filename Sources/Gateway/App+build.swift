@@ -42,6 +42,8 @@ func buildApplication(
     }
     return Application(
         router: buildRouter(configuration, dependencies),
+        server: GuardedHTTP1Channel.builder(
+            settings: configuration.connections, metrics: ConnectionMetrics(factory: PrometheusMetricsFactory(registry: registry)), logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway"),
         services: [monitor, redisReachable],
         onServerRunning: { _ in listener?.started() },

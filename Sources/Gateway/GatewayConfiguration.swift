@@ -41,12 +41,15 @@ struct GatewayConfiguration: Sendable {
     /// with code 3; 0 waits for ever (answering 503 meanwhile).
     var startupTimeoutSeconds = 30
 
+    /// The connection timeouts and cap (`OPERYN_HEADER_TIMEOUT_MS`, `OPERYN_MAX_CONNECTIONS`, …).
+    var connections = ConnectionSettings()
+
     static let variables =
         [
             "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
-        ] + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
+        ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
 
@@ -70,6 +73,7 @@ struct GatewayConfiguration: Sendable {
         backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)
         retryAfterSeconds = try reader.integer("OPERYN_RETRY_AFTER_SECONDS", default: retryAfterSeconds, in: 1...3_600)
         docsAssetsURL = reader.string("OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL)
+        connections = try ConnectionSettings(reader)
         startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: startupTimeoutSeconds, in: 0...86_400)
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }

@@ -1,0 +1,54 @@
+import Shared
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// How long a client may take, and how many may be connected at once: what keeps stalled clients (slowloris)
+/// from holding the gateway's connections and memory. Each is a setting (see the README).
+struct ConnectionSettings: Sendable, Equatable {
+    /// `OPERYN_HEADER_TIMEOUT_MS` (10000): the whole request head must arrive within this, counted from the
+    /// connection's start or from the first byte of a following request (nginx's `client_header_timeout`).
+    var headerTimeoutMilliseconds = 10_000
+    /// `OPERYN_BODY_TIMEOUT_MS` (10000): the longest the gateway waits for the next bytes of a body it is reading
+    /// (nginx's `client_body_timeout`); past it the client gets 408 and the connection closes.
+    var bodyTimeoutMilliseconds = 10_000
+    /// `OPERYN_KEEPALIVE_TIMEOUT_MS` (65000): how long an idle keep-alive connection stays open between requests
+    /// (above the 60 s idle timeout of common load balancers, so the gateway is not the side that closes first).
+    var keepAliveTimeoutMilliseconds = 65_000
+    /// `OPERYN_MAX_CONNECTIONS` (the open-file limit less 256, at most 16384): connections open at once; past it a
+    /// new connection gets 503 and is closed, and the established ones are served.
+    var maxConnections = ConnectionSettings.defaultMaxConnections
+    /// `OPERYN_LINGER_MS` (5000) and `OPERYN_LINGER_BYTES` (64 MiB): after answering a request before its body was
+    /// read (413, 415, 401…), the rest of the body is read and discarded for at most this long and this much, so
+    /// a client that writes its whole body before reading sees the answer (nginx's lingering close).
+    var lingerMilliseconds = 5_000
+    var lingerBytes = 64 << 20
+
+    static let variables = [
+        "OPERYN_HEADER_TIMEOUT_MS", "OPERYN_BODY_TIMEOUT_MS", "OPERYN_KEEPALIVE_TIMEOUT_MS", "OPERYN_MAX_CONNECTIONS", "OPERYN_LINGER_MS",
+        "OPERYN_LINGER_BYTES",
+    ]
+
+    init() {}
+
+    init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        let defaults = ConnectionSettings()
+        headerTimeoutMilliseconds = try reader.integer("OPERYN_HEADER_TIMEOUT_MS", default: defaults.headerTimeoutMilliseconds, in: 100...3_600_000)
+        bodyTimeoutMilliseconds = try reader.integer("OPERYN_BODY_TIMEOUT_MS", default: defaults.bodyTimeoutMilliseconds, in: 100...3_600_000)
+        keepAliveTimeoutMilliseconds = try reader.integer(
+            "OPERYN_KEEPALIVE_TIMEOUT_MS", default: defaults.keepAliveTimeoutMilliseconds, in: 100...3_600_000)
+        maxConnections = try reader.integer("OPERYN_MAX_CONNECTIONS", default: defaults.maxConnections, in: 1...10_000_000)
+        lingerMilliseconds = try reader.integer("OPERYN_LINGER_MS", default: defaults.lingerMilliseconds, in: 0...600_000)
+        lingerBytes = try reader.integer("OPERYN_LINGER_BYTES", default: defaults.lingerBytes, in: 0...(1 << 34))
+    }
+
+    /// The soft open-file limit less 256 (for Redis, logs and the listener), between 64 and 16384.
+    static var defaultMaxConnections: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        return Int(min(max(Int64(clamping: limit.rlim_cur) - 256, 64), 16_384))
+    }
+}
