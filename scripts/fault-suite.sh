@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole fault, load and hostile-input suite (README "Fault suite"): every fault test with its ledger, the
-# ten-minute soak (OPERYN_SOAK_SECONDS, default 600) on release builds, the hostile-input corpus, and schemathesis
-# against a live gateway's /openapi.json. Prints each ledger and the figures; the output is also kept in
+# The whole fault, load and hostile-input suite (docs: reliability): every fault test with its ledger on SQLite and on
+# PostgreSQL, the ten-minute soak (OPERYN_SOAK_SECONDS, default 600) on release builds, the hostile-input corpus, and
+# schemathesis against a live gateway's /openapi.json. Prints each ledger and the figures; the output is also kept in
 # fault-suite-results.txt. Runs on a fresh Debian machine like scripts/test.sh (which it uses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,13 @@ export OPERYN_TEST_BIN_DIR="$(swift build -c release --show-bin-path)"
 export OPERYN_FAULT_SUITE=full
 
 status=0
-bash scripts/test.sh --no-parallel --filter 'FaultTests|FaultSuiteTests|SoakTests|HostileInputTests' 2>&1 | tee -a "$results" || status=1
+# The ledger tests once per store: the fast fault tests run on both engines themselves.
+for sink in sqlite postgres; do
+    echo "== fault suite, store: $sink ==" | tee -a "$results"
+    filter='FaultSuiteTests|SoakTests'
+    [ "$sink" = sqlite ] && filter='FaultTests|FaultSuiteTests|SoakTests|HostileInputTests|PoisonLedgerTests'
+    OPERYN_FAULT_SINK=$sink bash scripts/test.sh --no-parallel --filter "$filter" 2>&1 | tee -a "$results" || status=1
+done
 bash scripts/schemathesis.sh 2>&1 | tee -a "$results" || status=1
 
 echo

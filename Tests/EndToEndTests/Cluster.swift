@@ -1,6 +1,7 @@
 import Foundation
 import Shared
 import TestSupport
+import Testing
 
 /// The gateways and workers of one end-to-end test, run from the built executables as child processes on the test
 /// command's Redis under a key prefix of their own, storing into SQLite or PostgreSQL.
@@ -26,6 +27,22 @@ final class Cluster: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.databaseURL = databaseURL ?? "sqlite:\(directory)/operyn.sqlite"
         self.redisURL = try redisURL ?? TestRedis.url
+    }
+
+    /// Where a cluster stores events.
+    enum Store: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+
+        /// The store of the full fault suite's runs: `OPERYN_FAULT_SINK` (`sqlite`, the default, or `postgres`);
+        /// `scripts/fault-suite.sh` runs the suite once with each.
+        static var forFaults: Store { Store(rawValue: ProcessInfo.processInfo.environment["OPERYN_FAULT_SINK"] ?? "") ?? .sqlite }
+    }
+
+    /// A cluster on `redisURL` storing into a fresh database of `store` (a SQLite file of its own, or a new database on
+    /// the test command's PostgreSQL).
+    convenience init(store: Store, redisURL: String? = nil) async throws {
+        try self.init(redisURL: redisURL, databaseURL: store == .postgres ? try await PostgresTestDatabase.create() : nil)
     }
 
     /// A client on the cluster's Redis; the caller shuts it down.

@@ -6,15 +6,10 @@ import Testing
 /// Two gateways and three workers from the built executables, on the real Redis and on SQLite and PostgreSQL.
 @Suite("End to end: two gateways, three workers, operyn-admin", .serialized)
 struct EndToEndTests {
-    enum Store: String, CaseIterable, CustomTestStringConvertible {
-        case sqlite, postgres
-        var testDescription: String { rawValue }
-    }
-
     static let specExamples = SpecExamples.commands
 
-    @Test(arguments: Store.allCases) func theWholeServiceAndItsAdmin(store: Store) async throws {
-        let cluster = try Cluster(databaseURL: store == .postgres ? try await PostgresTestDatabase.create() : nil)
+    @Test(arguments: Cluster.Store.allCases) func theWholeServiceAndItsAdmin(store: Cluster.Store) async throws {
+        let cluster = try await Cluster(store: store)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]

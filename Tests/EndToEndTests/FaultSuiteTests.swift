@@ -7,7 +7,7 @@ import Testing
 @Suite("Fault suite (full): more faults under load, ledger of every event", .serialized, .enabled(if: fullFaultSuite))
 struct FaultSuiteTests {
     @Test func gatewayKilledUnderLoadTheOtherKeepsServing() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster(store: .forFaults)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
@@ -26,7 +26,7 @@ struct FaultSuiteTests {
 
     @Test func redisStalledTenSeconds() async throws {
         let server = try RedisServer()
-        let cluster = try Cluster(redisURL: server.url)
+        let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "1000"])
@@ -52,7 +52,7 @@ struct FaultSuiteTests {
 
     @Test func redisOutOfMemoryThenReadOnly() async throws {
         let server = try RedisServer(arguments: ["--maxmemory-policy", "noeviction"])
-        let cluster = try Cluster(redisURL: server.url)
+        let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway()
@@ -127,7 +127,7 @@ struct FaultSuiteTests {
     }
 
     @Test func workersStoppedBackpressureThenDrain() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster(store: .forFaults)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let highWater = 5_000
@@ -152,7 +152,7 @@ struct FaultSuiteTests {
     }
 
     @Test func sigtermUnderLoadExitsCleanly() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster(store: .forFaults)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]

@@ -6,8 +6,8 @@ import Testing
 /// The promises of DESIGN.md under faults, on the built executables, each checked with a ledger of every event.
 @Suite("Faults under load, with a ledger of every event", .serialized)
 struct FaultTests {
-    @Test func workersKilledMidBatchRepeatedly() async throws {
-        let cluster = try Cluster()
+    @Test(arguments: Cluster.Store.allCases) func workersKilledMidBatchRepeatedly(store: Cluster.Store) async throws {
+        let cluster = try await Cluster(store: store)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway()
@@ -25,9 +25,9 @@ struct FaultTests {
         passed = report.isClean
     }
 
-    @Test func redisKilledAndRestartedWithAppendfsyncAlways() async throws {
+    @Test(arguments: Cluster.Store.allCases) func redisKilledAndRestartedWithAppendfsyncAlways(store: Cluster.Store) async throws {
         let server = try RedisServer(arguments: ["--appendfsync", "always"])
-        let cluster = try Cluster(redisURL: server.url)
+        let cluster = try await Cluster(store: store, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"])

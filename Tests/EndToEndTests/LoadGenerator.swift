@@ -6,7 +6,8 @@ import Shared
 import Synchronization
 
 /// Sends ledger traffic to gateways from `connections` concurrent connections: single logs and batches of ten, over
-/// several organizations, with an invalid event now and then (a 400 that must store nothing). Every request's
+/// several organizations, with an invalid event now and then (a 400 that must store nothing; PostgreSQL poison among
+/// them). Every request's
 /// markers go into the ledger with the class of its answer; latencies of single events are kept for percentiles.
 final class LoadGenerator: Sendable {
     let ledger: Ledger
@@ -62,6 +63,18 @@ final class LoadGenerator: Sendable {
         return (percentile(50), percentile(99))
     }
 
+    /// An event the gateway must refuse: an unknown level, or one of the inputs PostgreSQL cannot store (NUL in a
+    /// text or a key, a number past jsonb's range, an instant in year 0000).
+    static func invalidEvent(_ marker: String, variant: Int) -> String {
+        switch variant % 5 {
+        case 0: #"{"service":"ledger-svc","level":"loud","message":"\#(marker)"}"#
+        case 1: #"{"service":"ledger-svc","level":"info","message":"\#(marker)\u0000"}"#
+        case 2: #"{"service":"ledger-svc","level":"info","message":"\#(marker)","metadata":{"k\u0000":1}}"#
+        case 3: #"{"service":"ledger-svc","level":"info","message":"\#(marker)","metadata":{"n":1e131072}}"#
+        default: #"{"service":"ledger-svc","level":"info","message":"\#(marker)","timestamp":"0001-01-01T00:00:00+02:00"}"#
+        }
+    }
+
     private func connection(_ index: Int) async {
         var portIndex = index % ports.count
         var client: TestClient?
@@ -79,8 +92,9 @@ final class LoadGenerator: Sendable {
             let count = isBatch ? 10 : 1
             let markers = (0..<count).map { _ in ledger.marker() }
             let events = markers.enumerated().map { offset, marker in
-                let level = isInvalid && offset == count - 1 ? "loud" : "info"
-                return #"{"service":"ledger-svc","level":"\#(level)","message":"\#(marker)","metadata":{"n":\#(request)}}"#
+                isInvalid && offset == count - 1
+                    ? Self.invalidEvent(marker, variant: request / 25)
+                    : #"{"service":"ledger-svc","level":"info","message":"\#(marker)","metadata":{"n":\#(request)}}"#
             }
             let body = isBatch ? "[" + events.joined(separator: ",") + "]" : events[0]
             let path = isBatch ? "/events/logs/batch" : "/events/logs"

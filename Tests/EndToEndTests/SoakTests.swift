@@ -15,7 +15,7 @@ struct SoakTests {
     @Test func soakWithAFaultEveryMinute() async throws {
         let seconds = Int(ProcessInfo.processInfo.environment["OPERYN_SOAK_SECONDS"] ?? "") ?? 600
         let server = try RedisServer(arguments: ["--appendfsync", "always"])
-        let cluster = try Cluster(redisURL: server.url)
+        let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         let ports = [
