@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 import TestSupport
 import Testing
@@ -62,6 +63,34 @@ struct SinkTests {
         #expect(try await target.count("logs") == 0, "a refused batch stores nothing")
         #expect(try await target.sink.store([Sample.log()]) == 1, "the pool is usable after refusals")
         await target.close()
+    }
+
+    /// Workers starting together on a new SQLite file: one migrates, the others find it done (never "table exists", a
+    /// refusal that would end their start).
+    @Test func sqliteWorkersStartingTogetherMigrateOnce() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-race-\(UUID().uuidString)/o.sqlite").path
+        let sinks = (0..<4).map { _ in SQLiteSink(path: path) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sink in sinks {
+                group.addTask {
+                    // As the worker does at start: a lock is waited out; a refusal would end the start (exit 3).
+                    var attempt = 0
+                    while true {
+                        do {
+                            try await sink.prepare()
+                            break
+                        } catch {
+                            attempt += 1
+                            guard (error as? SinkError)?.code == .unavailable, attempt < 100 else { throw error }
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM schema_migrations") == [["1"]])
+        for sink in sinks { await sink.close() }
     }
 
     @Test func rowsAreLaidOutInTheSchemasColumnOrder() {

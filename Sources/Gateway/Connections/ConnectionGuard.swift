@@ -30,12 +30,22 @@ final class ConnectionGuard {
     let metrics: ConnectionMetrics
     private(set) var phase = Phase.awaitingHead(following: false, started: false)
     private var context: ChannelHandlerContext?
+    /// When the current wait ends, and why; `nil` while nothing is timed (the server is working on a request).
+    private var deadline: (at: NIODeadline, reason: ConnectionMetrics.Timeout)?
+    /// The one timer of the connection. It fires at most `tick` after it was scheduled, never later than any
+    /// deadline set since, and reschedules itself: so setting a deadline, once or twice per request, schedules
+    /// nothing.
     private var timer: Scheduled<Void>?
+    private let tick: TimeAmount
     private var lingered = 0
 
     init(settings: ConnectionSettings, metrics: ConnectionMetrics) {
         self.settings = settings
         self.metrics = metrics
+        let shortest = min(
+            settings.headerTimeoutMilliseconds, settings.bodyTimeoutMilliseconds, settings.keepAliveTimeoutMilliseconds,
+            max(settings.lingerMilliseconds, 1))
+        tick = .milliseconds(Int64(shortest))
     }
 
     /// The two handlers to add: `bytes` first in the pipeline, `messages` after the HTTP codec.
@@ -64,7 +74,7 @@ final class ConnectionGuard {
     }
 
     fileprivate func readRequested() {
-        if phase == .readingBody && timer == nil { arm(settings.bodyTimeoutMilliseconds, reason: .body) }
+        if phase == .readingBody && deadline == nil { arm(settings.bodyTimeoutMilliseconds, reason: .body) }
     }
 
     fileprivate func requestHead() {
@@ -98,6 +108,8 @@ final class ConnectionGuard {
 
     fileprivate func stopped() {
         disarm()
+        timer?.cancel()
+        timer = nil
         context = nil
     }
 
@@ -111,21 +123,28 @@ final class ConnectionGuard {
     }
 
     private func arm(_ milliseconds: Int, reason: ConnectionMetrics.Timeout) {
-        disarm()
-        guard let context else { return }
-        timer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) { [self] in
-            timer = nil
-            expired(reason)
-        }
+        deadline = (.now() + .milliseconds(Int64(milliseconds)), reason)
+        if timer == nil, let context { schedule(in: tick, on: context.eventLoop) }
     }
 
-    private func disarm() {
-        timer?.cancel()
-        timer = nil
+    private func disarm() { deadline = nil }
+
+    private func schedule(in delay: TimeAmount, on eventLoop: any EventLoop) {
+        timer = eventLoop.scheduleTask(in: delay) { [self] in
+            timer = nil
+            guard let deadline, let context else { return }
+            let now = NIODeadline.now()
+            if now >= deadline.at {
+                expired(deadline.reason)
+            } else {
+                schedule(in: min(tick, deadline.at - now), on: context.eventLoop)
+            }
+        }
     }
 
     private func expired(_ reason: ConnectionMetrics.Timeout) {
         guard let context else { return }
+        deadline = nil
         metrics.timedOut[reason]?.increment()
         switch reason {
         case .header where phase == .awaitingHead(following: true, started: true) || phase == .awaitingHead(following: false, started: true):

@@ -131,6 +131,11 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
             try execute("BEGIN IMMEDIATE;")
             do throws(SinkError) {
+                // Another worker starting at the same time may have applied it while this one waited for the lock.
+                guard try currentVersion() < index + 1 else {
+                    try execute("COMMIT;")
+                    continue
+                }
                 try execute(migration)
                 try execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(index + 1), '\(Timestamp.now.iso8601)');")
                 try execute("COMMIT;")
