@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Gateway throughput, latency and memory with wrk against release builds, beside a ceiling server
-# (the same Hummingbird stack answering 202 with no work), in one run on one Redis.
+# Gateway throughput, latency, CPU per request and memory with wrk against release builds, beside a ceiling
+# server (the same Hummingbird stack answering 202 with no work), in one run on one Redis.
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
+# BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
+# prefix) and prints this build's ratios against it: the way to show a change does not regress.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -12,8 +14,7 @@ seconds=${2:-10}
 soak=${3:-60}
 connections=64
 
-for product in operyn-gateway operyn-ceiling; do swift build -c release --product "$product" >/dev/null; done
-bin=$(swift build -c release --show-bin-path)
+build_release
 
 with_scratch gwbench
 
@@ -33,6 +34,15 @@ ceiling_port=$(spare_port 3201)
 pids+=($!)
 wait_for_port "$gateway_port" 30
 wait_for_port "$ceiling_port" 30
+baseline_port=""
+if [ -n "${BASELINE_GATEWAY:-}" ]; then
+    baseline_port=$(spare_port 3301)
+    OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$baseline_port OPERYN_KEY_PREFIX=baseline OPERYN_LOG_LEVEL=warning \
+        OPERYN_BACKLOG_HIGH_WATER=1000000000 "$BASELINE_GATEWAY" 2>"$work/baseline.log" &
+    baseline_pid=$!
+    pids+=($baseline_pid)
+    wait_for_port "$baseline_port" 30
+fi
 
 cat >"$work/log.json" <<'JSON'
 {"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}
@@ -51,6 +61,17 @@ run() {
     BODY_FILE="$4" wrk -t2 -c"$connections" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
         awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
 }
+# cpu_ticks PID → user + system clock ticks the process has used (/proc/PID/stat fields 14 and 15)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measured PID PORT PATH BODY SECONDS → "requests_per_sec p99_us errors cpu_us_per_request"
+measured() {
+    local before after result rps
+    before=$(cpu_ticks "$1")
+    result=$(run "$2" "$3" "$5" "$4")
+    after=$(cpu_ticks "$1")
+    rps=${result%% *}
+    echo "$result $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v s="$5" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * s)}')"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
@@ -59,22 +80,37 @@ run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
-ceiling=(); single=(); p99=(); batch=(); errors=0
+ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); errors=0
 for round in $(seq "$rounds"); do
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
-    read -r s p e2 < <(run "$gateway_port" /events/logs "$seconds" "$work/log.json")
+    read -r s p e2 u < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
     read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
-    ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))")
+    ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u")
     errors=$((errors + e1 + e2 + e3))
-    echo "round $round: ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms | batch of 100: $((b * 100)) events/s"
+    line="round $round: ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request | batch of 100: $((b * 100)) events/s"
+    if [ -n "$baseline_port" ]; then
+        read -r bs _ e4 bu < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
+        read -r bb _ e5 < <(run "$baseline_port" /events/logs/batch "$seconds" "$work/batch.json")
+        base_single+=("$bs"); base_batch+=("$((bb * 100))"); base_cpu+=("$bu")
+        errors=$((errors + e4 + e5))
+        line="$line || baseline single $bs req/s, $bu µs CPU/request | batch $((bb * 100)) events/s"
+    fi
+    echo "$line"
 done
 c=$(printf '%s\n' "${ceiling[@]}" | median)
 s=$(printf '%s\n' "${single[@]}" | median)
 p=$(printf '%s\n' "${p99[@]}" | median)
 b=$(printf '%s\n' "${batch[@]}" | median)
-echo "median single: gateway $s req/s vs ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}') (target >= 0.75)"
-echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms (target <= 5)"
-echo "median batch of 100: $b events/s (target >= 300000)"
+u=$(printf '%s\n' "${cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "median single: gateway $s req/s vs ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
+echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
+echo "median batch of 100: $b events/s"
+if [ -n "$baseline_port" ]; then
+    bs=$(printf '%s\n' "${base_single[@]}" | median)
+    bb=$(printf '%s\n' "${base_batch[@]}" | median)
+    bu=$(printf '%s\n' "${base_cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    echo "against the baseline ($BASELINE_GATEWAY): single $s / $bs req/s = $(awk -v a="$s" -v b="$bs" 'BEGIN {printf "%.2f", a / b}'), batch $b / $bb events/s = $(awk -v a="$b" -v b="$bb" 'BEGIN {printf "%.2f", a / b}'), CPU per request $u / $bu µs = $(awk -v a="$u" -v b="$bu" 'BEGIN {printf "%.2f", a / b}')"
+fi
 echo "socket errors or non-2xx answers: $errors"
 
 echo "memory: ${soak}s of single-event load…"
@@ -83,5 +119,5 @@ run "$gateway_port" /events/logs $((soak / 2)) "$work/log.json" >/dev/null
 middle=$(rss_mb "$gateway_pid")
 run "$gateway_port" /events/logs $((soak / 2)) "$work/log.json" >/dev/null
 after=$(rss_mb "$gateway_pid")
-echo "gateway RSS: ${before} MB before, ${middle} MB at $((soak / 2)) s, ${after} MB at ${soak} s (target <= 150 MB, flat)"
+echo "gateway RSS: ${before} MB before, ${middle} MB at $((soak / 2)) s, ${after} MB at ${soak} s"
 echo "stream length: $(redis-cli -p "$redis_port" xlen bench:stream:logs) entries"
