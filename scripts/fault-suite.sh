@@ -9,11 +9,8 @@ source scripts/lib.sh
 results=fault-suite-results.txt
 : >"$results"
 
-echo "building release executables for the fault suite…"
-swift build -c release --product operyn-gateway >/dev/null
-swift build -c release --product operyn-worker >/dev/null
-swift build -c release --product operyn-admin >/dev/null
-export OPERYN_TEST_BIN_DIR="$(swift build -c release --show-bin-path)"
+build_release
+export OPERYN_TEST_BIN_DIR="$bin"
 export OPERYN_FAULT_SUITE=full
 
 status=0

@@ -81,3 +81,25 @@ scratch_cleanup() {
     stop_postgres "$work/pg"
     rm -rf "$work"
 }
+
+# build_release: builds every executable in release mode in one invocation, with the dependency versions
+# Package.resolved names (--force-resolved-versions: no resolution, no surprise upgrades), and sets $bin to
+# their folder. Says what it does and how long a first build takes, so that nobody thinks it hangs.
+build_release() {
+    bin=$(swift build -c release --show-bin-path)
+    if [ ! -x "$bin/operyn-gateway" ] || [ ! -x "$bin/operyn-worker" ] || [ ! -x "$bin/operyn-admin" ]; then
+        echo "building operyn-gateway, operyn-worker and operyn-admin (release): the first build takes about"
+        echo "10-15 minutes on 2 cores (SwiftNIO, Hummingbird, postgres-nio, swift-crypto); later builds seconds…"
+    else
+        echo "building (release, incremental)…"
+    fi
+    local started=$SECONDS log
+    log=$(mktemp)
+    if ! swift build -c release --force-resolved-versions >"$log" 2>&1; then
+        grep -E "error" "$log" | head -20 >&2
+        echo "the release build failed (full output: $log)" >&2
+        return 1
+    fi
+    rm -f "$log"
+    echo "built in $((SECONDS - started)) s"
+}

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config sqlite3
 
 export OPERYN_REDIS_URL=${OPERYN_REDIS_URL:-redis://127.0.0.1:6379}
 export OPERYN_PORT=${OPERYN_PORT:-3001}
@@ -14,11 +14,7 @@ export OPERYN_DATABASE_URL=${OPERYN_DATABASE_URL:-sqlite:./data/operyn.sqlite}
 export OPERYN_LOG_FORMAT=${OPERYN_LOG_FORMAT:-text}
 mkdir -p data/redis
 
-echo "building (release)…"
-swift build -c release --product operyn-gateway >/dev/null
-swift build -c release --product operyn-worker >/dev/null
-swift build -c release --product operyn-admin >/dev/null
-bin=$(swift build -c release --show-bin-path)
+build_release
 
 pids=()
 redis_pid=""

@@ -10,6 +10,7 @@ ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-confi
 
 echo "checking formatting (.swift-format)…"
 swift format lint --strict -r Sources Tests Benchmarks Package.swift
+bash scripts/check-links.sh
 
 work=$(mktemp -d /tmp/operyn-test.XXXXXX)
 chmod 755 "$work"
@@ -35,7 +36,7 @@ echo "test postgres: $OPERYN_TEST_POSTGRES_URL"
 echo "test redis: $OPERYN_TEST_REDIS_URL"
 
 # The process tests run the built executables: build everything first.
-swift build --build-tests
+swift build --build-tests --force-resolved-versions
 export OPERYN_TEST_BIN_DIR="${OPERYN_TEST_BIN_DIR:-$(swift build --show-bin-path)}"
 if [ $# -gt 0 ]; then
     swift test --skip-build "$@"

@@ -5,6 +5,7 @@
 //   operyn-redis-bench preload URL PREFIX COUNT  queues COUNT mixed events (logs, metrics, deployments) as the gateway would
 //
 // scripts/bench-redis.sh runs it beside `redis-benchmark -P 64` on the same Redis and prints the ratio.
+import NIOCore
 import Shared
 
 #if canImport(Glibc)
@@ -36,7 +37,7 @@ case "xadd" where arguments.count == 5:
     let fields = try benchmarkFields()
     _ = try await redis.send(DEL([stream]))
     _ = try await redis.send(XADD(stream, fields: fields))
-    let start = MonotonicInstant.now
+    let start = NIODeadline.now()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for task in 0..<tasks {
             let share = count / tasks + (task < count % tasks ? 1 : 0)
@@ -46,7 +47,7 @@ case "xadd" where arguments.count == 5:
         }
         try await group.waitForAll()
     }
-    let seconds = Double(MonotonicInstant.now.nanoseconds - start.nanoseconds) / 1e9
+    let seconds = Double(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     let length = try await redis.send(XLEN(stream))
     precondition(length == count + 1, "stream holds \(length) entries, expected \(count + 1)")
     _ = try await redis.send(DEL([stream]))

@@ -8,6 +8,8 @@ struct GatewayError: HTTPResponseError {
     var status: HTTPResponse.Status
     var message: String
     var headers: HTTPFields = [:]
+    /// What went wrong inside, for the log line only (`ErrorMiddleware`); never sent to the client.
+    var cause: String?
 
     static func unauthorized() -> GatewayError { GatewayError(status: .unauthorized, message: "Invalid or missing API key") }
 
@@ -19,8 +21,8 @@ struct GatewayError: HTTPResponseError {
 
     static func unsupportedMediaType(_ message: String) -> GatewayError { GatewayError(status: .unsupportedMediaType, message: message) }
 
-    static func unavailable(_ message: String, retryAfter: Int) -> GatewayError {
-        GatewayError(status: .serviceUnavailable, message: message, headers: [.retryAfter: String(retryAfter)])
+    static func unavailable(_ message: String, retryAfter: Int, cause: String? = nil) -> GatewayError {
+        GatewayError(status: .serviceUnavailable, message: message, headers: [.retryAfter: String(retryAfter)], cause: cause)
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {

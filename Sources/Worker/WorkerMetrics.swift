@@ -1,4 +1,5 @@
 import Metrics
+import NIOCore
 import Shared
 import Synchronization
 
@@ -52,15 +53,15 @@ final class WorkerMetrics: Sendable {
 
 /// Lets a message through at most once a minute per key.
 final class LogLimiter: Sendable {
-    private let last = Mutex<[String: MonotonicInstant]>([:])
+    private let last = Mutex<[String: NIODeadline]>([:])
     private let intervalMilliseconds: Int
 
     init(intervalMilliseconds: Int = 60_000) { self.intervalMilliseconds = intervalMilliseconds }
 
     func shouldLog(_ key: String) -> Bool {
-        let now = MonotonicInstant.now
+        let now = NIODeadline.now()
         return last.withLock { last in
-            if let previous = last[key], previous.adding(milliseconds: intervalMilliseconds) > now { return false }
+            if let previous = last[key], previous + .milliseconds(Int64(intervalMilliseconds)) > now { return false }
             if last.count > 10_000 { last.removeAll() }
             last[key] = now
             return true
@@ -72,18 +73,18 @@ final class LogLimiter: Sendable {
 /// organization's set, so a short-lived positive answer saves a round trip per batch; refusals are
 /// never cached, so a raised limit applies at once.
 final class AdmittedServices: Sendable {
-    private let admitted = Mutex<[ServiceKey: MonotonicInstant]>([:])
+    private let admitted = Mutex<[ServiceKey: NIODeadline]>([:])
     private let ttlMilliseconds: Int
 
     init(ttlMilliseconds: Int = 5_000) { self.ttlMilliseconds = ttlMilliseconds }
 
     func contains(_ key: ServiceKey) -> Bool {
-        let now = MonotonicInstant.now
+        let now = NIODeadline.now()
         return admitted.withLock { $0[key].map { $0 > now } ?? false }
     }
 
     func insert(_ key: ServiceKey) {
-        let expiry = MonotonicInstant.now.adding(milliseconds: ttlMilliseconds)
+        let expiry = NIODeadline.now() + .milliseconds(Int64(ttlMilliseconds))
         admitted.withLock { admitted in
             if admitted.count > 100_000 { admitted.removeAll() }
             admitted[key] = expiry

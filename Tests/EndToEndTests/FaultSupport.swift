@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Shared
 import TestSupport
 import Testing
@@ -13,11 +14,11 @@ extension Cluster {
     func drainAndVerify(_ ledger: Ledger, seconds: Int = 90) async throws -> LedgerReport {
         let redis = try redis()
         defer { redis.shutdown() }
-        let deadline = MonotonicInstant.now.adding(milliseconds: seconds * 1_000)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(seconds * 1_000))
         var emptyReadings = 0
         var last: StreamBacklog?
         while emptyReadings < 2 {
-            guard MonotonicInstant.now < deadline else {
+            guard NIODeadline.now() < deadline else {
                 Issue.record("backlog did not drain in \(seconds) s: \(String(describing: last))")
                 break
             }

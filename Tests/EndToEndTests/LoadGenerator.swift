@@ -98,7 +98,7 @@ final class LoadGenerator: Sendable {
             }
             let body = isBatch ? "[" + events.joined(separator: ",") + "]" : events[0]
             let path = isBatch ? "/events/logs/batch" : "/events/logs"
-            let started = MonotonicInstant.now
+            let started = NIODeadline.now()
             var status = 0
             do {
                 let response = try await client!.post(
@@ -120,10 +120,10 @@ final class LoadGenerator: Sendable {
                 }
             ledger.record(markers, organization: organization, outcome)
             statuses.withLock { $0[status, default: 0] += 1 }
-            let elapsed = Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000_000)
+            let elapsed = Int((NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)
             if status != 0 { _ = slowest.max(elapsed, ordering: .relaxed) }
             if status == 202 && !isBatch {
-                let micros = Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000)
+                let micros = Int((NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000)
                 latencies.withLock { $0.append(micros) }
             }
             if status == 503 { try? await Task.sleep(for: .milliseconds(20)) }

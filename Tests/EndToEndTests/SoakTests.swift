@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Shared
 import TestSupport
 import Testing
@@ -38,8 +39,8 @@ struct SoakTests {
         }
 
         try await underLoad(load) {
-            let started = MonotonicInstant.now
-            func elapsed() -> Int { Int((MonotonicInstant.now.nanoseconds - started.nanoseconds) / 1_000_000_000) }
+            let started = NIODeadline.now()
+            func elapsed() -> Int { Int((NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000_000) }
             try await Task.sleep(for: .seconds(5))
             _ = load.takeLatencies()  // warm-up excluded
             try await Task.sleep(for: .seconds(20))

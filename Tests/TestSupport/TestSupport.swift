@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOPosix
 import Shared
 import Testing
@@ -73,8 +74,8 @@ public final class RedisServer: @unchecked Sendable {
             ] + extraArguments
         let pid = try ChildProcess.spawn(arguments)
         self.pid = pid
-        let deadline = MonotonicInstant.now.adding(milliseconds: 10_000)
-        while MonotonicInstant.now < deadline {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(10_000))
+        while NIODeadline.now() < deadline {
             if Self.accepts(port: port) { return }
             usleep(20_000)
         }
@@ -152,9 +153,9 @@ public final class RedisServer: @unchecked Sendable {
 
 /// Elapsed wall time of `body`, in milliseconds.
 public func milliseconds(_ body: () async throws -> Void) async rethrows -> Int {
-    let start = MonotonicInstant.now
+    let start = NIODeadline.now()
     try await body()
-    return Int((MonotonicInstant.now.nanoseconds - start.nanoseconds) / 1_000_000)
+    return Int((NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000)
 }
 
 extension Array where Element == UInt8 {

@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Logging
+import NIOCore
 import Prometheus
 import Shared
 import TestSupport
@@ -54,8 +55,8 @@ struct WorkerHarness {
     func run(_ consumer: StreamConsumer, seconds: Double = 20, until condition: @escaping @Sendable () async throws -> Bool) async throws -> Bool {
         let task = Task { try await consumer.run() }
         defer { task.cancel() }
-        let deadline = MonotonicInstant.now.adding(milliseconds: Int(seconds * 1000))
-        while MonotonicInstant.now < deadline {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(Int(seconds * 1000)))
+        while NIODeadline.now() < deadline {
             if try await condition() {
                 task.cancel()
                 _ = await task.result

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 import Synchronization
 
@@ -7,7 +8,7 @@ import Synchronization
 final class APIKeyCache: Sendable {
     private struct Entry {
         var record: APIKeyRecord?
-        var fetchedAt: MonotonicInstant
+        var fetchedAt: NIODeadline
     }
 
     private let directory: any APIKeyDirectory
@@ -25,8 +26,8 @@ final class APIKeyCache: Sendable {
     /// The record of `key` if it is an organization key, whether it is still valid or not.
     func record(forKey key: String) async throws(RedisError) -> APIKeyRecord? {
         let digest = APIKey.sha256(key)
-        let now = MonotonicInstant.now
-        if ttlMilliseconds > 0, let entry = entries.withLock({ $0[digest] }), entry.fetchedAt.adding(milliseconds: ttlMilliseconds) > now {
+        let now = NIODeadline.now()
+        if ttlMilliseconds > 0, let entry = entries.withLock({ $0[digest] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > now {
             return entry.record
         }
         let record = try await directory.record(sha256: digest)

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 import Synchronization
 
@@ -7,7 +8,7 @@ import Synchronization
 final class AuthFailureLimiter: Sendable {
     private struct Window {
         var failures: Int
-        var endsAt: MonotonicInstant
+        var endsAt: NIODeadline
     }
 
     /// Failures allowed per window; `0` turns the limiter off.
@@ -27,7 +28,7 @@ final class AuthFailureLimiter: Sendable {
     /// The seconds until `client` may try again, or `nil` when it is not blocked.
     func retryAfter(client: String) -> Int? {
         guard limit > 0 else { return nil }
-        let now = MonotonicInstant.now
+        let now = NIODeadline.now()
         return windows.withLock { windows in
             guard let window = windows[client], window.endsAt > now, window.failures >= limit else { return nil }
             return max(1, (window.endsAt.millisecondsFromNow + 999) / 1_000)
@@ -37,7 +38,7 @@ final class AuthFailureLimiter: Sendable {
     /// Records one failed authentication of `client`.
     func recordFailure(client: String) {
         guard limit > 0 else { return }
-        let now = MonotonicInstant.now
+        let now = NIODeadline.now()
         windows.withLock { windows in
             if var window = windows[client], window.endsAt > now {
                 window.failures += 1
@@ -48,7 +49,7 @@ final class AuthFailureLimiter: Sendable {
                 windows = windows.filter { $0.value.endsAt > now }
                 if windows.count >= capacity { windows.removeAll(keepingCapacity: true) }
             }
-            windows[client] = Window(failures: 1, endsAt: now.adding(milliseconds: windowMilliseconds))
+            windows[client] = Window(failures: 1, endsAt: now + .milliseconds(Int64(windowMilliseconds)))
         }
     }
 }

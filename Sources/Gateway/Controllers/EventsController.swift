@@ -72,7 +72,7 @@ struct EventsController {
         do {
             try await publisher.publish(events)
         } catch {
-            throw GatewayError.unavailable("Event queue is unavailable; retry later", retryAfter: retryAfterSeconds)
+            throw GatewayError.unavailable("Event queue is unavailable; retry later", retryAfter: retryAfterSeconds, cause: error.reason)
         }
     }
 

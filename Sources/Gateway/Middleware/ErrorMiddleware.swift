@@ -53,7 +53,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private static func describe(_ error: any Error) -> String {
-        if let error = error as? GatewayError { return error.message }
+        if let error = error as? GatewayError { return error.cause.map { "\(error.message) (\($0))" } ?? error.message }
         return String(describing: type(of: error))
     }
 }

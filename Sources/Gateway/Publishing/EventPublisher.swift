@@ -11,6 +11,6 @@ protocol EventPublisher: Sendable {
 
 /// The queue could not take the events; the client should retry.
 struct PublishError: Error, Sendable {
-    /// For logs only: never sent to the client.
+    /// What Redis said, for the request's log line (`ErrorMiddleware`); never sent to the client.
     var reason: String
 }

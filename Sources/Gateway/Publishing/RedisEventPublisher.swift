@@ -1,4 +1,5 @@
 import Metrics
+import NIOCore
 import Shared
 
 /// Appends events to their kind's Redis stream: one XADD for a single event, MULTI/EXEC for a batch.
@@ -8,7 +9,7 @@ struct RedisEventPublisher: EventPublisher {
     let metrics: GatewayMetrics
 
     func publish(_ events: [QueuedEvent]) async throws(PublishError) {
-        let start = MonotonicInstant.now
+        let start = NIODeadline.now()
         do {
             if events.count == 1 {
                 let event = events[0]
@@ -26,7 +27,7 @@ struct RedisEventPublisher: EventPublisher {
             metrics.redisErrors.increment()
             throw PublishError(reason: "\(error.code): \(error.serverPrefix ?? error.message)")
         }
-        metrics.xaddDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - start.nanoseconds))
+        metrics.xaddDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds))
     }
 
     func isReady() async -> Bool {

@@ -12,7 +12,7 @@ public enum EventID {
         make(count: 1, milliseconds: milliseconds)[0]
     }
 
-    /// `count` new ids, drawing their randomness from the system in one call.
+    /// `count` new ids, their random bits drawn from `generator` under one lock.
     public static func make(count: Int, milliseconds: Int64 = Timestamp.now.milliseconds) -> [String] {
         var random = [UInt8](repeating: 0, count: count * 10 + 8)
         generator.withLock { generator in

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 
 /// The queue and thread behind a `RedisClient`.
 ///
@@ -10,7 +11,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
     private struct Request {
         let payload: [UInt8]
         let replyCount: Int
-        let deadline: MonotonicInstant
+        let deadline: NIODeadline
         let continuation: UnsafeContinuation<[RedisReply], any Error>
 
         func fail(_ error: RedisError) { continuation.resume(throwing: error) }
@@ -28,7 +29,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
 
     // Touched by the client's thread only.
     private var connection: RedisConnection?
-    private var nextAttempt = MonotonicInstant(nanoseconds: 0)
+    private var nextAttempt = NIODeadline.uptimeNanoseconds(0)
     private var reconnectDelay: Int
     private var reportedDown = false
 
@@ -60,7 +61,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
 
     /// Queues pre-encoded commands and waits for their `replies` replies.
     func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply] {
-        let deadline = MonotonicInstant.now.adding(milliseconds: configuration.commandTimeoutMilliseconds + blockingMilliseconds)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
         do {
             return try await withUnsafeThrowingContinuation { continuation in
                 let request = Request(payload: payload, replyCount: replies, deadline: deadline, continuation: continuation)
@@ -103,7 +104,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
                 let wait = nextAttempt.millisecondsFromNow
                 if wait <= 0 {
                     condition.unlock()
-                    reconnect(deadline: MonotonicInstant.now.adding(milliseconds: configuration.connectTimeoutMilliseconds))
+                    reconnect(deadline: NIODeadline.now() + .milliseconds(Int64(configuration.connectTimeoutMilliseconds)))
                     condition.lock()
                     continue
                 }
@@ -119,7 +120,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
     }
 
     private func process(_ batch: [Request]) {
-        let now = MonotonicInstant.now
+        let now = NIODeadline.now()
         var live: [Request] = []
         live.reserveCapacity(batch.count)
         for request in batch {
@@ -137,7 +138,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
                 for request in live { request.fail(error) }
                 return
             }
-            let connectBy = min(now.adding(milliseconds: configuration.connectTimeoutMilliseconds), first.deadline)
+            let connectBy = min(now + .milliseconds(Int64(configuration.connectTimeoutMilliseconds)), first.deadline)
             if let error = reconnect(deadline: connectBy) {
                 for request in live { request.fail(error) }
                 return
@@ -178,13 +179,13 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
         setConnected(false)
         logger.warning("redis.connection.lost", metadata: ["redis.client": "\(name)", "redis.error": "\(error.message)"])
         for request in requests { request.fail(error) }
-        nextAttempt = .now
+        nextAttempt = .now()
         reconnectDelay = configuration.reconnectDelayMilliseconds
     }
 
     /// Connects; on failure schedules the next attempt with doubled backoff and returns the error.
     @discardableResult
-    private func reconnect(deadline: MonotonicInstant) -> RedisError? {
+    private func reconnect(deadline: NIODeadline) -> RedisError? {
         do {
             connection = try RedisConnection.open(configuration, deadline: deadline)
             reconnectDelay = configuration.reconnectDelayMilliseconds
@@ -195,7 +196,7 @@ final class RedisClientCore: RedisTransport, @unchecked Sendable {
             }
             return nil
         } catch {
-            nextAttempt = MonotonicInstant.now.adding(milliseconds: reconnectDelay)
+            nextAttempt = NIODeadline.now() + .milliseconds(Int64(reconnectDelay))
             reconnectDelay = min(reconnectDelay * 2, configuration.maxReconnectDelayMilliseconds)
             if !reportedDown {
                 logger.warning(

@@ -1,4 +1,5 @@
 import CHiredis
+import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -27,7 +28,7 @@ final class RedisConnection {
     }
 
     /// Connects and runs the handshake (AUTH, SELECT); every step ends by `deadline`.
-    static func open(_ configuration: RedisConfiguration, deadline: MonotonicInstant) throws(RedisError) -> RedisConnection {
+    static func open(_ configuration: RedisConfiguration, deadline: NIODeadline) throws(RedisError) -> RedisConnection {
         let connection = RedisConnection(descriptor: try connectSocket(host: configuration.host, port: configuration.port, deadline: deadline))
         let handshake = configuration.handshake
         guard !handshake.isEmpty else { return connection }
@@ -60,7 +61,7 @@ final class RedisConnection {
     }
 
     /// Writes every byte of `bytes`, waiting for the socket no later than `deadline`.
-    func write(_ bytes: [UInt8], deadline: MonotonicInstant) throws(RedisError) {
+    func write(_ bytes: [UInt8], deadline: NIODeadline) throws(RedisError) {
         var failure: RedisError?
         bytes.withUnsafeBytes { buffer in
             var offset = 0
@@ -83,14 +84,14 @@ final class RedisConnection {
     }
 
     /// Reads one whole reply, waiting for bytes no later than `deadline`.
-    func readReply(deadline: MonotonicInstant) throws(RedisError) -> RedisReply {
+    func readReply(deadline: NIODeadline) throws(RedisError) -> RedisReply {
         while true {
             if let reply = try reader.next() { return reply }
             try fill(deadline: deadline)
         }
     }
 
-    private func fill(deadline: MonotonicInstant) throws(RedisError) {
+    private func fill(deadline: NIODeadline) throws(RedisError) {
         while true {
             let count = Glibc.recv(descriptor, readBuffer.baseAddress, readBuffer.count, 0)
             if count > 0 {
@@ -108,7 +109,7 @@ final class RedisConnection {
     }
 
     /// Waits until the socket is ready for `events`; returns the error to throw when the deadline passes or the socket fails.
-    private static func wait(_ descriptor: Int32, for events: Int16, until deadline: MonotonicInstant) -> RedisError? {
+    private static func wait(_ descriptor: Int32, for events: Int16, until deadline: NIODeadline) -> RedisError? {
         while true {
             let remaining = deadline.millisecondsFromNow
             if remaining <= 0 {
@@ -128,7 +129,7 @@ final class RedisConnection {
         }
     }
 
-    private static func connectSocket(host: String, port: Int, deadline: MonotonicInstant) throws(RedisError) -> Int32 {
+    private static func connectSocket(host: String, port: Int, deadline: NIODeadline) throws(RedisError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

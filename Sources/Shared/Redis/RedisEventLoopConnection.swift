@@ -24,7 +24,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     private var channel: (any Channel)?
     private var handler: RedisPipelineHandler?
     private var connecting: EventLoopFuture<Void>?
-    private var nextAttempt = MonotonicInstant(nanoseconds: 0)
+    private var nextAttempt = NIODeadline.uptimeNanoseconds(0)
     private var reconnectDelay: Int
     private var reportedDown = false
 
@@ -39,7 +39,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     var isConnected: Bool { connected.load(ordering: .relaxed) }
 
     func start() {
-        eventLoop.execute { _ = self.connect(deadline: MonotonicInstant.now.adding(milliseconds: self.configuration.connectTimeoutMilliseconds)) }
+        eventLoop.execute { _ = self.connect(deadline: NIODeadline.now() + .milliseconds(Int64(self.configuration.connectTimeoutMilliseconds))) }
     }
 
     func shutdown() {
@@ -53,7 +53,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     }
 
     func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply] {
-        let deadline = MonotonicInstant.now.adding(milliseconds: configuration.commandTimeoutMilliseconds + blockingMilliseconds)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
         let promise = eventLoop.makePromise(of: [RedisReply].self)
         eventLoop.execute { self.submit(payload, replies: replies, deadline: deadline, promise: promise) }
         do {
@@ -67,22 +67,22 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
 
     // MARK: On the event loop
 
-    private func submit(_ payload: [UInt8], replies: Int, deadline: MonotonicInstant, promise: EventLoopPromise<[RedisReply]>) {
+    private func submit(_ payload: [UInt8], replies: Int, deadline: NIODeadline, promise: EventLoopPromise<[RedisReply]>) {
         if stopped.load(ordering: .relaxed) {
             return promise.fail(RedisError(code: .shutdown, message: "Redis client is shut down"))
         }
         // A link that keeps dropping right after it is made must not retry this command past its deadline.
-        guard deadline > .now else {
+        guard deadline > .now() else {
             return promise.fail(RedisError(code: .timeout, message: "Redis did not answer in time"))
         }
         if let handler, let channel, channel.isActive {
             return handler.send(payload, replies: replies, deadline: deadline, promise: promise)
         }
         if connecting == nil {
-            guard nextAttempt <= .now else {
+            guard nextAttempt <= .now() else {
                 return promise.fail(RedisError(code: .unavailable, message: "Redis is unreachable; reconnecting"))
             }
-            _ = connect(deadline: min(MonotonicInstant.now.adding(milliseconds: configuration.connectTimeoutMilliseconds), deadline))
+            _ = connect(deadline: min(NIODeadline.now() + .milliseconds(Int64(configuration.connectTimeoutMilliseconds)), deadline))
         }
         connecting!.whenComplete { result in
             switch result {
@@ -93,7 +93,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     }
 
     /// Connects and queues the handshake (AUTH, SELECT); completes when the link is usable.
-    private func connect(deadline: MonotonicInstant) -> EventLoopFuture<Void> {
+    private func connect(deadline: NIODeadline) -> EventLoopFuture<Void> {
         if let connecting { return connecting }
         let timeout = TimeAmount.milliseconds(Int64(max(deadline.millisecondsFromNow, 1)))
         let handler = RedisPipelineHandler(onClose: { [weak self] handler, error in self?.lost(handler, error) })
@@ -122,7 +122,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
                     ?? RedisError(code: .connectionFailed, message: "Redis at \(self.configuration.host):\(self.configuration.port) is unreachable")
                 self.channel = nil
                 self.handler = nil
-                self.nextAttempt = MonotonicInstant.now.adding(milliseconds: self.reconnectDelay)
+                self.nextAttempt = NIODeadline.now() + .milliseconds(Int64(self.reconnectDelay))
                 self.reconnectDelay = min(self.reconnectDelay * 2, self.configuration.maxReconnectDelayMilliseconds)
                 if !self.reportedDown {
                     self.logger.warning(
@@ -145,7 +145,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
         return future
     }
 
-    private func handshake(_ handler: RedisPipelineHandler, deadline: MonotonicInstant) -> EventLoopFuture<Void> {
+    private func handshake(_ handler: RedisPipelineHandler, deadline: NIODeadline) -> EventLoopFuture<Void> {
         let replies = configuration.handshake.map { step, arguments -> EventLoopFuture<Void> in
             var payload: [UInt8] = []
             RedisCommandEncoder.append(arguments, to: &payload)
@@ -169,7 +169,7 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
         connected.store(false, ordering: .relaxed)
         guard !stopped.load(ordering: .relaxed) else { return }
         logger.warning("redis.connection.lost", metadata: ["redis.client": "\(name)", "redis.error": "\(error.message)"])
-        nextAttempt = .now
+        nextAttempt = .now()
         reconnectDelay = configuration.reconnectDelayMilliseconds
     }
 }
@@ -202,7 +202,7 @@ private final class RedisPipelineHandler: ChannelInboundHandler, @unchecked Send
     private struct Pending {
         var replies: [RedisReply]
         let count: Int
-        let deadline: MonotonicInstant
+        let deadline: NIODeadline
         let promise: EventLoopPromise<[RedisReply]>
     }
 
@@ -217,7 +217,7 @@ private final class RedisPipelineHandler: ChannelInboundHandler, @unchecked Send
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    func send(_ payload: [UInt8], replies: Int, deadline: MonotonicInstant, promise: EventLoopPromise<[RedisReply]>) {
+    func send(_ payload: [UInt8], replies: Int, deadline: NIODeadline, promise: EventLoopPromise<[RedisReply]>) {
         guard let context, !failed else {
             return promise.fail(RedisError(code: .connectionClosed, message: "Redis connection is closed"))
         }
@@ -263,7 +263,7 @@ private final class RedisPipelineHandler: ChannelInboundHandler, @unchecked Send
         timer = context.eventLoop.scheduleTask(in: .milliseconds(50)) {
             self.timer = nil
             guard let first = self.pending.first else { return }
-            if first.deadline <= .now {
+            if first.deadline <= .now() {
                 self.fail(RedisError(code: .timeout, message: "Redis did not answer in time"), context: context)
             } else {
                 self.armTimer(context)

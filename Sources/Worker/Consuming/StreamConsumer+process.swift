@@ -1,10 +1,11 @@
 import Logging
+import NIOCore
 import Shared
 
 extension StreamConsumer {
     /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK → trim.
     func process(_ batch: [ReadEntry]) async throws {
-        let started = MonotonicInstant.now
+        let started = NIODeadline.now()
         var done = Acknowledgement()
         var decoded: [DecodedEntry] = []
         var deadLetters: [(read: ReadEntry, reason: String, attempts: Int)] = []
@@ -51,7 +52,7 @@ extension StreamConsumer {
         }
         for item in deadLetters { done.add(item.read.entry.id, kind: item.read.kind) }
         try await acknowledge(done)
-        metrics.batchDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
+        metrics.batchDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
     }
 
     /// The reason recorded for events over their organization's service quota.
@@ -104,7 +105,7 @@ extension StreamConsumer {
         var delay = 100
         var logged = false
         while true {
-            let started = MonotonicInstant.now
+            let started = NIODeadline.now()
             let result: Result<Int, SinkError>
             do throws(SinkError) {
                 result = .success(try await sink.store(events))
@@ -113,7 +114,7 @@ extension StreamConsumer {
             }
             switch result {
             case .success:
-                metrics.commitDuration.recordNanoseconds(Int64(MonotonicInstant.now.nanoseconds - started.nanoseconds))
+                metrics.commitDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 if logged { logger.info("worker.database.back") }
                 return
             case .failure(let error):

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Shared
 
@@ -61,16 +62,16 @@ struct StreamConsumer: Service {
     private func consume() async throws {
         logger.info("worker.consuming", metadata: ["redis.group": "\(keys.consumerGroup)", "worker.consumer": "\(settings.consumer)"])
         try await drainOwnPending()
-        var lastClaim = MonotonicInstant(nanoseconds: 0)
+        var lastClaim = NIODeadline.uptimeNanoseconds(0)
         var batch: [ReadEntry] = []
         while true {
             if Task.isShuttingDownGracefully || Task.isCancelled {
                 if !batch.isEmpty { try await process(batch) }  // read already: finish it before leaving
                 break
             }
-            if (MonotonicInstant.now.nanoseconds - lastClaim.nanoseconds) / 1_000_000 >= UInt64(max(settings.claimIdleMilliseconds / 2, 100)) {
+            if (NIODeadline.now().uptimeNanoseconds - lastClaim.uptimeNanoseconds) / 1_000_000 >= UInt64(max(settings.claimIdleMilliseconds / 2, 100)) {
                 try await claimIdle()
-                lastClaim = .now
+                lastClaim = .now()
             }
             if batch.isEmpty {
                 batch = try await read(ids: ">", block: settings.blockMilliseconds)
