@@ -55,10 +55,13 @@ enum OpenAPIDocument {
                     "TooManyFailures": error(
                         "This client failed authentication too often; retry after Retry-After seconds",
                         "Too many failed authentication attempts; retry after 60 seconds", retry: true),
+                    "RequestTimeout": error(
+                        "The request head or body stalled past the gateway's timeouts; the connection is closed",
+                        "Request body timed out: no data for 10000 ms"),
                     "TooLarge": error("The body is over the size limit", "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
                     "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
                     "Unavailable": error(
-                        "The event queue is unavailable or over its backlog; retry after Retry-After seconds", "Event queue is unavailable; retry later",
+                        "The event queue is unavailable or over its backlog, or the gateway is at its connection cap; retry after Retry-After seconds", "Event queue is unavailable; retry later",
                         retry: true),
                 ],
             ],
@@ -88,78 +91,14 @@ enum OpenAPIDocument {
     private static let year = #"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"#
 
     private static func schemas(_ limits: EventLimits) -> JSONValue {
-        let maxString = JSONValue.number(String(limits.maxStringBytes))
-        // Optional fields may also be null, which the gateway reads as absent. Lengths are UTF-8 bytes in the
-        // gateway, characters in JSON Schema: the descriptions say bytes.
-        func text(_ description: String, required: Bool = false) -> JSONValue {
-            required
-                ? [
-                    "type": "string", "description": .string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes"), "minLength": 1,
-                    "maxLength": maxString,
-                ]
-                : ["type": ["string", "null"], "description": .string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes"), "maxLength": maxString]
-        }
-        let timestamp: JSONValue = [
-            "type": ["string", "null"], "pattern": .string(timestampPattern),
-            "description":
-                "ISO 8601 timestamp (a date alone, or with a time, optional fraction and zone; no zone means UTC). Defaults to server time if omitted",
-        ]
-        func metadata(_ description: String) -> JSONValue {
-            [
-                "type": ["object", "null"], "description": .string("\(description); at most \(limits.maxObjectDepth) levels deep"),
-                "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": true,
-            ]
-        }
-        func service(_ description: String) -> JSONValue {
-            [
-                "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank"), "minLength": 1,
-                "maxLength": maxString, "pattern": "\\S",
-            ]
-        }
+        let fields = SchemaFields(limits: limits)
         return [
-            "LogEvent": [
-                "type": "object", "required": ["service", "level", "message"],
-                "properties": [
-                    "service": service("Name of the originating service"),
-                    "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
-                    "message": ["type": "string", "description": "The log message content", "maxLength": .number(String(limits.maxMessageBytes))],
-                    "timestamp": timestamp,
-                    "traceId": text("Distributed trace ID for correlation"),
-                    "spanId": text("Span ID within the trace"),
-                    "metadata": metadata("Arbitrary key-value pairs (region, env, team, etc.)"),
-                ],
-            ],
+            "LogEvent": fields.logEvent,
             "LogEventBatch": [
                 "type": "array", "minItems": 1, "maxItems": .number(String(limits.maxBatchEvents)), "items": ["$ref": "#/components/schemas/LogEvent"],
             ],
-            "MetricEvent": [
-                "type": "object", "required": ["service", "name", "value", "unit"],
-                "properties": [
-                    "service": service("Name of the originating service"),
-                    "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
-                    "value": ["type": "number", "description": "Numeric value of the metric (finite)"],
-                    "unit": [
-                        "type": "string", "description": "Unit of measurement (e.g. percent, seconds, count; may be empty for a dimensionless value)",
-                        "maxLength": maxString,
-                    ],
-                    "timestamp": timestamp,
-                    "labels": [
-                        "type": ["object", "null"], "description": "String key-value pairs for dimensions (region, instance, etc.)",
-                        "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": ["type": "string", "maxLength": maxString],
-                    ],
-                ],
-            ],
-            "DeploymentEvent": [
-                "type": "object", "required": ["service", "version", "environment"],
-                "properties": [
-                    "service": service("Name of the service being deployed"),
-                    "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
-                    "environment": text("Environment (e.g. production, staging)", required: true),
-                    "gitHash": text("Git commit hash"),
-                    "timestamp": timestamp,
-                    "metadata": metadata("Additional deployment context"),
-                ],
-            ],
+            "MetricEvent": fields.metricEvent,
+            "DeploymentEvent": fields.deploymentEvent,
             "Queued": [
                 "type": "object", "required": ["id", "queued"],
                 "properties": ["id": ["type": "string", "format": "uuid"], "queued": ["type": "boolean", "const": true]],
@@ -170,6 +109,99 @@ enum OpenAPIDocument {
                 "properties": ["statusCode": ["type": "integer"], "message": ["type": "string"]],
             ],
         ]
+    }
+
+    /// The schemas of event fields under the configured limits. Optional fields may also be null, which the gateway
+    /// reads as absent. Lengths are UTF-8 bytes in the gateway, characters in JSON Schema: the descriptions say bytes.
+    private struct SchemaFields {
+        let limits: EventLimits
+        var maxString: JSONValue { .number(String(limits.maxStringBytes)) }
+
+        /// No store keeps U+0000 (PostgreSQL refuses it in text and jsonb), so no string may carry it.
+        static let noNUL = "; must not contain U+0000"
+
+        func text(_ description: String, required: Bool = false) -> JSONValue {
+            let description = JSONValue.string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes\(Self.noNUL)")
+            return required
+                ? ["type": "string", "description": description, "minLength": 1, "maxLength": maxString]
+                : ["type": ["string", "null"], "description": description, "maxLength": maxString]
+        }
+
+        var timestamp: JSONValue {
+            [
+                "type": ["string", "null"], "pattern": .string(timestampPattern),
+                "description":
+                    "ISO 8601 timestamp (a date alone, or with a time, optional fraction and zone; no zone means UTC), at or after 0001-01-01T00:00:00Z in UTC. Defaults to server time if omitted",
+            ]
+        }
+
+        func metadata(_ description: String) -> JSONValue {
+            [
+                "type": ["object", "null"],
+                "description": .string(
+                    "\(description); at most \(limits.maxObjectDepth) levels deep; numbers within a 64-bit float's range\(Self.noNUL) in keys or strings"),
+                "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": true,
+            ]
+        }
+
+        func service(_ description: String) -> JSONValue {
+            [
+                "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank\(Self.noNUL)"), "minLength": 1,
+                "maxLength": maxString, "pattern": "\\S",
+            ]
+        }
+
+        var logEvent: JSONValue {
+            [
+                "type": "object", "required": ["service", "level", "message"],
+                "properties": [
+                    "service": service("Name of the originating service"),
+                    "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
+                    "message": [
+                        "type": "string", "description": .string("The log message content\(Self.noNUL)"), "maxLength": .number(String(limits.maxMessageBytes)),
+                    ],
+                    "timestamp": timestamp,
+                    "traceId": text("Distributed trace ID for correlation"),
+                    "spanId": text("Span ID within the trace"),
+                    "metadata": metadata("Arbitrary key-value pairs (region, env, team, etc.)"),
+                ],
+            ]
+        }
+
+        var metricEvent: JSONValue {
+            [
+                "type": "object", "required": ["service", "name", "value", "unit"],
+                "properties": [
+                    "service": service("Name of the originating service"),
+                    "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
+                    "value": ["type": "number", "description": "Numeric value of the metric (finite)"],
+                    "unit": [
+                        "type": "string",
+                        "description": .string("Unit of measurement (e.g. percent, seconds, count; may be empty for a dimensionless value)\(Self.noNUL)"),
+                        "maxLength": maxString,
+                    ],
+                    "timestamp": timestamp,
+                    "labels": [
+                        "type": ["object", "null"], "description": .string("String key-value pairs for dimensions (region, instance, etc.)\(Self.noNUL)"),
+                        "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": ["type": "string", "maxLength": maxString],
+                    ],
+                ],
+            ]
+        }
+
+        var deploymentEvent: JSONValue {
+            [
+                "type": "object", "required": ["service", "version", "environment"],
+                "properties": [
+                    "service": service("Name of the service being deployed"),
+                    "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
+                    "environment": text("Environment (e.g. production, staging)", required: true),
+                    "gitHash": text("Git commit hash"),
+                    "timestamp": timestamp,
+                    "metadata": metadata("Additional deployment context"),
+                ],
+            ]
+        }
     }
 
     private static func ingest(_ summary: String, _ schema: String, _ accepted: String, example: JSONValue, maxBody: Int) -> JSONValue {
@@ -191,6 +223,7 @@ enum OpenAPIDocument {
                 "400": ["$ref": "#/components/responses/BadRequest"],
                 "401": ["$ref": "#/components/responses/Unauthorized"],
                 "403": ["$ref": "#/components/responses/Forbidden"],
+                "408": ["$ref": "#/components/responses/RequestTimeout"],
                 "413": ["$ref": "#/components/responses/TooLarge"],
                 "415": ["$ref": "#/components/responses/UnsupportedMediaType"],
                 "429": ["$ref": "#/components/responses/TooManyFailures"],
