@@ -61,7 +61,8 @@ enum OpenAPIDocument {
                     "TooLarge": error("The body is over the size limit", "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
                     "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
                     "Unavailable": error(
-                        "The event queue is unavailable or over its backlog, or the gateway is at its connection cap; retry after Retry-After seconds", "Event queue is unavailable; retry later",
+                        "The event queue is unavailable or over its backlog, or the gateway is at its connection cap; retry after Retry-After seconds",
+                        "Event queue is unavailable; retry later",
                         retry: true),
                 ],
             ],
