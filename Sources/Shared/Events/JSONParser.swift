@@ -161,7 +161,7 @@ public struct JSONParser {
     private mutating func string() throws(JSONParseError) -> String {
         offset += 1
         let start = offset
-        // Fast path: no escapes.
+        // Fast path: no escapes, the bytes become the string as they are.
         while offset < bytes.count {
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
@@ -176,6 +176,11 @@ public struct JSONParser {
             if byte < 0x20 { throw error("control character in a string (escape it)") }
             offset += 1
         }
+        return try escapedString(from: start)
+    }
+
+    /// The rest of a string that has escapes, its first `offset - start` bytes plain.
+    private mutating func escapedString(from start: Int) throws(JSONParseError) -> String {
         var buffer = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<offset]))
         while offset < bytes.count {
             let byte = bytes[offset]
@@ -187,12 +192,11 @@ public struct JSONParser {
                 return text
             }
             if byte < 0x20 { throw error("control character in a string (escape it)") }
-            if byte != UInt8(ascii: "\\") {
+            offset += 1
+            guard byte == UInt8(ascii: "\\") else {
                 buffer.append(byte)
-                offset += 1
                 continue
             }
-            offset += 1
             guard offset < bytes.count else { break }
             let escape = bytes[offset]
             offset += 1
@@ -205,25 +209,28 @@ public struct JSONParser {
             case UInt8(ascii: "n"): buffer.append(0x0A)
             case UInt8(ascii: "r"): buffer.append(0x0D)
             case UInt8(ascii: "t"): buffer.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = try hex4()
-                if (0xD800...0xDBFF).contains(scalar) {
-                    guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
-                        throw error("lone surrogate in a \\u escape")
-                    }
-                    offset += 2
-                    let low = try hex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw error("lone surrogate in a \\u escape") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    throw error("lone surrogate in a \\u escape")
-                }
-                buffer.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
-            default:
-                throw error("invalid escape '\\\(Self.printable(escape))'")
+            case UInt8(ascii: "u"): buffer.append(contentsOf: String(Character(try unicodeEscape())).utf8)
+            default: throw error("invalid escape '\\\(Self.printable(escape))'")
             }
         }
         throw error("unterminated string")
+    }
+
+    /// The scalar of a `\u` escape (after the `u`), a surrogate pair taken together.
+    private mutating func unicodeEscape() throws(JSONParseError) -> Unicode.Scalar {
+        var scalar = try hex4()
+        if (0xD800...0xDBFF).contains(scalar) {
+            guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
+                throw error("lone surrogate in a \\u escape")
+            }
+            offset += 2
+            let low = try hex4()
+            guard (0xDC00...0xDFFF).contains(low) else { throw error("lone surrogate in a \\u escape") }
+            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+        } else if (0xDC00...0xDFFF).contains(scalar) {
+            throw error("lone surrogate in a \\u escape")
+        }
+        return Unicode.Scalar(scalar)!
     }
 
     private mutating func hex4() throws(JSONParseError) -> UInt32 {

@@ -27,42 +27,78 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// `years` bounds the year as written: the stored form covers 0000–9999, and event input takes 0001–9998 so that
     /// no zone offset carries an instant out of that range.
     public init?(iso8601 text: String, years: ClosedRange<Int> = 0...9_999) {
-        var utf8 = Array(text.utf8)
-        guard utf8.count >= 10, utf8.count <= 64 else { return nil }
+        var scanner = ISO8601Scanner(Array(text.utf8))
+        guard scanner.bytes.count >= 10, scanner.bytes.count <= 64 else { return nil }
+        guard let (year, month, day) = scanner.date(), years.contains(year) else { return nil }
+        var time = (hour: 0, minute: 0, second: 0, millisecond: 0)
+        var offsetMinutes = 0
+        if !scanner.atEnd {
+            guard let parsed = scanner.time(), let offset = scanner.zone() else { return nil }
+            time = parsed
+            offsetMinutes = offset
+        }
+        guard scanner.atEnd else { return nil }
+        let days = Self.daysFromCivil(year: year, month: month, day: day)
+        let seconds = Int64(days) * 86_400 + Int64(time.hour * 3600 + time.minute * 60 + time.second) - Int64(offsetMinutes * 60)
+        milliseconds = seconds * 1000 + Int64(time.millisecond)
+        // An offset may carry year 0000 or 9999 out of the four-digit range the text form has.
+        guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
+    }
+
+    /// Reads the parts of an ISO 8601 date-time from its bytes, front to back.
+    private struct ISO8601Scanner {
+        var bytes: [UInt8]
         var index = 0
-        func digits(_ count: Int) -> Int? {
-            guard index + count <= utf8.count else { return nil }
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        var atEnd: Bool { index == bytes.count }
+
+        /// `count` decimal digits as a number.
+        mutating func digits(_ count: Int) -> Int? {
+            guard index + count <= bytes.count else { return nil }
             var value = 0
             for _ in 0..<count {
-                let byte = utf8[index]
+                let byte = bytes[index]
                 guard (48...57).contains(byte) else { return nil }
                 value = value * 10 + Int(byte - 48)
                 index += 1
             }
             return value
         }
-        func expect(_ character: Character) -> Bool {
-            guard index < utf8.count, utf8[index] == character.asciiValue! else { return false }
+
+        /// Consumes `byte` if it is next.
+        mutating func expect(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
             index += 1
             return true
         }
-        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
-        guard years.contains(year), (1...12).contains(month), day >= 1, day <= Self.daysIn(month: month, year: year) else { return nil }
-        var hour = 0, minute = 0, second = 0, millisecond = 0, offsetMinutes = 0
-        if index < utf8.count {
-            utf8[index] = utf8[index] == UInt8(ascii: "t") || utf8[index] == UInt8(ascii: " ") ? UInt8(ascii: "T") : utf8[index]
-            guard expect("T"), let h = digits(2), expect(":"), let m = digits(2) else { return nil }
-            hour = h
-            minute = m
-            if expect(":") {
+
+        /// `YYYY-MM-DD`, a day that exists in its month.
+        mutating func date() -> (year: Int, month: Int, day: Int)? {
+            guard let year = digits(4), expect(UInt8(ascii: "-")), let month = digits(2), expect(UInt8(ascii: "-")), let day = digits(2) else {
+                return nil
+            }
+            guard (1...12).contains(month), day >= 1, day <= Timestamp.daysIn(month: month, year: year) else { return nil }
+            return (year, month, day)
+        }
+
+        /// `THH:MM[:SS[.fraction]]` (`T`, `t` or a space), fractions past milliseconds truncated.
+        mutating func time() -> (hour: Int, minute: Int, second: Int, millisecond: Int)? {
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "T") || bytes[index] == UInt8(ascii: "t") || bytes[index] == UInt8(ascii: " ")
+            else { return nil }
+            index += 1
+            guard let hour = digits(2), expect(UInt8(ascii: ":")), let minute = digits(2) else { return nil }
+            var second = 0
+            var millisecond = 0
+            if expect(UInt8(ascii: ":")) {
                 guard let s = digits(2) else { return nil }
                 second = s
-                if index < utf8.count, utf8[index] == UInt8(ascii: ".") || utf8[index] == UInt8(ascii: ",") {
-                    index += 1
+                if expect(UInt8(ascii: ".")) || expect(UInt8(ascii: ",")) {
                     var scale = 100
                     let start = index
-                    while index < utf8.count, (48...57).contains(utf8[index]) {
-                        millisecond += Int(utf8[index] - 48) * scale
+                    while index < bytes.count, (48...57).contains(bytes[index]) {
+                        millisecond += Int(bytes[index] - 48) * scale
                         scale /= 10
                         index += 1
                     }
@@ -70,32 +106,30 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
                 }
             }
             guard hour <= 23, minute <= 59, second <= 60 else { return nil }
-            if index < utf8.count {
-                if utf8[index] == UInt8(ascii: "Z") || utf8[index] == UInt8(ascii: "z") {
-                    index += 1
-                } else if utf8[index] == UInt8(ascii: "+") || utf8[index] == UInt8(ascii: "-") {
-                    let sign = utf8[index] == UInt8(ascii: "-") ? -1 : 1
-                    index += 1
-                    guard let offsetHours = digits(2) else { return nil }
-                    var offsetMins = 0
-                    if index < utf8.count {
-                        _ = expect(":")
-                        guard let m = digits(2) else { return nil }
-                        offsetMins = m
-                    }
-                    guard offsetHours <= 23, offsetMins <= 59 else { return nil }
-                    offsetMinutes = sign * (offsetHours * 60 + offsetMins)
-                } else {
-                    return nil
-                }
-            }
+            return (hour, minute, second, millisecond)
         }
-        guard index == utf8.count else { return nil }
-        let days = Self.daysFromCivil(year: year, month: month, day: day)
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
-        milliseconds = seconds * 1000 + Int64(millisecond)
-        // An offset may carry year 0000 or 9999 out of the four-digit range the text form has.
-        guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
+
+        /// The zone's offset in minutes: none or `Z`/`z` is 0, else `±HH[[:]MM]`.
+        mutating func zone() -> Int? {
+            if atEnd || expect(UInt8(ascii: "Z")) || expect(UInt8(ascii: "z")) { return 0 }
+            let sign: Int
+            if expect(UInt8(ascii: "+")) {
+                sign = 1
+            } else if expect(UInt8(ascii: "-")) {
+                sign = -1
+            } else {
+                return nil
+            }
+            guard let hours = digits(2) else { return nil }
+            var minutes = 0
+            if !atEnd {
+                _ = expect(UInt8(ascii: ":"))
+                guard let m = digits(2) else { return nil }
+                minutes = m
+            }
+            guard hours <= 23, minutes <= 59 else { return nil }
+            return sign * (hours * 60 + minutes)
+        }
     }
 
     /// The instants both sinks can store: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59.999Z (PostgreSQL's
@@ -157,7 +191,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     public var description: String { iso8601 }
 
-    private static func daysIn(month: Int, year: Int) -> Int {
+    fileprivate static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: 30

@@ -79,24 +79,47 @@ public enum StreamEntryCodec {
 
     /// Decodes an entry as read from a stream (slices of the reply's bytes).
     public static func decode(_ fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) throws(StreamEntryError) -> QueuedEvent {
-        // Matched by bytes into fixed slots: the worker decodes every entry, so no dictionary per entry.
-        var values = [String?](repeating: nil, count: Field.allCases.count)
-        for field in fields {
-            guard let slot = Field.slot(of: field.name) else { continue }
-            guard let value = Self.text(field.value) else {
-                throw StreamEntryError(reason: "field '\(Field.allCases[slot].rawValue)' is not valid UTF-8")
+        let entry = try Slots(fields)
+        let formatVersion = try entry.required(.v)
+        guard formatVersion == version else { throw StreamEntryError(reason: "unknown format version '\(formatVersion)'") }
+        let kindText = try entry.required(.kind)
+        guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
+        let event: IngestEvent =
+            switch kind {
+            case .logs: .log(try entry.logEvent())
+            case .metrics: .metric(try entry.metricEvent())
+            case .deployments: .deployment(try entry.deploymentEvent())
             }
-            values[slot] = value
+        return QueuedEvent(id: try entry.required(.id), org: try entry.required(.org), receivedAt: try entry.timestamp(.receivedAt), event: event)
+    }
+
+    /// An entry's values by field, matched by bytes into fixed slots: the worker decodes every entry, so no
+    /// dictionary per entry. Unknown fields are ignored; of repeated fields the last wins.
+    private struct Slots {
+        var values = [String?](repeating: nil, count: Field.allCases.count)
+
+        init(_ fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) throws(StreamEntryError) {
+            for field in fields {
+                guard let slot = Field.slot(of: field.name) else { continue }
+                guard let value = StreamEntryCodec.text(field.value) else {
+                    throw StreamEntryError(reason: "field '\(Field.allCases[slot].rawValue)' is not valid UTF-8")
+                }
+                values[slot] = value
+            }
         }
+
         func optional(_ field: Field) -> String? { values[field.slot] }
+
         func required(_ field: Field) throws(StreamEntryError) -> String {
             guard let value = values[field.slot] else { throw StreamEntryError(reason: "missing field '\(field.rawValue)'") }
             return value
         }
+
         func timestamp(_ field: Field) throws(StreamEntryError) -> Timestamp {
             guard let value = Timestamp(iso8601: try required(field)) else { throw StreamEntryError(reason: "field '\(field.rawValue)' is not a timestamp") }
             return value
         }
+
         func object(_ field: Field) throws(StreamEntryError) -> JSONValue? {
             guard let text = values[field.slot] else { return nil }
             guard let value = try? JSONParser.parse(Array(text.utf8)), case .object = value else {
@@ -104,22 +127,16 @@ public enum StreamEntryCodec {
             }
             return value
         }
-        let formatVersion = try required(.v)
-        guard formatVersion == version else { throw StreamEntryError(reason: "unknown format version '\(formatVersion)'") }
-        let kindText = try required(.kind)
-        guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
-        let event: IngestEvent
-        switch kind {
-        case .logs:
+
+        func logEvent() throws(StreamEntryError) -> LogEvent {
             let levelText = try required(.level)
             guard let level = LogLevel(rawValue: levelText) else { throw StreamEntryError(reason: "unknown level '\(levelText)'") }
-            event = .log(
-                LogEvent(
-                    service: try required(.service), level: level, message: try required(.message),
-                    timestamp: try timestamp(.timestamp), traceId: optional(.traceId), spanId: optional(.spanId),
-                    metadata: try object(.metadata)
-                ))
-        case .metrics:
+            return LogEvent(
+                service: try required(.service), level: level, message: try required(.message), timestamp: try timestamp(.timestamp),
+                traceId: optional(.traceId), spanId: optional(.spanId), metadata: try object(.metadata))
+        }
+
+        func metricEvent() throws(StreamEntryError) -> MetricEvent {
             guard let value = Double(try required(.value)), value.isFinite else { throw StreamEntryError(reason: "field 'value' is not a finite number") }
             var labels: [(key: String, value: String)]?
             if case .object(let members) = try object(.labels) {
@@ -129,19 +146,16 @@ public enum StreamEntryCodec {
                     labels!.append((member.key, text))
                 }
             }
-            event = .metric(
-                MetricEvent(
-                    service: try required(.service), name: try required(.name), value: value, unit: try required(.unit),
-                    timestamp: try timestamp(.timestamp), labels: labels
-                ))
-        case .deployments:
-            event = .deployment(
-                DeploymentEvent(
-                    service: try required(.service), version: try required(.version), environment: try required(.environment),
-                    gitHash: optional(.gitHash), timestamp: try timestamp(.timestamp), metadata: try object(.metadata)
-                ))
+            return MetricEvent(
+                service: try required(.service), name: try required(.name), value: value, unit: try required(.unit),
+                timestamp: try timestamp(.timestamp), labels: labels)
         }
-        return QueuedEvent(id: try required(.id), org: try required(.org), receivedAt: try timestamp(.receivedAt), event: event)
+
+        func deploymentEvent() throws(StreamEntryError) -> DeploymentEvent {
+            DeploymentEvent(
+                service: try required(.service), version: try required(.version), environment: try required(.environment),
+                gitHash: optional(.gitHash), timestamp: try timestamp(.timestamp), metadata: try object(.metadata))
+        }
     }
 
     /// `bytes` as a string when they are valid UTF-8. Decoding repairs invalid bytes, so the repaired text differs
