@@ -15,9 +15,20 @@ struct EndToEndTests {
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
 
-        // Every curl example of the spec, as written, on both gateways.
-        #expect(Self.specExamples.count == 4)
         var ids: [String: String] = [:]  // event id → organization
+        try sendTheSpecExamples(cluster, ports: ports, ids: &ids)
+        try await useOrganizationKeys(cluster, ports: ports, ids: &ids)
+        try await replayADeadLetter(cluster, ids: &ids)
+        try await expectEverythingStoredAndReported(cluster, ids: ids)
+
+        let exits = cluster.stop()
+        #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
+        passed = true
+    }
+
+    /// Every curl example of the spec, as written, on both gateways.
+    func sendTheSpecExamples(_ cluster: Cluster, ports: [Int], ids: inout [String: String]) throws {
+        #expect(Self.specExamples.count == 4)
         for port in ports {
             for example in Self.specExamples {
                 let answer = try cluster.shell(example.replacingOccurrences(of: "http://localhost:3001", with: "http://127.0.0.1:\(port)"))
@@ -31,8 +42,10 @@ struct EndToEndTests {
                 }
             }
         }
+    }
 
-        // Organization keys from operyn-admin: routed to their organization, refused for another, revoked within the cache time.
+    /// Organization keys from operyn-admin: routed to their organization, refused for another, revoked within the cache time.
+    func useOrganizationKeys(_ cluster: Cluster, ports: [Int], ids: inout [String: String]) async throws {
         let created = try cluster.adminJSON("keys", "create", "acme")
         let key = try #require(created["key"]?.text)
         let second = try cluster.adminJSON("keys", "create", "acme")
@@ -60,8 +73,10 @@ struct EndToEndTests {
         let keyList = try cluster.adminJSON("keys", "list", "acme").elements
         #expect(keyList.map { $0["id"]?.text } == [created["id"]?.text])
         #expect(!(try cluster.admin("keys", "list", "acme").output.contains(key)), "keys list never shows the key")
+    }
 
-        // A dead letter replayed by operyn-admin reaches the database.
+    /// A dead letter replayed by operyn-admin reaches the database.
+    func replayADeadLetter(_ cluster: Cluster, ids: inout [String: String]) async throws {
         let replayedEvent = QueuedEvent(
             id: UUID().uuidString.lowercased(), org: "globex", receivedAt: .now,
             event: try EventValidator().event(.deployments, body: Array(#"{"service":"api","version":"v1","environment":"prod"}"#.utf8)))
@@ -76,8 +91,10 @@ struct EndToEndTests {
         #expect(listed.count == 1 && listed.first?["id"]?.text == deadLetterID && listed.first?["reason"]?.text == "database unavailable")
         #expect(try cluster.adminJSON("dlq", "replay", deadLetterID)["replayed"]?.elements.count == 1)
         ids[replayedEvent.id] = "globex"
+    }
 
-        // Everything drains: the status operyn-admin reports and the rows in the database agree.
+    /// Everything drains: the status operyn-admin reports and the rows in the database agree.
+    func expectEverythingStoredAndReported(_ cluster: Cluster, ids: [String: String]) async throws {
         let expected = ids.count + 4  // each batch example stores two events without returning ids
         var stored = 0
         for _ in 0..<300 {
@@ -118,9 +135,5 @@ struct EndToEndTests {
         #expect(Set(organizations).isSuperset(of: ["acme", "globex", "org_123456789"]))
         let table = try cluster.admin("status")
         #expect(table.status == 0 && table.output.contains(cluster.keys.stream(.logs)) && table.output.contains("w2"))
-
-        let exits = cluster.stop()
-        #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
-        passed = true
     }
 }
