@@ -4,6 +4,8 @@
 # prints events/s and the workers' peak resident memory, for SQLite and for PostgreSQL; ROUNDS times each
 # (a fresh database and fresh streams every round), then the median.
 # Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES] [ROUNDS]   (defaults 1000000, 2, "sqlite postgres", 3)
+# WORKER_ENV_B="NAME=value …" runs every round a second time with those variables in the workers' environment
+# (an A/B of a runtime setting, such as GLIBC_TUNABLES=glibc.malloc.mxfast=0) and prints both medians and B/A.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,8 +16,9 @@ workers=${2:-2}
 engines=${3:-sqlite postgres}
 rounds=${4:-3}
 
-for product in operyn-worker operyn-redis-bench; do swift build -c release --product "$product" >/dev/null; done
-bin=$(swift build -c release --show-bin-path)
+build_release
+variants=(A)
+[ -n "${WORKER_ENV_B:-}" ] && variants=(A B)
 
 with_scratch wkbench
 
@@ -42,15 +45,20 @@ backlog() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 for engine in $engines; do
-    rates=()
+    declare -A rates_of=()
     peaks=()
     for round in $(seq "$rounds"); do
-        prefix="bench-$engine-$round"
+      for variant in "${variants[@]}"; do
+        extra=()
+        [ "$variant" = B ] && read -r -a extra <<<"$WORKER_ENV_B"
+        suffix="$round$(tr AB ab <<<"$variant")"  # PostgreSQL folds unquoted database names to lower case
+        prefix="bench-$engine-$suffix"
+        db="$engine-$suffix"
         case $engine in
-            sqlite) database="sqlite:$work/$engine-$round/operyn.sqlite" ;;
+            sqlite) database="sqlite:$work/$db/operyn.sqlite" ;;
             postgres)
-                psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench$round" >/dev/null
-                database="postgres://operyn@127.0.0.1:$pg_port/bench$round"
+                psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench$suffix" >/dev/null
+                database="postgres://operyn@127.0.0.1:$pg_port/bench$suffix"
                 ;;
         esac
         echo "[$engine] preloading $count events…"
@@ -64,13 +72,19 @@ for engine in $engines; do
         start=$(date +%s.%N)
         worker_pids=()
         for i in $(seq "$workers"); do
-            OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
+            env "${extra[@]}" OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
                 OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
             worker_pids+=($!)
             pids+=($!)
         done
-        sleep 1
-        until [ "$(backlog "$prefix")" -eq 0 ]; do sleep 0.2; done
+        # The backlog reads 0 until the workers have made the consumer group: wait for it first.
+        until redis-cli -p "$redis_port" xinfo groups "$prefix:stream:logs" 2>/dev/null | grep -q workers; do sleep 0.1; done
+        until [ "$(backlog "$prefix")" -eq 0 ]; do
+            for pid in "${worker_pids[@]}"; do
+                kill -0 "$pid" 2>/dev/null || { echo "[$engine] a worker exited early:" >&2; tail -3 "$work/worker.log" >&2; exit 1; }
+            done
+            sleep 0.2
+        done
         end=$(date +%s.%N)
         peak=0
         for pid in "${worker_pids[@]}"; do
@@ -80,8 +94,8 @@ for engine in $engines; do
         done
         for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
         case $engine in
-            sqlite) rows=$(sqlite3 "$work/$engine-$round/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
-            postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$round" -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+            sqlite) rows=$(sqlite3 "$work/$db/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
+            postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$suffix" -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
         esac
         seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
         rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
@@ -90,11 +104,18 @@ for engine in $engines; do
             awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 {printf "%s%s %.1f s", sep, substr($1, 9), $5 / 1e6; sep = ", "} END {print ""}' |
             sed "s/^/[$engine] redis time: /"
         echo "[$engine] AOF rewrites during the run: $(redis-cli -p "$redis_port" info persistence | tr -d '\r' | awk -F: '/^aof_rewrites:/ {print $2}')"
-        echo "[$engine] round $round: $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
+        echo "[$engine] round $round$([ "${#variants[@]}" -gt 1 ] && echo " ($variant)"): $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
         [ "$rows" -eq "$count" ] || { echo "[$engine] round $round stored $rows rows, not $count" >&2; exit 1; }
-        rates+=("$rate")
+        rates_of[$variant]="${rates_of[$variant]:-} $rate"
         peaks+=("$peak")
         redis-cli -p "$redis_port" del "$prefix:stream:logs" "$prefix:stream:metrics" "$prefix:stream:deployments" >/dev/null
+      done
     done
-    echo "[$engine] median of $rounds: $(printf '%s\n' "${rates[@]}" | median) events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
+    a=$(printf '%s\n' ${rates_of[A]} | median)
+    echo "[$engine] median of $rounds: $a events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
+    if [ "${#variants[@]}" -gt 1 ]; then
+        b=$(printf '%s\n' ${rates_of[B]} | median)
+        echo "[$engine] with $WORKER_ENV_B: median $b events/s = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}') × without"
+    fi
+    unset rates_of
 done

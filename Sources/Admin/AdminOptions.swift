@@ -6,10 +6,13 @@ import Shared
 /// The options every subcommand takes: where Redis is, the key prefix, and the output format.
 struct AdminOptions: ParsableArguments {
     @Option(help: "Redis URL (env OPERYN_REDIS_URL).")
-    var redisURL = ProcessInfo.processInfo.environment["OPERYN_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    var redisURL = AdminEnvironment.setting { reader throws(ConfigurationError) in
+        _ = try RedisConfiguration(reader)  // checked as the gateway and worker check it
+        return reader.string("OPERYN_REDIS_URL", default: "redis://127.0.0.1:6379")
+    }
 
     @Option(help: "Prefix of every Redis key (env OPERYN_KEY_PREFIX).")
-    var keyPrefix = ProcessInfo.processInfo.environment["OPERYN_KEY_PREFIX"] ?? "operyn"
+    var keyPrefix = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader).prefix }
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
@@ -40,6 +43,18 @@ struct AdminOptions: ParsableArguments {
     /// Prints `value` as JSON, or `table` when `--json` was not given.
     func output(_ value: JSONValue, table: @autoclosure () -> String) {
         print(json ? value.jsonText : table())
+    }
+}
+
+/// The admin's defaults from the environment, read and checked as the gateway and worker read them: a malformed
+/// value is the same `configuration error: …` line and exit code 2, never a silent fallback.
+enum AdminEnvironment {
+    static func setting<T>(_ read: (ConfigurationReader) throws(ConfigurationError) -> T) -> T {
+        do {
+            return try read(try ConfigurationReader(environment: ProcessInfo.processInfo.environment, arguments: []))
+        } catch {
+            Startup.fail("configuration error: \(error.message)", exitCode: 2)
+        }
     }
 }
 

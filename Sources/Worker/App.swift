@@ -8,7 +8,7 @@ import Shared
 @main
 struct App {
     static func main() async {
-        // Before any allocation of note: see CMalloc. Measured with scripts/bench-worker.sh (README).
+        // Before any allocation of note: glibc fast bins off (see CMalloc and docs/performance.md, where it is measured).
         _ = CMalloc_disableFastBins()
         let configuration = Startup.configuration(help: WorkerConfiguration.help) { reader throws(ConfigurationError) in
             try LogFormat.bootstrap(reader)

@@ -97,6 +97,18 @@ struct StartupTests {
         expectOneLine(try await ChildProcess.run([worker], environment: environment), status: 2, mentioning: ["OPERYN_DATABASE_URL"])
     }
 
+    /// `operyn-admin` reads its environment defaults with the same checks: a bad value is not silently replaced.
+    @Test func theAdminRefusesABadEnvironmentValueLikeTheOthers() async throws {
+        let admin = ChildProcess.binDirectory() + "/operyn-admin"
+        var exit = try await ChildProcess.run(
+            [admin, "orgs", "show", "acme"], environment: ["OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_DEFAULT_SERVICE_LIMIT": "lots"])
+        expectOneLine(exit, status: 2, mentioning: ["configuration error: OPERYN_DEFAULT_SERVICE_LIMIT", "lots"])
+        exit = try await ChildProcess.run([admin, "status"], environment: ["OPERYN_REDIS_URL": "http://nowhere"])
+        expectOneLine(exit, status: 2, mentioning: ["configuration error: OPERYN_REDIS_URL"])
+        exit = try await ChildProcess.run([admin, "status"], environment: ["OPERYN_KEY_PREFIX": "bad prefix"])
+        expectOneLine(exit, status: 2, mentioning: ["configuration error: OPERYN_KEY_PREFIX"])
+    }
+
     @Test func sigtermWhileWaitingForRedisOrTheDatabaseExits0() async throws {
         let deadRedis = "redis://127.0.0.1:\(try RedisServer.freePort())"
         var environment = try gatewayEnvironment(port: try RedisServer.freePort(), redis: deadRedis)
