@@ -3,7 +3,7 @@ import Shared
 import TestSupport
 import Testing
 
-/// The promises of DESIGN.md under faults, on the built executables, each checked with a ledger of every event.
+/// The promises of docs/reliability.md under faults, on the built executables, each checked with a ledger of every event.
 @Suite("Faults under load, with a ledger of every event", .serialized)
 struct FaultTests {
     @Test(arguments: Cluster.Store.allCases) func workersKilledMidBatchRepeatedly(store: Cluster.Store) async throws {

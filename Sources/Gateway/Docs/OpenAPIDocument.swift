@@ -100,6 +100,7 @@ enum OpenAPIDocument {
             ],
             "MetricEvent": fields.metricEvent,
             "DeploymentEvent": fields.deploymentEvent,
+            "MetadataValue": fields.metadataValue,
             "Queued": [
                 "type": "object", "required": ["id", "queued"],
                 "properties": ["id": ["type": "string", "format": "uuid"], "queued": ["type": "boolean", "const": true]],
@@ -120,12 +121,14 @@ enum OpenAPIDocument {
 
         /// No store keeps U+0000 (PostgreSQL refuses it in text and jsonb), so no string may carry it.
         static let noNUL = "; must not contain U+0000"
+        /// A string without U+0000, as a pattern.
+        static let noNULPattern: JSONValue = "^[^\\u0000]*$"
 
         func text(_ description: String, required: Bool = false) -> JSONValue {
             let description = JSONValue.string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes\(Self.noNUL)")
             return required
-                ? ["type": "string", "description": description, "minLength": 1, "maxLength": maxString]
-                : ["type": ["string", "null"], "description": description, "maxLength": maxString]
+                ? ["type": "string", "description": description, "minLength": 1, "maxLength": maxString, "pattern": Self.noNULPattern]
+                : ["type": ["string", "null"], "description": description, "maxLength": maxString, "pattern": Self.noNULPattern]
         }
 
         var timestamp: JSONValue {
@@ -141,14 +144,31 @@ enum OpenAPIDocument {
                 "type": ["object", "null"],
                 "description": .string(
                     "\(description); at most \(limits.maxObjectDepth) levels deep; numbers within a 64-bit float's range\(Self.noNUL) in keys or strings"),
-                "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": true,
+                "maxProperties": .number(String(limits.maxObjectKeys)), "propertyNames": ["maxLength": maxString, "pattern": Self.noNULPattern],
+                "additionalProperties": ["$ref": "#/components/schemas/MetadataValue"],
+            ]
+        }
+
+        /// Any JSON value inside `metadata`: strings without U+0000, numbers, booleans, null, arrays and objects of them.
+        var metadataValue: JSONValue {
+            [
+                "anyOf": [
+                    ["type": "string", "maxLength": maxString, "pattern": Self.noNULPattern],
+                    ["type": ["number", "boolean", "null"]],
+                    ["type": "array", "items": ["$ref": "#/components/schemas/MetadataValue"]],
+                    [
+                        "type": "object", "maxProperties": .number(String(limits.maxObjectKeys)),
+                        "propertyNames": ["maxLength": maxString, "pattern": Self.noNULPattern],
+                        "additionalProperties": ["$ref": "#/components/schemas/MetadataValue"],
+                    ],
+                ]
             ]
         }
 
         func service(_ description: String) -> JSONValue {
             [
                 "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank\(Self.noNUL)"), "minLength": 1,
-                "maxLength": maxString, "pattern": "\\S",
+                "maxLength": maxString, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
             ]
         }
 
@@ -160,6 +180,7 @@ enum OpenAPIDocument {
                     "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
                     "message": [
                         "type": "string", "description": .string("The log message content\(Self.noNUL)"), "maxLength": .number(String(limits.maxMessageBytes)),
+                        "pattern": Self.noNULPattern,
                     ],
                     "timestamp": timestamp,
                     "traceId": text("Distributed trace ID for correlation"),
@@ -179,12 +200,13 @@ enum OpenAPIDocument {
                     "unit": [
                         "type": "string",
                         "description": .string("Unit of measurement (e.g. percent, seconds, count; may be empty for a dimensionless value)\(Self.noNUL)"),
-                        "maxLength": maxString,
+                        "maxLength": maxString, "pattern": Self.noNULPattern,
                     ],
                     "timestamp": timestamp,
                     "labels": [
                         "type": ["object", "null"], "description": .string("String key-value pairs for dimensions (region, instance, etc.)\(Self.noNUL)"),
-                        "maxProperties": .number(String(limits.maxObjectKeys)), "additionalProperties": ["type": "string", "maxLength": maxString],
+                        "maxProperties": .number(String(limits.maxObjectKeys)), "propertyNames": ["maxLength": maxString, "pattern": Self.noNULPattern],
+                        "additionalProperties": ["type": "string", "maxLength": maxString, "pattern": Self.noNULPattern],
                     ],
                 ],
             ]

@@ -1,5 +1,5 @@
 /// Every Redis key and name the project uses, derived from `OPERYN_KEY_PREFIX` in this one place.
-/// The README lists them for operators using `redis-cli`.
+/// docs/operations.md lists them for operators using `redis-cli`.
 public struct RedisKeys: Sendable, Equatable {
     /// The prefix of every key (default `operyn`).
     public let prefix: String
