@@ -24,6 +24,14 @@ struct ConnectionGuardTests {
             for _ in 0..<200 where !RedisServer.accepts(port: port) { try await Task.sleep(for: .milliseconds(50)) }
         }
 
+        /// Ends the process if it still runs (every test defers this, so a failed expectation leaves no gateway behind).
+        func terminate() {
+            if kill(pid, 0) == 0 {
+                kill(pid, SIGKILL)
+                ChildProcess.wait(pid)
+            }
+        }
+
         func stop() async throws {
             kill(pid, SIGTERM)
             ChildProcess.wait(pid)
@@ -47,6 +55,7 @@ struct ConnectionGuardTests {
 
     @Test func stalledConnectionsAreClosedWhileOthersAreServed() async throws {
         let gateway = try await Gateway()
+        defer { gateway.terminate() }
         // 300 clients: a third stop in the head, a third in the body, a third connect and send nothing.
         let stalled = (0..<300).compactMap { index -> TestSocket? in
             guard let socket = TestSocket(port: gateway.port) else { return nil }
@@ -82,6 +91,7 @@ struct ConnectionGuardTests {
 
     @Test func anIdleKeepAliveConnectionIsClosedAfterItsTimeout() async throws {
         let gateway = try await Gateway()
+        defer { gateway.terminate() }
         let socket = try #require(TestSocket(port: gateway.port))
         let body = #"{"service":"s","level":"info","message":"m"}"#
         for _ in 0..<2 {
@@ -98,6 +108,7 @@ struct ConnectionGuardTests {
 
     @Test func pastTheCapNewConnectionsGet503AndEstablishedOnesAreServed() async throws {
         let gateway = try await Gateway(["OPERYN_MAX_CONNECTIONS": "20", "OPERYN_HEADER_TIMEOUT_MS": "10000"])
+        defer { gateway.terminate() }
         try await Task.sleep(for: .milliseconds(500))  // the start-up probes' connections are closed and uncounted
         let held = (0..<20).compactMap { _ in TestSocket(port: gateway.port) }
         #expect(held.count == 20)
@@ -116,6 +127,7 @@ struct ConnectionGuardTests {
     @Test(arguments: [("close", false), ("keep-alive", false), ("close", true), ("keep-alive", true)])
     func a413ReachesAClientThatWritesTheWholeBodyFirst(connection: String, batch: Bool) async throws {
         let gateway = try await Gateway(["OPERYN_BODY_TIMEOUT_MS": "10000"])
+        defer { gateway.terminate() }
         let socket = try #require(TestSocket(port: gateway.port))
         let size = batch ? 11_000_000 : 3 << 20
         let body = [UInt8](repeating: UInt8(ascii: " "), count: size)
@@ -135,6 +147,7 @@ struct ConnectionGuardTests {
 
     @Test func lingeringIsBoundedInBytes() async throws {
         let gateway = try await Gateway(["OPERYN_LINGER_BYTES": "1000000", "OPERYN_BODY_TIMEOUT_MS": "10000"])
+        defer { gateway.terminate() }
         let socket = try #require(TestSocket(port: gateway.port))
         let size = 50 << 20
         let head = "POST /events/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(size)\r\n\r\n"
