@@ -27,7 +27,7 @@ struct RedisEventPublisher: EventPublisher {
             metrics.redisErrors.increment()
             throw PublishError(reason: "\(error.code): \(error.serverPrefix ?? error.message)")
         }
-        metrics.xaddDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds))
+        metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
     }
 
     func isReady() async -> Bool {

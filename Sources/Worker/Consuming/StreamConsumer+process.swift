@@ -52,7 +52,7 @@ extension StreamConsumer {
         }
         for item in deadLetters { done.add(item.read.entry.id, kind: item.read.kind) }
         try await acknowledge(done)
-        metrics.batchDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+        metrics.batchDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
 
     /// The reason recorded for events over their organization's service quota.
@@ -114,7 +114,7 @@ extension StreamConsumer {
             }
             switch result {
             case .success:
-                metrics.commitDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+                metrics.commitDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
                 if logged { logger.info("worker.database.back") }
                 return
             case .failure(let error):

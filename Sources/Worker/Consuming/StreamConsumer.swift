@@ -69,7 +69,7 @@ struct StreamConsumer: Service {
                 if !batch.isEmpty { try await process(batch) }  // read already: finish it before leaving
                 break
             }
-            if (NIODeadline.now().uptimeNanoseconds - lastClaim.uptimeNanoseconds) / 1_000_000 >= UInt64(max(settings.claimIdleMilliseconds / 2, 100)) {
+            if NIODeadline.now() - lastClaim >= .milliseconds(Int64(max(settings.claimIdleMilliseconds / 2, 100))) {
                 try await claimIdle()
                 lastClaim = .now()
             }
