@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Gateway throughput, latency, CPU per request and memory with wrk against release builds, beside a ceiling
-# server (the same Hummingbird stack answering 202 with no work), in one run on one Redis.
+# server (the same Hummingbird stack answering 202 with no work) and a plain Go peer (Benchmarks/peers/go:
+# net/http, a redigo pool, encoding/json validation, XADD per event, MULTI/EXEC per batch), in one run on one
+# Redis.
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
 # BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
 # prefix) and prints this build's ratios against it: the way to show a change does not regress.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk golang-go golang-github-gomodule-redigo-dev
 
 rounds=${1:-3}
 seconds=${2:-10}
@@ -34,6 +36,14 @@ ceiling_port=$(spare_port 3201)
 pids+=($!)
 wait_for_port "$gateway_port" 30
 wait_for_port "$ceiling_port" 30
+# The Go peer, built in GOPATH mode against Debian's redigo (no module download).
+GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/go-peer" Benchmarks/peers/go/main.go
+go_port=$(spare_port 3501)
+"$work/go-peer" "$go_port" "127.0.0.1:$redis_port" gopeer 2>"$work/go-peer.log" &
+go_pid=$!
+pids+=($go_pid)
+wait_for_port "$go_port" 30
+
 baseline_port=""
 if [ -n "${BASELINE_GATEWAY:-}" ]; then
     baseline_port=$(spare_port 3301)
@@ -80,14 +90,20 @@ run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
-ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); errors=0
+ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
+errors=0
 for round in $(seq "$rounds"); do
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
     read -r s p e2 u < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
     read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
     ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u")
     errors=$((errors + e1 + e2 + e3))
+    read -r gs gp e6 gu < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
+    read -r gb _ e7 < <(run "$go_port" /events/logs/batch "$seconds" "$work/batch.json")
+    go_single+=("$gs"); go_p99+=("$gp"); go_batch+=("$((gb * 100))"); go_cpu+=("$gu")
+    errors=$((errors + e6 + e7))
     line="round $round: ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request | batch of 100: $((b * 100)) events/s"
+    line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request | batch $((gb * 100)) events/s"
     if [ -n "$baseline_port" ]; then
         read -r bs _ e4 bu < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
         read -r bb _ e5 < <(run "$baseline_port" /events/logs/batch "$seconds" "$work/batch.json")
@@ -105,6 +121,11 @@ u=$(printf '%s\n' "${cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 echo "median single: gateway $s req/s vs ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
 echo "median batch of 100: $b events/s"
+gs=$(printf '%s\n' "${go_single[@]}" | median)
+gp=$(printf '%s\n' "${go_p99[@]}" | median)
+gb=$(printf '%s\n' "${go_batch[@]}" | median)
+gu=$(printf '%s\n' "${go_cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "against the Go peer: single $s / $gs req/s = $(awk -v a="$s" -v b="$gs" 'BEGIN {printf "%.2f", a / b}') (goal >= 2), p99 $(awk -v a="$p" -v b="$gp" 'BEGIN {printf "%.2f / %.2f ms = %.2f", a / 1000, b / 1000, a / b}') (goal <= 0.5), batch $b / $gb events/s = $(awk -v a="$b" -v b="$gb" 'BEGIN {printf "%.2f", a / b}'), CPU per request $u / $gu µs"
 if [ -n "$baseline_port" ]; then
     bs=$(printf '%s\n' "${base_single[@]}" | median)
     bb=$(printf '%s\n' "${base_batch[@]}" | median)
