@@ -185,7 +185,8 @@ struct RedisClientTests {
             _ = try await denied.send(PING())
             Issue.record("wrong password accepted")
         } catch {
-            #expect(error.code == .connectionFailed || error.code == .unavailable)
+            // Refused by Redis, or (on a loaded machine) not let in before the connect timeout: never accepted.
+            #expect(error.code == .connectionFailed || error.code == .unavailable || error.code == .timeout, "\(error.code)")
             #expect(!error.message.contains("wrong-secret-value"))
         }
         denied.shutdown()

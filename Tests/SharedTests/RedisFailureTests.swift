@@ -26,8 +26,9 @@ struct RedisFailureTests {
                 do { _ = try await redis.send(GET("k")) } catch let error as RedisError { failure = error } catch {}
             }
             #expect(failure?.isRetryable == true, "\(String(describing: failure))")
-            // The timeout is 500 ms; the rest is slack for a loaded 2-core machine running other suites.
-            #expect(elapsed < 1_500, "a command while Redis is down took \(elapsed) ms")
+            // The timeout is 500 ms; the rest is slack for a loaded 2-core machine running other suites in parallel
+            // (1 781 ms seen once): the point is a bounded failure, never a hang.
+            #expect(elapsed < 2_500, "a command while Redis is down took \(elapsed) ms")
         }
 
         try server.start()
