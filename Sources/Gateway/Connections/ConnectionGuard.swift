@@ -2,6 +2,7 @@ import HTTPTypes
 import Metrics
 import NIOCore
 import NIOHTTPTypes
+import Shared
 
 /// One connection's deadlines and its lingering close, fed by two handlers: `Bytes` at the head of the pipeline
 /// (every read and read request, before HTTP decoding) and `Messages` after decoding (request heads and ends,
@@ -83,12 +84,10 @@ final class ConnectionGuard {
     }
 
     fileprivate func requestEnd() {
-        switch phase {
-        case .lingering:
-            disarm()
-            awaitNextRequest()
-        default:
-            disarm()
+        disarm()
+        if phase == .lingering {
+            awaitNextRequest()  // the early answer is out and the body is drained: the connection goes on
+        } else {
             phase = .responding
         }
     }
@@ -114,6 +113,12 @@ final class ConnectionGuard {
     }
 
     var isLingering: Bool { phase == .lingering }
+
+    /// Whether some bytes of a request head have come (a timeout then answers 408 rather than just closing).
+    private var hasPartialHead: Bool {
+        if case .awaitingHead(_, started: true) = phase { return true }
+        return false
+    }
 
     // MARK: Timer
 
@@ -147,7 +152,7 @@ final class ConnectionGuard {
         deadline = nil
         metrics.timedOut[reason]?.increment()
         switch reason {
-        case .header where phase == .awaitingHead(following: true, started: true) || phase == .awaitingHead(following: false, started: true):
+        case .header where hasPartialHead:
             Self.writeError(408, "Request header timed out: the whole request head must arrive within \(settings.headerTimeoutMilliseconds) ms", on: context)
         case .body:
             Self.writeError(408, "Request body timed out: no data for \(settings.bodyTimeoutMilliseconds) ms", on: context)
@@ -164,7 +169,10 @@ final class ConnectionGuard {
 
     /// Writes a whole HTTP/1.1 answer in the spec's error shape as bytes, past the HTTP encoder, and flushes it.
     static func writeError(_ status: Int, _ message: String, on context: ChannelHandlerContext, headers: String = "") {
-        let body = #"{"statusCode":\#(status),"message":"\#(message)"}"#
+        var json = Array(#"{"statusCode":\#(status),"message":"#.utf8)
+        JSONValue.encodeString(message, into: &json)
+        json.append(UInt8(ascii: "}"))
+        let body = String(decoding: json, as: UTF8.self)
         let reason = HTTPResponse.Status(code: status).reasonPhrase
         let text =
             "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
