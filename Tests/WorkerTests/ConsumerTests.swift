@@ -236,7 +236,13 @@ struct ConsumerTests {
         try await harness.publish((0..<20).map { _ in Sample.log() })
         let lock = SQLiteLock(path: harness.databasePath)
         let task = Task { try await harness.consumer().run() }
-        try await Task.sleep(for: .milliseconds(1_500))
+        // The worker's start may itself wait out the lock (a busy schema check, retried): wait until it has read.
+        var pending = 0
+        for _ in 0..<100 where pending < 20 {
+            try await Task.sleep(for: .milliseconds(100))
+            pending = try await harness.pending()
+        }
+        try await Task.sleep(for: .milliseconds(1_000))
         #expect(try await harness.pending() == 20, "nothing is acknowledged while the database is locked")
         lock.release()
         var stored = false
