@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "operyn-admin", targets: ["Admin"]),
         .executable(name: "operyn-redis-bench", targets: ["RedisBench"]),
         .executable(name: "operyn-ceiling", targets: ["Ceiling"]),
+        .executable(name: "operyn-raw-ceiling", targets: ["RawCeiling"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -114,6 +115,16 @@ let package = Package(
             path: "Benchmarks/Ceiling",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "RawCeiling",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/RawCeiling",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SharedTests",
             dependencies: ["Shared", "TestSupport"],
@@ -124,6 +135,8 @@ let package = Package(
             dependencies: [
                 "Gateway", "Shared", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Gateway throughput, latency, CPU per request and memory with wrk against release builds, beside a ceiling
-# server (the same Hummingbird stack answering 202 with no work) and a plain Go peer (Benchmarks/peers/go:
-# net/http, a redigo pool, encoding/json validation, XADD per event, MULTI/EXEC per batch), in one run on one
-# Redis.
+# Gateway throughput, latency, CPU per request and memory with wrk against release builds, beside two ceiling
+# servers answering 202 with no work (Hummingbird: Benchmarks/Ceiling; bare SwiftNIO: Benchmarks/RawCeiling) and a
+# plain Go peer (Benchmarks/peers/go: net/http, a redigo pool, encoding/json validation, XADD per event, MULTI/EXEC
+# per batch), in one run on one Redis; then system calls per request (strace -c -f) and fairness at 2 000
+# connections.
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
 # BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
 # prefix) and prints this build's ratios against it: the way to show a change does not regress.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk golang-go golang-github-gomodule-redigo-dev
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk strace golang-go golang-github-gomodule-redigo-dev
 
 rounds=${1:-3}
 seconds=${2:-10}
@@ -34,8 +35,12 @@ pids+=($gateway_pid)
 ceiling_port=$(spare_port 3201)
 "$bin/operyn-ceiling" "$ceiling_port" 2>/dev/null &
 pids+=($!)
+raw_port=$(spare_port 3251)
+"$bin/operyn-raw-ceiling" "$raw_port" 2>/dev/null &
+pids+=($!)
 wait_for_port "$gateway_port" 30
 wait_for_port "$ceiling_port" 30
+wait_for_port "$raw_port" 30
 # The Go peer, built in GOPATH mode against Debian's redigo (no module download).
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/go-peer" Benchmarks/peers/go/main.go
 go_port=$(spare_port 3501)
@@ -90,19 +95,21 @@ run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
-ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
+raw=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
 errors=0
 for round in $(seq "$rounds"); do
+    read -r r _ e0 < <(run "$raw_port" /events/logs "$seconds" "$work/log.json")
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
+    raw+=("$r")
     read -r s p e2 u < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
     read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
     ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u")
-    errors=$((errors + e1 + e2 + e3))
+    errors=$((errors + e0 + e1 + e2 + e3))
     read -r gs gp e6 gu < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
     read -r gb _ e7 < <(run "$go_port" /events/logs/batch "$seconds" "$work/batch.json")
     go_single+=("$gs"); go_p99+=("$gp"); go_batch+=("$((gb * 100))"); go_cpu+=("$gu")
     errors=$((errors + e6 + e7))
-    line="round $round: ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request | batch of 100: $((b * 100)) events/s"
+    line="round $round: raw NIO $r, Hummingbird ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request | batch of 100: $((b * 100)) events/s"
     line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request | batch $((gb * 100)) events/s"
     if [ -n "$baseline_port" ]; then
         read -r bs _ e4 bu < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
@@ -113,12 +120,14 @@ for round in $(seq "$rounds"); do
     fi
     echo "$line"
 done
+r=$(printf '%s\n' "${raw[@]}" | median)
 c=$(printf '%s\n' "${ceiling[@]}" | median)
 s=$(printf '%s\n' "${single[@]}" | median)
 p=$(printf '%s\n' "${p99[@]}" | median)
 b=$(printf '%s\n' "${batch[@]}" | median)
 u=$(printf '%s\n' "${cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "median single: gateway $s req/s vs ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
+echo "median single: gateway $s req/s vs Hummingbird ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
+echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 'BEGIN {printf "%.2f", s / r}') (goal >= 0.45)"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
 echo "median batch of 100: $b events/s"
 gs=$(printf '%s\n' "${go_single[@]}" | median)
@@ -133,6 +142,44 @@ if [ -n "$baseline_port" ]; then
     echo "against the baseline ($BASELINE_GATEWAY): single $s / $bs req/s = $(awk -v a="$s" -v b="$bs" 'BEGIN {printf "%.2f", a / b}'), batch $b / $bb events/s = $(awk -v a="$b" -v b="$bb" 'BEGIN {printf "%.2f", a / b}'), CPU per request $u / $bu µs = $(awk -v a="$u" -v b="$bu" 'BEGIN {printf "%.2f", a / b}')"
 fi
 echo "socket errors or non-2xx answers: $errors"
+
+# syscalls PID PORT NAME → one line: futex, read, write and epoll_wait calls per request over 5 s of single-event
+# load with strace -c -f attached (strace slows the process; the counts per request are what matters).
+syscalls() {
+    local out="$work/strace-$3.txt" tracer rps
+    strace -c -f -p "$1" -o "$out" 2>/dev/null &
+    tracer=$!
+    sleep 1
+    rps=$(run "$2" /events/logs 5 "$work/log.json" | awk '{print $1}')
+    kill -INT "$tracer" 2>/dev/null
+    wait "$tracer" 2>/dev/null || true
+    if [ ! -s "$out" ] || [ -z "$rps" ] || [ "$rps" = 0 ]; then
+        echo "$3: strace could not attach here (ptrace not permitted); syscalls not counted"
+        return
+    fi
+    awk -v n="$((rps * 5))" -v name="$3" '
+        $NF == "futex" { f = $4 } $NF == "read" || $NF == "recvfrom" || $NF == "readv" { r += $4 }
+        $NF == "write" || $NF == "writev" || $NF == "sendmsg" || $NF == "sendto" { w += $4 } $NF == "epoll_wait" || $NF == "epoll_pwait" { e += $4 }
+        END { printf "%s: per request %.2f futex, %.2f read, %.2f write, %.2f epoll_wait (%d requests traced)\n", name, f / n, r / n, w / n, e / n, n }' "$out"
+}
+echo "system calls per request (strace -c -f, 64 connections; goal: gateway <= 0.2 futex):"
+syscalls "$gateway_pid" "$gateway_port" gateway
+syscalls "$go_pid" "$go_port" "Go peer"
+[ -n "$baseline_port" ] && syscalls "$baseline_pid" "$baseline_port" baseline
+
+# fair PORT → "p99_us timeouts max_us requests_per_sec" at 2 000 connections for 10 s
+fair() {
+    BODY_FILE="$work/log.json" wrk -t2 -c2000 -d10s --timeout 2s --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1/events/logs" |
+        awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($7,c,"="); split($8,d,"="); print b[2], c[2], d[2], a[2] }'
+}
+echo "fairness at 2 000 connections (wrk -t2 -c2000 -d10s, timeout 2 s; goal: no timeouts, p99 <= the Go peer's):"
+read -r fp ft fm fr < <(fair "$gateway_port")
+read -r gfp gft gfm gfr < <(fair "$go_port")
+echo "gateway: p99 $(awk -v p="$fp" 'BEGIN {printf "%.0f", p / 1000}') ms, max $(awk -v p="$fm" 'BEGIN {printf "%.0f", p / 1000}') ms, $ft timeouts, $fr req/s || Go peer: p99 $(awk -v p="$gfp" 'BEGIN {printf "%.0f", p / 1000}') ms, max $(awk -v p="$gfm" 'BEGIN {printf "%.0f", p / 1000}') ms, $gft timeouts, $gfr req/s"
+if [ -n "$baseline_port" ]; then
+    read -r bfp bft bfm bfr < <(fair "$baseline_port")
+    echo "baseline: p99 $(awk -v p="$bfp" 'BEGIN {printf "%.0f", p / 1000}') ms, max $(awk -v p="$bfm" 'BEGIN {printf "%.0f", p / 1000}') ms, $bft timeouts, $bfr req/s"
+fi
 
 echo "memory: ${soak}s of single-event load…"
 before=$(rss_mb "$gateway_pid")

@@ -1,4 +1,4 @@
--- POSTs the file named by BODY_FILE as JSON; prints p50/p99 latency in microseconds at the end.
+-- POSTs the file named by BODY_FILE as JSON; prints p50/p99/max latency in microseconds and the timeouts at the end.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
@@ -6,8 +6,8 @@ wrk.body = file:read("*a")
 file:close()
 
 function done(summary, latency, requests)
-    io.write(string.format("RESULT requests_per_sec=%.0f p50_us=%d p99_us=%d errors=%d non2xx=%d\n",
+    io.write(string.format("RESULT requests_per_sec=%.0f p50_us=%d p99_us=%d errors=%d non2xx=%d timeouts=%d max_us=%d\n",
         summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
         summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-        summary.errors.status))
+        summary.errors.status, summary.errors.timeout, latency.max))
 end

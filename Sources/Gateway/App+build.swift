@@ -40,39 +40,45 @@ func buildApplication(
     } failure: { error in
         StartupError("OPERYN_REDIS_URL=\(redis.configuration.redactedURL): Redis is not reachable after \(configuration.startupTimeoutSeconds) s: \(error)")
     }
+    let factory = PrometheusMetricsFactory(registry: registry)
     return Application(
         router: buildRouter(configuration, dependencies),
         server: GuardedHTTP1Channel.builder(
-            settings: configuration.connections, metrics: ConnectionMetrics(factory: PrometheusMetricsFactory(registry: registry)), logger: logger),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway"),
+            ingest: buildIngestService(configuration, dependencies), ingestMetrics: IngestMetrics(factory: factory), settings: configuration.connections,
+            metrics: ConnectionMetrics(factory: factory), logger: logger),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
         services: [monitor, redisReachable],
         onServerRunning: { _ in listener?.started() },
         logger: logger
     )
 }
 
-/// The routes and their middleware: errors in the spec's shape around everything, metrics, then
-/// authentication on `/events` only.
-func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies) -> Router<GatewayRequestContext> {
-    let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: ErrorMiddleware(allowedMethods: knownPaths))
-    router.add(middleware: MetricsMiddleware())
-    let events = EventsController(
-        publisher: dependencies.publisher,
+/// The ingestion routes' logic, served by `IngestHandler` on the event loops.
+func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies) -> IngestService {
+    IngestService(
+        authenticator: Authenticator(
+            serverKey: configuration.apiKey,
+            keyRequired: configuration.requireAPIKey,
+            organizationKeys: dependencies.organizationKeys.map { APIKeyCache(directory: $0, ttlMilliseconds: configuration.apiKeyCacheMilliseconds) },
+            failures: AuthFailureLimiter(limit: configuration.authFailureLimit, windowMilliseconds: configuration.authFailureWindowSeconds * 1_000),
+            trustForwardedFor: configuration.trustForwardedFor,
+            retryAfterSeconds: configuration.retryAfterSeconds
+        ),
         validator: EventValidator(limits: configuration.limits),
+        publisher: dependencies.publisher,
         backlog: dependencies.backlog,
         metrics: dependencies.metrics,
         retryAfterSeconds: configuration.retryAfterSeconds
     )
-    let auth = AuthMiddleware(
-        serverKey: configuration.apiKey,
-        keyRequired: configuration.requireAPIKey,
-        organizationKeys: dependencies.organizationKeys.map { APIKeyCache(directory: $0, ttlMilliseconds: configuration.apiKeyCacheMilliseconds) },
-        failures: AuthFailureLimiter(limit: configuration.authFailureLimit, windowMilliseconds: configuration.authFailureWindowSeconds * 1_000),
-        trustForwardedFor: configuration.trustForwardedFor,
-        retryAfterSeconds: configuration.retryAfterSeconds
-    )
-    router.group("events").add(middleware: auth).addRoutes(events.endpoints)
+}
+
+/// Hummingbird's routes (everything but ingestion, which `IngestHandler` serves before the router): errors in the
+/// spec's shape around everything, metrics, health, `/metrics` and the API documents.
+func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies) -> Router<GatewayRequestContext> {
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: ErrorMiddleware(allowedMethods: knownPaths))
+    router.add(middleware: MetricsMiddleware())
     router.addRoutes(
         OperationsController(publisher: dependencies.publisher, registry: dependencies.registry, retryAfterSeconds: configuration.retryAfterSeconds).endpoints
     )

@@ -18,9 +18,9 @@ struct App {
         if configuration.apiKey == nil && !configuration.requireAPIKey {
             logger.warning("auth.disabled", metadata: ["reason": "OPERYN_API_KEY is not set: the endpoints are open"])
         }
-        // The Redis connection lives on one of the event loops the HTTP server runs on (Hummingbird's default
-        // group): a round trip wakes no thread of its own.
-        let redis = RedisClient(configuration: configuration.redis, eventLoop: MultiThreadedEventLoopGroup.singleton.any(), name: "gateway", logger: logger)
+        // One Redis connection on each event loop the HTTP server runs on (Hummingbird's default group): a request
+        // is read, appended and answered on one loop, and a round trip wakes no other thread.
+        let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton, name: "gateway", logger: logger)
         let listener = Startup.Listener(setting: "OPERYN_HOST/OPERYN_PORT", host: configuration.host, port: configuration.port)
         let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger, listener: listener)
         do {

@@ -31,13 +31,18 @@ struct GatewayError: HTTPResponseError {
 
     /// The spec-shaped response for any status and message.
     static func response(status: HTTPResponse.Status, message: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body(status: status, message: message))))
+    }
+
+    /// `{"statusCode": N, "message": "..."}`.
+    static func body(status: HTTPResponse.Status, message: String) -> [UInt8] {
         var body: [UInt8] = Array(#"{"statusCode":"#.utf8)
         body.append(contentsOf: String(status.code).utf8)
         body.append(contentsOf: #","message":"#.utf8)
         JSONValue.encodeString(message, into: &body)
         body.append(UInt8(ascii: "}"))
-        var fields = headers
-        fields[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return body
     }
 }

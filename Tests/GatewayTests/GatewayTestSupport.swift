@@ -1,8 +1,11 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Metrics
 import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
 import Prometheus
 import Shared
 import Synchronization
@@ -32,13 +35,100 @@ struct TestGateway {
         backlog = Backlog(highWater: highWater)
     }
 
-    var application: some ApplicationProtocol {
-        let dependencies = GatewayDependencies(
+    var dependencies: GatewayDependencies {
+        GatewayDependencies(
             publisher: publisher, backlog: backlog, registry: registry, metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry)),
             organizationKeys: configuration.organizationKeys ? keys : nil
         )
-        return Application(router: buildRouter(configuration, dependencies))
     }
+
+    /// Hummingbird's part of the gateway: the routes other than ingestion.
+    var application: some ApplicationProtocol { Application(router: buildRouter(configuration, dependencies)) }
+
+    /// Runs `body` with a client that sends each request through the gateway in process: first through an
+    /// `IngestHandler` on a test channel, as the server's pipeline does after HTTP decoding, then, when the handler
+    /// passes it on, through Hummingbird's router.
+    func test<Value: Sendable>(_ body: @Sendable (GatewayTestClient) async throws -> Value) async throws -> Value {
+        let dependencies = dependencies
+        let ingest = buildIngestService(configuration, dependencies)
+        let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        return try await Application(router: buildRouter(configuration, dependencies)).test(.router) { router in
+            try await body(GatewayTestClient(ingest: ingest, metrics: metrics, router: router))
+        }
+    }
+}
+
+/// An answer as the test client saw it.
+struct GatewayResponse: Sendable {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: ByteBuffer
+}
+
+/// See `TestGateway.test`.
+struct GatewayTestClient: Sendable {
+    let ingest: IngestService
+    let metrics: IngestMetrics
+    let router: any TestClientProtocol
+
+    /// Sends one request on a connection of its own.
+    func execute(uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:], body: ByteBuffer? = nil) async throws -> GatewayResponse {
+        let channel = NIOAsyncTestingChannel()
+        let passedOn = PassedOn()
+        try await channel.pipeline.addHandlers([IngestHandler(service: ingest, metrics: metrics, logger: Logger(label: "test")), passedOn])
+        try await channel.writeInbound(HTTPRequestPart.head(HTTPRequest(method: method, scheme: nil, authority: nil, path: uri, headerFields: headers)))
+        if let body { try await channel.writeInbound(HTTPRequestPart.body(body)) }
+        try await channel.writeInbound(HTTPRequestPart.end(nil))
+        if passedOn.heads.load(ordering: .relaxed) > 0 {
+            _ = try? await channel.finish()
+            let response = try await router.executeRequest(uri: uri, method: method, headers: headers, body: body)
+            return GatewayResponse(status: response.status, headers: response.headers, body: response.body)
+        }
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) else { throw TestFailure("no response head") }
+        var answer = ByteBuffer()
+        while true {
+            switch try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) {
+            case .body(var bytes): answer.writeBuffer(&bytes)
+            case .end:
+                _ = try? await channel.finish()
+                return GatewayResponse(status: head.status, headers: head.headerFields, body: answer)
+            case .head: throw TestFailure("a second response head")
+            }
+        }
+    }
+
+    /// POSTs JSON text with the given extra headers.
+    func post(_ uri: String, _ json: String, headers: HTTPFields = [:]) async throws -> GatewayResponse {
+        var fields = headers
+        if fields[.contentType] == nil { fields[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: json))
+    }
+}
+
+/// The end of the test pipeline, where Hummingbird's handlers would be: counts the requests and events
+/// `IngestHandler` passed on.
+final class PassedOn: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPRequestPart
+    let heads = Atomic<Int>(0)
+    let ends = Atomic<Int>(0)
+    let quiesceEvents = Atomic<Int>(0)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: heads.add(1, ordering: .relaxed)
+        case .end: ends.add(1, ordering: .relaxed)
+        case .body: break
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { quiesceEvents.add(1, ordering: .relaxed) }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Organization keys in a dictionary, the twin of `APIKeyStore` for route tests; `failing` makes lookups fail like
@@ -73,6 +163,13 @@ extension TestClientProtocol {
         if fields[.contentType] == nil { fields[.contentType] = "application/json" }
         return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: json))
     }
+}
+
+extension GatewayResponse {
+    var text: String { String(buffer: body) }
+
+    /// The body as parsed JSON.
+    var json: JSONValue? { try? JSONParser.parse(Array(body.readableBytesView)) }
 }
 
 extension TestResponse {

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOPosix
 import Prometheus
 import Shared
 import TestSupport
@@ -19,7 +20,7 @@ struct LiveRedisTests {
         configuration.redis.commandTimeoutMilliseconds = commandTimeout
         configuration.redis.connectTimeoutMilliseconds = commandTimeout
         configuration.keys = RedisKeys(prefix: prefix)
-        let redis = RedisClient(configuration: configuration.redis)
+        let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton)
         return (buildApplication(configuration, redis: redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")), redis)
     }
 
@@ -68,7 +69,7 @@ struct LiveRedisTests {
             do { _ = try await redis.send(SET("fill:\(index)", value: blob)) } catch { full = error.serverPrefix == "OOM" }
         }
         #expect(full)
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             let response = try await client.post("/events/logs/batch", specBatch)
             #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] != nil)
             #expect(!response.text.contains("OOM"), "Redis text never reaches the client")
@@ -80,7 +81,7 @@ struct LiveRedisTests {
     @Test func redisStoppedGives503FastThenRecovers() async throws {
         let server = try RedisServer()
         let (app, redis) = try application(redisURL: server.url, prefix: TestRedis.prefix(), commandTimeout: 500)
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             #expect(try await client.post("/events/logs", specLog).status == .accepted)
             server.stop()
             var statuses: [HTTPResponse.Status] = []

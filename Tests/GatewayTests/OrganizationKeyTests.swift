@@ -12,7 +12,7 @@ struct OrganizationKeyTests {
     @Test func anOrganizationKeyWritesToItsOrganizationOnly() async throws {
         let gateway = TestGateway(apiKey: "server-key")
         let (key, _) = gateway.keys.add(organization: "acme")
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: key]).status == .accepted)
             #expect(try await client.post("/events/metrics", specMetric, headers: [.apiKey: key, .organizationID: "acme"]).status == .accepted)
             let other = try await client.post("/events/logs", specLog, headers: [.apiKey: key, .organizationID: "globex"])
@@ -30,7 +30,7 @@ struct OrganizationKeyTests {
         let gateway = TestGateway(apiKey: "server-key")
         let (expired, _) = gateway.keys.add(organization: "acme", expiresAt: Timestamp.now.milliseconds - 1)
         let (later, _) = gateway.keys.add(organization: "acme", expiresAt: Timestamp.now.milliseconds + 60_000)
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             for key in [expired, "opk_" + String(repeating: "0", count: 64), "opk_", later + "x", String(later.dropLast())] {
                 let response = try await client.post("/events/logs", specLog, headers: [.apiKey: key])
                 #expect(response.status == .unauthorized, "\(key)")
@@ -45,7 +45,7 @@ struct OrganizationKeyTests {
     @Test func aRevokedKeyStopsWithinTheCacheTime() async throws {
         let gateway = TestGateway(apiKey: "server-key") { $0.apiKeyCacheMilliseconds = 2_000 }
         let (key, _) = gateway.keys.add(organization: "acme")
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             let started = NIODeadline.now()
             for _ in 0..<5 { #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: key]).status == .accepted) }
             gateway.keys.remove(key)
@@ -63,7 +63,7 @@ struct OrganizationKeyTests {
         let gateway = TestGateway(apiKey: "server-key") { $0.apiKeyCacheMilliseconds = 0 }
         let (key, _) = gateway.keys.add(organization: "acme")
         gateway.keys.failing.store(true, ordering: .relaxed)
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             let response = try await client.post("/events/logs", specLog, headers: [.apiKey: key])
             #expect(response.status == .serviceUnavailable)
             #expect(response.headers[.retryAfter] == "1")
@@ -76,7 +76,7 @@ struct OrganizationKeyTests {
     @Test func openGatewayIgnoresUnknownKeysButHonoursOrganizationKeys() async throws {
         let gateway = TestGateway()
         let (key, _) = gateway.keys.add(organization: "acme")
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: "your-api-key"]).status == .accepted)
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: key]).status == .accepted)
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: key, .organizationID: "globex"]).status == .forbidden)
@@ -87,7 +87,7 @@ struct OrganizationKeyTests {
     @Test func requiredKeysWithoutAServerKey() async throws {
         let gateway = TestGateway { $0.requireAPIKey = true }
         let (key, _) = gateway.keys.add(organization: "acme")
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             #expect(try await client.post("/events/logs", specLog).status == .unauthorized)
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: "your-api-key"]).status == .unauthorized)
             #expect(try await client.post("/events/logs", specLog, headers: [.apiKey: key]).status == .accepted)
@@ -100,7 +100,7 @@ struct OrganizationKeyTests {
             $0.authFailureWindowSeconds = 30
             $0.trustForwardedFor = true
         }
-        try await gateway.application.test(.router) { (client) async throws in
+        try await gateway.test { (client) async throws in
             let attacker: HTTPFields = [.forwardedFor: "203.0.113.7, 10.0.0.1", .apiKey: "guess"]
             for _ in 0..<3 { #expect(try await client.post("/events/logs", specLog, headers: attacker).status == .unauthorized) }
             let blocked = try await client.post("/events/logs", specLog, headers: attacker)

@@ -15,7 +15,7 @@ struct RouteTests {
 
     @Test func specExamplesAreAccepted() async throws {
         let gateway = TestGateway(apiKey: "your-api-key")
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             let log = try await client.post("/events/logs", specLog, headers: organization)
             #expect(log.status == .accepted)
             let id = try #require(log.json?["id"], "\(log.text)")
@@ -37,7 +37,7 @@ struct RouteTests {
 
     @Test func authentication() async throws {
         let gateway = TestGateway(apiKey: "s3cret")
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             for headers: HTTPFields in [[:], [.apiKey: "wrong"], [.apiKey: "s3cre"], [.apiKey: "s3cret2"], [.apiKey: ""]] {
                 let response = try await client.post("/events/logs", specLog, headers: headers)
                 #expect(response.status == .unauthorized)
@@ -50,7 +50,7 @@ struct RouteTests {
 
     @Test func openWithoutAKeyAndOrganizationIdsChecked() async throws {
         let gateway = TestGateway()
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             #expect(try await client.post("/events/logs", specLog).status == .accepted)
             for bad in ["a:b", "*", "{}", String(repeating: "x", count: 65), "org 1", "ü"] {
                 let response = try await client.post("/events/logs", specLog, headers: [.organizationID: bad])
@@ -64,7 +64,7 @@ struct RouteTests {
 
     @Test func invalidEventsGet400WithTheSpecShape() async throws {
         let gateway = TestGateway()
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             let cases: [(String, String, String)] = [
                 (
                     "/events/logs", #"{"service":"s","level":"loud","message":"m"}"#,
@@ -95,7 +95,7 @@ struct RouteTests {
         limits.maxBodyBytes = 1_000
         limits.maxBatchBodyBytes = 2_000
         let gateway = TestGateway(limits: limits)
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             let big = #"{"service":"s","level":"info","message":"\#(String(repeating: "x", count: 1_000))"}"#
             let tooLarge = try await client.post("/events/logs", big)
             #expect(tooLarge.status == .contentTooLarge)
@@ -128,7 +128,7 @@ struct RouteTests {
     }
 
     @Test func unknownPathsAndWrongMethods() async throws {
-        try await TestGateway().application.test(.router) { client in
+        try await TestGateway().test { client in
             let missing = try await client.execute(uri: "/events/traces", method: .post)
             #expect(missing.status == .notFound && missing.json?["statusCode"] == .number("404"))
             let wrongMethod = try await client.execute(uri: "/events/logs", method: .get)
@@ -141,7 +141,7 @@ struct RouteTests {
     @Test func queueTroubleIs503WithRetryAfter() async throws {
         let gateway = TestGateway()
         gateway.publisher.setFailing(true)
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             for (path, body) in [("/events/logs", specLog), ("/events/logs/batch", specBatch), ("/events/metrics", specMetric)] {
                 let response = try await client.post(path, body)
                 #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "1")
@@ -159,7 +159,7 @@ struct RouteTests {
     @Test func backlogOverHighWaterIs503() async throws {
         let gateway = TestGateway(highWater: 100)
         gateway.backlog.update(101)
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             let refused = try await client.post("/events/logs", specLog)
             #expect(refused.status == .serviceUnavailable && refused.headers[.retryAfter] != nil)
             #expect(refused.json?["message"] == .string("Ingestion backlog is over its high-water mark; retry later"))
@@ -170,7 +170,7 @@ struct RouteTests {
     }
 
     @Test func openAPIDocumentListsEveryRoute() async throws {
-        try await TestGateway().application.test(.router) { client in
+        try await TestGateway().test { client in
             let response = try await client.execute(uri: "/openapi.json", method: .get)
             #expect(response.status == .ok)
             let document = try #require(response.json)
@@ -190,7 +190,7 @@ struct RouteTests {
 
     @Test func metricsAreExposed() async throws {
         let gateway = TestGateway()
-        try await gateway.application.test(.router) { client in
+        try await gateway.test { client in
             _ = try await client.post("/events/logs/batch", specBatch)
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.status == .ok)

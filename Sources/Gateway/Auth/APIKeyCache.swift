@@ -23,19 +23,29 @@ final class APIKeyCache: Sendable {
         self.capacity = capacity
     }
 
-    /// The record of `key` if it is an organization key, whether it is still valid or not.
-    func record(forKey key: String) async throws(RedisError) -> APIKeyRecord? {
+    /// The cached answer for `key`: `.some(record)` (the record, or `nil` for a key known not to exist) when a fresh
+    /// one is cached, `.none` when Redis must be asked.
+    func cachedRecord(forKey key: String) -> APIKeyRecord?? {
+        guard ttlMilliseconds > 0 else { return .none }
         let digest = APIKey.sha256(key)
         let now = NIODeadline.now()
-        if ttlMilliseconds > 0, let entry = entries.withLock({ $0[digest] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > now {
-            return entry.record
+        guard let entry = entries.withLock({ $0[digest] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > now else { return .none }
+        return .some(entry.record)
+    }
+
+    /// The record of `key` if it is an organization key, whether it is still valid or not: from the cache, else
+    /// from the directory (and then cached). Completes on `eventLoop`.
+    func record(forKey key: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
+        if let cached = cachedRecord(forKey: key) { return eventLoop.makeSucceededFuture(cached) }
+        let digest = APIKey.sha256(key)
+        let now = NIODeadline.now()
+        return directory.record(sha256: digest, on: eventLoop).map { record in
+            guard self.ttlMilliseconds > 0 else { return record }
+            self.entries.withLock { entries in
+                if entries.count >= self.capacity { entries.removeAll(keepingCapacity: true) }
+                entries[digest] = Entry(record: record, fetchedAt: now)
+            }
+            return record
         }
-        let record = try await directory.record(sha256: digest)
-        guard ttlMilliseconds > 0 else { return record }
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[digest] = Entry(record: record, fetchedAt: now)
-        }
-        return record
     }
 }

@@ -26,10 +26,14 @@ struct ConnectionSettings: Sendable, Equatable {
     /// a client that writes its whole body before reading sees the answer (nginx's lingering close).
     var lingerMilliseconds = 5_000
     var lingerBytes = 64 << 20
+    /// `OPERYN_LISTEN_BACKLOG` (4096, capped by the kernel's `net.core.somaxconn`): connections the kernel holds
+    /// for the gateway to accept. Too short a queue drops the handshakes of a burst of new clients, which then wait
+    /// one or more seconds for TCP to retry: the starved connections of a 2 000-client burst.
+    var listenBacklog = 4_096
 
     static let variables = [
         "OPERYN_HEADER_TIMEOUT_MS", "OPERYN_BODY_TIMEOUT_MS", "OPERYN_KEEPALIVE_TIMEOUT_MS", "OPERYN_MAX_CONNECTIONS", "OPERYN_LINGER_MS",
-        "OPERYN_LINGER_BYTES",
+        "OPERYN_LINGER_BYTES", "OPERYN_LISTEN_BACKLOG",
     ]
 
     init() {}
@@ -43,6 +47,7 @@ struct ConnectionSettings: Sendable, Equatable {
         maxConnections = try reader.integer("OPERYN_MAX_CONNECTIONS", default: defaults.maxConnections, in: 1...10_000_000)
         lingerMilliseconds = try reader.integer("OPERYN_LINGER_MS", default: defaults.lingerMilliseconds, in: 0...600_000)
         lingerBytes = try reader.integer("OPERYN_LINGER_BYTES", default: defaults.lingerBytes, in: 0...(1 << 34))
+        listenBacklog = try reader.integer("OPERYN_LISTEN_BACKLOG", default: defaults.listenBacklog, in: 1...65_535)
     }
 
     /// The soft open-file limit less 256 (for Redis, logs and the listener), between 64 and 16384.

@@ -6,8 +6,9 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// Hummingbird's HTTP/1.1 child channel with a `ConnectionGuard` around it and a cap on open connections: past
-/// `maxConnections` a new connection is answered 503 and closed, the established ones go on being served.
+/// Hummingbird's HTTP/1.1 child channel with a `ConnectionGuard` around it, the ingestion routes served on the event
+/// loop (`IngestHandler`) ahead of Hummingbird's router, and a cap on open connections: past `maxConnections` a new
+/// connection is answered 503 and closed, the established ones go on being served.
 struct GuardedHTTP1Channel: ServerChildChannel {
     /// A connection: Hummingbird's channel, or `nil` for one refused at the cap.
     struct Value: ServerChildChannelValue {
@@ -16,21 +17,32 @@ struct GuardedHTTP1Channel: ServerChildChannel {
     }
 
     let http: HTTP1Channel
+    /// The ingestion routes, served on the event loop ahead of Hummingbird.
+    let ingest: IngestService
+    let ingestMetrics: IngestMetrics
     let settings: ConnectionSettings
     let counter: ConnectionCounter
     let metrics: ConnectionMetrics
     let logger: Logger
 
     /// A server builder for `Application(server:)`.
-    static func builder(settings: ConnectionSettings, metrics: ConnectionMetrics, logger: Logger) -> HTTPServerBuilder {
+    static func builder(
+        ingest: IngestService, ingestMetrics: IngestMetrics, settings: ConnectionSettings, metrics: ConnectionMetrics, logger: Logger
+    ) -> HTTPServerBuilder {
         let counter = ConnectionCounter()
         return HTTPServerBuilder { responder in
             GuardedHTTP1Channel(
-                http: HTTP1Channel(responder: responder), settings: settings, counter: counter, metrics: metrics, logger: logger)
+                http: HTTP1Channel(responder: responder), ingest: ingest, ingestMetrics: ingestMetrics, settings: settings, counter: counter,
+                metrics: metrics, logger: logger)
         }
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        if counter.isFirst(), let listener = channel.parent {
+            // Hummingbird's listener accepts 4 connections per wake-up (NIO's default): a burst of 2 000 clients
+            // would wait seconds for their turn to be accepted while the first ones are served. Accept in bulk.
+            listener.setOption(.maxMessagesPerRead, value: 256).whenFailure { _ in }
+        }
         let open = counter.opened()
         metrics.open.record(open)
         channel.closeFuture.whenComplete { _ in metrics.open.record(counter.closed()) }
@@ -55,8 +67,10 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             return channel.eventLoop.makeFailedFuture(error)
         }
         var configuration = http.configuration
-        let boundMessages = NIOLoopBound(messages, eventLoop: channel.eventLoop)
-        configuration.additionalChannelHandlers = { [boundMessages.value] }
+        let handlers = NIOLoopBound(
+            [messages, IngestHandler(service: ingest, metrics: ingestMetrics, logger: self.logger)] as [any RemovableChannelHandler],
+            eventLoop: channel.eventLoop)
+        configuration.additionalChannelHandlers = { handlers.value }
         return HTTP1Channel(responder: http.responder, configuration: configuration).setup(channel: channel, logger: logger).map {
             Value(channel: channel, http: $0)
         }
@@ -95,6 +109,10 @@ private final class RefuseConnection: ChannelInboundHandler, RemovableChannelHan
 final class ConnectionCounter: Sendable {
     private let count = Atomic<Int>(0)
     private let lastRefusalLog = Atomic<Int64>(0)
+    private let started = Atomic<Bool>(false)
+
+    /// `true` once: for the first connection.
+    func isFirst() -> Bool { !started.exchange(true, ordering: .relaxed) }
 
     /// Counts one more; answers how many are open now.
     func opened() -> Int { count.add(1, ordering: .relaxed).newValue }

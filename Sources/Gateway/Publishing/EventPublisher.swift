@@ -1,16 +1,17 @@
+import NIOCore
 import Shared
 
-/// Where accepted events go. Returns only once every event is durably queued; throws otherwise,
-/// and then none of a batch is queued.
+/// Where accepted events go. The future succeeds only once every event is durably queued; it fails with a
+/// `PublishError` otherwise, and then none of a batch is queued.
 protocol EventPublisher: Sendable {
-    /// Queues `events` all or nothing.
-    func publish(_ events: [QueuedEvent]) async throws(PublishError)
+    /// Queues `events` all or nothing, from `eventLoop` (the one that read the request); completes on it.
+    func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void>
     /// Whether the queue answers right now.
     func isReady() async -> Bool
 }
 
 /// The queue could not take the events; the client should retry.
 struct PublishError: Error, Sendable {
-    /// What Redis said, for the request's log line (`ErrorMiddleware`); never sent to the client.
+    /// What Redis said, for the request's log line; never sent to the client.
     var reason: String
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 import Synchronization
 
@@ -14,13 +15,13 @@ final class InMemoryEventPublisher: EventPublisher {
     /// Makes later calls fail (`true`) or succeed again.
     func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }
 
-    func publish(_ events: [QueuedEvent]) async throws(PublishError) {
+    func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let accepted = state.withLock { state in
             guard !state.failing else { return false }
             state.events += events
             return true
         }
-        if !accepted { throw PublishError(reason: "in-memory publisher set to fail") }
+        return accepted ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(PublishError(reason: "in-memory publisher set to fail"))
     }
 
     func isReady() async -> Bool { state.withLock { !$0.failing } }

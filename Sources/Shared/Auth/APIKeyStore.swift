@@ -1,7 +1,18 @@
+import NIOCore
+
 /// Where API keys are found by the SHA-256 of the key: Redis in production, a dictionary in route tests.
 public protocol APIKeyDirectory: Sendable {
     /// The record of the key whose SHA-256 (hex) is `digest`, or `nil` when there is none.
     func record(sha256 digest: String) async throws(RedisError) -> APIKeyRecord?
+    /// The same lookup from a NIO event loop, completing on it.
+    func record(sha256 digest: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?>
+}
+
+extension APIKeyDirectory {
+    /// Bridges the `async` lookup.
+    public func record(sha256 digest: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
+        eventLoop.makeFutureWithTask { try await record(sha256: digest) }
+    }
 }
 
 /// Organization API keys in Redis: `<prefix>:apikey:<sha256>` holds each key's record and
@@ -17,7 +28,15 @@ public struct APIKeyStore: APIKeyDirectory {
     }
 
     public func record(sha256 digest: String) async throws(RedisError) -> APIKeyRecord? {
-        let fields = try await redis.send(HGETALL(keys.apiKey(sha256: digest)))
+        Self.record(try await redis.send(HGETALL(keys.apiKey(sha256: digest))))
+    }
+
+    /// The lookup on `eventLoop`'s own Redis connection: no hop off the loop.
+    public func record(sha256 digest: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
+        redis.send(HGETALL(keys.apiKey(sha256: digest)), on: eventLoop).map(Self.record)
+    }
+
+    private static func record(_ fields: [String: String]) -> APIKeyRecord? {
         guard let id = fields["id"], let organization = fields["org"], let createdAt = fields["created_at"].flatMap({ Int64($0) }) else {
             return nil
         }

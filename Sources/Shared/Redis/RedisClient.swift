@@ -3,37 +3,60 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// An auto-pipelining Redis client over one connection, carried by a thread of its own
-/// (`init(configuration:)`) or by a NIO event loop (`init(configuration:eventLoop:)`).
+/// An auto-pipelining Redis client, carried by a thread of its own (`init(configuration:)`) or by NIO event
+/// loops, one connection per loop (`init(configuration:group:)`).
 ///
 /// Commands from any number of tasks share round trips: the thread takes everything queued and
-/// writes it in one go (no socket call on an event loop or on Swift's cooperative pool); the event
+/// writes it in one go (no socket call on an event loop or on Swift's cooperative pool); an event
 /// loop flushes what was written in one tick. Every command fails within the command timeout when
 /// Redis is unreachable or stalled, with a retryable `RedisError`, and the client reconnects by
 /// itself with backoff.
 ///
+/// On event loops, code already running on a loop (a channel handler) sends with `send(_:on:)` and
+/// `transaction(_:on:)`: the command goes to the connection living on that loop and the answer comes back
+/// on it, with no thread hop and no task.
+///
 /// Blocking commands (`XREADGROUP ... BLOCK`) hold up everything queued behind them: give them a
 /// threaded client of their own.
 public final class RedisClient: Sendable {
-    private let core: any RedisTransport
+    private let transports: [any RedisTransport]
+    /// The event-loop connections by the identity of their loop.
+    private let connections: [ObjectIdentifier: RedisEventLoopConnection]
+    private let nextTransport = Atomic<Int>(0)
     private let digests = Mutex<[RedisScript: String]>([:])
 
     /// The configuration the client connects with.
-    public var configuration: RedisConfiguration { core.configuration }
+    public let configuration: RedisConfiguration
 
     /// Starts the client's thread; it connects at once and whenever the link is lost.
     public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
         let thread = RedisClientCore(configuration: configuration, name: name, logger: logger)
-        core = thread
+        self.configuration = configuration
+        transports = [thread]
+        connections = [:]
         thread.start()
     }
 
-    /// Starts a client whose connection lives on `eventLoop`: for a server whose requests already run beside
-    /// NIO, where a thread of the client's own would cost a wake-up per round trip. No blocking commands.
-    public init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
-        let connection = RedisEventLoopConnection(configuration: configuration, eventLoop: eventLoop, name: name, logger: logger)
-        core = connection
-        connection.start()
+    /// Starts a client with one connection on each loop of `group`: for a server whose requests already run on
+    /// those loops, where a thread of the client's own would cost a wake-up per round trip. No blocking commands.
+    public init(configuration: RedisConfiguration, group: any EventLoopGroup, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
+        var connections: [ObjectIdentifier: RedisEventLoopConnection] = [:]
+        var transports: [any RedisTransport] = []
+        for (index, eventLoop) in group.makeIterator().enumerated() {
+            let connection = RedisEventLoopConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger)
+            connections[ObjectIdentifier(eventLoop)] = connection
+            transports.append(connection)
+            connection.start()
+        }
+        self.configuration = configuration
+        self.transports = transports
+        self.connections = connections
+    }
+
+    /// Starts a client whose one connection lives on `eventLoop`. No blocking commands.
+    public convenience init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String = "redis", logger: Logger = Logger(label: "operyn.redis"))
+    {
+        self.init(configuration: configuration, group: eventLoop, name: name, logger: logger)
     }
 
     /// Makes a client from a `redis://` URL.
@@ -41,19 +64,55 @@ public final class RedisClient: Sendable {
         self.init(configuration: try RedisConfiguration(url: url), name: name, logger: logger)
     }
 
-    deinit { core.shutdown() }
+    deinit { shutdown() }
 
-    /// Stops the thread and closes the connection; queued and later commands fail with `shutdown`.
-    public func shutdown() { core.shutdown() }
+    /// Stops the thread and closes the connections; queued and later commands fail with `shutdown`.
+    public func shutdown() {
+        for transport in transports { transport.shutdown() }
+    }
 
-    /// Whether the connection is up right now.
-    public var isConnected: Bool { core.isConnected }
+    /// Whether every connection is up right now.
+    public var isConnected: Bool { transports.allSatisfy(\.isConnected) }
+
+    /// The transport for a caller not on a loop: round robin.
+    private var anyTransport: any RedisTransport {
+        transports.count == 1 ? transports[0] : transports[nextTransport.wrappingAdd(1, ordering: .relaxed).oldValue % transports.count]
+    }
+
+    /// Sends pre-encoded commands on the connection of `eventLoop` (or, without one, the client's own transport)
+    /// and answers their replies on `eventLoop`.
+    private func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[RedisReply]> {
+        if let connection = connections[ObjectIdentifier(eventLoop)] {
+            let promise = eventLoop.makePromise(of: [RedisReply].self)
+            connection.enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
+            return promise.futureResult
+        }
+        let transport = anyTransport
+        return eventLoop.makeFutureWithTask { try await transport.execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds) }
+    }
+
+    /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
+    public func send<Command: RedisCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
+        var payload: [UInt8] = []
+        RedisCommandEncoder.append(command.arguments, to: &payload)
+        return execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, on: eventLoop).flatMapThrowing { replies in
+            try Self.decode(replies[0], for: command)
+        }
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop`, in one round trip; see `transaction(_:)`.
+    public func transaction<Command: RedisCommand>(_ commands: [Command], on eventLoop: any EventLoop) -> EventLoopFuture<[Command.Response]> {
+        guard !commands.isEmpty else { return eventLoop.makeSucceededFuture([]) }
+        return execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0, on: eventLoop).flatMapThrowing { replies in
+            try Self.decodeTransaction(replies, for: commands)
+        }
+    }
 
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var payload: [UInt8] = []
         RedisCommandEncoder.append(command.arguments, to: &payload)
-        let replies = try await core.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
+        let replies = try await anyTransport.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
         return try Self.decode(replies[0], for: command)
     }
 
@@ -62,7 +121,7 @@ public final class RedisClient: Sendable {
         guard !commands.isEmpty else { return [] }
         var payload: [UInt8] = []
         for command in commands { RedisCommandEncoder.append(command.arguments, to: &payload) }
-        let replies = try await core.execute(payload, replies: commands.count, blockingMilliseconds: 0)
+        let replies = try await anyTransport.execute(payload, replies: commands.count, blockingMilliseconds: 0)
         return zip(replies, commands).map { reply, command in
             Result { () throws(RedisError) in try Self.decode(reply, for: command) }
         }
@@ -73,11 +132,20 @@ public final class RedisClient: Sendable {
     /// or when any command failed inside it.
     public func transaction<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Command.Response] {
         guard !commands.isEmpty else { return [] }
+        let replies = try await anyTransport.execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0)
+        return try Self.decodeTransaction(replies, for: commands)
+    }
+
+    private static func transactionPayload<Command: RedisCommand>(_ commands: [Command]) -> [UInt8] {
         var payload: [UInt8] = []
         RedisCommandEncoder.append([Array("MULTI".utf8)], to: &payload)
         for command in commands { RedisCommandEncoder.append(command.arguments, to: &payload) }
         RedisCommandEncoder.append([Array("EXEC".utf8)], to: &payload)
-        let replies = try await core.execute(payload, replies: commands.count + 2, blockingMilliseconds: 0)
+        return payload
+    }
+
+    /// The results of `MULTI`, the queued commands and `EXEC`.
+    private static func decodeTransaction<Command: RedisCommand>(_ replies: [RedisReply], for commands: [Command]) throws(RedisError) -> [Command.Response] {
         try replies[0].throwingError()
         for queued in replies[1...commands.count] {
             // A command refused while queuing makes EXEC abort; its own error says why.

@@ -53,15 +53,25 @@ final class RedisEventLoopConnection: RedisTransport, @unchecked Sendable {
     }
 
     func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply] {
-        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
         let promise = eventLoop.makePromise(of: [RedisReply].self)
-        eventLoop.execute { self.submit(payload, replies: replies, deadline: deadline, promise: promise) }
+        enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
         do {
             return try await promise.futureResult.get()
         } catch let error as RedisError {
             throw error
         } catch {
             throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+        }
+    }
+
+    /// Sends pre-encoded commands and completes `promise` (of this connection's loop) with their replies. From the
+    /// connection's own loop this costs no hop.
+    func enqueue(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, promise: EventLoopPromise<[RedisReply]>) {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
+        if eventLoop.inEventLoop {
+            submit(payload, replies: replies, deadline: deadline, promise: promise)
+        } else {
+            eventLoop.execute { self.submit(payload, replies: replies, deadline: deadline, promise: promise) }
         }
     }
 

@@ -1,0 +1,107 @@
+import CompressNIO
+import Foundation
+import HTTPTypes
+import NIOCore
+import Shared
+
+/// What the ingestion routes do, in order, on the event loop that read the request:
+///
+/// 1. who is asking, and for which organization (`Authenticator`: 429, 401, 403, 400, 503);
+/// 2. `admit`: backpressure (503), then what the head shows of the body: media type and encoding (415), declared
+///    length (413);
+/// 3. the body is read by `IngestHandler` up to the route's limit (413);
+/// 4. `accept`: gzip (413, 400), validation (400), the append to Redis (503), and the 202.
+///
+/// Nothing is written to Redis before step 4 has validated every event.
+struct IngestService: Sendable {
+    let authenticator: Authenticator
+    let validator: EventValidator
+    let publisher: any EventPublisher
+    let backlog: Backlog
+    let metrics: GatewayMetrics
+    let retryAfterSeconds: Int
+
+    var limits: EventLimits { validator.limits }
+
+    /// What a request's head allowed: where its events go and how to read its body.
+    struct Admission {
+        let organization: String
+        let gzip: Bool
+        /// The most bytes its body may have, before and after gzip decoding.
+        let limit: Int
+    }
+
+    /// Step 2.
+    func admit(_ request: HTTPRequest, route: IngestRoute, organization: String) -> Result<Admission, GatewayError> {
+        if backlog.isOverHighWater {
+            metrics.backpressureRejections.increment()
+            return .failure(.unavailable("Ingestion backlog is over its high-water mark; retry later", retryAfter: retryAfterSeconds))
+        }
+        let limit = route.isBatch ? limits.maxBatchBodyBytes : limits.maxBodyBytes
+        if let type = request.headerFields[.contentType], type != "application/json" {
+            let mediaType = type.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces).lowercased()
+            guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+                return .failure(.unsupportedMediaType("Content-Type must be application/json, got '\(mediaType.prefix(100))'"))
+            }
+        }
+        var gzip = false
+        if let raw = request.headerFields[.contentEncoding], case let encoding = raw.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty {
+            switch encoding {
+            case "gzip", "x-gzip": gzip = true
+            case "identity": break
+            default: return .failure(.unsupportedMediaType("Content-Encoding must be gzip or identity, got '\(encoding.prefix(100))'"))
+            }
+        }
+        if let length = request.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
+            return .failure(.tooLarge(limit: limit))
+        }
+        return .success(Admission(organization: organization, gzip: gzip, limit: limit))
+    }
+
+    /// Step 4: the 202's body once Redis has the events; fails with the `GatewayError` to answer.
+    func accept(_ body: ByteBuffer, route: IngestRoute, admission: Admission, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+        let events: [QueuedEvent]
+        do {
+            events = try queuedEvents(body, route: route, admission: admission)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let retryAfterSeconds = retryAfterSeconds
+        let counter = metrics.accepted[route.kind]
+        return publisher.publish(events, on: eventLoop).flatMapErrorThrowing { error in
+            throw GatewayError.unavailable(
+                "Event queue is unavailable; retry later", retryAfter: retryAfterSeconds, cause: (error as? PublishError)?.reason ?? "\(error)")
+        }.map {
+            counter?.increment(by: Int64(events.count))
+            return route.isBatch
+                ? ByteBuffer(string: #"{"accepted":\#(events.count)}"#)
+                : ByteBuffer(string: #"{"id":""# + events[0].id + #"","queued":true}"#)
+        }
+    }
+
+    /// The body decoded and validated, each event with its id and the time it was received.
+    private func queuedEvents(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> [QueuedEvent] {
+        var body = body
+        if admission.gzip {
+            do {
+                body = try body.decompress(with: .gzip(), maxSize: admission.limit)
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                throw .tooLarge(limit: admission.limit, what: "body (decompressed)")
+            } catch {
+                throw .badRequest("Request body is not valid gzip")
+            }
+        }
+        let receivedAt = Timestamp.now
+        do {
+            if route.isBatch {
+                let events = try validator.batch(route.kind, body: body.readableBytesView)
+                let ids = EventID.make(count: events.count, milliseconds: receivedAt.milliseconds)
+                return zip(ids, events).map { QueuedEvent(id: $0, org: admission.organization, receivedAt: receivedAt, event: $1) }
+            }
+            let event = try validator.event(route.kind, body: body.readableBytesView)
+            return [QueuedEvent(id: EventID.make(milliseconds: receivedAt.milliseconds), org: admission.organization, receivedAt: receivedAt, event: event)]
+        } catch {
+            throw .badRequest(error.message)
+        }
+    }
+}
