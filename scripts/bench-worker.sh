@@ -6,6 +6,8 @@
 # Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES] [ROUNDS]   (defaults 1000000, 2, "sqlite postgres", 3)
 # WORKER_ENV_B="NAME=value …" runs every round a second time with those variables in the workers' environment
 # (an A/B of a runtime setting, such as GLIBC_TUNABLES=glibc.malloc.mxfast=0) and prints both medians and B/A.
+# BASELINE_WORKER=/path/to/an/older/operyn-worker runs every round a second time with that build instead (the way
+# to show a change does not regress the worker; B is then the baseline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -18,7 +20,9 @@ rounds=${4:-3}
 
 build_release
 variants=(A)
-[ -n "${WORKER_ENV_B:-}" ] && variants=(A B)
+[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] && variants=(A B)
+b_label=${BASELINE_WORKER:+the baseline $BASELINE_WORKER}
+b_label=${b_label:-with ${WORKER_ENV_B:-}}
 
 with_scratch wkbench
 
@@ -50,7 +54,9 @@ for engine in $engines; do
     for round in $(seq "$rounds"); do
       for variant in "${variants[@]}"; do
         extra=()
-        [ "$variant" = B ] && read -r -a extra <<<"$WORKER_ENV_B"
+        worker="$bin/operyn-worker"
+        [ "$variant" = B ] && [ -n "${WORKER_ENV_B:-}" ] && read -r -a extra <<<"$WORKER_ENV_B"
+        [ "$variant" = B ] && [ -n "${BASELINE_WORKER:-}" ] && worker=$BASELINE_WORKER
         suffix="$round$(tr AB ab <<<"$variant")"  # PostgreSQL folds unquoted database names to lower case
         prefix="bench-$engine-$suffix"
         db="$engine-$suffix"
@@ -73,7 +79,7 @@ for engine in $engines; do
         worker_pids=()
         for i in $(seq "$workers"); do
             env "${extra[@]}" OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
-                OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
+                OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$worker" 2>>"$work/worker.log" &
             worker_pids+=($!)
             pids+=($!)
         done
@@ -115,7 +121,7 @@ for engine in $engines; do
     echo "[$engine] median of $rounds: $a events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
     if [ "${#variants[@]}" -gt 1 ]; then
         b=$(printf '%s\n' ${rates_of[B]} | median)
-        echo "[$engine] with $WORKER_ENV_B: median $b events/s = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}') × without"
+        echo "[$engine] $b_label: median $b events/s; this build / B = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
     fi
     unset rates_of
 done

@@ -32,11 +32,15 @@ struct AdminOptions: ParsableArguments {
         var logger = Logger(label: "operyn.admin") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .warning
         let redis = RedisClient(configuration: configuration, name: "admin", logger: logger)
-        defer { redis.shutdown() }
-        do {
-            return try await body(redis)
-        } catch let error as RedisError {
-            throw AdminFailure("Redis at \(configuration.redactedURL): \(error.message)")
+        // The client runs as a service beside the command and stops when it is done.
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await redis.run() }
+            defer { group.cancelAll() }
+            do {
+                return try await body(redis)
+            } catch let error as RedisError {
+                throw AdminFailure("Redis at \(configuration.redactedURL): \(error.message)")
+            }
         }
     }
 

@@ -50,11 +50,10 @@ struct DLQCommand: AsyncParsableCommand {
                 for entry in entries {
                     guard streams.contains(entry.stream) else { throw AdminFailure("\(entry.id) names no stream of this prefix: '\(entry.stream)'") }
                     // One transaction per entry: it is on its stream again or still in the dead-letter stream, never both or neither.
-                    let results = try await redis.transaction([
-                        RawCommand(arguments: XADD(entry.stream, fields: entry.originalFields).arguments),
-                        RawCommand(arguments: XDEL(keys.deadLetterStream, ids: [entry.id]).arguments),
-                    ])
-                    let newID = results[0].string ?? "?"
+                    var pipeline = RedisPipeline()
+                    let added = pipeline.add(XADD(entry.stream, fields: entry.originalFields))
+                    pipeline.add(XDEL(keys.deadLetterStream, ids: [entry.id]))
+                    let newID = try await redis.transaction(pipeline).value(added)
                     replayed.append(.object([("id", .string(entry.id)), ("stream", .string(entry.stream)), ("newId", .string(newID))]))
                 }
                 options.output(.object([("replayed", .array(replayed))]), table: "replayed \(replayed.count) entries")

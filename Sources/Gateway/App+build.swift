@@ -16,12 +16,12 @@ struct GatewayDependencies: Sendable {
     var organizationKeys: (any APIKeyDirectory)?
 }
 
-/// The gateway's application: the router, plus the backlog monitor and the start-up check of Redis as services,
-/// on a Redis client that the caller shuts down after the application has stopped. `listener` learns when the
-/// server listens.
+/// The gateway's application: the server (ingestion on the event loops, Hummingbird's router for the rest), plus
+/// `services` (the Redis client, in `main`), the backlog monitor and the start-up check of Redis as services. The
+/// services stop in reverse order after the server: the Redis client last. `listener` learns when the server listens.
 func buildApplication(
     _ configuration: GatewayConfiguration, redis: RedisClient, registry: PrometheusCollectorRegistry, logger: Logger,
-    listener: Startup.Listener? = nil
+    services: [any Service] = [], listener: Startup.Listener? = nil
 ) -> some ApplicationProtocol {
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
@@ -48,7 +48,7 @@ func buildApplication(
             metrics: ConnectionMetrics(factory: factory), logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
-        services: [monitor, redisReachable],
+        services: services + [monitor, redisReachable],
         onServerRunning: { _ in listener?.started() },
         logger: logger
     )

@@ -22,13 +22,11 @@ struct App {
         // is read, appended and answered on one loop, and a round trip wakes no other thread.
         let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton, name: "gateway", logger: logger)
         let listener = Startup.Listener(setting: "OPERYN_HOST/OPERYN_PORT", host: configuration.host, port: configuration.port)
-        let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger, listener: listener)
+        let app = buildApplication(configuration, redis: redis, registry: registry, logger: logger, services: [redis], listener: listener)
         do {
             try await app.runService()
         } catch {
-            redis.shutdown()
             Startup.end(after: error, listener: listener)
         }
-        redis.shutdown()
     }
 }

@@ -23,11 +23,14 @@ struct App {
         } catch {
             Startup.fail("configuration error: \(error.message)", exitCode: 2)
         }
+        // Two connections: commands, and the blocking reads (XREADGROUP … BLOCK) that would hold commands up.
         let commands = RedisClient(configuration: configuration.redis, name: "worker", logger: logger)
         let reader = RedisClient(configuration: configuration.redis, name: "worker-reader", logger: logger)
         let listener = Startup.Listener(setting: "OPERYN_METRICS_HOST/OPERYN_METRICS_PORT", host: configuration.metricsHost, port: configuration.metricsPort)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger, listener: listener),
+            // The Redis clients first: they stop last, after the consumer has finished its batch.
+            services: [commands, reader]
+                + buildServices(configuration, commands: commands, reader: reader, sink: sink, registry: registry, logger: logger, listener: listener),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A batch in hand is finished when the database answers; one that waits on a failing database is abandoned
@@ -41,8 +44,6 @@ struct App {
             failure = error
         }
         await sink.close()
-        commands.shutdown()
-        reader.shutdown()
         if let failure { Startup.end(after: failure, listener: configuration.metricsPort == 0 ? nil : listener) }
     }
 }

@@ -4,21 +4,27 @@ import NIOPosix
 import Shared
 import Testing
 
-/// The two ways a `RedisClient` carries its commands; client tests run on both.
+/// The two shapes of a `RedisClient`; client tests run on both.
 public enum RedisTransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    /// A thread of the client's own (workers, admin).
-    case thread
-    /// A connection on a NIO event loop (the gateway).
-    case eventLoop
+    /// One connection on one event loop (workers, admin).
+    case oneLoop
+    /// A connection on each loop of a group, commands from tasks served in turn (the gateway).
+    case everyLoop
 
     public var testDescription: String { rawValue }
 
-    public func client(_ configuration: RedisConfiguration) -> RedisClient {
+    /// A client on the loops of `group` (the process's shared ones by default).
+    public func client(_ configuration: RedisConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) -> RedisClient {
         switch self {
-        case .thread: RedisClient(configuration: configuration)
-        case .eventLoop: RedisClient(configuration: configuration, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+        case .oneLoop: RedisClient(configuration: configuration, eventLoop: group.next())
+        case .everyLoop: RedisClient(configuration: configuration, group: group)
         }
     }
+
+    /// Loops of their own for tests that flood a client (10 000 commands at once): a debug build takes a good part of
+    /// a second to decode that many replies, and on the shared loops the clients of tests running beside them would
+    /// wait that long and time out.
+    public static let floodLoops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 }
 
 /// The Redis the test command starts (`OPERYN_TEST_REDIS_URL`), and a fresh key prefix per test.
@@ -32,10 +38,12 @@ public enum TestRedis {
         }
     }
 
-    public static func client(_ transport: RedisTransportKind = .thread, commandTimeout: Int = 2_000) throws -> RedisClient {
+    public static func client(
+        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeoutMilliseconds = commandTimeout
-        return transport.client(configuration)
+        return transport.client(configuration, group: group)
     }
 
     /// A prefix no other test uses.

@@ -51,8 +51,7 @@ public struct APIKeyStore: APIKeyDirectory {
         var fields = [("id", id), ("org", organization), ("created_at", String(now))]
         if let expiresAt { fields.append(("expires_at", String(expiresAt))) }
         _ = try await redis.transaction([
-            RawCommand(arguments: HSET(keys.apiKey(sha256: digest), fields: fields).arguments),
-            RawCommand(arguments: HSET(keys.apiKeys(org: organization), fields: [(id, digest)]).arguments),
+            HSET(keys.apiKey(sha256: digest), fields: fields), HSET(keys.apiKeys(org: organization), fields: [(id, digest)]),
         ])
         return (key, record)
     }
@@ -71,10 +70,10 @@ public struct APIKeyStore: APIKeyDirectory {
     /// Answers whether the organization had that key.
     public func revoke(organization: String, id: String) async throws(RedisError) -> Bool {
         guard let digest = try await redis.send(HGET(keys.apiKeys(org: organization), field: id)) else { return false }
-        _ = try await redis.transaction([
-            RawCommand(arguments: DEL([keys.apiKey(sha256: digest)]).arguments),
-            RawCommand(arguments: HDEL(keys.apiKeys(org: organization), fields: [id]).arguments),
-        ])
+        var pipeline = RedisPipeline()
+        pipeline.add(DEL([keys.apiKey(sha256: digest)]))
+        pipeline.add(HDEL(keys.apiKeys(org: organization), fields: [id]))
+        _ = try await redis.transaction(pipeline)
         return true
     }
 

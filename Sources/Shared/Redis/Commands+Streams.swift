@@ -61,10 +61,13 @@ public struct StreamEntry: Sendable, Equatable {
 public struct XADD: RedisCommand {
     public var arguments: [[UInt8]]
 
-    /// Appends `fields` to `stream` under `id` (default `*`, a new id made by Redis).
-    public init(_ stream: String, id: String = "*", fields: [(name: [UInt8], value: [UInt8])]) {
-        arguments = [Array("XADD".utf8), Array(stream.utf8), Array(id.utf8)]
-        arguments.reserveCapacity(3 + fields.count * 2)
+    /// Appends `fields` to `stream` under `id` (default `*`, a new id made by Redis); with `approximateMaxLength`,
+    /// trims the stream to about that many entries (`MAXLEN ~ n`).
+    public init(_ stream: String, id: String = "*", approximateMaxLength: Int? = nil, fields: [(name: [UInt8], value: [UInt8])]) {
+        arguments = [Array("XADD".utf8), Array(stream.utf8)]
+        arguments.reserveCapacity(6 + fields.count * 2)
+        if let approximateMaxLength { arguments += [Array("MAXLEN".utf8), [UInt8(ascii: "~")], Array(String(approximateMaxLength).utf8)] }
+        arguments.append(Array(id.utf8))
         for field in fields {
             arguments.append(field.name)
             arguments.append(field.value)

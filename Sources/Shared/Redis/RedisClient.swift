@@ -1,61 +1,53 @@
-import Foundation
 import Logging
 import NIOCore
+import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
-/// An auto-pipelining Redis client, carried by a thread of its own (`init(configuration:)`) or by NIO event
-/// loops, one connection per loop (`init(configuration:group:)`).
+/// An auto-pipelining Redis client over connections living on NIO event loops: one connection on one loop
+/// (`init(configuration:)`), or one on each loop of a group (`init(configuration:group:)`, for a server whose
+/// requests already run on those loops).
 ///
-/// Commands from any number of tasks share round trips: the thread takes everything queued and
-/// writes it in one go (no socket call on an event loop or on Swift's cooperative pool); an event
-/// loop flushes what was written in one tick. Every command fails within the command timeout when
-/// Redis is unreachable or stalled, with a retryable `RedisError`, and the client reconnects by
-/// itself with backoff.
+/// Commands from any number of callers share round trips: a loop flushes what was written in one tick. Every
+/// command fails within the command timeout when Redis is unreachable or stalled, with a retryable `RedisError`,
+/// and each connection reconnects by itself with backoff (`RedisConnectionStateMachine`).
 ///
-/// On event loops, code already running on a loop (a channel handler) sends with `send(_:on:)` and
-/// `transaction(_:on:)`: the command goes to the connection living on that loop and the answer comes back
-/// on it, with no thread hop and no task.
+/// Code already running on a loop (a channel handler) sends with `send(_:on:)` and `transaction(_:on:)`: the
+/// command goes to the connection living on that loop and the answer comes back on it, with no thread hop and no
+/// task. `async` callers are served by the connections in turn.
 ///
-/// Blocking commands (`XREADGROUP ... BLOCK`) hold up everything queued behind them: give them a
-/// threaded client of their own.
-public final class RedisClient: Sendable {
-    private let transports: [any RedisTransport]
-    /// The event-loop connections by the identity of their loop.
-    private let connections: [ObjectIdentifier: RedisEventLoopConnection]
-    private let nextTransport = Atomic<Int>(0)
+/// The client is a `Service`: run it in the executable's service group, which closes its connections once the
+/// services that use it have stopped. A blocking command (`XREADGROUP … BLOCK`) holds up every command queued
+/// behind it on its connection: give it a client of its own.
+public final class RedisClient: Sendable, Service {
+    private let connections: [RedisConnection]
+    /// The connections by the identity of their loop.
+    private let byLoop: [ObjectIdentifier: RedisConnection]
+    private let nextConnection = Atomic<Int>(0)
     private let digests = Mutex<[RedisScript: String]>([:])
 
     /// The configuration the client connects with.
     public let configuration: RedisConfiguration
 
-    /// Starts the client's thread; it connects at once and whenever the link is lost.
-    public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
-        let thread = RedisClientCore(configuration: configuration, name: name, logger: logger)
-        self.configuration = configuration
-        transports = [thread]
-        connections = [:]
-        thread.start()
-    }
-
-    /// Starts a client with one connection on each loop of `group`: for a server whose requests already run on
-    /// those loops, where a thread of the client's own would cost a wake-up per round trip. No blocking commands.
-    public init(configuration: RedisConfiguration, group: any EventLoopGroup, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")) {
-        var connections: [ObjectIdentifier: RedisEventLoopConnection] = [:]
-        var transports: [any RedisTransport] = []
+    /// A client with one connection on each loop of `group`; each connects at once and whenever its link is lost.
+    public init(
+        configuration: RedisConfiguration, group: any EventLoopGroup, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")
+    ) {
+        var connections: [RedisConnection] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
-            let connection = RedisEventLoopConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger)
-            connections[ObjectIdentifier(eventLoop)] = connection
-            transports.append(connection)
-            connection.start()
+            connections.append(RedisConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger))
         }
         self.configuration = configuration
-        self.transports = transports
         self.connections = connections
+        byLoop = Dictionary(connections.map { (ObjectIdentifier($0.eventLoop), $0) }, uniquingKeysWith: { first, _ in first })
+        for connection in connections { connection.start() }
     }
 
-    /// Starts a client whose one connection lives on `eventLoop`. No blocking commands.
-    public convenience init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String = "redis", logger: Logger = Logger(label: "operyn.redis"))
-    {
+    /// A client with one connection, on `eventLoop` (by default one of the process's shared loops).
+    public convenience init(
+        configuration: RedisConfiguration, eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(), name: String = "redis",
+        logger: Logger = Logger(label: "operyn.redis")
+    ) {
         self.init(configuration: configuration, group: eventLoop, name: name, logger: logger)
     }
 
@@ -64,31 +56,34 @@ public final class RedisClient: Sendable {
         self.init(configuration: try RedisConfiguration(url: url), name: name, logger: logger)
     }
 
-    deinit { shutdown() }
+    /// Runs until the service group shuts down (or the task is cancelled), then closes the connections: commands
+    /// in flight and later ones fail with `shutdown`.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        shutdown()
+    }
 
-    /// Stops the thread and closes the connections; queued and later commands fail with `shutdown`.
+    /// Closes the connections now. The service does this when its group stops; a caller that runs the client
+    /// outside a service group (a test) calls it when done.
     public func shutdown() {
-        for transport in transports { transport.shutdown() }
+        for connection in connections { connection.shutdown() }
     }
 
     /// Whether every connection is up right now.
-    public var isConnected: Bool { transports.allSatisfy(\.isConnected) }
+    public var isConnected: Bool { connections.allSatisfy(\.isConnected) }
 
-    /// The transport for a caller not on a loop: round robin.
-    private var anyTransport: any RedisTransport {
-        transports.count == 1 ? transports[0] : transports[nextTransport.wrappingAdd(1, ordering: .relaxed).oldValue % transports.count]
+    /// The connection for a caller not on a loop: each in turn.
+    private var anyConnection: RedisConnection {
+        connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
     }
 
-    /// Sends pre-encoded commands on the connection of `eventLoop` (or, without one, the client's own transport)
-    /// and answers their replies on `eventLoop`.
+    /// Sends pre-encoded commands on the connection of `eventLoop` (or, when it has none, another one) and answers
+    /// their replies on `eventLoop`.
     private func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[RedisReply]> {
-        if let connection = connections[ObjectIdentifier(eventLoop)] {
-            let promise = eventLoop.makePromise(of: [RedisReply].self)
-            connection.enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
-            return promise.futureResult
-        }
-        let transport = anyTransport
-        return eventLoop.makeFutureWithTask { try await transport.execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds) }
+        let connection = byLoop[ObjectIdentifier(eventLoop)] ?? anyConnection
+        let promise = connection.eventLoop.makePromise(of: [RedisReply].self)
+        connection.enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
+        return promise.futureResult.hop(to: eventLoop)
     }
 
     /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
@@ -112,7 +107,7 @@ public final class RedisClient: Sendable {
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var payload: [UInt8] = []
         RedisCommandEncoder.append(command.arguments, to: &payload)
-        let replies = try await anyTransport.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
+        let replies = try await anyConnection.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
         return try Self.decode(replies[0], for: command)
     }
 
@@ -121,7 +116,7 @@ public final class RedisClient: Sendable {
         guard !commands.isEmpty else { return [] }
         var payload: [UInt8] = []
         for command in commands { RedisCommandEncoder.append(command.arguments, to: &payload) }
-        let replies = try await anyTransport.execute(payload, replies: commands.count, blockingMilliseconds: 0)
+        let replies = try await anyConnection.execute(payload, replies: commands.count, blockingMilliseconds: 0)
         return zip(replies, commands).map { reply, command in
             Result { () throws(RedisError) in try Self.decode(reply, for: command) }
         }
@@ -132,7 +127,7 @@ public final class RedisClient: Sendable {
     /// or when any command failed inside it.
     public func transaction<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Command.Response] {
         guard !commands.isEmpty else { return [] }
-        let replies = try await anyTransport.execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0)
+        let replies = try await anyConnection.execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0)
         return try Self.decodeTransaction(replies, for: commands)
     }
 
@@ -146,19 +141,48 @@ public final class RedisClient: Sendable {
 
     /// The results of `MULTI`, the queued commands and `EXEC`.
     private static func decodeTransaction<Command: RedisCommand>(_ replies: [RedisReply], for commands: [Command]) throws(RedisError) -> [Command.Response] {
-        try replies[0].throwingError()
-        for queued in replies[1...commands.count] {
-            // A command refused while queuing makes EXEC abort; its own error says why.
-            try queued.throwingError()
-        }
-        let exec = try replies[commands.count + 1].throwingError()
-        guard let results = exec.array, results.count == commands.count else {
-            throw RedisError(code: .unexpectedReply, message: "EXEC returned no results")
-        }
+        let results = try checkTransaction(replies, count: commands.count)
         var responses: [Command.Response] = []
         responses.reserveCapacity(commands.count)
         for (reply, command) in zip(results, commands) { responses.append(try Self.decode(reply, for: command)) }
         return responses
+    }
+
+    /// Sends the commands of `pipeline`, of any types, back to back in one round trip; each gets its own result.
+    public func pipeline(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
+        guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
+        let replies = try await anyConnection.execute(pipeline.payload, replies: pipeline.count, blockingMilliseconds: 0)
+        return RedisPipeline.Results(
+            results: replies.enumerated().map { index, reply in Result { () throws(RedisError) in try pipeline.decode(reply, at: index) } })
+    }
+
+    /// Runs the commands of `pipeline`, of any types, atomically in `MULTI`/`EXEC` in one round trip; throws as
+    /// `transaction(_:)` does, so every result it answers is a success.
+    public func transaction(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
+        guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
+        var payload: [UInt8] = []
+        RedisCommandEncoder.append([Array("MULTI".utf8)], to: &payload)
+        payload += pipeline.payload
+        RedisCommandEncoder.append([Array("EXEC".utf8)], to: &payload)
+        let replies = try await anyConnection.execute(payload, replies: pipeline.count + 2, blockingMilliseconds: 0)
+        let results = try Self.checkTransaction(replies, count: pipeline.count)
+        var values: [Result<any Sendable, RedisError>] = []
+        for (index, reply) in results.enumerated() { values.append(.success(try pipeline.decode(reply, at: index))) }
+        return RedisPipeline.Results(results: values)
+    }
+
+    /// The replies of the commands inside `EXEC`, once `MULTI`, every queued command and `EXEC` itself succeeded.
+    private static func checkTransaction(_ replies: [RedisReply], count: Int) throws(RedisError) -> [RedisReply] {
+        try replies[0].throwingError()
+        for queued in replies[1...count] {
+            // A command refused while queuing makes EXEC abort; its own error says why.
+            try queued.throwingError()
+        }
+        let exec = try replies[count + 1].throwingError()
+        guard let results = exec.array, results.count == count else {
+            throw RedisError(code: .unexpectedReply, message: "EXEC returned no results")
+        }
+        return results
     }
 
     /// Runs a Lua script by `EVALSHA`, loading it with `SCRIPT LOAD` first when the server does not know it.
@@ -179,7 +203,7 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private static func decode<Command: RedisCommand>(_ reply: RedisReply, for command: Command) throws(RedisError) -> Command.Response {
+    static func decode<Command: RedisCommand>(_ reply: RedisReply, for command: Command) throws(RedisError) -> Command.Response {
         if case .error(let error) = reply {
             if let tolerated = command.response(forError: error) { return tolerated }
             throw error
@@ -195,14 +219,4 @@ public struct RedisScript: Sendable, Hashable {
 
     /// A script from its source.
     public init(_ source: String) { self.source = source }
-}
-
-/// What carries a `RedisClient`'s commands: a thread of its own (`RedisClientCore`) or a NIO event loop
-/// (`RedisEventLoopConnection`).
-protocol RedisTransport: Sendable {
-    var configuration: RedisConfiguration { get }
-    var isConnected: Bool { get }
-    /// Sends pre-encoded commands and waits for their `replies` replies.
-    func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply]
-    func shutdown()
 }

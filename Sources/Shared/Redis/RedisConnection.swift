@@ -1,175 +1,220 @@
-import CHiredis
+import Logging
 import NIOCore
+import NIOPosix
+import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
-/// One TCP connection to Redis, used from a single thread: a non-blocking socket whose every wait
-/// is bounded by a deadline (poll), with hiredis's `redisReader` as the RESP decoder.
+/// One connection to Redis living on a NIO event loop: commands are written from the loop and replies read by it,
+/// in the same `epoll` as the HTTP connections of that loop, so a command wakes no other thread. Commands written in
+/// one loop tick go out in one flush (auto-pipelining). Its states and their changes are
+/// `RedisConnectionStateMachine`'s; this type does the I/O they call for.
 ///
-/// Owns the socket and the reader, and frees both in `deinit`. Not thread-safe by design:
-/// only the `RedisClient` thread that made it touches it.
-final class RedisConnection {
-    private var descriptor: Int32
-    private let reader = RedisReplyReader()
-    private var readBuffer: UnsafeMutableRawBufferPointer
-
-    private init(descriptor: Int32) {
-        self.descriptor = descriptor
-        self.readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+/// Every command fails within the command timeout (plus its blocking time) when Redis is unreachable or stalled,
+/// with a retryable `RedisError`; the next command after a failure reconnects, no sooner than the backoff allows.
+/// A blocking command (`XREADGROUP … BLOCK`) holds up every command behind it: give it a connection of its own.
+///
+/// `@unchecked Sendable`: everything that changes is touched only on `eventLoop` (`enqueue` and `shutdown` hop to
+/// it), except `connected`, an atomic.
+final class RedisConnection: @unchecked Sendable {
+    /// A command waiting for the connection to be ready.
+    private struct Held {
+        let payload: [UInt8]
+        let replies: Int
+        let deadline: NIODeadline
+        let promise: EventLoopPromise<[RedisReply]>
     }
 
-    deinit {
-        close()
-        readBuffer.deallocate()
+    let configuration: RedisConfiguration
+    let eventLoop: any EventLoop
+    private let name: String
+    private let logger: Logger
+    private let connected = Atomic<Bool>(false)
+
+    // On `eventLoop` only.
+    private var machine: RedisConnectionStateMachine
+    private var channel: (any Channel)?
+    private var handler: RedisChannelHandler?
+    private var held = CircularBuffer<Held>()
+
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String, logger: Logger) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.name = name
+        self.logger = logger
+        machine = RedisConnectionStateMachine(
+            reconnectDelayMilliseconds: configuration.reconnectDelayMilliseconds,
+            maxReconnectDelayMilliseconds: configuration.maxReconnectDelayMilliseconds)
     }
 
-    /// Connects and runs the handshake (AUTH, SELECT); every step ends by `deadline`.
-    static func open(_ configuration: RedisConfiguration, deadline: NIODeadline) throws(RedisError) -> RedisConnection {
-        let connection = RedisConnection(descriptor: try connectSocket(host: configuration.host, port: configuration.port, deadline: deadline))
-        let handshake = configuration.handshake
-        guard !handshake.isEmpty else { return connection }
-        var payload: [UInt8] = []
-        for command in handshake { RedisCommandEncoder.append(command.arguments, to: &payload) }
-        do throws(RedisError) {
-            try connection.write(payload, deadline: deadline)
-            for step in handshake.map(\.step) {
-                if case .error(let error) = try connection.readReply(deadline: deadline) {
-                    // The server's text names no secret, but keep only its code to be sure.
-                    throw RedisError(
-                        code: .connectionFailed,
-                        message: "Redis \(step) failed: \(error.serverPrefix ?? "ERR")",
-                        serverPrefix: error.serverPrefix
-                    )
+    /// Whether the connection is ready right now.
+    var isConnected: Bool { connected.load(ordering: .relaxed) }
+
+    /// Connects ahead of the first command (its failure is only logged).
+    func start() {
+        eventLoop.execute {
+            guard case .connectAndHold = self.machine.command(now: .now()) else { return }
+            self.connect(deadline: .now() + .milliseconds(Int64(self.configuration.connectTimeoutMilliseconds)))
+        }
+    }
+
+    /// Fails every command in flight or held, closes the link, and fails every later command with `shutdown`.
+    func shutdown() {
+        eventLoop.execute {
+            guard self.machine.shutdown() else { return }
+            let error = RedisError(code: .shutdown, message: "Redis client is shut down")
+            self.failHeld(error)
+            self.handler?.failAll(error)
+            self.channel?.close(promise: nil)
+            self.channel = nil
+            self.handler = nil
+            self.connected.store(false, ordering: .relaxed)
+        }
+    }
+
+    /// Sends pre-encoded commands expecting `replies` replies and waits for them.
+    func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply] {
+        let promise = eventLoop.makePromise(of: [RedisReply].self)
+        enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+        }
+    }
+
+    /// Sends pre-encoded commands and completes `promise` (of this connection's loop) with their replies. From the
+    /// connection's own loop this costs no hop.
+    func enqueue(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, promise: EventLoopPromise<[RedisReply]>) {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
+        let command = Held(payload: payload, replies: replies, deadline: deadline, promise: promise)
+        if eventLoop.inEventLoop {
+            submit(command)
+        } else {
+            eventLoop.execute { self.submit(command) }
+        }
+    }
+
+    // MARK: On the event loop
+
+    private func submit(_ command: Held) {
+        switch machine.command(now: .now()) {
+        case .write:
+            handler!.send(command.payload, replies: command.replies, deadline: command.deadline, promise: command.promise)
+        case .hold:
+            held.append(command)
+        case .connectAndHold:
+            held.append(command)
+            connect(deadline: min(.now() + .milliseconds(Int64(configuration.connectTimeoutMilliseconds)), command.deadline))
+        case .fail(let error):
+            command.promise.fail(error)
+        }
+    }
+
+    /// Connects, then sends the handshake (AUTH, SELECT) when there is one; the held commands go out once ready.
+    private func connect(deadline: NIODeadline) {
+        let handler = RedisChannelHandler(onClose: { [weak self] handler, error in self?.lost(handler, error) })
+        let boundHandler = NIOLoopBound(handler, eventLoop: eventLoop)  // the channel is made on this same loop
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(Int64(max(deadline.millisecondsFromNow, 1))))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RedisReplyDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(boundHandler.value)
                 }
             }
-        } catch  where error.code == .timeout {
-            throw RedisError(code: .connectionFailed, message: "Redis handshake timed out")
-        }
-        return connection
+            .connect(host: configuration.host, port: configuration.port)
+            .hop(to: eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.connected(channel, handler, deadline: deadline)
+                case .failure:
+                    self.attemptFailed(
+                        RedisError(code: .connectionFailed, message: "Redis at \(self.configuration.host):\(self.configuration.port) is unreachable"))
+                }
+            }
     }
 
-    /// Closes the socket; later calls fail with `connectionClosed`.
-    func close() {
-        if descriptor >= 0 {
-            _ = Glibc.close(descriptor)
-            descriptor = -1
-        }
-    }
-
-    /// Writes every byte of `bytes`, waiting for the socket no later than `deadline`.
-    func write(_ bytes: [UInt8], deadline: NIODeadline) throws(RedisError) {
-        var failure: RedisError?
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let sent = Glibc.send(descriptor, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
-                if sent > 0 {
-                    offset += sent
-                } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                    if let error = Self.wait(descriptor, for: Int16(POLLOUT), until: deadline) {
-                        failure = error
-                        return
+    private func connected(_ channel: any Channel, _ handler: RedisChannelHandler, deadline: NIODeadline) {
+        let steps = configuration.handshake
+        switch machine.connected(needsHandshake: !steps.isEmpty) {
+        case .close:
+            channel.close(promise: nil)
+            return
+        case .writeHeld(let reconnected):
+            self.channel = channel
+            self.handler = handler
+            ready(reconnected: reconnected)
+        case .handshake:
+            self.channel = channel
+            self.handler = handler
+            let replies = steps.map { step, arguments -> EventLoopFuture<Void> in
+                var payload: [UInt8] = []
+                RedisCommandEncoder.append(arguments, to: &payload)
+                let promise = eventLoop.makePromise(of: [RedisReply].self)
+                handler.send(payload, replies: 1, deadline: deadline, promise: promise)
+                return promise.futureResult.flatMapThrowing { replies in
+                    if case .error(let error) = replies[0] {
+                        // The server's text names no secret, but keep only its code to be sure.
+                        throw RedisError(
+                            code: .connectionFailed, message: "Redis \(step) failed: \(error.serverPrefix ?? "ERR")", serverPrefix: error.serverPrefix)
                     }
-                } else {
-                    failure = RedisError(code: .connectionClosed, message: "Redis write failed: \(Self.errnoText())")
-                    return
+                }
+            }
+            EventLoopFuture.andAllSucceed(replies, on: eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success:
+                    if case .writeHeld(let reconnected) = self.machine.handshakeSucceeded() { self.ready(reconnected: reconnected) }
+                case .failure(let error):
+                    channel.close(promise: nil)
+                    self.channel = nil
+                    self.handler = nil
+                    self.attemptFailed((error as? RedisError) ?? RedisError(code: .connectionFailed, message: "Redis handshake failed"))
                 }
             }
         }
-        if let failure { throw failure }
     }
 
-    /// Reads one whole reply, waiting for bytes no later than `deadline`.
-    func readReply(deadline: NIODeadline) throws(RedisError) -> RedisReply {
-        while true {
-            if let reply = try reader.next() { return reply }
-            try fill(deadline: deadline)
+    private func ready(reconnected: Bool) {
+        connected.store(true, ordering: .relaxed)
+        if reconnected {
+            logger.info("redis.reconnected", metadata: ["redis.client": "\(name)", "redis.url": "\(configuration.redactedURL)"])
         }
-    }
-
-    private func fill(deadline: NIODeadline) throws(RedisError) {
-        while true {
-            let count = Glibc.recv(descriptor, readBuffer.baseAddress, readBuffer.count, 0)
-            if count > 0 {
-                reader.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count))
-                return
-            }
-            if count == 0 {
-                throw RedisError(code: .connectionClosed, message: "Redis closed the connection")
-            }
-            guard errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else {
-                throw RedisError(code: .connectionClosed, message: "Redis read failed: \(Self.errnoText())")
-            }
-            if let error = Self.wait(descriptor, for: Int16(POLLIN), until: deadline) { throw error }
-        }
-    }
-
-    /// Waits until the socket is ready for `events`; returns the error to throw when the deadline passes or the socket fails.
-    private static func wait(_ descriptor: Int32, for events: Int16, until deadline: NIODeadline) -> RedisError? {
-        while true {
-            let remaining = deadline.millisecondsFromNow
-            if remaining <= 0 {
-                return RedisError(code: .timeout, message: "Redis did not answer in time")
-            }
-            var target = pollfd(fd: descriptor, events: events, revents: 0)
-            let ready = poll(&target, 1, Int32(clamping: remaining))
-            if ready > 0 {
-                if target.revents & Int16(POLLNVAL) != 0 {
-                    return RedisError(code: .connectionClosed, message: "Redis connection is closed")
-                }
-                return nil
-            }
-            if ready < 0 && errno != EINTR {
-                return RedisError(code: .connectionClosed, message: "Redis poll failed: \(errnoText())")
-            }
-        }
-    }
-
-    private static func connectSocket(host: String, port: Int, deadline: NIODeadline) throws(RedisError) -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &list)
-        guard status == 0, let first = list else {
-            throw RedisError(code: .connectionFailed, message: "Redis host \(host) could not be resolved")
-        }
-        defer { freeaddrinfo(list) }
-        var lastError = RedisError(code: .connectionFailed, message: "Redis at \(host):\(port) is unreachable")
-        var candidate: UnsafeMutablePointer<addrinfo>? = first
-        while let address = candidate {
-            candidate = address.pointee.ai_next
-            let descriptor = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            if descriptor < 0 { continue }
-            var one: Int32 = 1
-            _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
-            if Glibc.connect(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 {
-                return descriptor
-            }
-            if errno == EINPROGRESS {
-                if let error = wait(descriptor, for: Int16(POLLOUT), until: deadline) {
-                    lastError = RedisError(code: .connectionFailed, message: "Redis at \(host):\(port): connect timed out")
-                    _ = Glibc.close(descriptor)
-                    if error.code == .timeout { break }
-                    continue
-                }
-                var socketError: Int32 = 0
-                var length = socklen_t(MemoryLayout<Int32>.size)
-                _ = getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length)
-                if socketError == 0 { return descriptor }
-                lastError = RedisError(code: .connectionFailed, message: "Redis at \(host):\(port): \(String(cString: strerror(socketError)))")
+        let now = NIODeadline.now()
+        while let command = held.popFirst() {
+            if command.deadline <= now {
+                command.promise.fail(RedisError(code: .timeout, message: "Redis did not answer in time"))
             } else {
-                lastError = RedisError(code: .connectionFailed, message: "Redis at \(host):\(port): \(errnoText())")
+                handler!.send(command.payload, replies: command.replies, deadline: command.deadline, promise: command.promise)
             }
-            _ = Glibc.close(descriptor)
         }
-        throw lastError
     }
 
-    private static func errnoText() -> String { String(cString: strerror(errno)) }
+    private func attemptFailed(_ error: RedisError) {
+        guard case .failHeld(let failure, let firstFailure) = machine.attemptFailed(error, now: .now()) else { return }
+        if firstFailure {
+            logger.warning(
+                "redis.connect.failed", metadata: ["redis.client": "\(name)", "redis.url": "\(configuration.redactedURL)", "redis.error": "\(error.message)"])
+        }
+        failHeld(failure)
+    }
+
+    private func failHeld(_ error: RedisError) {
+        while let command = held.popFirst() { command.promise.fail(error) }
+    }
+
+    /// The link of `lostHandler` broke: the next command reconnects.
+    private func lost(_ lostHandler: RedisChannelHandler, _ error: RedisError) {
+        guard handler === lostHandler else { return }  // an older link, or a handshake that failed (handled there)
+        channel = nil
+        handler = nil
+        connected.store(false, ordering: .relaxed)
+        if machine.linkLost() {
+            logger.warning("redis.connection.lost", metadata: ["redis.client": "\(name)", "redis.error": "\(error.message)"])
+        }
+    }
 }

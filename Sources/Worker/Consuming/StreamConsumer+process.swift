@@ -134,18 +134,17 @@ extension StreamConsumer {
     /// once a minute. (The per-organization counter goes up with the acknowledgement, exactly once per entry.)
     private func recordRejections(_ rejected: [DecodedEntry]) async throws {
         guard !rejected.isEmpty else { return }
-        var adds: [RawCommand] = []
+        var adds: [XADD] = []
         for item in rejected {
             let event = item.event
             let limit = quota.fallbackLimit(for: event.org)
-            var fields: [[UInt8]] = [
-                "XADD", keys.rejectedStream, "MAXLEN", "~", String(settings.rejectedMaxLength), "*",
-                "reason", Self.quotaReason, "id", event.id, "org", event.org, "service", event.event.service,
-                "kind", event.event.kind.rawValue, "received_at", event.receivedAt.iso8601,
-                "source_stream", keys.stream(item.read.kind), "source_id", item.read.entry.id,
-            ].map { Array($0.utf8) }
-            fields += [Array("default_limit".utf8), Array(String(limit).utf8)]
-            adds.append(RawCommand(arguments: fields))
+            let fields = [
+                ("reason", Self.quotaReason), ("id", event.id), ("org", event.org), ("service", event.event.service),
+                ("kind", event.event.kind.rawValue), ("received_at", event.receivedAt.iso8601),
+                ("source_stream", keys.stream(item.read.kind)), ("source_id", item.read.entry.id), ("default_limit", String(limit)),
+            ]
+            adds.append(
+                XADD(keys.rejectedStream, approximateMaxLength: settings.rejectedMaxLength, fields: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }))
             metrics.rejected(kind: event.event.kind, org: event.org).increment()
             if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
                 logger.warning(
@@ -161,30 +160,21 @@ extension StreamConsumer {
     /// Moves entries that can never be stored to the dead-letter stream, with their reason and original id.
     private func deadLetter(_ items: [(read: ReadEntry, reason: String, attempts: Int)]) async throws {
         guard !items.isEmpty else { return }
-        var adds: [RawCommand] = []
+        var pipeline = RedisPipeline()
         for item in items {
-            var arguments: [[UInt8]] = ["XADD", keys.deadLetterStream, "*"].map { Array($0.utf8) }
             let extra = [
                 ("dlq_reason", item.reason), ("dlq_stream", keys.stream(item.read.kind)), ("dlq_id", item.read.entry.id),
                 ("dlq_attempts", String(item.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
             ]
-            for (name, value) in extra {
-                arguments.append(Array(name.utf8))
-                arguments.append(Array(value.utf8))
-            }
-            for field in item.read.entry.fields ?? [] {
-                arguments.append(Array(field.name))
-                arguments.append(Array(field.value))
-            }
-            adds.append(RawCommand(arguments: arguments))
+            var fields = extra.map { (name: Array($0.0.utf8), value: Array($0.1.utf8)) }
+            for field in item.read.entry.fields ?? [] { fields.append((Array(field.name), Array(field.value))) }
+            pipeline.add(XADD(keys.deadLetterStream, fields: fields))
+            pipeline.add(HDEL(keys.attempts, fields: ["\(item.read.kind.rawValue):\(item.read.entry.id)"]))
             metrics.deadLettered.increment()
             logger.error("worker.dead_lettered", metadata: ["redis.id": "\(item.read.entry.id)", "error": "\(item.reason)"])
         }
-        let cleared = items.map {
-            RawCommand(arguments: [Array("HDEL".utf8), Array(keys.attempts.utf8), Array("\($0.read.kind.rawValue):\($0.read.entry.id)".utf8)])
-        }
         try await retrying("dead-letter") {
-            for result in try await commands.pipeline(adds + cleared) { _ = try result.get() }
+            try await commands.pipeline(pipeline).check()
         }
     }
 
