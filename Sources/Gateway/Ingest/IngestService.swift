@@ -68,15 +68,22 @@ struct IngestService: Sendable {
         }
         let retryAfterSeconds = retryAfterSeconds
         let counter = metrics.accepted[route.kind]
-        return publisher.publish(events, on: eventLoop).flatMapErrorThrowing { error in
-            throw GatewayError.unavailable(
-                "Event queue is unavailable; retry later", retryAfter: retryAfterSeconds, cause: (error as? PublishError)?.reason ?? "\(error)")
-        }.map {
-            counter?.increment(by: Int64(events.count))
-            return route.isBatch
-                ? ByteBuffer(string: #"{"accepted":\#(events.count)}"#)
-                : ByteBuffer(string: #"{"id":""# + events[0].id + #"","queued":true}"#)
+        let answered = eventLoop.makePromise(of: ByteBuffer.self)
+        publisher.publish(events, on: eventLoop).whenComplete { result in
+            switch result {
+            case .success:
+                counter?.increment(by: Int64(events.count))
+                answered.succeed(
+                    route.isBatch
+                        ? ByteBuffer(string: #"{"accepted":\#(events.count)}"#)
+                        : ByteBuffer(string: #"{"id":""# + events[0].id + #"","queued":true}"#))
+            case .failure(let error):
+                answered.fail(
+                    GatewayError.unavailable(
+                        "Event queue is unavailable; retry later", retryAfter: retryAfterSeconds, cause: (error as? PublishError)?.reason ?? "\(error)"))
+            }
         }
+        return answered.futureResult
     }
 
     /// The body decoded and validated, each event with its id and the time it was received.

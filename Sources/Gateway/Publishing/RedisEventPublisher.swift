@@ -13,25 +13,28 @@ struct RedisEventPublisher: EventPublisher {
         let start = NIODeadline.now()
         let appended: EventLoopFuture<Void>
         if events.count == 1 {
-            let event = events[0]
-            appended = redis.send(XADD(keys.stream(event.event.kind), fields: StreamEntryCodec.encode(event)), on: eventLoop).map { _ in }
+            appended = redis.send(AppendEvent(events[0], to: keys.stream(events[0].event.kind)), on: eventLoop).map { _ in }
         } else {
             let receivedAt = events[0].receivedAt.iso8601
             let commands = events.map { event in
-                XADD(
-                    keys.stream(event.event.kind),
-                    fields: StreamEntryCodec.encode(event, receivedAt: event.receivedAt == events[0].receivedAt ? receivedAt : nil))
+                AppendEvent(event, to: keys.stream(event.event.kind), receivedAt: event.receivedAt == events[0].receivedAt ? receivedAt : nil)
             }
             appended = redis.transaction(commands, on: eventLoop).map { _ in }
         }
         let metrics = metrics
-        return appended.flatMapErrorThrowing { error in
-            metrics.redisErrors.increment()
-            let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
-            throw PublishError(reason: reason)
-        }.map {
-            metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        let published = eventLoop.makePromise(of: Void.self)
+        appended.whenComplete { result in
+            switch result {
+            case .success:
+                metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+                published.succeed()
+            case .failure(let error):
+                metrics.redisErrors.increment()
+                let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
+                published.fail(PublishError(reason: reason))
+            }
         }
+        return published.futureResult
     }
 
     func isReady() async -> Bool {

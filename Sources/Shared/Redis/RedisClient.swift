@@ -89,7 +89,7 @@ public final class RedisClient: Sendable, Service {
     /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
         var payload: [UInt8] = []
-        RedisCommandEncoder.append(command.arguments, to: &payload)
+        command.encode(into: &payload)
         return execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, on: eventLoop).flatMapThrowing { replies in
             try Self.decode(replies[0], for: command)
         }
@@ -106,7 +106,7 @@ public final class RedisClient: Sendable, Service {
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var payload: [UInt8] = []
-        RedisCommandEncoder.append(command.arguments, to: &payload)
+        command.encode(into: &payload)
         let replies = try await anyConnection.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
         return try Self.decode(replies[0], for: command)
     }
@@ -115,7 +115,7 @@ public final class RedisClient: Sendable, Service {
     public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
         guard !commands.isEmpty else { return [] }
         var payload: [UInt8] = []
-        for command in commands { RedisCommandEncoder.append(command.arguments, to: &payload) }
+        for command in commands { command.encode(into: &payload) }
         let replies = try await anyConnection.execute(payload, replies: commands.count, blockingMilliseconds: 0)
         return zip(replies, commands).map { reply, command in
             Result { () throws(RedisError) in try Self.decode(reply, for: command) }
@@ -134,7 +134,7 @@ public final class RedisClient: Sendable, Service {
     private static func transactionPayload<Command: RedisCommand>(_ commands: [Command]) -> [UInt8] {
         var payload: [UInt8] = []
         RedisCommandEncoder.append([Array("MULTI".utf8)], to: &payload)
-        for command in commands { RedisCommandEncoder.append(command.arguments, to: &payload) }
+        for command in commands { command.encode(into: &payload) }
         RedisCommandEncoder.append([Array("EXEC".utf8)], to: &payload)
         return payload
     }

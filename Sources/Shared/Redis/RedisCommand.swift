@@ -4,6 +4,9 @@ public protocol RedisCommand: Sendable {
     associatedtype Response: Sendable
     /// The argument vector, command name first; binary-safe.
     var arguments: [[UInt8]] { get }
+    /// Appends the command's RESP encoding to `buffer`; by default that of `arguments`. A command sent for every
+    /// request may write itself directly instead (`AppendEvent`).
+    func encode(into buffer: inout [UInt8])
     /// For a blocking command, how long the server may hold the reply, in milliseconds; the
     /// client adds it to the command timeout. Send blocking commands on a client of their own:
     /// on a shared connection they hold up every command queued behind them.
@@ -16,6 +19,8 @@ public protocol RedisCommand: Sendable {
 }
 
 extension RedisCommand {
+    public func encode(into buffer: inout [UInt8]) { RedisCommandEncoder.append(arguments, to: &buffer) }
+
     /// Not blocking.
     public var blockingMilliseconds: Int? { nil }
 

@@ -34,6 +34,25 @@ public enum RedisCommandEncoder {
         }
     }
 
+    /// Appends `*<count>\r\n`, the start of a command of `count` arguments.
+    static func appendHeader(arguments count: Int, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "*"))
+        appendDecimal(count, to: &buffer)
+        buffer.append(13)
+        buffer.append(10)
+    }
+
+    /// Appends one argument, `$<length>\r\n<bytes>\r\n`.
+    static func appendArgument(_ bytes: String.UTF8View, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "$"))
+        appendDecimal(bytes.count, to: &buffer)
+        buffer.append(13)
+        buffer.append(10)
+        buffer.append(contentsOf: bytes)
+        buffer.append(13)
+        buffer.append(10)
+    }
+
     @inline(__always)
     private static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
         if value < 10 {

@@ -57,7 +57,7 @@ public struct RedisPipeline: Sendable {
     /// Adds `command`; answers the handle to its result.
     @discardableResult
     public mutating func add<Command: RedisCommand>(_ command: Command) -> Slot<Command.Response> {
-        RedisCommandEncoder.append(command.arguments, to: &payload)
+        command.encode(into: &payload)
         decoders.append { reply in try RedisClient.decode(reply, for: command) }
         return Slot(index: decoders.count - 1)
     }

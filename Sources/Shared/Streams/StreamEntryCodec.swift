@@ -28,45 +28,61 @@ public enum StreamEntryCodec {
     /// The format version written in field `v`.
     public static let version = "1"
 
-    /// Field names as bytes, made once.
-    private static let nameBytes = Dictionary(uniqueKeysWithValues: Field.allCases.map { ($0.rawValue, Array($0.rawValue.utf8)) })
-
     /// The entry fields for `queued`; `receivedAt` may carry `queued.receivedAt` already formatted, as a
     /// batch shares one arrival time.
     public static func encode(_ queued: QueuedEvent, receivedAt: String? = nil) -> [(name: [UInt8], value: [UInt8])] {
-        var fields: [(name: [UInt8], value: [UInt8])] = []
-        fields.reserveCapacity(12)
-        func put(_ name: String, _ value: String?) {
-            if let value { fields.append((nameBytes[name]!, Array(value.utf8))) }
+        fields(queued, receivedAt: receivedAt).map { (Array($0.name.utf8), Array($0.value.utf8)) }
+    }
+
+    /// The RESP encoding of `XADD stream * <the entry fields of queued>`, appended to `buffer` straight from the
+    /// event (no array per field): what the gateway sends for every event.
+    public static func appendXADD(_ queued: QueuedEvent, stream: String, receivedAt: String? = nil, to buffer: inout [UInt8]) {
+        let fields = fields(queued, receivedAt: receivedAt)
+        RedisCommandEncoder.appendHeader(arguments: 3 + 2 * fields.count, to: &buffer)
+        RedisCommandEncoder.appendArgument("XADD".utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument(stream.utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument("*".utf8, to: &buffer)
+        for field in fields {
+            RedisCommandEncoder.appendArgument(field.name.utf8, to: &buffer)
+            RedisCommandEncoder.appendArgument(field.value.utf8, to: &buffer)
         }
-        put("v", version)
-        put("id", queued.id)
-        put("kind", queued.event.kind.rawValue)
-        put("org", queued.org)
-        put("received_at", receivedAt ?? queued.receivedAt.iso8601)
+    }
+
+    /// The entry's fields in order, absent optional ones left out.
+    private static func fields(_ queued: QueuedEvent, receivedAt: String?) -> [(name: String, value: String)] {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(12)
+        func put(_ field: Field, _ value: String?) {
+            if let value { fields.append((field.rawValue, value)) }
+        }
+        put(.v, version)
+        put(.id, queued.id)
+        put(.kind, queued.event.kind.rawValue)
+        put(.org, queued.org)
+        put(.receivedAt, receivedAt ?? queued.receivedAt.iso8601)
         switch queued.event {
         case .log(let event):
-            put("service", event.service)
-            put("level", event.level.rawValue)
-            put("message", event.message)
-            put("timestamp", event.timestamp.iso8601)
-            put("trace_id", event.traceId)
-            put("span_id", event.spanId)
-            put("metadata", event.metadata?.jsonText)
+            put(.service, event.service)
+            put(.level, event.level.rawValue)
+            put(.message, event.message)
+            put(.timestamp, event.timestamp.iso8601)
+            put(.traceId, event.traceId)
+            put(.spanId, event.spanId)
+            put(.metadata, event.metadata?.jsonText)
         case .metric(let event):
-            put("service", event.service)
-            put("name", event.name)
-            put("value", "\(event.value)")
-            put("unit", event.unit)
-            put("timestamp", event.timestamp.iso8601)
-            put("labels", event.labelsObject?.jsonText)
+            put(.service, event.service)
+            put(.name, event.name)
+            put(.value, "\(event.value)")
+            put(.unit, event.unit)
+            put(.timestamp, event.timestamp.iso8601)
+            put(.labels, event.labelsObject?.jsonText)
         case .deployment(let event):
-            put("service", event.service)
-            put("version", event.version)
-            put("environment", event.environment)
-            put("git_hash", event.gitHash)
-            put("timestamp", event.timestamp.iso8601)
-            put("metadata", event.metadata?.jsonText)
+            put(.service, event.service)
+            put(.version, event.version)
+            put(.environment, event.environment)
+            put(.gitHash, event.gitHash)
+            put(.timestamp, event.timestamp.iso8601)
+            put(.metadata, event.metadata?.jsonText)
         }
         return fields
     }
@@ -195,4 +211,34 @@ public struct StreamEntryError: Error, Sendable, Equatable, CustomStringConverti
     public var reason: String
 
     public var description: String { "undecodable stream entry: \(reason)" }
+}
+
+/// `XADD <the kind's stream> * <fields>` of one queued event, encoded straight from the event
+/// (`StreamEntryCodec.appendXADD`); answers the entry's id.
+public struct AppendEvent: RedisCommand {
+    /// The stream's key.
+    public let stream: String
+    /// The event.
+    public let event: QueuedEvent
+    /// `event.receivedAt`, already formatted, when a batch shares it.
+    public let receivedAt: String?
+
+    /// Appends `event` to `stream`.
+    public init(_ event: QueuedEvent, to stream: String, receivedAt: String? = nil) {
+        self.stream = stream
+        self.event = event
+        self.receivedAt = receivedAt
+    }
+
+    public var arguments: [[UInt8]] {
+        var arguments = [Array("XADD".utf8), Array(stream.utf8), [UInt8(ascii: "*")]]
+        for field in StreamEntryCodec.encode(event, receivedAt: receivedAt) { arguments += [field.name, field.value] }
+        return arguments
+    }
+
+    public func encode(into buffer: inout [UInt8]) {
+        StreamEntryCodec.appendXADD(event, stream: stream, receivedAt: receivedAt, to: &buffer)
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("XADD") }
 }
