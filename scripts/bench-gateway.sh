@@ -24,6 +24,7 @@ with_scratch gwbench
 redis_port=$(spare_port 6410)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
     --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 wait_for_port "$redis_port" 10
 
@@ -78,14 +79,17 @@ run() {
 }
 # cpu_ticks PID → user + system clock ticks the process has used (/proc/PID/stat fields 14 and 15)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# measured PID PORT PATH BODY SECONDS → "requests_per_sec p99_us errors cpu_us_per_request"
+# measured PID PORT PATH BODY SECONDS → "requests_per_sec p99_us errors cpu_us_per_request redis_cpu_us_per_request"
 measured() {
-    local before after result rps
+    local before after redis_before redis_after result rps
     before=$(cpu_ticks "$1")
+    redis_before=$(cpu_ticks "$redis_pid")
     result=$(run "$2" "$3" "$5" "$4")
     after=$(cpu_ticks "$1")
+    redis_after=$(cpu_ticks "$redis_pid")
     rps=${result%% *}
-    echo "$result $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v s="$5" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * s)}')"
+    echo "$result $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v s="$5" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * s)}')" \
+        "$(awk -v t=$((redis_after - redis_before)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v s="$5" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * s)}')"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
@@ -95,24 +99,24 @@ run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
-raw=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
+raw=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
 errors=0
 for round in $(seq "$rounds"); do
     read -r r _ e0 < <(run "$raw_port" /events/logs "$seconds" "$work/log.json")
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
     raw+=("$r")
-    read -r s p e2 u < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
+    read -r s p e2 u ru < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
     read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
-    ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u")
+    ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u"); redis_cpu+=("$ru")
     errors=$((errors + e0 + e1 + e2 + e3))
-    read -r gs gp e6 gu < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
+    read -r gs gp e6 gu gru < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
     read -r gb _ e7 < <(run "$go_port" /events/logs/batch "$seconds" "$work/batch.json")
-    go_single+=("$gs"); go_p99+=("$gp"); go_batch+=("$((gb * 100))"); go_cpu+=("$gu")
+    go_single+=("$gs"); go_p99+=("$gp"); go_batch+=("$((gb * 100))"); go_cpu+=("$gu"); go_redis_cpu+=("$gru")
     errors=$((errors + e6 + e7))
-    line="round $round: raw NIO $r, Hummingbird ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request | batch of 100: $((b * 100)) events/s"
-    line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request | batch $((gb * 100)) events/s"
+    line="round $round: raw NIO $r, Hummingbird ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request (+$ru in Redis) | batch of 100: $((b * 100)) events/s"
+    line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request (+$gru in Redis) | batch $((gb * 100)) events/s"
     if [ -n "$baseline_port" ]; then
-        read -r bs _ e4 bu < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
+        read -r bs _ e4 bu _ < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
         read -r bb _ e5 < <(run "$baseline_port" /events/logs/batch "$seconds" "$work/batch.json")
         base_single+=("$bs"); base_batch+=("$((bb * 100))"); base_cpu+=("$bu")
         errors=$((errors + e4 + e5))
@@ -128,6 +132,8 @@ b=$(printf '%s\n' "${batch[@]}" | median)
 u=$(printf '%s\n' "${cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median single: gateway $s req/s vs Hummingbird ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
 echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 'BEGIN {printf "%.2f", s / r}') (goal >= 0.45)"
+middle() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "Redis CPU per single-event request: the gateway's $(printf '%s\n' "${redis_cpu[@]}" | middle) µs, the Go peer's $(printf '%s\n' "${go_redis_cpu[@]}" | middle) µs"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
 echo "median batch of 100: $b events/s"
 gs=$(printf '%s\n' "${go_single[@]}" | median)

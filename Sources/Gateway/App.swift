@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
 import NIOPosix
 import Prometheus
 import Shared
@@ -18,6 +19,8 @@ struct App {
         if configuration.apiKey == nil && !configuration.requireAPIKey {
             logger.warning("auth.disabled", metadata: ["reason": "OPERYN_API_KEY is not set: the endpoints are open"])
         }
+        // Before anything makes the shared event loops.
+        NIOSingletons.groupLoopCountSuggestion = configuration.eventLoops
         // One Redis connection on each event loop the HTTP server runs on (Hummingbird's default group): a request
         // is read, appended and answered on one loop, and a round trip wakes no other thread.
         let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton, name: "gateway", logger: logger)

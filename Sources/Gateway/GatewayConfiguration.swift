@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// Everything `operyn-gateway` is configured with; each field is an environment variable and an option.
@@ -41,6 +42,10 @@ struct GatewayConfiguration: Sendable {
     /// with code 3; 0 waits for ever (answering 503 meanwhile).
     var startupTimeoutSeconds = 30
 
+    /// `OPERYN_EVENT_LOOPS` (the number of CPU cores): the event loops (threads) that serve HTTP; each has its
+    /// own Redis connection and serves its requests start to finish.
+    var eventLoops = System.coreCount
+
     /// The connection timeouts and cap (`OPERYN_HEADER_TIMEOUT_MS`, `OPERYN_MAX_CONNECTIONS`, …).
     var connections = ConnectionSettings()
 
@@ -49,6 +54,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
+            "OPERYN_EVENT_LOOPS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -75,6 +81,7 @@ struct GatewayConfiguration: Sendable {
         docsAssetsURL = reader.string("OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL)
         connections = try ConnectionSettings(reader)
         startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: startupTimeoutSeconds, in: 0...86_400)
+        eventLoops = try reader.integer("OPERYN_EVENT_LOOPS", default: eventLoops, in: 1...1_024)
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }
 }
