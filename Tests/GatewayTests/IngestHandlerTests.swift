@@ -29,12 +29,40 @@ struct IngestHandlerTests {
 
         var count: Int { held.withLock { $0.count } }
 
-        /// Completes the oldest held append; answers its events.
+        /// Completes the oldest held append (waiting up to 5 s for one to be held); answers its events.
         @discardableResult
-        func release(failing: Bool = false) -> [QueuedEvent] {
-            let (events, promise) = held.withLock { $0.removeFirst() }
+        func release(failing: Bool = false) async throws -> [QueuedEvent] {
+            for _ in 0..<500 where count == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let (events, promise) = try held.withLock { held in
+                guard !held.isEmpty else { throw TestFailure("no append to release") }
+                return held.removeFirst()
+            }
             if failing { promise.fail(PublishError(reason: "test")) } else { promise.succeed() }
             return events
+        }
+    }
+
+    /// Organization keys whose lookups wait until the test answers them.
+    final class HeldDirectory: APIKeyDirectory {
+        private let held = Mutex<[EventLoopPromise<APIKeyRecord?>]>([])
+
+        func record(sha256 digest: String) async throws(RedisError) -> APIKeyRecord? { nil }
+
+        func record(sha256 digest: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
+            let promise = eventLoop.makePromise(of: APIKeyRecord?.self)
+            held.withLock { $0.append(promise) }
+            return promise.futureResult
+        }
+
+        var count: Int { held.withLock { $0.count } }
+
+        /// Answers the oldest lookup with a key of `organization`.
+        func answer(organization: String) throws {
+            let promise = try held.withLock { held in
+                guard !held.isEmpty else { throw TestFailure("no lookup to answer") }
+                return held.removeFirst()
+            }
+            promise.succeed(APIKeyRecord(id: "k1", organization: organization, createdAt: 0, expiresAt: nil))
         }
     }
 
@@ -42,13 +70,15 @@ struct IngestHandlerTests {
         let channel = NIOAsyncTestingChannel()
         let publisher = HeldPublisher()
         let passedOn = PassedOn()
+        let directory = HeldDirectory()
 
-        init() async throws {
+        init(limits: EventLimits = EventLimits()) async throws {
             var configuration = GatewayConfiguration()
-            configuration.organizationKeys = false
+            configuration.apiKey = "server-key"
+            configuration.limits = limits
             let dependencies = GatewayDependencies(
                 publisher: publisher, backlog: Backlog(highWater: 1_000), registry: .init(), metrics: GatewayMetrics(factory: NOOPMetricsHandler.instance),
-                organizationKeys: nil)
+                organizationKeys: directory)
             let handler = IngestHandler(
                 service: buildIngestService(configuration, dependencies), metrics: IngestMetrics(factory: NOOPMetricsHandler.instance),
                 logger: Logger(label: "test"))
@@ -56,15 +86,32 @@ struct IngestHandlerTests {
             try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9))
         }
 
-        func send(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil, headers: HTTPFields = [:]) async throws {
+        func send(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil, headers: HTTPFields = [.apiKey: "server-key"]) async throws {
             try await channel.writeInbound(HTTPRequestPart.head(HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: headers)))
             if let body { try await channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: body))) }
             try await channel.writeInbound(HTTPRequestPart.end(nil))
         }
 
+        /// The server's graceful shutdown reaching this connection.
+        func quiesce() async throws {
+            let channel = channel
+            try await channel.testingEventLoop.executeInContext { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
+
+        /// The next whole answer, waiting for it.
+        func nextAnswer() async throws -> (head: HTTPResponse, body: String) {
+            try await answer(waiting: true)!
+        }
+
         /// The next whole answer written, or `nil` when none is there yet.
-        func answer() async throws -> (head: HTTPResponse, body: String)? {
-            guard let first = try await channel.readOutbound(as: HTTPResponsePart.self) else { return nil }
+        func answer(waiting: Bool = false) async throws -> (head: HTTPResponse, body: String)? {
+            let first: HTTPResponsePart
+            if waiting {
+                first = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+            } else {
+                guard let written = try await channel.readOutbound(as: HTTPResponsePart.self) else { return nil }
+                first = written
+            }
             guard case .head(let head) = first else { throw TestFailure("expected a head, got \(first)") }
             var body = ""
             while let part = try await channel.readOutbound(as: HTTPResponsePart.self) {
@@ -87,8 +134,8 @@ struct IngestHandlerTests {
         #expect(connection.publisher.count == 1)
         #expect(try await connection.answer() == nil)
 
-        let first = connection.publisher.release()
-        let answer1 = try #require(try await connection.answer())
+        let first = try await connection.publisher.release()
+        let answer1 = try await connection.nextAnswer()
         #expect(answer1.head.status == .accepted && answer1.body.contains(first[0].id))
         #expect(answer1.head.headerFields[.contentLength] == String(answer1.body.utf8.count))
         #expect(answer1.head.headerFields[.date] != nil && answer1.head.headerFields[.server] == "operyn-gateway")
@@ -96,10 +143,10 @@ struct IngestHandlerTests {
         // The batch is taken next; the invalid metric only once the batch is answered.
         #expect(connection.publisher.count == 1)
         #expect(try await connection.answer() == nil)
-        #expect(connection.publisher.release(failing: true).count == 2)
-        let answer2 = try #require(try await connection.answer())
+        #expect(try await connection.publisher.release(failing: true).count == 2)
+        let answer2 = try await connection.nextAnswer()
         #expect(answer2.head.status == .serviceUnavailable && answer2.head.headerFields[.retryAfter] == "1")
-        let answer3 = try #require(try await connection.answer())
+        let answer3 = try await connection.nextAnswer()
         #expect(answer3.head.status == .badRequest && answer3.body.contains("Invalid metric event"))
         #expect(connection.publisher.count == 0)
         #expect(connection.passedOn.heads.load(ordering: .relaxed) == 0)
@@ -112,18 +159,18 @@ struct IngestHandlerTests {
         try await connection.send(.post, "/events/deployments", specDeployment)
         #expect(connection.passedOn.heads.load(ordering: .relaxed) == 0)  // waits for the answer before it
 
-        connection.publisher.release()
-        #expect(try await connection.answer()?.head.status == .accepted)
+        try await connection.publisher.release()
+        #expect(try await connection.nextAnswer().head.status == .accepted)
         #expect(connection.passedOn.heads.load(ordering: .relaxed) == 1)
         #expect(connection.passedOn.ends.load(ordering: .relaxed) == 1)
         // Hummingbird has not answered yet: the deployment waits.
         #expect(connection.publisher.count == 0)
         try await connection.channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
         try await connection.channel.writeOutbound(HTTPResponsePart.end(nil))
-        #expect(try await connection.answer()?.head.status == .ok)
+        #expect(try await connection.nextAnswer().head.status == .ok)
         #expect(connection.publisher.count == 1)
-        connection.publisher.release()
-        #expect(try await connection.answer()?.head.status == .accepted)
+        try await connection.publisher.release()
+        #expect(try await connection.nextAnswer().head.status == .accepted)
     }
 
     @Test func aWrongMethodOrPathIsPassedOn() async throws {
@@ -154,21 +201,67 @@ struct IngestHandlerTests {
     @Test func shutdownWaitsForTheAnswerInHandThenCloses() async throws {
         let connection = try await Connection()
         try await connection.send(.post, "/events/logs", specLog)
-        connection.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try await connection.quiesce()
         #expect(connection.passedOn.quiesceEvents.load(ordering: .relaxed) == 0)
         #expect(connection.channel.isActive)
-        connection.publisher.release()
-        let answer = try #require(try await connection.answer())
+        try await connection.publisher.release()
+        let answer = try await connection.nextAnswer()
         #expect(answer.head.status == .accepted && answer.head.headerFields[.connection] == "close")
         try await connection.channel.closeFuture.get()
     }
 
+    @Test func aKeyLookupInFlightKeepsTheOrderAndItsOrganization() async throws {
+        let connection = try await Connection()
+        let key = "opk_" + String(repeating: "a", count: 40)
+        try await connection.send(.post, "/events/logs", specLog, headers: [.apiKey: key])
+        try await connection.send(.post, "/events/metrics", specMetric)
+        // The key is not cached: its lookup waits for Redis; the request behind it waits too.
+        #expect(connection.directory.count == 1 && connection.publisher.count == 0)
+        #expect(try await connection.answer() == nil)
+        try connection.directory.answer(organization: "acme")
+        let events = try await connection.publisher.release()
+        #expect(events.map(\.org) == ["acme"])
+        #expect(try await connection.nextAnswer().head.status == .accepted)
+        #expect(try await connection.publisher.release().map(\.org) == ["default"])
+        #expect(try await connection.nextAnswer().head.status == .accepted)
+    }
+
+    @Test func anEarlyRefusalDropsTheRestOfItsBodyThenServesTheNextRequest() async throws {
+        var limits = EventLimits()
+        limits.maxBodyBytes = 100
+        let connection = try await Connection(limits: limits)
+        let channel = connection.channel
+        var fields: HTTPFields = [.apiKey: "server-key", .contentLength: "5000"]
+        fields[.contentType] = "application/json"
+        try await channel.writeInbound(
+            HTTPRequestPart.head(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/events/logs", headerFields: fields)))
+        // Answered from the head alone, before any of the body.
+        let refused = try await connection.nextAnswer()
+        #expect(refused.head.status == .contentTooLarge && refused.body.contains("100 bytes"))
+        for _ in 0..<5 { try await channel.writeInbound(HTTPRequestPart.body(ByteBuffer(repeating: UInt8(ascii: "x"), count: 1_000))) }
+        try await channel.writeInbound(HTTPRequestPart.end(nil))
+        #expect(try await connection.answer() == nil)
+        #expect(connection.publisher.count == 0)
+        try await connection.send(.post, "/events/logs", #"{"service":"s","level":"info","message":"m"}"#)  // within the 100 bytes
+        try await connection.publisher.release()
+        #expect(try await connection.nextAnswer().head.status == .accepted)
+    }
+
+    @Test func shutdownBetweenRequestsOrWhileHummingbirdAnswersIsPassedOn() async throws {
+        let connection = try await Connection()
+        try await connection.quiesce()
+        #expect(connection.passedOn.quiesceEvents.load(ordering: .relaxed) == 1)
+        try await connection.send(.get, "/health/live")
+        try await connection.quiesce()
+        #expect(connection.passedOn.quiesceEvents.load(ordering: .relaxed) == 2)
+    }
+
     @Test func connectionCloseIsHonoured() async throws {
         let connection = try await Connection()
-        try await connection.send(.post, "/events/logs", specLog, headers: [.connection: "close"])
+        try await connection.send(.post, "/events/logs", specLog, headers: [.apiKey: "server-key", .connection: "close"])
         try await connection.send(.post, "/events/logs", specLog)
-        connection.publisher.release()
-        #expect(try await connection.answer()?.head.headerFields[.connection] == "close")
+        try await connection.publisher.release()
+        #expect(try await connection.nextAnswer().head.headerFields[.connection] == "close")
         try await connection.channel.closeFuture.get()
         #expect(connection.publisher.count == 0)  // the request after it is never taken
     }

@@ -2,7 +2,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import Synchronization
 
 /// Serves the ingestion routes on the event loop that read the request, start to finish, with no task per
 /// request: the head is checked and authenticated as it arrives, the body collected, and the events handed to the
@@ -298,16 +297,5 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             readHeld = false
             context.read()
         }
-    }
-}
-
-/// Request ids for log lines: a random prefix per process and a counter.
-enum RequestIDs {
-    private static let prefix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    private static let counter = Atomic<UInt64>(0)
-
-    static func next() -> String {
-        let value = String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
-        return prefix + String(repeating: "0", count: 16 - value.count) + value
     }
 }
