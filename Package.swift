@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "operyn-redis-bench", targets: ["RedisBench"]),
         .executable(name: "operyn-ceiling", targets: ["Ceiling"]),
         .executable(name: "operyn-raw-ceiling", targets: ["RawCeiling"]),
+        .executable(name: "operyn-sink-ceiling", targets: ["SinkCeiling"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -71,10 +72,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Sinks",
+            dependencies: [
+                "Shared",
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "Worker",
             dependencies: [
                 "Shared",
+                "Sinks",
                 "CSQLite",
                 "CMalloc",
                 .product(name: "Logging", package: "swift-log"),
@@ -97,7 +110,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RedisBench",
-            dependencies: ["Shared"],
+            dependencies: ["Shared", "BenchSupport"],
             path: "Benchmarks/RedisBench",
             swiftSettings: swiftSettings
         ),
@@ -113,6 +126,18 @@ let package = Package(
             name: "Ceiling",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
             path: "Benchmarks/Ceiling",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BenchSupport",
+            dependencies: ["Shared"],
+            path: "Benchmarks/Support",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SinkCeiling",
+            dependencies: ["Sinks", "Shared", "BenchSupport"],
+            path: "Benchmarks/SinkCeiling",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -152,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["Worker", "Shared", "TestSupport", "CSQLite"],
+            dependencies: ["Worker", "Sinks", "Shared", "TestSupport", "CSQLite"],
             swiftSettings: swiftSettings
         ),
     ]

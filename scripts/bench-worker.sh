@@ -6,6 +6,10 @@
 # Usage: scripts/bench-worker.sh [COUNT] [WORKERS] [ENGINES] [ROUNDS]   (defaults 1000000, 2, "sqlite postgres", 3)
 # WORKER_ENV_B="NAME=value …" runs every round a second time with those variables in the workers' environment
 # (an A/B of a runtime setting, such as GLIBC_TUNABLES=glibc.malloc.mxfast=0) and prints both medians and B/A.
+# Every round (of this build) also measures the database's own load rate of the same rows, the sink ceiling:
+# SQLite, operyn-sink-ceiling (the sample events through the worker's prepared INSERT, one transaction per 1 000
+# rows, the same schema, indexes and pragmas); PostgreSQL, COPY of the rows the workers just stored back into the
+# same, emptied tables. It prints the drain's ratio to it.
 # BASELINE_WORKER=/path/to/an/older/operyn-worker runs every round a second time with that build instead (the way
 # to show a change does not regress the worker; B is then the baseline).
 set -euo pipefail
@@ -51,6 +55,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR
 for engine in $engines; do
     declare -A rates_of=()
     peaks=()
+    ceilings=()
+    ratios=()
     for round in $(seq "$rounds"); do
       for variant in "${variants[@]}"; do
         extra=()
@@ -113,12 +119,30 @@ for engine in $engines; do
         echo "[$engine] round $round$([ "${#variants[@]}" -gt 1 ] && echo " ($variant)"): $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
         [ "$rows" -eq "$count" ] || { echo "[$engine] round $round stored $rows rows, not $count" >&2; exit 1; }
         rates_of[$variant]="${rates_of[$variant]:-} $rate"
+        if [ "$variant" = A ]; then
+            case $engine in
+                sqlite) ceiling=$("$bin/operyn-sink-ceiling" "sqlite:$work/ceiling-$suffix/operyn.sqlite" "$count") ;;
+                postgres)
+                    pg=(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$suffix" -q)
+                    for table in logs metrics deployments; do "${pg[@]}" -c "\\copy $table TO '$work/$table.csv' CSV"; done
+                    "${pg[@]}" -c "TRUNCATE logs, metrics, deployments"
+                    copy_start=$(date +%s.%N)
+                    for table in logs metrics deployments; do "${pg[@]}" -c "\\copy $table FROM '$work/$table.csv' CSV"; done
+                    copy_end=$(date +%s.%N)
+                    ceiling=$(awk -v n="$rows" -v s="$copy_start" -v e="$copy_end" 'BEGIN {printf "%.0f", n / (e - s)}')
+                    ;;
+            esac
+            ceilings+=("$ceiling")
+            ratios+=("$(awk -v r="$rate" -v c="$ceiling" 'BEGIN {printf "%.3f", r / c}')")
+            echo "[$engine] round $round sink ceiling: $ceiling rows/s; the drain is $(awk -v r="$rate" -v c="$ceiling" 'BEGIN {printf "%.2f", r / c}') × it"
+        fi
         peaks+=("$peak")
         redis-cli -p "$redis_port" del "$prefix:stream:logs" "$prefix:stream:metrics" "$prefix:stream:deployments" >/dev/null
       done
     done
     a=$(printf '%s\n' ${rates_of[A]} | median)
     echo "[$engine] median of $rounds: $a events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
+    echo "[$engine] sink ceiling: median $(printf '%s\n' "${ceilings[@]}" | median) rows/s; drain / ceiling per round: ${ratios[*]}, median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') (issue 13's goal: >= 0.6)"
     if [ "${#variants[@]}" -gt 1 ]; then
         b=$(printf '%s\n' ${rates_of[B]} | median)
         echo "[$engine] $b_label: median $b events/s; this build / B = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"

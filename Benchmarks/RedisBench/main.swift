@@ -1,3 +1,4 @@
+import BenchSupport
 // operyn-redis-bench: pipelined XADD throughput of the project's Redis client from many concurrent tasks.
 //
 //   operyn-redis-bench fields                    prints the benchmark entry's fields, one per line
@@ -56,19 +57,7 @@ case "preload" where arguments.count == 5:
     guard let count = Int(arguments[4]) else { fatalError("usage: operyn-redis-bench preload URL PREFIX COUNT") }
     let redis = try RedisClient(url: arguments[2], name: "preload")
     let keys = RedisKeys(prefix: arguments[3])
-    let validator = EventValidator()
-    let bodies: [(EventKind, String)] = (0..<5).flatMap { service in
-        [
-            (
-                EventKind.logs,
-                #"{"service":"svc-\#(service)","level":"info","message":"request handled in 12 ms","traceId":"abc-123","metadata":{"region":"eu-west-1","env":"prod"}}"#
-            ),
-            (.logs, #"{"service":"svc-\#(service)","level":"error","message":"upstream timeout connecting to auth-service"}"#),
-            (.metrics, #"{"service":"svc-\#(service)","name":"request_latency_p99","value":2.34,"unit":"seconds","labels":{"region":"eu-west-1"}}"#),
-            (.deployments, #"{"service":"svc-\#(service)","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4"}"#),
-        ]
-    }
-    let templates = try bodies.map { try validator.event($0.0, body: Array($0.1.utf8)) }
+    let templates = try SampleEvents.templates()
     var sent = 0
     while sent < count {
         let chunk = min(5_000, count - sent)

@@ -4,6 +4,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import Shared
+import Sinks
 
 /// The worker's services: the consumer, the lag monitor, and (unless its port is 0) the HTTP endpoint
 /// with `/metrics`, `/health/live` and `/health/ready`.

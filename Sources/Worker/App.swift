@@ -4,6 +4,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import Shared
+import Sinks
 
 @main
 struct App {

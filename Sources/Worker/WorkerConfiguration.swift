@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import Sinks
 
 /// Everything `operyn-worker` is configured with; each field is an environment variable and an option.
 struct WorkerConfiguration: Sendable {

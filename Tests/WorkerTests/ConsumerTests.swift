@@ -4,6 +4,7 @@ import Shared
 import TestSupport
 import Testing
 
+@testable import Sinks
 @testable import Worker
 
 @Suite("Worker on the real Redis and SQLite")

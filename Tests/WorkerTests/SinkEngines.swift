@@ -5,6 +5,7 @@ import Shared
 import TestSupport
 import Testing
 
+@testable import Sinks
 @testable import Worker
 
 /// The two storage engines, each behind the same tests.

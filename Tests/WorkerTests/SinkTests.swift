@@ -3,6 +3,7 @@ import Shared
 import TestSupport
 import Testing
 
+@testable import Sinks
 @testable import Worker
 
 @Suite("Event sinks: one suite, both engines")

@@ -6,6 +6,7 @@ import Prometheus
 import Shared
 import TestSupport
 
+@testable import Sinks
 @testable import Worker
 
 /// A worker's parts on the test Redis and a fresh SQLite file, each test on its own key prefix.

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import Shared
+import Sinks
 
 extension StreamConsumer {
     /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK → trim.

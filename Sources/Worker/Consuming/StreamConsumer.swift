@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Shared
+import Sinks
 
 /// One entry read from a stream.
 struct ReadEntry: Sendable {

@@ -2,7 +2,7 @@ import Foundation
 import Shared
 
 /// Where the worker stores events. Both implementations (SQLite, PostgreSQL) pass the same tests.
-protocol EventSink: Sendable {
+public protocol EventSink: Sendable {
     /// Creates the schema or migrates it to the latest version.
     func prepare() async throws(SinkError)
     /// Stores `events` in one transaction, skipping ids already stored; returns how many rows were new.
@@ -12,24 +12,32 @@ protocol EventSink: Sendable {
 }
 
 /// Why a store failed.
-struct SinkError: Error, Sendable, CustomStringConvertible {
+public struct SinkError: Error, Sendable, CustomStringConvertible {
     /// Whether retrying later can help.
-    enum Code: Sendable {
+    public enum Code: Sendable {
         /// The database is down, locked, full or unreachable: retry the same events later.
         case unavailable
         /// The database refused these events: retrying the same events will fail again.
         case rejected
     }
 
-    var code: Code
-    var message: String
+    /// Whether retrying later can help.
+    public var code: Code
+    /// What the database said, for logs and the dead-letter stream.
+    public var message: String
 
-    var description: String { "SinkError(\(code)): \(message)" }
+    /// An error of `code` saying `message`.
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "SinkError(\(code)): \(message)" }
 }
 
 /// Picks the sink from `OPERYN_DATABASE_URL`.
-enum SinkFactory {
-    static func make(url: String) throws(SinkError) -> any EventSink {
+public enum SinkFactory {
+    public static func make(url: String) throws(SinkError) -> any EventSink {
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path.removeFirst(2) }
@@ -45,7 +53,7 @@ enum SinkFactory {
 
 extension SinkFactory {
     /// `url` without its password, for messages and logs.
-    static func redacted(_ url: String) -> String {
+    public static func redacted(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "***"
         return components.string ?? url
