@@ -84,3 +84,107 @@ struct StreamEntryCodecTests {
         #expect(decode(message: [0xEF, 0xBF, 0xBD]) == nil, "a replacement character itself is valid")
     }
 }
+
+@Suite("Stream entry codec: chunks (format 2)")
+struct ChunkCodecTests {
+    let validator = EventValidator()
+    let received = Timestamp(milliseconds: 1_700_000_000_000)
+
+    func queued(_ kind: EventKind, _ body: String, id: Int, receivedAt: Timestamp? = nil) throws -> QueuedEvent {
+        QueuedEvent(
+            id: "00000000-0000-7000-8000-\(String(repeating: "0", count: 12 - String(id).count))\(id)", org: "org_1",
+            receivedAt: receivedAt ?? received, event: try validator.event(kind, body: Array(body.utf8), now: received))
+    }
+
+    func decode(_ fields: [(name: [UInt8], value: [UInt8])]) throws(StreamEntryError) -> [QueuedEvent] {
+        try StreamEntryCodec.decodeEvents(fields.map { (ArraySlice($0.name), ArraySlice($0.value)) })
+    }
+
+    @Test func everyKindAndFieldRoundTripsInOrder() throws {
+        let bodies: [(EventKind, [String])] = [
+            (
+                .logs,
+                [
+                    #"{"service":"api","level":"warn","message":"line one\nline \"two\" é \u2028 end","timestamp":"2024-01-02T03:04:05.678+01:00","traceId":"t","spanId":"sp","metadata":{"n":[1,{"x":null}],"big":123456789012345678901234567890,"s":"a\nb"}}"#,
+                    #"{"service":"api","level":"info","message":"m"}"#,
+                ]
+            ),
+            (
+                .metrics,
+                [
+                    #"{"service":"api","name":"cpu","value":0.1,"unit":"percent","labels":{"b":"2","a":"1"}}"#,
+                    #"{"service":"api","name":"n","value":-1e300,"unit":"u"}"#,
+                ]
+            ),
+            (
+                .deployments,
+                [
+                    #"{"service":"pay","version":"v2.0.1","environment":"production","gitHash":"a1b2c3d4","metadata":{"deployedBy":"jenkins"}}"#,
+                    #"{"service":"pay","version":"v3","environment":"staging"}"#,
+                ]
+            ),
+        ]
+        for (kind, lines) in bodies {
+            // Coalesced requests: the second event arrived a millisecond later than the chunk's first.
+            let events = try lines.enumerated().map { index, body in
+                try queued(kind, body, id: index, receivedAt: Timestamp(milliseconds: received.milliseconds + Int64(index)))
+            }
+            let chunks = StreamEntryCodec.encodeChunks(events)
+            #expect(chunks.count == 1)
+            let names = chunks[0].map { String(decoding: $0.name, as: UTF8.self) }
+            #expect(names == ["v", "kind", "org", "received_at", "count", "events"])
+            #expect(try decode(chunks[0]) == events)
+        }
+    }
+
+    @Test func versionOneEntriesDecodeAsOneEvent() throws {
+        let event = try queued(.logs, #"{"service":"s","level":"info","message":"m"}"#, id: 1)
+        #expect(try decode(StreamEntryCodec.encode(event)) == [event])
+    }
+
+    @Test func largeBatchesBecomeBoundedChunksInOrder() throws {
+        let events = try (0..<1_000).map {
+            try queued(.logs, #"{"service":"s","level":"info","message":"event \#($0) \#(String(repeating: "x", count: $0 % 50))"}"#, id: $0)
+        }
+        let chunks = StreamEntryCodec.encodeChunks(events, maxBytes: 10_000)
+        #expect(chunks.count > 5)
+        var decoded: [QueuedEvent] = []
+        for chunk in chunks {
+            #expect(chunk.last!.value.count <= 10_000)
+            decoded += try decode(chunk)
+        }
+        #expect(decoded == events)
+        // An event larger than the bound is a chunk of its own.
+        let big = try queued(.logs, #"{"service":"s","level":"info","message":"\#(String(repeating: "y", count: 20_000))"}"#, id: 5_000)
+        let split = StreamEntryCodec.encodeChunks([events[0], big, events[1]], maxBytes: 10_000)
+        #expect(split.count == 3)
+        #expect(try split.flatMap { try decode($0) } == [events[0], big, events[1]])
+    }
+
+    @Test func brokenChunksAreRefusedWholeWithTheReason() throws {
+        let events = try (0..<3).map { try queued(.logs, #"{"service":"s","level":"info","message":"m\#($0)"}"#, id: $0) }
+        let good = StreamEntryCodec.encodeChunks(events)[0]
+        func broken(_ change: (inout [(name: [UInt8], value: [UInt8])]) -> Void) -> String? {
+            var fields = good
+            change(&fields)
+            do {
+                _ = try decode(fields)
+                return nil
+            } catch { return error.reason }
+        }
+        func set(_ name: String, _ value: String) -> (inout [(name: [UInt8], value: [UInt8])]) -> Void {
+            { fields in fields[fields.firstIndex { $0.name == Array(name.utf8) }!].value = Array(value.utf8) }
+        }
+        let lines = String(decoding: good.last!.value, as: UTF8.self)
+        #expect(broken(set("v", "3")) == "unknown format version '3'")
+        #expect(broken(set("count", "4")) == "3 event lines, its count says 4")
+        #expect(broken(set("count", "2")) == "more event lines than its count of 2")
+        #expect(broken(set("count", "x")) == "field 'count' is not a positive integer")
+        #expect(broken(set("events", String(lines.dropLast(5)))) == "event line 3 is not a JSON object")
+        #expect(broken(set("events", lines.replacingOccurrences(of: #""level":"info""#, with: #""level":"loud""#))) == "event line 1: unknown level 'loud'")
+        #expect(broken(set("events", lines + "\n[1]")) == "more event lines than its count of 3")
+        #expect(broken(set("kind", "traces")) == "event line 1: unknown kind 'traces'")
+        #expect(broken { $0.removeLast() } == "missing field 'events'")
+        #expect(broken { $0.removeFirst() } == "missing field 'v'")
+    }
+}

@@ -49,7 +49,7 @@ public enum StreamEntryCodec {
     }
 
     /// The entry's fields in order, absent optional ones left out.
-    private static func fields(_ queued: QueuedEvent, receivedAt: String?) -> [(name: String, value: String)] {
+    static func fields(_ queued: QueuedEvent, receivedAt: String?) -> [(name: String, value: String)] {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(12)
         func put(_ field: Field, _ value: String?) {
@@ -98,21 +98,17 @@ public enum StreamEntryCodec {
         let entry = try Slots(fields)
         let formatVersion = try entry.required(.v)
         guard formatVersion == version else { throw StreamEntryError(reason: "unknown format version '\(formatVersion)'") }
-        let kindText = try entry.required(.kind)
-        guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
-        let event: IngestEvent =
-            switch kind {
-            case .logs: .log(try entry.logEvent())
-            case .metrics: .metric(try entry.metricEvent())
-            case .deployments: .deployment(try entry.deploymentEvent())
-            }
-        return QueuedEvent(id: try entry.required(.id), org: try entry.required(.org), receivedAt: try entry.timestamp(.receivedAt), event: event)
+        return try entry.queuedEvent()
     }
 
     /// An entry's values by field, matched by bytes into fixed slots: the worker decodes every entry, so no
     /// dictionary per entry. Unknown fields are ignored; of repeated fields the last wins.
-    private struct Slots {
+    struct Slots {
         var values = [String?](repeating: nil, count: Field.allCases.count)
+        /// Objects already parsed (`metadata`, `labels` of a chunk's event line).
+        var objects = [JSONValue?](repeating: nil, count: Field.allCases.count)
+
+        init() {}
 
         init(_ fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) throws(StreamEntryError) {
             for field in fields {
@@ -137,11 +133,25 @@ public enum StreamEntryCodec {
         }
 
         func object(_ field: Field) throws(StreamEntryError) -> JSONValue? {
+            if let parsed = objects[field.slot] { return parsed }
             guard let text = values[field.slot] else { return nil }
             guard let value = try? JSONParser.parse(Array(text.utf8)), case .object = value else {
                 throw StreamEntryError(reason: "field '\(field.rawValue)' is not a JSON object")
             }
             return value
+        }
+
+        /// The event these values describe.
+        func queuedEvent() throws(StreamEntryError) -> QueuedEvent {
+            let kindText = try required(.kind)
+            guard let kind = EventKind(rawValue: kindText) else { throw StreamEntryError(reason: "unknown kind '\(kindText)'") }
+            let event: IngestEvent =
+                switch kind {
+                case .logs: .log(try logEvent())
+                case .metrics: .metric(try metricEvent())
+                case .deployments: .deployment(try deploymentEvent())
+                }
+            return QueuedEvent(id: try required(.id), org: try required(.org), receivedAt: try timestamp(.receivedAt), event: event)
         }
 
         func logEvent() throws(StreamEntryError) -> LogEvent {
@@ -185,7 +195,7 @@ public enum StreamEntryCodec {
     }
 
     /// The fields an entry may carry, by their names in the stream.
-    private enum Field: String, CaseIterable {
+    enum Field: String, CaseIterable {
         case v, id, kind, org
         case receivedAt = "received_at"
         case service, level, message, timestamp
