@@ -23,21 +23,18 @@ final class APIKeyCache: Sendable {
         self.capacity = capacity
     }
 
-    /// The cached answer for `key`: `.some(record)` (the record, or `nil` for a key known not to exist) when a fresh
-    /// one is cached, `.none` when Redis must be asked.
-    func cachedRecord(forKey key: String) -> APIKeyRecord?? {
+    /// The cached answer for the key whose SHA-256 is `digest`: `.some(record)` (the record, or `nil` for a key
+    /// known not to exist) when a fresh one is cached, `.none` when Redis must be asked.
+    func cachedRecord(sha256 digest: String) -> APIKeyRecord?? {
         guard ttlMilliseconds > 0 else { return .none }
-        let digest = APIKey.sha256(key)
         let now = NIODeadline.now()
         guard let entry = entries.withLock({ $0[digest] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > now else { return .none }
         return .some(entry.record)
     }
 
-    /// The record of `key` if it is an organization key, whether it is still valid or not: from the cache, else
-    /// from the directory (and then cached). Completes on `eventLoop`.
-    func record(forKey key: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
-        if let cached = cachedRecord(forKey: key) { return eventLoop.makeSucceededFuture(cached) }
-        let digest = APIKey.sha256(key)
+    /// The record of the key whose SHA-256 is `digest` if it is an organization key, whether it is still valid or
+    /// not, asked of the directory (for a key `cachedRecord` did not have) and then cached. Completes on `eventLoop`.
+    func record(sha256 digest: String, on eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
         let now = NIODeadline.now()
         return directory.record(sha256: digest, on: eventLoop).map { record in
             guard self.ttlMilliseconds > 0 else { return record }

@@ -75,12 +75,13 @@ struct Authenticator: Sendable {
             return .now(keyRequired ? refused(client) : organization(header, key: nil))
         }
         let now = Timestamp.now.milliseconds
-        if let cached = organizationKeys.cachedRecord(forKey: provided) {
+        let digest = APIKey.sha256(provided)
+        if let cached = organizationKeys.cachedRecord(sha256: digest) {
             return .now(decide(cached, header: header, client: client, now: now))
         }
         let retryAfterSeconds = retryAfterSeconds
         return .later(
-            organizationKeys.record(forKey: provided, on: eventLoop)
+            organizationKeys.record(sha256: digest, on: eventLoop)
                 .flatMapErrorThrowing { _ in
                     throw GatewayError.unavailable("Authentication is unavailable; retry later", retryAfter: retryAfterSeconds)
                 }
