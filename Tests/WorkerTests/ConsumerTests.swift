@@ -143,6 +143,31 @@ struct ConsumerTests {
         #expect(try await harness.redis.send(XPENDING(harness.keys.stream(.logs), group: harness.keys.consumerGroup)).count == 0)
     }
 
+    /// An entry that counts several events towards several fields (a chunk: some stored, some over quota) adds its
+    /// amounts once, however often its acknowledgement is sent.
+    @Test func entriesCountingSeveralEventsAddTheirAmountsOnce() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        _ = try await harness.redis.send(XGROUPCREATE(harness.keys.stream(.logs), group: harness.keys.consumerGroup))
+        try await harness.publish((0..<12).map { _ in Sample.log(org: "org_c") })
+        let read = try await harness.reader.send(
+            XREADGROUP(group: harness.keys.consumerGroup, consumer: "c1", count: 20, block: nil, streams: [(harness.keys.stream(.logs), ">")]))
+        let ids = try #require(read.first?.entries.map(\.id))
+        var done = Acknowledgement()
+        let mixed = [Acknowledgement.Count(field: "stored:logs", amount: 7), .init(field: "rejected:service_quota_exceeded", amount: 3)]
+        for id in ids.prefix(10) { done.add(id, kind: .logs, org: "org_c", counts: mixed) }
+        for id in ids.suffix(2) { done.add(id, kind: .logs, org: "org_c", field: "stored:logs") }
+        // Half of the first group is acknowledged already (by another consumer, or a lost reply).
+        var earlier = Acknowledgement()
+        for id in ids.prefix(5) { earlier.add(id, kind: .logs, org: "org_c", counts: mixed) }
+        _ = try await earlier.send(on: harness.redis, keys: harness.keys)
+        let answers = try await done.send(on: harness.redis, keys: harness.keys)
+        #expect(answers.map(\.acknowledged).sorted() == [2, 5])
+        _ = try await done.send(on: harness.redis, keys: harness.keys)
+        let counts = try await harness.redis.send(HGETALL(harness.keys.counts(org: "org_c")))
+        #expect(counts == ["stored:logs": "72", "rejected:service_quota_exceeded": "30"])
+    }
+
     @Test func deletingNeverRemovesAnUnacknowledgedEntry() async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }

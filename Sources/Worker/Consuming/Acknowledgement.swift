@@ -3,45 +3,62 @@ import Shared
 /// The entries a batch has finished with, grouped by what they count towards, acknowledged and counted in one
 /// Lua script.
 ///
-/// Each group's counter goes up by what its `XACK` answers, the entries newly acknowledged, not by how many
-/// were sent: an acknowledgement retried after Redis ran it but its reply was lost (or an entry another
-/// consumer acknowledged first) counts nothing the second time, so the counters `operyn-admin` shows are
-/// exact under retries.
+/// Each group's counters go up by what its `XACK` answers, the entries newly acknowledged (times what each entry
+/// counts), not by how many were sent: an acknowledgement retried after Redis ran it but its reply was lost (or an
+/// entry another consumer acknowledged first) counts nothing the second time, so the counters `operyn-admin`
+/// shows are exact under retries. An entry may count towards several fields, by any amount (a chunk of events,
+/// some stored and some over quota); entries that count alike share a group and one `XACK`.
 struct Acknowledgement {
-    /// Entries of one stream that count towards one field of one organization's counters (or towards nothing).
+    /// What one entry adds to one counter field (`stored:logs`, `rejected:service_quota_exceeded`).
+    struct Count: Hashable {
+        var field: String
+        var amount: Int
+    }
+
+    /// Entries of one stream that count alike towards one organization's counters (or towards nothing).
     struct Group: Hashable {
         var kind: EventKind
         /// The organization whose counters go up, `nil` for entries that count nowhere (dead letters, entries
         /// deleted while pending).
         var org: String?
-        /// The counter field (`stored:logs`, `rejected:service_quota_exceeded`).
-        var field: String
+        /// What each entry of the group adds.
+        var counts: [Count]
     }
 
     private(set) var ids: [Group: [String]] = [:]
 
     var isEmpty: Bool { ids.isEmpty }
 
-    /// Adds an entry of `kind` that counts towards `field` of `org`'s counters.
+    /// Adds an entry of `kind` that counts one towards `field` of `org`'s counters (none without a field).
     mutating func add(_ id: String, kind: EventKind, org: String? = nil, field: String = "") {
-        ids[Group(kind: kind, org: org, field: field), default: []].append(id)
+        add(id, kind: kind, org: org, counts: field.isEmpty ? [] : [Count(field: field, amount: 1)])
     }
 
-    /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream,
-    /// the KEYS index of its counters (0: none), the field, the number of ids, and the ids. Answers the entries
-    /// newly acknowledged per group, in order.
+    /// Adds an entry of `kind` that counts `counts` towards `org`'s counters.
+    mutating func add(_ id: String, kind: EventKind, org: String?, counts: [Count]) {
+        ids[Group(kind: kind, org: org, counts: counts), default: []].append(id)
+    }
+
+    /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream, the
+    /// KEYS index of its counters (0: none), the number of counts, each count's field and amount, the number of ids,
+    /// and the ids. Answers the entries newly acknowledged per group, in order.
     static let script = RedisScript(
         """
         local answers = {}
         local i = 2
         while i <= #ARGV do
-            local stream, counts, field, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
-            local first = i + 4
+            local stream, counts, fields = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+            local n = tonumber(ARGV[i + 3 + 2 * fields])
+            local first = i + 4 + 2 * fields
             local acknowledged = 0
             for from = first, first + n - 1, 1000 do
                 acknowledged = acknowledged + redis.call('XACK', stream, ARGV[1], unpack(ARGV, from, math.min(from + 999, first + n - 1)))
             end
-            if counts > 0 and acknowledged > 0 then redis.call('HINCRBY', KEYS[counts], field, acknowledged) end
+            if counts > 0 and acknowledged > 0 then
+                for f = 0, fields - 1 do
+                    redis.call('HINCRBY', KEYS[counts], ARGV[i + 3 + 2 * f], acknowledged * tonumber(ARGV[i + 4 + 2 * f]))
+                end
+            end
             answers[#answers + 1] = acknowledged
             i = first + n
         end
@@ -64,7 +81,9 @@ struct Acknowledgement {
         for (group, entryIDs) in groups {
             let stream = index(keys.stream(group.kind))
             let counts = group.org.map { index(keys.counts(org: $0)) } ?? 0
-            arguments += [Array(String(stream).utf8), Array(String(counts).utf8), Array(group.field.utf8), Array(String(entryIDs.count).utf8)]
+            arguments += [Array(String(stream).utf8), Array(String(counts).utf8), Array(String(group.counts.count).utf8)]
+            for count in group.counts { arguments += [Array(count.field.utf8), Array(String(count.amount).utf8)] }
+            arguments.append(Array(String(entryIDs.count).utf8))
             arguments += entryIDs.map { Array($0.utf8) }
         }
         let answers = try await redis.run(Self.script, keys: scriptKeys, arguments: arguments).array ?? []

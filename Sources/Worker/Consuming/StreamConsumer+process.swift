@@ -184,8 +184,10 @@ extension StreamConsumer {
     private func acknowledge(_ done: Acknowledgement) async throws {
         guard !done.isEmpty else { return }
         let answers = try await retrying("acknowledge") { try await done.send(on: commands, keys: keys) }
-        for (group, acknowledged) in answers where acknowledged > 0 && group.field.hasPrefix("stored:") {
-            metrics.stored(kind: group.kind, org: group.org ?? "").increment(by: Int64(acknowledged))
+        for (group, acknowledged) in answers where acknowledged > 0 {
+            for count in group.counts where count.field.hasPrefix("stored:") {
+                metrics.stored(kind: group.kind, org: group.org ?? "").increment(by: Int64(acknowledged * count.amount))
+            }
         }
         for kind in Set(done.ids.keys.map(\.kind)) {
             do {
