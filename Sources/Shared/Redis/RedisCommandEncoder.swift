@@ -19,19 +19,8 @@ public enum RedisCommandEncoder {
         // once per command (quadratic; it was 42 % of the CPU of a 1 000-command pipeline).
         let needed = buffer.count + size
         if buffer.capacity < needed { buffer.reserveCapacity(max(needed, buffer.capacity * 2)) }
-        buffer.append(UInt8(ascii: "*"))
-        appendDecimal(arguments.count, to: &buffer)
-        buffer.append(13)
-        buffer.append(10)
-        for argument in arguments {
-            buffer.append(UInt8(ascii: "$"))
-            appendDecimal(argument.count, to: &buffer)
-            buffer.append(13)
-            buffer.append(10)
-            buffer.append(contentsOf: argument)
-            buffer.append(13)
-            buffer.append(10)
-        }
+        appendHeader(arguments: arguments.count, to: &buffer)
+        for argument in arguments { appendArgument(argument, to: &buffer) }
     }
 
     /// Appends `*<count>\r\n`, the start of a command of `count` arguments.
@@ -43,7 +32,7 @@ public enum RedisCommandEncoder {
     }
 
     /// Appends one argument, `$<length>\r\n<bytes>\r\n`.
-    static func appendArgument(_ bytes: String.UTF8View, to buffer: inout [UInt8]) {
+    static func appendArgument<Bytes: Collection<UInt8>>(_ bytes: Bytes, to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "$"))
         appendDecimal(bytes.count, to: &buffer)
         buffer.append(13)
