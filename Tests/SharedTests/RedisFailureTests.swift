@@ -45,6 +45,30 @@ struct RedisFailureTests {
         redis.shutdown()
     }
 
+    /// A server that accepts the connection but never answers the handshake: the command still fails by its deadline.
+    @Test func aHandshakeThatNeverEndsFailsTheCommandInTime() async throws {
+        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
+        server.signal(SIGSTOP)
+        defer { server.signal(SIGCONT) }
+        var configuration = try RedisConfiguration(url: "redis://:s3cret@127.0.0.1:\(server.port)")
+        configuration.commandTimeoutMilliseconds = 300
+        configuration.connectTimeoutMilliseconds = 300
+        let redis = RedisClient(configuration: configuration)
+        var failure: RedisError?
+        let elapsed = await milliseconds {
+            do { _ = try await redis.send(PING()) } catch let error as RedisError { failure = error } catch {}
+        }
+        #expect(failure?.isRetryable == true, "\(String(describing: failure))")
+        #expect(elapsed < 2_000, "a command behind a stalled handshake took \(elapsed) ms")
+        server.signal(SIGCONT)
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            if (try? await redis.send(PING())) != nil { recovered = true } else { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(recovered, "the client reconnected and authenticated once the server answered")
+        redis.shutdown()
+    }
+
     @Test(arguments: RedisTransportKind.allCases)
     func stalledRedisTimesOutThenRecovers(transport: RedisTransportKind) async throws {
         let server = try RedisServer()

@@ -34,6 +34,10 @@ final class RedisConnection: @unchecked Sendable {
     private var channel: (any Channel)?
     private var handler: RedisChannelHandler?
     private var held = CircularBuffer<Held>()
+    /// Checks the held commands' deadlines while there are any.
+    private var heldTimer: Scheduled<Void>?
+    /// Which connection attempt is current: a late answer to an abandoned one is closed unused.
+    private var attempt = 0
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String, logger: Logger) {
         self.configuration = configuration
@@ -102,17 +106,49 @@ final class RedisConnection: @unchecked Sendable {
         case .write:
             handler!.send(command.payload, replies: command.replies, deadline: command.deadline, promise: command.promise)
         case .hold:
-            held.append(command)
+            hold(command)
         case .connectAndHold:
-            held.append(command)
+            hold(command)
             connect(deadline: min(.now() + .milliseconds(Int64(configuration.connectTimeoutMilliseconds)), command.deadline))
         case .fail(let error):
             command.promise.fail(error)
         }
     }
 
+    /// Holds `command` until the connection is ready; it fails with `timeout` at its deadline if it is not by then,
+    /// whatever the connection attempt does.
+    private func hold(_ command: Held) {
+        held.append(command)
+        guard heldTimer == nil else { return }
+        heldTimer = eventLoop.assumeIsolated().scheduleTask(in: RedisChannelHandler.deadlineCheckInterval) {
+            self.heldTimer = nil
+            let now = NIODeadline.now()
+            var waiting = CircularBuffer<Held>()
+            while let command = self.held.popFirst() {
+                if command.deadline <= now {
+                    command.promise.fail(RedisError(code: .timeout, message: "Redis did not answer in time"))
+                } else {
+                    waiting.append(command)
+                }
+            }
+            for command in waiting { self.hold(command) }
+        }
+    }
+
     /// Connects, then sends the handshake (AUTH, SELECT) when there is one; the held commands go out once ready.
+    /// An attempt not finished by `deadline` counts as failed, and its connection, if it comes later, is closed.
     private func connect(deadline: NIODeadline) {
+        attempt += 1
+        let thisAttempt = attempt
+        eventLoop.assumeIsolated().scheduleTask(deadline: deadline + .milliseconds(100)) {
+            guard self.attempt == thisAttempt, self.machine.state == .connecting || self.machine.state == .handshaking else { return }
+            self.attempt += 1  // abandon it
+            if let channel = self.channel { channel.close(promise: nil) }
+            self.channel = nil
+            self.handler = nil
+            self.attemptFailed(
+                RedisError(code: .connectionFailed, message: "Redis at \(self.configuration.host):\(self.configuration.port) did not answer in time"))
+        }
         let handler = RedisChannelHandler(onClose: { [weak self] handler, error in self?.lost(handler, error) })
         let boundHandler = NIOLoopBound(handler, eventLoop: eventLoop)  // the channel is made on this same loop
         ClientBootstrap(group: eventLoop)
@@ -129,6 +165,10 @@ final class RedisConnection: @unchecked Sendable {
             .hop(to: eventLoop)
             .assumeIsolated()
             .whenComplete { result in
+                guard self.attempt == thisAttempt else {
+                    if case .success(let late) = result { late.close(promise: nil) }  // abandoned at its deadline
+                    return
+                }
                 switch result {
                 case .success(let channel):
                     self.connected(channel, handler, deadline: deadline)
@@ -165,7 +205,9 @@ final class RedisConnection: @unchecked Sendable {
                     }
                 }
             }
+            let thisAttempt = attempt
             EventLoopFuture.andAllSucceed(replies, on: eventLoop).assumeIsolated().whenComplete { result in
+                guard self.attempt == thisAttempt else { return }  // abandoned at its deadline
                 switch result {
                 case .success:
                     if case .writeHeld(let reconnected) = self.machine.handshakeSucceeded() { self.ready(reconnected: reconnected) }
