@@ -132,9 +132,14 @@ public final class RedisClient: Sendable, Service {
     }
 
     private static func transactionPayload<Command: RedisCommand>(_ commands: [Command]) -> [UInt8] {
+        transactionPayload { payload in for command in commands { command.encode(into: &payload) } }
+    }
+
+    /// `MULTI`, the commands `encode` writes, `EXEC`.
+    private static func transactionPayload(_ encode: (inout [UInt8]) -> Void) -> [UInt8] {
         var payload: [UInt8] = []
         RedisCommandEncoder.append([Array("MULTI".utf8)], to: &payload)
-        for command in commands { command.encode(into: &payload) }
+        encode(&payload)
         RedisCommandEncoder.append([Array("EXEC".utf8)], to: &payload)
         return payload
     }
@@ -160,10 +165,7 @@ public final class RedisClient: Sendable, Service {
     /// `transaction(_:)` does, so every result it answers is a success.
     public func transaction(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
         guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
-        var payload: [UInt8] = []
-        RedisCommandEncoder.append([Array("MULTI".utf8)], to: &payload)
-        payload += pipeline.payload
-        RedisCommandEncoder.append([Array("EXEC".utf8)], to: &payload)
+        let payload = Self.transactionPayload { $0 += pipeline.payload }
         let replies = try await anyConnection.execute(payload, replies: pipeline.count + 2, blockingMilliseconds: 0)
         let results = try Self.checkTransaction(replies, count: pipeline.count)
         var values: [Result<any Sendable, RedisError>] = []

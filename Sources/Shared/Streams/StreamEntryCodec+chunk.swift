@@ -24,15 +24,16 @@ extension StreamEntryCodec {
         var count = 0
         for event in events {
             precondition(event.org == first.org && event.event.kind == first.event.kind, "a chunk holds one organization and one kind")
-            let line = eventLine(event, chunkReceivedAt: first.receivedAt)
+            var line = eventLine(event, chunkReceivedAt: first.receivedAt)
             if count > 0 && lines.count + 1 + line.count > maxBytes {
                 chunks.append(chunkFields(first, count: count, lines: lines))
                 lines = []
                 count = 0
                 first = event
+                line = eventLine(event, chunkReceivedAt: event.receivedAt)  // its arrival time is now the chunk's
             }
             if count > 0 { lines.append(UInt8(ascii: "\n")) }
-            lines += count == 0 ? eventLine(event, chunkReceivedAt: event.receivedAt) : line
+            lines += line
             count += 1
         }
         chunks.append(chunkFields(first, count: count, lines: lines))
@@ -76,7 +77,7 @@ extension StreamEntryCodec {
     private static let eventsName = Array("events".utf8)
     private static let countName = Array("count".utf8)
     /// Stored once per chunk, not per line.
-    private static let chunkFields: Set<String> = ["v", "kind", "org"]
+    private static let perChunkFields: Set<String> = ["v", "kind", "org"]
     /// Written into a line as JSON as they are (already JSON text or a number).
     private static let rawFields: Set<String> = ["metadata", "labels", "value"]
 
@@ -92,7 +93,7 @@ extension StreamEntryCodec {
     private static func eventLine(_ event: QueuedEvent, chunkReceivedAt: Timestamp) -> [UInt8] {
         var line: [UInt8] = [UInt8(ascii: "{")]
         var first = true
-        for field in fields(event, receivedAt: nil) where !chunkFields.contains(field.name) {
+        for field in fields(event, receivedAt: nil) where !perChunkFields.contains(field.name) {
             if field.name == "received_at" && event.receivedAt == chunkReceivedAt { continue }
             if !first { line.append(UInt8(ascii: ",")) }
             first = false
@@ -116,7 +117,7 @@ extension StreamEntryCodec {
         var slots = Slots()
         for field in [Field.kind, .org, .receivedAt] { slots.values[field.slot] = chunk.values[field.slot] }
         for member in members {
-            guard let field = Field(rawValue: member.key), !chunkFields.contains(member.key) else { continue }
+            guard let field = Field(rawValue: member.key), !perChunkFields.contains(member.key) else { continue }
             switch member.value {
             case .string(let text): slots.values[field.slot] = text
             case .number(let text): slots.values[field.slot] = text
