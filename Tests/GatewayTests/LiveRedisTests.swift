@@ -44,18 +44,46 @@ struct LiveRedisTests {
         }
         let validator = EventValidator()
         for (kind, body) in [(EventKind.logs, specLog), (.metrics, specMetric), (.deployments, specDeployment)] {
-            let entries = try await redis.send(RawCommand("XRANGE", keys.stream(kind), "-", "+"))
-            let first = try #require(entries.array?.first?.array)
-            guard case .array(let flat) = first[1] else { throw RedisError(code: .unexpectedReply, message: "") }
-            var fields: [(name: [UInt8], value: [UInt8])] = []
-            for index in stride(from: 0, to: flat.count, by: 2) { fields.append((flat[index].bytes!, flat[index + 1].bytes!)) }
-            let queued = try StreamEntryCodec.decode(fields)
+            let entry = try #require(try await redis.send(XRANGE(keys.stream(kind))).first)
+            let fields = try #require(entry.fields)
+            #expect(fields.map { String(decoding: $0.name, as: UTF8.self) } == ["v", "kind", "org", "received_at", "count", "events"], "a chunk")
+            let queued = try #require(try StreamEntryCodec.decodeEvents(fields).first)
             #expect(queued.id == ids[kind] && queued.org == "org_live")
             let expected = try validator.event(kind, body: Array(body.utf8), now: queued.event.timestampForTest)
             #expect(queued.event == expected)
         }
-        #expect(try await redis.send(XLEN(keys.stream(.logs))) == 3)
+        let logs = try await redis.send(XRANGE(keys.stream(.logs)))
+        #expect(logs.count == 2, "one entry per request")
+        #expect(try StreamEntryCodec.decodeEvents(logs[1].fields!).count == 2, "the batch's two events in one chunk")
         _ = try await redis.send(DEL(EventKind.allCases.map(keys.stream)))
+        redis.shutdown()
+    }
+
+    /// The largest batch the limits allow becomes several chunks, appended all or nothing in one transaction.
+    @Test func aTenThousandEventBatchBecomesBoundedChunks() async throws {
+        let prefix = TestRedis.prefix()
+        let keys = RedisKeys(prefix: prefix)
+        let (app, redis) = try application(redisURL: TestRedis.url, prefix: prefix)
+        let message = String(repeating: "m", count: 100)
+        let body = "[" + (0..<10_000).map { #"{"service":"api","level":"info","message":"\#(message) \#($0)"}"# }.joined(separator: ",") + "]"
+        try await app.test(.live) { client in
+            let response = try await client.post("/events/logs/batch", body)
+            #expect(response.status == .accepted && response.text == #"{"accepted":10000}"#)
+        }
+        let entries = try await redis.send(XRANGE(keys.stream(.logs)))
+        #expect(entries.count > 4)
+        var events: [QueuedEvent] = []
+        for entry in entries {
+            #expect((entry.value("events")?.count ?? .max) <= StreamEntryCodec.maxChunkBytes)
+            events += try StreamEntryCodec.decodeEvents(entry.fields!)
+        }
+        #expect(events.count == 10_000 && Set(events.map(\.id)).count == 10_000)
+        #expect(
+            events.enumerated().allSatisfy { index, event in
+                if case .log(let log) = event.event { return log.message == "\(message) \(index)" }
+                return false
+            }, "in order")
+        _ = try await redis.send(DEL([keys.stream(.logs)]))
         redis.shutdown()
     }
 

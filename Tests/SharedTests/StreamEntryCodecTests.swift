@@ -187,4 +187,27 @@ struct ChunkCodecTests {
         #expect(broken { $0.removeLast() } == "missing field 'events'")
         #expect(broken { $0.removeFirst() } == "missing field 'v'")
     }
+
+    /// Requests merged into one chunk (the gateway's coalescing): every event keeps its own arrival time, whether or
+    /// not its request arrived in the chunk's millisecond; the entry is written byte for byte as its fields say.
+    @Test func mergedChunksKeepEveryEventsArrivalTime() throws {
+        let at = { (offset: Int64) in Timestamp(milliseconds: self.received.milliseconds + offset) }
+        let first = try [0, 1].map { try queued(.logs, #"{"service":"s","level":"info","message":"a\#($0)"}"#, id: $0, receivedAt: at(0)) }
+        let same = try queued(.logs, #"{"service":"s","level":"info","message":"b"}"#, id: 2, receivedAt: at(0))
+        let later = try [3, 4].map { try queued(.logs, #"{"service":"s","level":"info","message":"c\#($0)"}"#, id: $0, receivedAt: at(7)) }
+        var chunk = StreamEntryCodec.chunks(first)[0]
+        chunk.append(contentsOf: StreamEntryCodec.chunks([same])[0])
+        chunk.append(contentsOf: StreamEntryCodec.chunks(later)[0])
+        chunk.append(try queued(.logs, #"{"service":"s","level":"info","message":"d"}"#, id: 5, receivedAt: at(9)))
+        #expect(chunk.count == 6)
+        let decoded = try decode(chunk.fields)
+        #expect(decoded.map(\.receivedAt) == [at(0), at(0), at(0), at(7), at(7), at(9)])
+        #expect(decoded.prefix(5) == ArraySlice(first + [same] + later))
+
+        var resp: [UInt8] = []
+        AppendChunk(chunk, to: "s").encode(into: &resp)
+        var expected: [UInt8] = []
+        RedisCommandEncoder.append(AppendChunk(chunk, to: "s").arguments, to: &expected)
+        #expect(resp == expected)
+    }
 }

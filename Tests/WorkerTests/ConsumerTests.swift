@@ -9,11 +9,12 @@ import Testing
 
 @Suite("Worker on the real Redis and SQLite")
 struct ConsumerTests {
-    @Test func storesEveryEventAndEmptiesTheStream() async throws {
+    @Test(arguments: EntryFormat.both)
+    func storesEveryEventAndEmptiesTheStream(format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let events = try await harness.publish(
-            (0..<300).map { Sample.log(service: "svc-\($0 % 3)", message: "m\($0)") } + [Sample.metric(), Sample.deployment()])
+            (0..<300).map { Sample.log(service: "svc-\($0 % 3)", message: "m\($0)") } + [Sample.metric(), Sample.deployment()], as: format)
         let done = try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 300 && (try? harness.count("metrics")) == 1 }
         #expect(done)
         #expect(try harness.count("deployments") == 1)
@@ -23,28 +24,31 @@ struct ConsumerTests {
         #expect(Set(try harness.query("SELECT id FROM logs").compactMap(\.first)) == Set(events.prefix(300).map(\.id)))
     }
 
-    @Test func redeliveryMakesNoDuplicate() async throws {
+    @Test(arguments: EntryFormat.both)
+    func redeliveryMakesNoDuplicate(format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let events = (0..<50).map { _ in Sample.log() }
-        try await harness.publish(events)
+        try await harness.publish(events, as: format)
         #expect(try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 50 })
-        try await harness.publish(events)  // the same event ids again, as after a crash before XACK
+        try await harness.publish(events, as: format)  // the same event ids again, as after a crash before XACK
         #expect(try await harness.run(harness.consumer()) { try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0 })
         #expect(try harness.count("logs") == 50)
     }
 
-    @Test func quotaAdmitsFiveServicesForTheDefaultOrganization() async throws {
+    @Test(arguments: EntryFormat.both)
+    func quotaAdmitsFiveServicesForTheDefaultOrganization(format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let events = (1...8).map { Sample.log(service: "svc-\($0)") } + [Sample.metric(service: "svc-1"), Sample.deployment(service: "svc-7")]
-        try await harness.publish(events)
+        try await harness.publish(events, as: format)
         #expect(
             try await harness.run(harness.consumer()) {
                 let pending = try await harness.pending()
                 return pending == 0 && (try? harness.count("logs")) == 5
             })
         #expect(try harness.count("metrics") == 1 && harness.count("deployments") == 0)
+        #expect(Set(try harness.query("SELECT service FROM logs").compactMap(\.first)) == Set((1...5).map { "svc-\($0)" }), "the first five, in order")
         #expect(try await harness.redis.send(SCARD(harness.keys.services(org: "default"))) == 5)
         let rejected = try await harness.redis.send(RawCommand("XRANGE", harness.keys.rejectedStream, "-", "+"))
         #expect(rejected.array?.count == 4)
@@ -102,11 +106,12 @@ struct ConsumerTests {
         #expect(fields.contains("garbage"), "the original fields are kept")
     }
 
-    @Test func entriesTheDatabaseRefusesAreRetriedThenDeadLettered() async throws {
+    @Test(arguments: EntryFormat.both)
+    func entriesTheDatabaseRefusesAreRetriedThenDeadLettered(format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let poison = Sample.log(message: "refuse me")
-        try await harness.publish([Sample.log(), poison, Sample.log()])
+        try await harness.publish([Sample.log(), poison, Sample.log()], as: format)
         let sink = RefusingSink(inner: harness.sink, refusedID: poison.id)
         #expect(
             try await harness.run(harness.consumer(claimIdle: 200, maxAttempts: 3, sink: sink)) {
@@ -305,13 +310,13 @@ struct RefusingSink: EventSink {
 
 @Suite("Worker into both engines")
 struct EngineConsumerTests {
-    @Test(arguments: SinkEngine.allCases)
-    func theFullPathFromStreamToRow(engine: SinkEngine) async throws {
+    @Test(arguments: SinkEngine.allCases, EntryFormat.both)
+    func theFullPathFromStreamToRow(engine: SinkEngine, format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let target = try await SinkUnderTest.make(engine)
         let events = (0..<200).map { Sample.log(service: "svc-\($0 % 2)", message: "m\($0)") } + [Sample.metric(), Sample.deployment()]
-        try await harness.publish(events)
+        try await harness.publish(events, as: format)
         let consumer = harness.consumer(sink: target.sink)
         let done = try await harness.run(consumer) {
             let logs = try? await target.count("logs")
@@ -331,14 +336,15 @@ struct EngineConsumerTests {
 struct PostgresPoisonTests {
     /// Poison entries among a thousand good ones: the good ones are stored at once, each poison entry is dead-lettered
     /// alone with PostgreSQL's message after its attempts, nothing stays pending.
-    @Test func poisonEntriesAreDeadLetteredAndTheRestFlows() async throws {
+    @Test(arguments: EntryFormat.both)
+    func poisonEntriesAreDeadLetteredAndTheRestFlows(format: EntryFormat) async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let target = try await SinkUnderTest.make(.postgres)
         let poison = Sample.poison()
         var events = (0..<1_000).map { Sample.log(message: "good \($0)") }
         for (index, event) in poison.enumerated() { events.insert(event, at: 100 + index * 250) }
-        try await harness.publish(events)
+        try await harness.publish(events, as: format)
         let consumer = harness.consumer(claimIdle: 200, maxAttempts: 2, sink: target.sink)
         let done = try await harness.run(consumer, seconds: 30) {
             let letters: Int = try await harness.redis.send(XLEN(harness.keys.deadLetterStream))

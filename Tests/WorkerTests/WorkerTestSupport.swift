@@ -5,6 +5,7 @@ import NIOCore
 import Prometheus
 import Shared
 import TestSupport
+import Testing
 
 @testable import Sinks
 @testable import Worker
@@ -40,14 +41,31 @@ struct WorkerHarness {
             metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), logger: Logger(label: "test"))
     }
 
-    /// XADDs events as the gateway does; returns them.
+    /// XADDs events as a gateway does: one entry per event (`.single`, version 1, as gateways before chunks wrote), or
+    /// chunks (version 2) of each run of events of one organization and kind, at most `perChunk` events per chunk (as
+    /// requests of that many events would); returns them.
     @discardableResult
-    func publish(_ events: [QueuedEvent]) async throws -> [QueuedEvent] {
-        for chunk in stride(from: 0, to: events.count, by: 1_000) {
-            let slice = events[chunk..<min(chunk + 1_000, events.count)]
-            for result in try await redis.pipeline(slice.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) }) {
-                _ = try result.get()
+    func publish(_ events: [QueuedEvent], as format: EntryFormat = .single) async throws -> [QueuedEvent] {
+        var entries: [(stream: String, fields: [(name: [UInt8], value: [UInt8])])] = []
+        switch format {
+        case .single:
+            entries = events.map { (keys.stream($0.event.kind), StreamEntryCodec.encode($0)) }
+        case .chunks(let perChunk, let maxBytes):
+            var run: [QueuedEvent] = []
+            func flush() {
+                guard let first = run.first else { return }
+                for fields in StreamEntryCodec.encodeChunks(run, maxBytes: maxBytes) { entries.append((keys.stream(first.event.kind), fields)) }
+                run = []
             }
+            for event in events {
+                if let first = run.first, first.org != event.org || first.event.kind != event.event.kind || run.count == perChunk { flush() }
+                run.append(event)
+            }
+            flush()
+        }
+        for start in stride(from: 0, to: entries.count, by: 1_000) {
+            let slice = entries[start..<min(start + 1_000, entries.count)]
+            for result in try await redis.pipeline(slice.map { XADD($0.stream, fields: $0.fields) }) { _ = try result.get() }
         }
         return events
     }
@@ -95,6 +113,24 @@ struct WorkerHarness {
         redis.shutdown()
         reader.shutdown()
         try? FileManager.default.removeItem(atPath: (databasePath as NSString).deletingLastPathComponent)
+    }
+}
+
+/// How `WorkerHarness.publish` writes events to the streams.
+enum EntryFormat: Sendable, CustomTestStringConvertible {
+    /// One version-1 entry per event.
+    case single
+    /// Version-2 chunks of at most `perChunk` events and `maxBytes` of event lines.
+    case chunks(perChunk: Int, maxBytes: Int = StreamEntryCodec.maxChunkBytes)
+
+    /// Both, chunks of the size of a typical batch request.
+    static let both: [EntryFormat] = [.single, .chunks(perChunk: 100)]
+
+    var testDescription: String {
+        switch self {
+        case .single: "one entry per event"
+        case .chunks(let perChunk, _): "chunks of \(perChunk)"
+        }
     }
 }
 

@@ -2,8 +2,9 @@ import Metrics
 import NIOCore
 import Shared
 
-/// Appends events to their kind's Redis stream: one XADD for a single event, MULTI/EXEC for a batch, on the Redis
-/// connection living on the caller's event loop.
+/// Appends a request's events to their kind's Redis stream as chunk entries (format version 2): one `XADD` when they
+/// fit one chunk, `MULTI`/`EXEC` of several for a batch larger than a chunk (all or nothing), on the Redis connection
+/// living on the caller's event loop.
 struct RedisEventPublisher: EventPublisher {
     let redis: RedisClient
     let keys: RedisKeys
@@ -11,15 +12,13 @@ struct RedisEventPublisher: EventPublisher {
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
+        let stream = keys.stream(events[0].event.kind)
+        let chunks = StreamEntryCodec.chunks(events)
         let appended: EventLoopFuture<Void>
-        if events.count == 1 {
-            appended = redis.send(AppendEvent(events[0], to: keys.stream(events[0].event.kind)), on: eventLoop).map { _ in }
+        if chunks.count == 1 {
+            appended = redis.send(AppendChunk(chunks[0], to: stream), on: eventLoop).map { _ in }
         } else {
-            let receivedAt = events[0].receivedAt.iso8601
-            let commands = events.map { event in
-                AppendEvent(event, to: keys.stream(event.event.kind), receivedAt: event.receivedAt == events[0].receivedAt ? receivedAt : nil)
-            }
-            appended = redis.transaction(commands, on: eventLoop).map { _ in }
+            appended = redis.transaction(chunks.map { AppendChunk($0, to: stream) }, on: eventLoop).map { _ in }
         }
         let metrics = metrics
         let published = eventLoop.makePromise(of: Void.self)

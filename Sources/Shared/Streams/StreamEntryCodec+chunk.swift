@@ -6,7 +6,6 @@
 /// their column names (`id`, `service`, `level`, `message`, `timestamp`, … `metadata` and `labels` as objects,
 /// `value` as a number) and `received_at` only where it differs from the chunk's.
 ///
-/// Not written by the gateway yet: the worker must read chunks before gateways write them (the chunked-entries issue).
 extension StreamEntryCodec {
     /// The format version written in field `v` of a chunk.
     public static let chunkVersion = "2"
@@ -17,26 +16,26 @@ extension StreamEntryCodec {
 
     /// The chunk entries for `events` (one organization, one kind, in order): as few as fit `maxBytes` of lines each.
     public static func encodeChunks(_ events: [QueuedEvent], maxBytes: Int = maxChunkBytes) -> [[(name: [UInt8], value: [UInt8])]] {
+        chunks(events, maxBytes: maxBytes).map(\.fields)
+    }
+
+    /// `events` (one organization, one kind, in order) as chunks of at most `maxBytes` of lines each (an event larger
+    /// than that is a chunk of its own).
+    public static func chunks(_ events: [QueuedEvent], maxBytes: Int = maxChunkBytes) -> [StreamChunk] {
         precondition(!events.isEmpty, "a chunk holds at least one event")
-        var chunks: [[(name: [UInt8], value: [UInt8])]] = []
-        var lines: [UInt8] = []
-        var first = events[0]
-        var count = 0
-        for event in events {
-            precondition(event.org == first.org && event.event.kind == first.event.kind, "a chunk holds one organization and one kind")
-            var line = eventLine(event, chunkReceivedAt: first.receivedAt)
-            if count > 0 && lines.count + 1 + line.count > maxBytes {
-                chunks.append(chunkFields(first, count: count, lines: lines))
-                lines = []
-                count = 0
-                first = event
-                line = eventLine(event, chunkReceivedAt: event.receivedAt)  // its arrival time is now the chunk's
+        var chunks: [StreamChunk] = []
+        var chunk = StreamChunk(events[0])
+        for event in events.dropFirst() {
+            precondition(event.org == chunk.org && event.event.kind == chunk.kind, "a chunk holds one organization and one kind")
+            let line = eventLine(event, chunkReceivedAt: chunk.receivedAt)
+            if chunk.lines.count + 1 + line.count > maxBytes {
+                chunks.append(chunk)
+                chunk = StreamChunk(event)  // its arrival time is now the chunk's
+            } else {
+                chunk.append(line: line)
             }
-            if count > 0 { lines.append(UInt8(ascii: "\n")) }
-            lines += line
-            count += 1
         }
-        chunks.append(chunkFields(first, count: count, lines: lines))
+        chunks.append(chunk)
         return chunks
     }
 
@@ -73,24 +72,23 @@ extension StreamEntryCodec {
         return events
     }
 
-    private static let versionName = Array("v".utf8)
-    private static let eventsName = Array("events".utf8)
-    private static let countName = Array("count".utf8)
+    /// How many events an entry holds, from its `count` field (1 for a version-1 entry or an unreadable count), without
+    /// decoding it.
+    public static func eventCount(_ fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) -> Int {
+        guard let field = fields.first(where: { $0.name.elementsEqual(countName) }), let count = text(field.value).flatMap({ Int($0) }) else { return 1 }
+        return max(1, count)
+    }
+
+    static let versionName = Array("v".utf8)
+    static let eventsName = Array("events".utf8)
+    static let countName = Array("count".utf8)
     /// Stored once per chunk, not per line.
     private static let perChunkFields: Set<String> = ["v", "kind", "org"]
     /// Written into a line as JSON as they are (already JSON text or a number).
     private static let rawFields: Set<String> = ["metadata", "labels", "value"]
 
-    private static func chunkFields(_ first: QueuedEvent, count: Int, lines: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
-        [
-            (Array("v".utf8), Array(chunkVersion.utf8)), (Array("kind".utf8), Array(first.event.kind.rawValue.utf8)),
-            (Array("org".utf8), Array(first.org.utf8)), (Array("received_at".utf8), Array(first.receivedAt.iso8601.utf8)),
-            (Array("count".utf8), Array(String(count).utf8)), (eventsName, lines),
-        ]
-    }
-
     /// One event's line: its stored fields as a compact JSON object.
-    private static func eventLine(_ event: QueuedEvent, chunkReceivedAt: Timestamp) -> [UInt8] {
+    static func eventLine(_ event: QueuedEvent, chunkReceivedAt: Timestamp) -> [UInt8] {
         var line: [UInt8] = [UInt8(ascii: "{")]
         var first = true
         for field in fields(event, receivedAt: nil) where !perChunkFields.contains(field.name) {
@@ -132,4 +130,114 @@ extension StreamEntryCodec {
             throw StreamEntryError(reason: "event line \(index + 1): \(error.reason)")
         }
     }
+}
+
+/// The events of one organization and kind as one version-2 entry: built event by event or chunk by chunk (the
+/// gateway merges the requests of one event-loop tick), then written as `XADD` straight from its lines.
+public struct StreamChunk: Sendable {
+    /// The kind of every event.
+    public let kind: EventKind
+    /// The organization of every event.
+    public let org: String
+    /// The first event's arrival time: lines of events that arrived then leave `received_at` out.
+    public let receivedAt: Timestamp
+    /// How many events it holds.
+    public private(set) var count: Int
+    /// The event lines, joined by newlines.
+    public private(set) var lines: [UInt8]
+    private let receivedAtText: String
+
+    /// A chunk holding `event`.
+    public init(_ event: QueuedEvent) {
+        kind = event.event.kind
+        org = event.org
+        receivedAt = event.receivedAt
+        receivedAtText = event.receivedAt.iso8601
+        count = 1
+        lines = StreamEntryCodec.eventLine(event, chunkReceivedAt: event.receivedAt)
+    }
+
+    /// Adds an event of the same organization and kind.
+    public mutating func append(_ event: QueuedEvent) {
+        precondition(event.org == org && event.event.kind == kind, "a chunk holds one organization and one kind")
+        append(line: StreamEntryCodec.eventLine(event, chunkReceivedAt: receivedAt))
+    }
+
+    mutating func append(line: [UInt8]) {
+        lines.append(UInt8(ascii: "\n"))
+        lines += line
+        count += 1
+    }
+
+    /// Adds another chunk's events after these (same organization and kind). Its lines that leave their arrival
+    /// time to their chunk get it written in, unless both chunks share it.
+    public mutating func append(contentsOf other: StreamChunk) {
+        precondition(other.org == org && other.kind == kind, "a chunk holds one organization and one kind")
+        lines.append(UInt8(ascii: "\n"))
+        if other.receivedAt == receivedAt {
+            lines += other.lines
+        } else {
+            // Each line is a JSON object: `{` then its members. A member written first is overridden by one the line
+            // already has (the last of repeated members wins).
+            var member = Array(#"{"received_at":"#.utf8)
+            JSONValue.encodeString(other.receivedAtText, into: &member)
+            member.append(UInt8(ascii: ","))
+            lines.reserveCapacity(lines.count + other.lines.count + other.count * member.count)
+            var first = true
+            for line in other.lines.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                if !first { lines.append(UInt8(ascii: "\n")) }
+                first = false
+                lines += member
+                lines += line.dropFirst()
+            }
+        }
+        count += other.count
+    }
+
+    /// The entry's fields.
+    public var fields: [(name: [UInt8], value: [UInt8])] {
+        [
+            (StreamEntryCodec.versionName, Array(StreamEntryCodec.chunkVersion.utf8)), (Array("kind".utf8), Array(kind.rawValue.utf8)),
+            (Array("org".utf8), Array(org.utf8)), (Array("received_at".utf8), Array(receivedAtText.utf8)),
+            (StreamEntryCodec.countName, Array(String(count).utf8)), (StreamEntryCodec.eventsName, lines),
+        ]
+    }
+
+    /// The RESP encoding of `XADD stream * <its fields>`, appended to `buffer`.
+    public func appendXADD(stream: String, to buffer: inout [UInt8]) {
+        RedisCommandEncoder.appendHeader(arguments: 15, to: &buffer)
+        RedisCommandEncoder.appendArgument("XADD".utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument(stream.utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument("*".utf8, to: &buffer)
+        for (name, value) in [("v", StreamEntryCodec.chunkVersion), ("kind", kind.rawValue), ("org", org), ("received_at", receivedAtText)] {
+            RedisCommandEncoder.appendArgument(name.utf8, to: &buffer)
+            RedisCommandEncoder.appendArgument(value.utf8, to: &buffer)
+        }
+        RedisCommandEncoder.appendArgument("count".utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument(String(count).utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument("events".utf8, to: &buffer)
+        RedisCommandEncoder.appendArgument(lines, to: &buffer)
+    }
+}
+
+/// `XADD <stream> * <a chunk's fields>`, encoded straight from the chunk; answers the entry's id.
+public struct AppendChunk: RedisCommand {
+    /// The stream's key.
+    public let stream: String
+    /// The chunk.
+    public let chunk: StreamChunk
+
+    /// Appends `chunk` to `stream`.
+    public init(_ chunk: StreamChunk, to stream: String) {
+        self.stream = stream
+        self.chunk = chunk
+    }
+
+    public var arguments: [[UInt8]] {
+        [Array("XADD".utf8), Array(stream.utf8), [UInt8(ascii: "*")]] + chunk.fields.flatMap { [$0.name, $0.value] }
+    }
+
+    public func encode(into buffer: inout [UInt8]) { chunk.appendXADD(stream: stream, to: &buffer) }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("XADD") }
 }

@@ -2,7 +2,8 @@
 struct ConsumerSettings: Sendable {
     /// This worker's name in the consumer group (`OPERYN_CONSUMER_NAME`, host and pid by default).
     var consumer: String
-    /// Most entries read per stream at once (`OPERYN_BATCH_SIZE`, 1000).
+    /// About how many events a batch holds (`OPERYN_BATCH_SIZE`, 1000): entries are read so that, at the events per
+    /// entry of the last read, a batch has this many (at least one entry).
     var batchSize = 1_000
     /// How long a read waits for new entries, in milliseconds (`OPERYN_BLOCK_MS`, 1000).
     var blockMilliseconds = 1_000

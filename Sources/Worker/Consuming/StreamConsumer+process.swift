@@ -4,54 +4,77 @@ import Shared
 import Sinks
 
 extension StreamConsumer {
-    /// Processes one batch: decode → quota → persist → record rejections and dead letters → XACK → trim.
+    /// Processes one batch: decode every entry's events → quota per event, in arrival order → persist → for each
+    /// entry whose events are all stored, rejected or dead-lettered: record rejections and dead letters → XACK → trim.
+    ///
+    /// An entry with an event the database refused stays unacknowledged (read again after the claim time) until that
+    /// event succeeds or has failed `maxAttempts` times; nothing but its stored rows (idempotent by event id) and its
+    /// attempt count is written for it meanwhile, so its rejections and dead letters are recorded once, when it is done.
     func process(_ batch: [ReadEntry]) async throws {
         let started = NIODeadline.now()
         var done = Acknowledgement()
-        var decoded: [DecodedEntry] = []
-        var deadLetters: [(read: ReadEntry, reason: String, attempts: Int)] = []
+        var entries: [EntryWork] = []
+        var deadLetters: [DeadLetter] = []
         for read in batch {
             guard let fields = read.entry.fields else {
                 done.add(read.entry.id, kind: read.kind)  // deleted while pending: nothing to store
                 continue
             }
             do {
-                decoded.append(DecodedEntry(read: read, event: try StreamEntryCodec.decode(fields)))
+                entries.append(EntryWork(read: read, events: try StreamEntryCodec.decodeEvents(fields)))
             } catch {
-                deadLetters.append((read, error.description, 1))  // can never succeed: no retries
+                // Can never succeed: dead-lettered whole, at once, with its fields as they were.
+                deadLetters.append(DeadLetter(read: read, fields: read.originalFields, reason: error.description, attempts: 1))
             }
         }
 
-        let admitted = try await admissions(for: decoded.map(\.event))
-        var accepted: [DecodedEntry] = []
-        var rejected: [DecodedEntry] = []
-        for item in decoded {
-            if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { rejected.append(item) }
+        var items: [BatchEvent] = []
+        for (index, entry) in entries.enumerated() {
+            for event in entry.events { items.append(BatchEvent(entry: index, event: event)) }
         }
+        let admitted = try await admissions(for: items.map(\.event))
+        var accepted: [BatchEvent] = []
+        for item in items {
+            if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { entries[item.entry].rejected.append(item.event) }
+        }
+        for failure in try await persist(accepted) { entries[failure.item.entry].refused.append((failure.item.event, failure.reason)) }
 
-        let failed = try await persist(accepted)
-        let retryLater = Set(failed.map(\.read.entry.id))
-        for item in accepted where !retryLater.contains(item.read.entry.id) {
-            done.add(item.read.entry.id, kind: item.read.kind, org: item.event.org, field: "stored:\(item.read.kind.rawValue)")
-        }
-        for failure in failed {
+        var finished: [EntryWork] = []
+        for entry in entries {
+            guard !entry.refused.isEmpty else {
+                finished.append(entry)
+                continue
+            }
             let attempts = try await retrying("count attempts") {
-                try await commands.send(HINCRBY(keys.attempts, field: "\(failure.read.kind.rawValue):\(failure.read.entry.id)", by: 1))
+                try await commands.send(HINCRBY(keys.attempts, field: entry.attemptsField, by: 1))
             }
-            if attempts >= settings.maxAttempts {
-                deadLetters.append((failure.read, failure.reason, attempts))
-            } else {
+            guard attempts >= settings.maxAttempts else {
                 logger.warning(
-                    "worker.entry.failed", metadata: ["redis.id": "\(failure.read.entry.id)", "worker.attempts": "\(attempts)", "error": "\(failure.reason)"])
+                    "worker.entry.failed",
+                    metadata: [
+                        "redis.id": "\(entry.read.entry.id)", "worker.attempts": "\(attempts)", "worker.refused": "\(entry.refused.count)",
+                        "error": "\(entry.refused[0].reason)",
+                    ])
+                continue  // read again after the claim time
             }
+            for refused in entry.refused {
+                // A version-1 entry is dead-lettered as it was; an event of a chunk as a chunk of one.
+                let fields = entry.isChunk ? StreamEntryCodec.encodeChunks([refused.event], maxBytes: .max)[0] : entry.read.originalFields
+                deadLetters.append(DeadLetter(read: entry.read, fields: fields, reason: refused.reason, attempts: attempts, clearsAttempts: true))
+            }
+            finished.append(entry)
         }
 
-        try await recordRejections(rejected)
+        try await recordRejections(finished)
         try await deadLetter(deadLetters)
-        for item in rejected {
-            done.add(item.read.entry.id, kind: item.read.kind, org: item.event.org, field: "rejected:\(Self.quotaReason)")
+        for entry in finished {
+            var counts: [Acknowledgement.Count] = []
+            let stored = entry.events.count - entry.rejected.count - entry.refused.count
+            if stored > 0 { counts.append(.init(field: "stored:\(entry.read.kind.rawValue)", amount: stored)) }
+            if !entry.rejected.isEmpty { counts.append(.init(field: "rejected:\(Self.quotaReason)", amount: entry.rejected.count)) }
+            done.add(entry.read.entry.id, kind: entry.read.kind, org: counts.isEmpty ? nil : entry.events[0].org, counts: counts)
         }
-        for item in deadLetters { done.add(item.read.entry.id, kind: item.read.kind) }
+        for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, kind: letter.read.kind) }
         try await acknowledge(done)
         metrics.batchDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
@@ -75,26 +98,26 @@ extension StreamConsumer {
         return admitted
     }
 
-    /// Stores the batch in one transaction; while the database is unavailable, waits and retries. When the
-    /// database refuses the batch, halves it until each refused entry stands alone (a few transactions for one
-    /// bad entry among a thousand), so every other entry is stored.
-    /// Answers the entries the database refused, each with its message.
-    private func persist(_ items: [DecodedEntry]) async throws -> [(read: ReadEntry, reason: String)] {
-        var failed: [(read: ReadEntry, reason: String)] = []
+    /// Stores the batch's events in one transaction; while the database is unavailable, waits and retries. When the
+    /// database refuses the batch, halves it until each refused event stands alone (a few transactions for one
+    /// bad event among a thousand), so every other event is stored.
+    /// Answers the events the database refused, each with its message.
+    private func persist(_ items: [BatchEvent]) async throws -> [(item: BatchEvent, reason: String)] {
+        var failed: [(item: BatchEvent, reason: String)] = []
         try await persist(items[...], failed: &failed)
         return failed
     }
 
-    private func persist(_ items: ArraySlice<DecodedEntry>, failed: inout [(read: ReadEntry, reason: String)]) async throws {
+    private func persist(_ items: ArraySlice<BatchEvent>, failed: inout [(item: BatchEvent, reason: String)]) async throws {
         guard !items.isEmpty else { return }
         do {
             try await storeWaitingForDatabase(items.map(\.event))
         } catch let error as SinkError {
             guard items.count > 1 else {
-                failed.append((items[items.startIndex].read, error.message))
+                failed.append((items[items.startIndex], error.message))
                 return
             }
-            logger.warning("worker.batch.refused", metadata: ["error": "\(error.message)", "worker.entries": "\(items.count)"])
+            logger.warning("worker.batch.refused", metadata: ["error": "\(error.message)", "worker.events": "\(items.count)"])
             let middle = items.startIndex + items.count / 2
             try await persist(items[..<middle], failed: &failed)
             try await persist(items[middle...], failed: &failed)
@@ -131,48 +154,53 @@ extension StreamConsumer {
         }
     }
 
-    /// Records events over quota: the capped rejected stream and a log line per organization and service at most
-    /// once a minute. (The per-organization counter goes up with the acknowledgement, exactly once per entry.)
-    private func recordRejections(_ rejected: [DecodedEntry]) async throws {
-        guard !rejected.isEmpty else { return }
+    /// Records the events over quota of finished entries: the capped rejected stream and a log line per organization
+    /// and service at most once a minute. (The per-organization counter goes up with the acknowledgement, exactly once
+    /// per event.)
+    private func recordRejections(_ entries: [EntryWork]) async throws {
         var adds: [XADD] = []
-        for item in rejected {
-            let event = item.event
-            let limit = quota.fallbackLimit(for: event.org)
-            let fields = [
-                ("reason", Self.quotaReason), ("id", event.id), ("org", event.org), ("service", event.event.service),
-                ("kind", event.event.kind.rawValue), ("received_at", event.receivedAt.iso8601),
-                ("source_stream", keys.stream(item.read.kind)), ("source_id", item.read.entry.id), ("default_limit", String(limit)),
-            ]
-            adds.append(
-                XADD(keys.rejectedStream, approximateMaxLength: settings.rejectedMaxLength, fields: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }))
-            metrics.rejected(kind: event.event.kind, org: event.org).increment()
-            if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
-                logger.warning(
-                    "worker.quota.rejected",
-                    metadata: ["org.id": "\(event.org)", "event.service": "\(event.event.service)", "quota.default_limit": "\(limit)"])
+        for entry in entries {
+            for event in entry.rejected {
+                let limit = quota.fallbackLimit(for: event.org)
+                let fields = [
+                    ("reason", Self.quotaReason), ("id", event.id), ("org", event.org), ("service", event.event.service),
+                    ("kind", event.event.kind.rawValue), ("received_at", event.receivedAt.iso8601),
+                    ("source_stream", keys.stream(entry.read.kind)), ("source_id", entry.read.entry.id), ("default_limit", String(limit)),
+                ]
+                adds.append(
+                    XADD(
+                        keys.rejectedStream, approximateMaxLength: settings.rejectedMaxLength,
+                        fields: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }))
+                metrics.rejected(kind: event.event.kind, org: event.org).increment()
+                if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
+                    logger.warning(
+                        "worker.quota.rejected",
+                        metadata: ["org.id": "\(event.org)", "event.service": "\(event.event.service)", "quota.default_limit": "\(limit)"])
+                }
             }
         }
+        guard !adds.isEmpty else { return }
         try await retrying("record rejections") {
             for result in try await commands.pipeline(adds) { _ = try result.get() }
         }
     }
 
-    /// Moves entries that can never be stored to the dead-letter stream, with their reason and original id.
-    private func deadLetter(_ items: [(read: ReadEntry, reason: String, attempts: Int)]) async throws {
-        guard !items.isEmpty else { return }
+    /// Moves what can never be stored to the dead-letter stream, with its reason and original entry id: whole entries
+    /// that cannot be decoded, and events the database refused `maxAttempts` times (a chunk's event as a chunk of one).
+    private func deadLetter(_ letters: [DeadLetter]) async throws {
+        guard !letters.isEmpty else { return }
         var pipeline = RedisPipeline()
-        for item in items {
+        var cleared = Set<String>()
+        for letter in letters {
             let extra = [
-                ("dlq_reason", item.reason), ("dlq_stream", keys.stream(item.read.kind)), ("dlq_id", item.read.entry.id),
-                ("dlq_attempts", String(item.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
+                ("dlq_reason", letter.reason), ("dlq_stream", keys.stream(letter.read.kind)), ("dlq_id", letter.read.entry.id),
+                ("dlq_attempts", String(letter.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
             ]
-            var fields = extra.map { (name: Array($0.0.utf8), value: Array($0.1.utf8)) }
-            for field in item.read.entry.fields ?? [] { fields.append((Array(field.name), Array(field.value))) }
-            pipeline.add(XADD(keys.deadLetterStream, fields: fields))
-            pipeline.add(HDEL(keys.attempts, fields: ["\(item.read.kind.rawValue):\(item.read.entry.id)"]))
+            pipeline.add(XADD(keys.deadLetterStream, fields: extra.map { (name: Array($0.0.utf8), value: Array($0.1.utf8)) } + letter.fields))
+            let field = "\(letter.read.kind.rawValue):\(letter.read.entry.id)"
+            if letter.clearsAttempts && cleared.insert(field).inserted { pipeline.add(HDEL(keys.attempts, fields: [field])) }
             metrics.deadLettered.increment()
-            logger.error("worker.dead_lettered", metadata: ["redis.id": "\(item.read.entry.id)", "error": "\(item.reason)"])
+            logger.error("worker.dead_lettered", metadata: ["redis.id": "\(letter.read.entry.id)", "error": "\(letter.reason)"])
         }
         try await retrying("dead-letter") {
             try await commands.pipeline(pipeline).check()
@@ -200,11 +228,47 @@ extension StreamConsumer {
     }
 }
 
-/// An entry and the event decoded from it. A struct, not a tuple: arrays of labeled tuples of
-/// non-trivial types go through the runtime's generic metadata on every copy.
-struct DecodedEntry: Sendable {
+/// An entry of a batch and what became of its events.
+struct EntryWork: Sendable {
     var read: ReadEntry
+    /// Its events in order: one for a version-1 entry, a chunk's for version 2.
+    var events: [QueuedEvent]
+    /// Its events over their organization's service quota.
+    var rejected: [QueuedEvent] = []
+    /// Its events the database refused, each with the database's message.
+    var refused: [(event: QueuedEvent, reason: String)] = []
+
+    /// Whether it is a chunk (version 2), whose events are dead-lettered one by one.
+    var isChunk: Bool {
+        read.entry.fields?.contains { $0.name.elementsEqual("v".utf8) && $0.value.elementsEqual(StreamEntryCodec.chunkVersion.utf8) } ?? false
+    }
+
+    /// Its field in the attempts hash.
+    var attemptsField: String { "\(read.kind.rawValue):\(read.entry.id)" }
+}
+
+/// An event of a batch and the entry it came in (an index into the batch's entries). A struct, not a tuple: arrays
+/// of labeled tuples of non-trivial types go through the runtime's generic metadata on every copy.
+struct BatchEvent: Sendable {
+    var entry: Int
     var event: QueuedEvent
+}
+
+/// What goes to the dead-letter stream: the fields kept (the entry's own, or a chunk of the one event refused), why,
+/// and after how many attempts.
+struct DeadLetter: Sendable {
+    var read: ReadEntry
+    var fields: [(name: [UInt8], value: [UInt8])]
+    var reason: String
+    var attempts: Int
+    /// Whether its entry's attempt count is removed with it (an entry finished after retries, which is acknowledged
+    /// with its other events' counts rather than on its own).
+    var clearsAttempts = false
+}
+
+extension ReadEntry {
+    /// The entry's fields as they were on the stream.
+    var originalFields: [(name: [UInt8], value: [UInt8])] { (entry.fields ?? []).map { (Array($0.name), Array($0.value)) } }
 }
 
 /// An organization and one of its services: what the quota counts.

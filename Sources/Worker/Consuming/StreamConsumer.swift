@@ -3,6 +3,7 @@ import NIOCore
 import ServiceLifecycle
 import Shared
 import Sinks
+import Synchronization
 
 /// One entry read from a stream.
 struct ReadEntry: Sendable {
@@ -25,6 +26,7 @@ struct StreamConsumer: Service {
     let metrics: WorkerMetrics
     let logLimiter = LogLimiter()
     let admittedServices = AdmittedServices()
+    let readSize = ReadSize()
     let logger: Logger
 
     var quota: QuotaEnforcer { QuotaEnforcer(redis: commands, keys: keys, defaultLimit: settings.defaultServiceLimit) }
@@ -105,7 +107,7 @@ struct StreamConsumer: Service {
             repeat {
                 let command = XAUTOCLAIM(
                     keys.stream(kind), group: keys.consumerGroup, consumer: settings.consumer,
-                    minIdleMilliseconds: settings.claimIdleMilliseconds, start: start, count: settings.batchSize)
+                    minIdleMilliseconds: settings.claimIdleMilliseconds, start: start, count: readSize.entries(forEvents: settings.batchSize))
                 let claimed: XAUTOCLAIM.Claimed
                 do {
                     claimed = try await commands.send(command)
@@ -138,7 +140,7 @@ struct StreamConsumer: Service {
 
     private func read(ids: [EventKind: String], block: Int?) async throws -> [ReadEntry] {
         let command = XREADGROUP(
-            group: keys.consumerGroup, consumer: settings.consumer, count: settings.batchSize, block: block,
+            group: keys.consumerGroup, consumer: settings.consumer, count: readSize.entries(forEvents: settings.batchSize), block: block,
             streams: EventKind.allCases.map { (keys.stream($0), ids[$0]!) })
         let result: [XREADGROUP.StreamEntries]
         do {
@@ -156,6 +158,7 @@ struct StreamConsumer: Service {
             guard let kind = EventKind.allCases.first(where: { keys.stream($0) == streamEntries.stream }) else { continue }
             entries += streamEntries.entries.map { ReadEntry(kind: kind, entry: $0) }
         }
+        readSize.observe(entries)
         return entries
     }
 
@@ -176,5 +179,29 @@ struct StreamConsumer: Service {
                 delay = min(delay * 2, 5_000)
             }
         }
+    }
+}
+
+/// How many entries to ask for so a batch holds about `OPERYN_BATCH_SIZE` events, whether entries carry one event
+/// (version 1, single requests) or a chunk of hundreds: the events per entry of the last read, smoothed.
+final class ReadSize: Sendable {
+    /// Events per entry, in thousandths; the first read assumes chunks of 100 (a few entries when they are single
+    /// events, never a thousand chunks in one reply).
+    private let perEntry = Atomic<Int>(100_000)
+
+    init() {}
+
+    /// Entries to read for about `events` events: at least 1, at most `events`.
+    func entries(forEvents events: Int) -> Int {
+        max(1, min(events, events * 1_000 / max(1_000, perEntry.load(ordering: .relaxed))))
+    }
+
+    /// Learns from a read's entries.
+    func observe(_ entries: [ReadEntry]) {
+        guard !entries.isEmpty else { return }
+        let events = entries.reduce(0) { $0 + ($1.entry.fields.map(StreamEntryCodec.eventCount) ?? 1) }
+        let observed = events * 1_000 / entries.count
+        let previous = perEntry.load(ordering: .relaxed)
+        perEntry.store((previous + observed * 3) / 4, ordering: .relaxed)  // mostly the latest read
     }
 }
