@@ -6,7 +6,9 @@
 # connections.
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
 # BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
-# prefix) and prints this build's ratios against it: the way to show a change does not regress.
+# prefix) and prints this build's ratios against it: the way to show a change does not regress. BASELINE_ENV adds
+# environment to it: BASELINE_GATEWAY=.build/release/operyn-gateway BASELINE_ENV=OPERYN_COALESCE=false measures
+# what coalescing the requests of one event-loop tick brings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -53,8 +55,9 @@ wait_for_port "$go_port" 30
 baseline_port=""
 if [ -n "${BASELINE_GATEWAY:-}" ]; then
     baseline_port=$(spare_port 3301)
-    OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$baseline_port OPERYN_KEY_PREFIX=baseline OPERYN_LOG_LEVEL=warning \
-        OPERYN_BACKLOG_HIGH_WATER=1000000000 "$BASELINE_GATEWAY" 2>"$work/baseline.log" &
+    # shellcheck disable=SC2086 # BASELINE_ENV is a list of NAME=value words
+    env ${BASELINE_ENV:-} OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$baseline_port OPERYN_KEY_PREFIX=baseline \
+        OPERYN_LOG_LEVEL=warning OPERYN_BACKLOG_HIGH_WATER=1000000000 "$BASELINE_GATEWAY" 2>"$work/baseline.log" &
     baseline_pid=$!
     pids+=($baseline_pid)
     wait_for_port "$baseline_port" 30
@@ -100,27 +103,38 @@ run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
 raw=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
+batch_cpu=(); batch_redis=(); go_batch_cpu=(); go_batch_redis=(); base_redis=(); base_batch_cpu=(); base_batch_redis=(); entries=()
+# stream_length PREFIX → entries in PREFIX's log stream
+stream_length() { redis-cli -p "$redis_port" xlen "$1:stream:logs"; }
+# per_event MICROSECONDS_PER_REQUEST → the same per event of a batch of 100
+per_event() { awk -v u="$1" 'BEGIN {printf "%.2f", u / 100}'; }
 errors=0
 for round in $(seq "$rounds"); do
     read -r r _ e0 < <(run "$raw_port" /events/logs "$seconds" "$work/log.json")
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
     raw+=("$r")
+    length_before=$(stream_length bench)
     read -r s p e2 u ru < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
-    read -r b _ e3 < <(run "$gateway_port" /events/logs/batch "$seconds" "$work/batch.json")
+    length_after=$(stream_length bench)
+    read -r b _ e3 bu bru < <(measured "$gateway_pid" "$gateway_port" /events/logs/batch "$work/batch.json" "$seconds")
     ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u"); redis_cpu+=("$ru")
+    batch_cpu+=("$(per_event "$bu")"); batch_redis+=("$(per_event "$bru")")
+    entries+=("$(awk -v e=$((length_after - length_before)) -v n=$((s * seconds)) 'BEGIN {printf "%.3f", e / n}')")
     errors=$((errors + e0 + e1 + e2 + e3))
     read -r gs gp e6 gu gru < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
-    read -r gb _ e7 < <(run "$go_port" /events/logs/batch "$seconds" "$work/batch.json")
+    read -r gb _ e7 gbu gbru < <(measured "$go_pid" "$go_port" /events/logs/batch "$work/batch.json" "$seconds")
     go_single+=("$gs"); go_p99+=("$gp"); go_batch+=("$((gb * 100))"); go_cpu+=("$gu"); go_redis_cpu+=("$gru")
+    go_batch_cpu+=("$(per_event "$gbu")"); go_batch_redis+=("$(per_event "$gbru")")
     errors=$((errors + e6 + e7))
-    line="round $round: raw NIO $r, Hummingbird ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request (+$ru in Redis) | batch of 100: $((b * 100)) events/s"
-    line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request (+$gru in Redis) | batch $((gb * 100)) events/s"
+    line="round $round: raw NIO $r, Hummingbird ceiling $c req/s | gateway single $s req/s, p99 $((p / 1000)).$(((p % 1000) / 100)) ms, $u µs CPU/request (+$ru in Redis), ${entries[-1]} entries/request | batch of 100: $((b * 100)) events/s, $(per_event "$bu") µs CPU/event (+$(per_event "$bru") in Redis)"
+    line="$line || Go peer single $gs req/s, p99 $((gp / 1000)).$(((gp % 1000) / 100)) ms, $gu µs CPU/request (+$gru in Redis) | batch $((gb * 100)) events/s, $(per_event "$gbu") µs CPU/event (+$(per_event "$gbru") in Redis)"
     if [ -n "$baseline_port" ]; then
-        read -r bs _ e4 bu _ < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
-        read -r bb _ e5 < <(run "$baseline_port" /events/logs/batch "$seconds" "$work/batch.json")
-        base_single+=("$bs"); base_batch+=("$((bb * 100))"); base_cpu+=("$bu")
+        read -r bs _ e4 bu bru < <(measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds")
+        read -r bb _ e5 bbu bbru < <(measured "$baseline_pid" "$baseline_port" /events/logs/batch "$work/batch.json" "$seconds")
+        base_single+=("$bs"); base_batch+=("$((bb * 100))"); base_cpu+=("$bu"); base_redis+=("$bru")
+        base_batch_cpu+=("$(per_event "$bbu")"); base_batch_redis+=("$(per_event "$bbru")")
         errors=$((errors + e4 + e5))
-        line="$line || baseline single $bs req/s, $bu µs CPU/request | batch $((bb * 100)) events/s"
+        line="$line || baseline single $bs req/s, $bu µs CPU/request (+$bru in Redis) | batch $((bb * 100)) events/s, $(per_event "$bbu") µs CPU/event (+$(per_event "$bbru") in Redis)"
     fi
     echo "$line"
 done
@@ -135,7 +149,8 @@ echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 
 middle() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "Redis CPU per single-event request: the gateway's $(printf '%s\n' "${redis_cpu[@]}" | middle) µs, the Go peer's $(printf '%s\n' "${go_redis_cpu[@]}" | middle) µs"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
-echo "median batch of 100: $b events/s"
+echo "median batch of 100: $b events/s; CPU per event: gateway $(printf '%s\n' "${batch_cpu[@]}" | middle) µs, Redis $(printf '%s\n' "${batch_redis[@]}" | middle) µs (goal <= 1); the Go peer's $(printf '%s\n' "${go_batch_cpu[@]}" | middle) µs (+$(printf '%s\n' "${go_batch_redis[@]}" | middle) in Redis)"
+echo "stream entries per single-event request (below 1: requests of one event-loop tick share an entry): $(printf '%s\n' "${entries[@]}" | middle)"
 gs=$(printf '%s\n' "${go_single[@]}" | median)
 gp=$(printf '%s\n' "${go_p99[@]}" | median)
 gb=$(printf '%s\n' "${go_batch[@]}" | median)
@@ -145,7 +160,10 @@ if [ -n "$baseline_port" ]; then
     bs=$(printf '%s\n' "${base_single[@]}" | median)
     bb=$(printf '%s\n' "${base_batch[@]}" | median)
     bu=$(printf '%s\n' "${base_cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    echo "against the baseline ($BASELINE_GATEWAY): single $s / $bs req/s = $(awk -v a="$s" -v b="$bs" 'BEGIN {printf "%.2f", a / b}'), batch $b / $bb events/s = $(awk -v a="$b" -v b="$bb" 'BEGIN {printf "%.2f", a / b}'), CPU per request $u / $bu µs = $(awk -v a="$u" -v b="$bu" 'BEGIN {printf "%.2f", a / b}')"
+    echo "against the baseline ($BASELINE_GATEWAY ${BASELINE_ENV:-}): single $s / $bs req/s = $(awk -v a="$s" -v b="$bs" 'BEGIN {printf "%.2f", a / b}'), batch $b / $bb events/s = $(awk -v a="$b" -v b="$bb" 'BEGIN {printf "%.2f", a / b}'), CPU per request $u / $bu µs = $(awk -v a="$u" -v b="$bu" 'BEGIN {printf "%.2f", a / b}')"
+    ru=$(printf '%s\n' "${redis_cpu[@]}" | middle); bru=$(printf '%s\n' "${base_redis[@]}" | middle)
+    gbe=$(printf '%s\n' "${batch_cpu[@]}" | middle); bbe=$(printf '%s\n' "${base_batch_cpu[@]}" | middle)
+    echo "  Redis CPU per single-event request $ru / $bru µs = $(awk -v a="$ru" -v b="$bru" 'BEGIN {printf "%.2f", a / b}') (goal <= 0.5 against the build before chunks); gateway CPU per batch event $gbe / $bbe µs = $(awk -v a="$gbe" -v b="$bbe" 'BEGIN {printf "%.2f", a / b}') (goal <= 0.5); Redis CPU per batch event $(printf '%s\n' "${batch_redis[@]}" | middle) / $(printf '%s\n' "${base_batch_redis[@]}" | middle) µs"
 fi
 echo "socket errors or non-2xx answers: $errors"
 

@@ -6,7 +6,8 @@ import Shared
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Per stream: length, the group's lag and pending count, its consumers and their idle time; dead-letter and rejected counts."
+        abstract:
+            "Per stream: length, the group's lag and pending count in entries and (estimated) events, its consumers and their idle time; dead-letter and rejected counts."
     )
 
     @OptionGroup var options: AdminOptions
@@ -44,6 +45,12 @@ struct QueueStatus {
         var lag: Int?
         var pending: Int
         var consumers: [Consumer]
+        /// The mean events per entry of the newest entries (`StreamBacklog.eventsPerEntry`).
+        var eventsPerEntry: Double = 1
+
+        /// Lag and pending in events, estimated from `eventsPerEntry`.
+        var lagEvents: Int? { lag.map { Int((Double($0) * eventsPerEntry).rounded()) } }
+        var pendingEvents: Int { Int((Double(pending) * eventsPerEntry).rounded()) }
     }
 
     var streams: [Stream]
@@ -62,6 +69,7 @@ struct QueueStatus {
                 if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
                     stream.lag = group["lag"]?.integer.map(Int.init)
                     stream.pending = group["pending"]?.integer.map(Int.init) ?? 0
+                    stream.eventsPerEntry = try await StreamBacklog.eventsPerEntry(redis: redis, stream: key)
                     stream.consumers = try await redis.send(XINFOCONSUMERS(key, group: keys.consumerGroup)).map {
                         Consumer(
                             name: $0["name"]?.string ?? "?", pending: $0["pending"]?.integer.map(Int.init) ?? 0,
@@ -84,6 +92,9 @@ struct QueueStatus {
                         .object([
                             ("kind", .string(stream.kind.rawValue)), ("stream", .string(stream.key)), ("length", .number(String(stream.length))),
                             ("lag", stream.lag.map { .number(String($0)) } ?? .null), ("pending", .number(String(stream.pending))),
+                            ("lagEvents", stream.lagEvents.map { .number(String($0)) } ?? .null),
+                            ("pendingEvents", .number(String(stream.pendingEvents))),
+                            ("eventsPerEntry", .number(String(format: "%.1f", stream.eventsPerEntry))),
                             (
                                 "consumers",
                                 .array(
@@ -102,12 +113,17 @@ struct QueueStatus {
     }
 
     var table: String {
-        let streamRows = streams.map { [$0.key, String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), String($0.consumers.count)] }
+        let streamRows = streams.map {
+            [
+                $0.key, String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), $0.lagEvents.map { "≈\($0)" } ?? "-", "≈\($0.pendingEvents)",
+                String(format: "%.1f", $0.eventsPerEntry), String($0.consumers.count),
+            ]
+        }
         let consumerRows = streams.flatMap { stream in
             stream.consumers.map { [stream.key, $0.name, String($0.pending), String(format: "%.1fs", Double($0.idleMilliseconds) / 1_000)] }
         }
         return [
-            Table.render(["STREAM", "LENGTH", "LAG", "PENDING", "CONSUMERS"], streamRows),
+            Table.render(["STREAM", "LENGTH", "LAG", "PENDING", "LAG EVENTS", "PENDING EVENTS", "EVENTS/ENTRY", "CONSUMERS"], streamRows),
             "",
             Table.render(["STREAM", "CONSUMER", "PENDING", "IDLE"], consumerRows, empty: "(no consumers)"),
             "",

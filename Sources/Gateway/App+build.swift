@@ -26,7 +26,8 @@ func buildApplication(
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
     let dependencies = GatewayDependencies(
-        publisher: RedisEventPublisher(redis: redis, keys: configuration.keys, metrics: metrics),
+        publisher: RedisEventPublisher(
+            redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil),
         backlog: backlog,
         registry: registry,
         metrics: metrics,
@@ -34,7 +35,7 @@ func buildApplication(
     )
     let monitor = StreamBacklogMonitor(
         redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
-    ) { backlog.update($0.total) }
+    ) { backlog.update($0.totalEvents) }
     let redisReachable = StartupCheck(timeoutSeconds: configuration.startupTimeoutSeconds) {
         _ = try await redis.send(PING())
     } failure: { error in

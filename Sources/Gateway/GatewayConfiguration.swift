@@ -29,7 +29,7 @@ struct GatewayConfiguration: Sendable {
     var keys = RedisKeys()
     /// The `OPERYN_MAX_*` size limits.
     var limits = EventLimits()
-    /// `OPERYN_BACKLOG_HIGH_WATER` (1 000 000): above this many undelivered plus pending entries, answer 503.
+    /// `OPERYN_BACKLOG_HIGH_WATER` (1 000 000): above about this many undelivered plus pending events, answer 503.
     var backlogHighWater = 1_000_000
     /// `OPERYN_BACKLOG_REFRESH_MS` (1000): how often the backlog reading is refreshed.
     var backlogRefreshMilliseconds = 1_000
@@ -46,6 +46,10 @@ struct GatewayConfiguration: Sendable {
     /// own Redis connection and serves its requests start to finish.
     var eventLoops = System.coreCount
 
+    /// `OPERYN_COALESCE` (true): requests of one organization and kind that an event loop reads in the same tick
+    /// share one stream entry (each is still answered only once its events are in Redis).
+    var coalesce = true
+
     /// The connection timeouts and cap (`OPERYN_HEADER_TIMEOUT_MS`, `OPERYN_MAX_CONNECTIONS`, …).
     var connections = ConnectionSettings()
 
@@ -54,7 +58,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
-            "OPERYN_EVENT_LOOPS",
+            "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -82,6 +86,7 @@ struct GatewayConfiguration: Sendable {
         connections = try ConnectionSettings(reader)
         startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: startupTimeoutSeconds, in: 0...86_400)
         eventLoops = try reader.integer("OPERYN_EVENT_LOOPS", default: eventLoops, in: 1...1_024)
+        coalesce = try reader.boolean("OPERYN_COALESCE", default: coalesce)
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }
 }

@@ -21,6 +21,7 @@ func buildServices(
         for kind in EventKind.allCases {
             metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
             metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)
+            metrics.backlogEvents[kind]?.record(backlog.lagEvents(kind) + backlog.pendingEvents(kind))
         }
     }
     services += [consumer, lagMonitor]

@@ -13,9 +13,11 @@ final class WorkerMetrics: Sendable {
     let batchDuration: Timer
     /// `operyn_worker_commit_duration_seconds`: one database transaction.
     let commitDuration: Timer
-    /// `operyn_stream_lag{kind}` and `operyn_stream_pending{kind}`.
+    /// `operyn_stream_lag{kind}` and `operyn_stream_pending{kind}`, in entries.
     let lag: [EventKind: Gauge]
     let pending: [EventKind: Gauge]
+    /// `operyn_stream_backlog_events{kind}`: lag plus pending in events (estimated from the newest entries' counts).
+    let backlogEvents: [EventKind: Gauge]
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -24,12 +26,15 @@ final class WorkerMetrics: Sendable {
         commitDuration = Timer(label: "operyn_worker_commit_duration_seconds", dimensions: [], factory: factory)
         var lag: [EventKind: Gauge] = [:]
         var pending: [EventKind: Gauge] = [:]
+        var backlogEvents: [EventKind: Gauge] = [:]
         for kind in EventKind.allCases {
+            backlogEvents[kind] = Gauge(label: "operyn_stream_backlog_events", dimensions: [("kind", kind.rawValue)], factory: factory)
             lag[kind] = Gauge(label: "operyn_stream_lag", dimensions: [("kind", kind.rawValue)], factory: factory)
             pending[kind] = Gauge(label: "operyn_stream_pending", dimensions: [("kind", kind.rawValue)], factory: factory)
         }
         self.lag = lag
         self.pending = pending
+        self.backlogEvents = backlogEvents
     }
 
     /// `operyn_worker_events_stored_total{kind,org}`.

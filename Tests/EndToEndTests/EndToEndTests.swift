@@ -75,22 +75,28 @@ struct EndToEndTests {
         #expect(!(try cluster.admin("keys", "list", "acme").output.contains(key)), "keys list never shows the key")
     }
 
-    /// A dead letter replayed by operyn-admin reaches the database.
+    /// Dead letters replayed by operyn-admin reach the database: an entry as an earlier worker dead-lettered it
+    /// (version 1) and an event of a chunk, dead-lettered as a chunk of one.
     func replayADeadLetter(_ cluster: Cluster, ids: inout [String: String]) async throws {
-        let replayedEvent = QueuedEvent(
-            id: UUID().uuidString.lowercased(), org: "globex", receivedAt: .now,
-            event: try EventValidator().event(.deployments, body: Array(#"{"service":"api","version":"v1","environment":"prod"}"#.utf8)))
+        let validator = EventValidator()
+        let replayed = try (0..<2).map { _ in
+            QueuedEvent(
+                id: UUID().uuidString.lowercased(), org: "globex", receivedAt: .now,
+                event: try validator.event(.deployments, body: Array(#"{"service":"api","version":"v1","environment":"prod"}"#.utf8)))
+        }
         let redis = try TestRedis.client()
         defer { redis.shutdown() }
-        let deadLetterFields: [(name: [UInt8], value: [UInt8])] =
-            [("dlq_reason", "database unavailable"), ("dlq_stream", cluster.keys.stream(.deployments)), ("dlq_id", "1-1"), ("dlq_attempts", "5")].map {
-                (Array($0.0.utf8), Array($0.1.utf8))
-            } + StreamEntryCodec.encode(replayedEvent)
-        let deadLetterID = try await redis.send(XADD(cluster.keys.deadLetterStream, fields: deadLetterFields))
+        var deadLetterIDs: [String] = []
+        for (index, original) in [StreamEntryCodec.encode(replayed[0]), StreamEntryCodec.encodeChunks([replayed[1]])[0]].enumerated() {
+            let deadLetterFields: [(name: [UInt8], value: [UInt8])] =
+                [("dlq_reason", "database unavailable"), ("dlq_stream", cluster.keys.stream(.deployments)), ("dlq_id", "1-\(index)"), ("dlq_attempts", "5")]
+                .map { (Array($0.0.utf8), Array($0.1.utf8)) } + original
+            deadLetterIDs.append(try await redis.send(XADD(cluster.keys.deadLetterStream, fields: deadLetterFields)))
+        }
         let listed = try cluster.adminJSON("dlq", "list").elements
-        #expect(listed.count == 1 && listed.first?["id"]?.text == deadLetterID && listed.first?["reason"]?.text == "database unavailable")
-        #expect(try cluster.adminJSON("dlq", "replay", deadLetterID)["replayed"]?.elements.count == 1)
-        ids[replayedEvent.id] = "globex"
+        #expect(listed.map { $0["id"]?.text } == deadLetterIDs && listed.allSatisfy { $0["reason"]?.text == "database unavailable" })
+        #expect(try cluster.adminJSON("dlq", "replay")["replayed"]?.elements.count == 2)
+        for event in replayed { ids[event.id] = "globex" }
     }
 
     /// Everything drains: the status operyn-admin reports and the rows in the database agree.

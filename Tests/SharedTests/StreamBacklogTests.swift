@@ -35,4 +35,25 @@ struct StreamBacklogTests {
         #expect(groups.first?["lag"]?.integer == 5, "Redis's own figure is wrong")
         #expect(try await StreamBacklog.read(redis: redis, keys: keys).total == 0)
     }
+
+    /// The backlog in events: entries times the events per entry of the newest entries (chunks count their events,
+    /// version-1 entries one each).
+    @Test func theBacklogCountsEventsFromTheNewestEntries() async throws {
+        let redis = try TestRedis.client()
+        defer { redis.shutdown() }
+        let keys = RedisKeys(prefix: TestRedis.prefix())
+        let stream = keys.stream(.logs)
+        let event = QueuedEvent(
+            id: "e", org: "o", receivedAt: .now, event: try EventValidator().event(.logs, body: Array(#"{"service":"s","level":"info","message":"m"}"#.utf8)))
+        _ = try await redis.send(XADD(stream, fields: StreamEntryCodec.encode(event)))
+        for _ in 0..<4 { _ = try await redis.send(XADD(stream, fields: StreamEntryCodec.encodeChunks(Array(repeating: event, count: 10))[0])) }
+        var backlog = try await StreamBacklog.read(redis: redis, keys: keys)
+        #expect(backlog.total == 5 && backlog.eventsPerEntry[.logs] == 41.0 / 5)
+        #expect(backlog.totalEvents == 41)
+        for _ in 0..<StreamBacklog.sampleSize { _ = try await redis.send(XADD(stream, fields: StreamEntryCodec.encodeChunks([event, event])[0])) }
+        backlog = try await StreamBacklog.read(redis: redis, keys: keys)
+        #expect(backlog.eventsPerEntry[.logs] == 2, "the newest entries tell")
+        #expect(backlog.totalEvents == (5 + StreamBacklog.sampleSize) * 2)
+        _ = try await redis.send(DEL([stream]))
+    }
 }

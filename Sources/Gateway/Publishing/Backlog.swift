@@ -1,7 +1,7 @@
 import Synchronization
 
-/// The consumer group's backlog (entries not yet delivered plus pending), read in the background so
-/// requests only load an atomic.
+/// The consumer group's backlog in events (not yet delivered plus pending; see `StreamBacklog.totalEvents`), read in
+/// the background so requests only load an atomic.
 final class Backlog: Sendable {
     private let value = Atomic<Int>(0)
     /// Above this the gateway answers 503.
