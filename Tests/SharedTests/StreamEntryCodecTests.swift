@@ -196,8 +196,11 @@ struct ChunkCodecTests {
         let same = try queued(.logs, #"{"service":"s","level":"info","message":"b"}"#, id: 2, receivedAt: at(0))
         let later = try [3, 4].map { try queued(.logs, #"{"service":"s","level":"info","message":"c\#($0)"}"#, id: $0, receivedAt: at(7)) }
         var chunk = StreamEntryCodec.chunks(first)[0]
-        chunk.append(contentsOf: StreamEntryCodec.chunks([same])[0])
-        chunk.append(contentsOf: StreamEntryCodec.chunks(later)[0])
+        for other in [StreamEntryCodec.chunks([same])[0], StreamEntryCodec.chunks(later)[0]] {
+            let expected = chunk.lines.count + chunk.appendedLength(of: other)
+            chunk.append(contentsOf: other)
+            #expect(chunk.lines.count == expected)
+        }
         chunk.append(try queued(.logs, #"{"service":"s","level":"info","message":"d"}"#, id: 5, receivedAt: at(9)))
         #expect(chunk.count == 6)
         let decoded = try decode(chunk.fields)

@@ -48,7 +48,7 @@ final class TickCoalescer: Sendable {
         let promise = eventLoop.makePromise(of: Void.self)
         let key = Tick.Key(org: chunk.org, kind: chunk.kind)
         if var entries = tick.entries.removeValue(forKey: key), var last = entries.popLast() {
-            if last.chunk.lines.count + 1 + chunk.lines.count <= maxBytes {
+            if last.chunk.lines.count + last.chunk.appendedLength(of: chunk) <= maxBytes {
                 last.chunk.append(contentsOf: chunk)
                 last.requests.append(promise)
                 entries.append(last)

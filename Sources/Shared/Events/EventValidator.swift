@@ -234,6 +234,8 @@ private struct Fields {
     }
 
     static func trimmed(_ text: String) -> String {
+        // Most names start and end with a visible ASCII character: nothing to trim, no Unicode properties to look up.
+        if let first = text.utf8.first, let last = text.utf8.last, (0x21...0x7E).contains(first), (0x21...0x7E).contains(last) { return text }
         let scalars = text.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!

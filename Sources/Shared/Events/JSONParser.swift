@@ -165,8 +165,8 @@ public struct JSONParser {
         while offset < bytes.count {
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
-                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
-                guard let text = String(validating: raw, as: UTF8.self) else {
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<offset]).assumingMemoryBound(to: UInt8.self)
+                guard let text = UTF8Text.validated(raw) else {
                     throw JSONParseError(offset: start, reason: "a string is not valid UTF-8")
                 }
                 offset += 1
@@ -185,7 +185,7 @@ public struct JSONParser {
         while offset < bytes.count {
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
-                guard let text = String(validating: buffer, as: UTF8.self) else {
+                guard let text = buffer.withUnsafeBufferPointer(UTF8Text.validated) else {
                     throw JSONParseError(offset: start, reason: "a string is not valid UTF-8")
                 }
                 offset += 1

@@ -26,13 +26,9 @@ extension StreamEntryCodec {
         var chunks: [StreamChunk] = []
         var chunk = StreamChunk(events[0])
         for event in events.dropFirst() {
-            precondition(event.org == chunk.org && event.event.kind == chunk.kind, "a chunk holds one organization and one kind")
-            let line = eventLine(event, chunkReceivedAt: chunk.receivedAt)
-            if chunk.lines.count + 1 + line.count > maxBytes {
+            if !chunk.append(event, maxBytes: maxBytes) {
                 chunks.append(chunk)
                 chunk = StreamChunk(event)  // its arrival time is now the chunk's
-            } else {
-                chunk.append(line: line)
             }
         }
         chunks.append(chunk)
@@ -84,27 +80,72 @@ extension StreamEntryCodec {
     static let countName = Array("count".utf8)
     /// Stored once per chunk, not per line.
     private static let perChunkFields: Set<String> = ["v", "kind", "org"]
-    /// Written into a line as JSON as they are (already JSON text or a number).
-    private static let rawFields: Set<String> = ["metadata", "labels", "value"]
 
-    /// One event's line: its stored fields as a compact JSON object.
-    static func eventLine(_ event: QueuedEvent, chunkReceivedAt: Timestamp) -> [UInt8] {
-        var line: [UInt8] = [UInt8(ascii: "{")]
+    /// Appends one event's line to `line`: its stored fields as a compact JSON object, written straight from the
+    /// event (the gateway writes one per event it accepts).
+    static func writeEventLine(_ event: QueuedEvent, chunkReceivedAt: Timestamp, into line: inout [UInt8]) {
         var first = true
-        for field in fields(event, receivedAt: nil) where !perChunkFields.contains(field.name) {
-            if field.name == "received_at" && event.receivedAt == chunkReceivedAt { continue }
-            if !first { line.append(UInt8(ascii: ",")) }
+        func key(_ name: StaticString) {
+            line.append(UInt8(ascii: first ? "{" : ","))
             first = false
-            JSONValue.encodeString(field.name, into: &line)
-            line.append(UInt8(ascii: ":"))
-            if rawFields.contains(field.name) {
-                line += field.value.utf8
-            } else {
-                JSONValue.encodeString(field.value, into: &line)
+            line.append(UInt8(ascii: "\""))
+            line.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            line.append(contentsOf: #"":"#.utf8)
+        }
+        func string(_ name: StaticString, _ value: String?) {
+            guard let value else { return }
+            key(name)
+            JSONValue.encodeString(value, into: &line)
+        }
+        func time(_ name: StaticString, _ value: Timestamp) {
+            key(name)
+            line.append(UInt8(ascii: "\""))
+            value.appendISO8601(to: &line)
+            line.append(UInt8(ascii: "\""))
+        }
+        func object(_ name: StaticString, _ value: JSONValue?) {
+            guard let value else { return }
+            key(name)
+            value.encode(into: &line)
+        }
+        string("id", event.id)
+        if event.receivedAt != chunkReceivedAt { time("received_at", event.receivedAt) }
+        switch event.event {
+        case .log(let log):
+            string("service", log.service)
+            string("level", log.level.rawValue)
+            string("message", log.message)
+            time("timestamp", log.timestamp)
+            string("trace_id", log.traceId)
+            string("span_id", log.spanId)
+            object("metadata", log.metadata)
+        case .metric(let metric):
+            string("service", metric.service)
+            string("name", metric.name)
+            key("value")
+            line.append(contentsOf: "\(metric.value)".utf8)
+            string("unit", metric.unit)
+            time("timestamp", metric.timestamp)
+            if let labels = metric.labels {
+                key("labels")
+                line.append(UInt8(ascii: "{"))
+                for (index, label) in labels.enumerated() {
+                    if index > 0 { line.append(UInt8(ascii: ",")) }
+                    JSONValue.encodeString(label.key, into: &line)
+                    line.append(UInt8(ascii: ":"))
+                    JSONValue.encodeString(label.value, into: &line)
+                }
+                line.append(UInt8(ascii: "}"))
             }
+        case .deployment(let deployment):
+            string("service", deployment.service)
+            string("version", deployment.version)
+            string("environment", deployment.environment)
+            string("git_hash", deployment.gitHash)
+            time("timestamp", deployment.timestamp)
+            object("metadata", deployment.metadata)
         }
         line.append(UInt8(ascii: "}"))
-        return line
     }
 
     /// The event of one line, with the chunk's organization, kind and arrival time.
@@ -154,19 +195,36 @@ public struct StreamChunk: Sendable {
         receivedAt = event.receivedAt
         receivedAtText = event.receivedAt.iso8601
         count = 1
-        lines = StreamEntryCodec.eventLine(event, chunkReceivedAt: event.receivedAt)
+        lines = []
+        lines.reserveCapacity(256)
+        StreamEntryCodec.writeEventLine(event, chunkReceivedAt: event.receivedAt, into: &lines)
     }
 
     /// Adds an event of the same organization and kind.
     public mutating func append(_ event: QueuedEvent) {
-        precondition(event.org == org && event.event.kind == kind, "a chunk holds one organization and one kind")
-        append(line: StreamEntryCodec.eventLine(event, chunkReceivedAt: receivedAt))
+        _ = append(event, maxBytes: .max)
     }
 
-    mutating func append(line: [UInt8]) {
+    /// Adds an event of the same organization and kind if its line fits within `maxBytes` of lines; answers whether it
+    /// did (the chunk is unchanged otherwise).
+    mutating func append(_ event: QueuedEvent, maxBytes: Int) -> Bool {
+        precondition(event.org == org && event.event.kind == kind, "a chunk holds one organization and one kind")
+        let end = lines.count
         lines.append(UInt8(ascii: "\n"))
-        lines += line
+        StreamEntryCodec.writeEventLine(event, chunkReceivedAt: receivedAt, into: &lines)
+        guard lines.count <= maxBytes else {
+            lines.removeSubrange(end...)
+            return false
+        }
         count += 1
+        return true
+    }
+
+    /// How many bytes of lines `append(contentsOf: other)` adds.
+    public func appendedLength(of other: StreamChunk) -> Int {
+        // Per line of a chunk with another arrival time: the member written in, less the `{` it replaces.
+        let member = #"{"received_at":"","#.utf8.count + other.receivedAtText.utf8.count - 1
+        return 1 + other.lines.count + (other.receivedAt == receivedAt ? 0 : other.count * member)
     }
 
     /// Adds another chunk's events after these (same organization and kind). Its lines that leave their arrival
@@ -183,12 +241,13 @@ public struct StreamChunk: Sendable {
             JSONValue.encodeString(other.receivedAtText, into: &member)
             member.append(UInt8(ascii: ","))
             lines.reserveCapacity(lines.count + other.lines.count + other.count * member.count)
-            var first = true
-            for line in other.lines.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-                if !first { lines.append(UInt8(ascii: "\n")) }
-                first = false
+            var start = other.lines.startIndex
+            while start < other.lines.endIndex {
+                let end = other.lines[start...].firstIndex(of: UInt8(ascii: "\n")) ?? other.lines.endIndex
+                if start > other.lines.startIndex { lines.append(UInt8(ascii: "\n")) }
                 lines += member
-                lines += line.dropFirst()
+                lines += other.lines[(start + 1)..<end]  // after its `{`
+                start = end + 1
             }
         }
         count += other.count

@@ -184,15 +184,8 @@ public enum StreamEntryCodec {
         }
     }
 
-    /// `bytes` as a string when they are valid UTF-8. Decoding repairs invalid bytes, so the repaired text differs
-    /// from its input exactly when the input was invalid. (`String(validating:as:)` instantiates generic metadata
-    /// on every call: a few percent of the worker's CPU.)
-    static func text(_ bytes: ArraySlice<UInt8>) -> String? {
-        bytes.withUnsafeBufferPointer { buffer in
-            let text = String(decoding: buffer, as: UTF8.self)
-            return text.utf8.elementsEqual(buffer) ? text : nil
-        }
-    }
+    /// `bytes` as a string when they are valid UTF-8.
+    static func text(_ bytes: ArraySlice<UInt8>) -> String? { bytes.withUnsafeBufferPointer(UTF8Text.validated) }
 
     /// The fields an entry may carry, by their names in the stream.
     enum Field: String, CaseIterable {
