@@ -12,6 +12,9 @@
 # same, emptied tables. It prints the drain's ratio to it.
 # BASELINE_WORKER=/path/to/an/older/operyn-worker runs every round a second time with that build instead (the way
 # to show a change does not regress the worker; B is then the baseline).
+# PER_ENTRY (default 100) is how many events each preloaded stream entry holds: chunks as batch requests make them;
+# PER_ENTRY=1 preloads one format-1 entry per event, as gateways before chunks wrote (what an older
+# BASELINE_WORKER can read).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -73,8 +76,8 @@ for engine in $engines; do
                 database="postgres://operyn@127.0.0.1:$pg_port/bench$suffix"
                 ;;
         esac
-        echo "[$engine] preloading $count events…"
-        "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" >/dev/null
+        echo "[$engine] preloading $count events, ${PER_ENTRY:-100} per entry…"
+        "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
         # Start from a settled Redis: rewrite the AOF the preload grew now, so that rewriting the preloaded
         # backlog (a fork compressing a million entries) does not run during the measurement.
         redis-cli -p "$redis_port" bgrewriteaof >/dev/null 2>&1 || true

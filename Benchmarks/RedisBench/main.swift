@@ -3,7 +3,11 @@ import BenchSupport
 //
 //   operyn-redis-bench fields                    prints the benchmark entry's fields, one per line
 //   operyn-redis-bench xadd URL TASKS COUNT      XADDs COUNT entries from TASKS tasks, prints entries/s
-//   operyn-redis-bench preload URL PREFIX COUNT  queues COUNT mixed events (logs, metrics, deployments) as the gateway would
+//   operyn-redis-bench preload URL PREFIX COUNT [PER_ENTRY]
+//                                                queues COUNT mixed events (logs, metrics, deployments) as the gateway
+//                                                would: chunks of PER_ENTRY events of one kind (default 100, a batch
+//                                                request's), or with PER_ENTRY 1 one format-1 entry per event (as
+//                                                gateways before chunks wrote)
 //
 // scripts/bench-redis.sh runs it beside `redis-benchmark -P 64` on the same Redis and prints the ratio.
 import NIOCore
@@ -53,24 +57,33 @@ case "xadd" where arguments.count == 5:
     precondition(length == count + 1, "stream holds \(length) entries, expected \(count + 1)")
     _ = try await redis.send(DEL([stream]))
     print(Int(Double(count) / seconds))
-case "preload" where arguments.count == 5:
-    guard let count = Int(arguments[4]) else { fatalError("usage: operyn-redis-bench preload URL PREFIX COUNT") }
+case "preload" where arguments.count == 5 || arguments.count == 6:
+    guard let count = Int(arguments[4]), let perEntry = arguments.count == 6 ? Int(arguments[5]) : 100, perEntry > 0 else {
+        fatalError("usage: operyn-redis-bench preload URL PREFIX COUNT [PER_ENTRY]")
+    }
     let redis = try RedisClient(url: arguments[2], name: "preload")
     let keys = RedisKeys(prefix: arguments[3])
     let templates = try SampleEvents.templates()
     var sent = 0
     while sent < count {
-        let chunk = min(5_000, count - sent)
-        let commands = (0..<chunk).map { index -> XADD in
-            let event = templates[(sent + index) % templates.count]
-            let queued = QueuedEvent(id: EventID.make(), org: "default", receivedAt: .now, event: event)
-            return XADD(keys.stream(event.kind), fields: StreamEntryCodec.encode(queued))
+        let events = SampleEvents.queued(templates, count: min(max(5_000, perEntry * 3), count - sent), offset: sent)
+        var commands: [XADD] = []
+        if perEntry == 1 {
+            commands = events.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) }
+        } else {
+            for kind in EventKind.allCases {
+                let ofKind = events.filter { $0.event.kind == kind }
+                for start in stride(from: 0, to: ofKind.count, by: perEntry) {
+                    let slice = Array(ofKind[start..<min(start + perEntry, ofKind.count)])
+                    commands += StreamEntryCodec.encodeChunks(slice).map { XADD(keys.stream(kind), fields: $0) }
+                }
+            }
         }
         for result in try await redis.pipeline(commands) { _ = try result.get() }
-        sent += chunk
+        sent += events.count
     }
     print(sent)
 default:
-    print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT | preload URL PREFIX COUNT")
+    print("usage: operyn-redis-bench fields | xadd URL TASKS COUNT | preload URL PREFIX COUNT [PER_ENTRY]")
     exit(2)
 }

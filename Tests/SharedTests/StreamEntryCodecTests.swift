@@ -142,6 +142,15 @@ struct ChunkCodecTests {
         #expect(try decode(StreamEntryCodec.encode(event)) == [event])
     }
 
+    /// A worker of the previous version reads entries with the format-1 decoder only: a chunk is refused with a reason
+    /// (and so dead-lettered whole, nothing lost) — the refused combination the upgrade notes describe.
+    @Test func theFormatOneDecoderRefusesAChunkWithAReason() throws {
+        let event = try queued(.logs, #"{"service":"s","level":"info","message":"m"}"#, id: 1)
+        let chunk = StreamEntryCodec.encodeChunks([event])[0]
+        let error = #expect(throws: StreamEntryError.self) { try StreamEntryCodec.decode(chunk) }
+        #expect(error?.reason == "unknown format version '2'")
+    }
+
     @Test func largeBatchesBecomeBoundedChunksInOrder() throws {
         let events = try (0..<1_000).map {
             try queued(.logs, #"{"service":"s","level":"info","message":"event \#($0) \#(String(repeating: "x", count: $0 % 50))"}"#, id: $0)
