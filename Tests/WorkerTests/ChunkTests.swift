@@ -22,12 +22,7 @@ struct ChunkTests {
         #expect(try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 1, "one entry holds the four events")
 
         let sink = RefusingSink(inner: harness.sink, refusedID: poison.id)
-        #expect(
-            try await harness.run(harness.consumer(claimIdle: 200, maxAttempts: 3, sink: sink)) {
-                let letters = try await harness.redis.send(XLEN(harness.keys.deadLetterStream))
-                let pending = try await harness.pending()
-                return letters == 1 && pending == 0
-            })
+        #expect(try await harness.runRetryingUntilDeadLettered(1, sink: sink))
         #expect(Set(try harness.query("SELECT id FROM logs").compactMap(\.first)) == Set(good.map(\.id)))
 
         let letter = try #require(try await harness.redis.send(XRANGE(harness.keys.deadLetterStream)).first)

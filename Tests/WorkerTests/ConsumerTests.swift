@@ -113,12 +113,7 @@ struct ConsumerTests {
         let poison = Sample.log(message: "refuse me")
         try await harness.publish([Sample.log(), poison, Sample.log()], as: format)
         let sink = RefusingSink(inner: harness.sink, refusedID: poison.id)
-        #expect(
-            try await harness.run(harness.consumer(claimIdle: 200, maxAttempts: 3, sink: sink)) {
-                let letters = try await harness.redis.send(XLEN(harness.keys.deadLetterStream))
-                let pending = try await harness.pending()
-                return letters == 1 && pending == 0
-            })
+        #expect(try await harness.runRetryingUntilDeadLettered(1, sink: sink))
         #expect(try harness.count("logs") == 2)
         #expect(try await harness.redis.send(RawCommand("HLEN", harness.keys.attempts)) == .integer(0))
     }

@@ -114,8 +114,19 @@ struct SinkTests {
             event.unit = ""
             metric.event = .metric(event)
         }
-        #expect(try await target.sink.store([log, metric]) == 2)
-        #expect(try await target.query("SELECT service, message FROM logs") == [["sérvice ✓ 日本", "quote \" backslash \\ newline \n tab \t end"]])
+        // Real control characters and what COPY's text format would read as a null or an escape.
+        let controls = "line\nbreak\ttab\rreturn \\N \\t \\ end"
+        var raw = Sample.log(service: "raw")
+        if case .log(var event) = raw.event {
+            event.message = controls
+            raw.event = .log(event)
+        }
+        #expect(try await target.sink.store([log, metric, raw]) == 3)
+        #expect(
+            try await target.query("SELECT service, message FROM logs WHERE service <> 'raw'") == [
+                ["sérvice ✓ 日本", "quote \" backslash \\ newline \n tab \t end"]
+            ])
+        #expect(try await target.query("SELECT message FROM logs WHERE service = 'raw'") == [[controls]])
         #expect(try await target.query("SELECT unit, CAST(unit IS NULL AS TEXT) FROM metrics") == [["", engine == .sqlite ? "0" : "false"]])
         await target.close()
     }

@@ -88,6 +88,16 @@ struct WorkerHarness {
         return false
     }
 
+    /// Runs a consumer on `sink` that retries refused entries quickly (claim time 200 ms, 3 attempts) until `letters`
+    /// dead letters are written and nothing is pending.
+    func runRetryingUntilDeadLettered(_ letters: Int, sink: any EventSink) async throws -> Bool {
+        try await run(consumer(claimIdle: 200, maxAttempts: 3, sink: sink)) {
+            let written = try await redis.send(XLEN(keys.deadLetterStream))
+            let pending = try await pending()
+            return written == letters && pending == 0
+        }
+    }
+
     func count(_ table: String, where clause: String = "1=1") throws -> Int {
         Int((try query("SELECT COUNT(*) FROM \(table) WHERE \(clause)").first?.first ?? "0") ?? "0") ?? 0
     }

@@ -2,9 +2,9 @@
 struct ConsumerSettings: Sendable {
     /// This worker's name in the consumer group (`OPERYN_CONSUMER_NAME`, host and pid by default).
     var consumer: String
-    /// About how many events a batch holds (`OPERYN_BATCH_SIZE`, 1000): entries are read so that, at the events per
+    /// About how many events a batch holds (`OPERYN_BATCH_SIZE`, 4000): entries are read so that, at the events per
     /// entry of the last read, a batch has this many (at least one entry).
-    var batchSize = 1_000
+    var batchSize = 4_000
     /// How long a read waits for new entries, in milliseconds (`OPERYN_BLOCK_MS`, 1000).
     var blockMilliseconds = 1_000
     /// Entries pending this long on a silent consumer are taken over (`OPERYN_CLAIM_IDLE_MS`, 30000).
