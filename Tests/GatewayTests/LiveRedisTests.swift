@@ -99,7 +99,9 @@ struct LiveRedisTests {
         let blob = [UInt8](repeating: 120, count: 32 * 1024)
         for index in 0..<128 { _ = try await redis.send(SET("fill:\(index)", value: blob)) }
         _ = try await redis.send(RawCommand("CONFIG", "SET", "maxmemory", "1mb"))
-        let large = "[" + (0..<3_000).map { #"{"service":"api","level":"info","message":"\#(String(repeating: "m", count: 100)) \#($0)"}"# }.joined(separator: ",") + "]"
+        let large =
+            "[" + (0..<3_000).map { #"{"service":"api","level":"info","message":"\#(String(repeating: "m", count: 100)) \#($0)"}"# }.joined(separator: ",")
+            + "]"
         try await app.test(.live) { client in
             for body in [specBatch, large] {
                 let response = try await client.post("/events/logs/batch", body)
