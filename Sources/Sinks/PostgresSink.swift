@@ -4,10 +4,9 @@ import PostgresNIO
 import ServiceLifecycle
 import Shared
 
-/// Stores events in PostgreSQL through a postgres-nio connection pool: one transaction per batch; per table, the
-/// rows go by `COPY … FROM STDIN` (text format) into a temporary table of the same columns, then
-/// `INSERT … SELECT … ON CONFLICT (id) DO NOTHING` moves them into the table, so a redelivered event never makes a
-/// second row and the database parses each row once, in its fastest load path.
+/// Stores events in PostgreSQL through a postgres-nio connection pool: one transaction per batch, one
+/// `INSERT … SELECT FROM jsonb_to_recordset($1) … ON CONFLICT (id) DO NOTHING` per table, so a batch
+/// of any size is one round trip per kind and nulls travel as JSON nulls.
 ///
 /// The pool runs as a service: `run()` must be running (the worker's service group runs it).
 final class PostgresSink: EventSink, Service {
@@ -40,7 +39,7 @@ final class PostgresSink: EventSink, Service {
         """
     ]
 
-    /// Column types of each table, in the order `forEachColumn` visits them.
+    /// Column types of each table, for `jsonb_to_recordset`.
     static let recordTypes: [EventKind: String] = [
         .logs:
             "id uuid, org_id text, service text, level text, message text, timestamp timestamptz, trace_id text, span_id text, metadata jsonb, received_at timestamptz",
@@ -101,38 +100,31 @@ final class PostgresSink: EventSink, Service {
         }
     }
 
-    /// Column names of each table, in the order `forEachColumn` visits them.
-    static let columns: [EventKind: [String]] = recordTypes.mapValues { types in
-        types.split(separator: ",").map { String($0.split(separator: " ", omittingEmptySubsequences: true)[0]) }
-    }
-
     func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
         guard !events.isEmpty else { return 0 }
         var byKind: [EventKind: [UInt8]] = [:]
         for event in events {
-            // Appended in place: a copy of the array out of the dictionary would copy all the rows per event.
+            // Appended in place: a copy of the array out of the dictionary would copy the whole document per event.
             Self.appendRow(event, to: &byKind[event.event.kind, default: []])
         }
-        let batches = byKind.sorted { $0.key.rawValue < $1.key.rawValue }
-        let logger = logger
+        let statements = byKind.map { kind, rows -> PostgresQuery in
+            var bindings = PostgresBindings()
+            var document = [UInt8(ascii: "[")]
+            document.reserveCapacity(rows.count + 1)
+            document += rows.dropFirst()  // the first row's leading comma
+            document.append(UInt8(ascii: "]"))
+            bindings.append(String(decoding: document, as: UTF8.self))
+            // `json`, not `jsonb`: the document is read once, row by row, and never needs jsonb's sorted, deduplicated form.
+            return PostgresQuery(
+                unsafeSQL:
+                    "INSERT INTO \(kind.rawValue) SELECT * FROM json_to_recordset($1::json) AS r(\(Self.recordTypes[kind]!)) ON CONFLICT (id) DO NOTHING RETURNING 1",
+                binds: bindings)
+        }
         return try await classify {
-            try await self.client.withTransaction(logger: logger) { connection in
+            try await self.client.withTransaction(logger: self.logger) { connection in
                 var inserted = 0
-                for (kind, rows) in batches {
-                    let table = kind.rawValue
-                    let incoming = "incoming_\(table)"
-                    let columns = Self.columns[kind]!.joined(separator: ", ")
-                    // Per session, emptied at every commit: no catalog change per batch.
-                    try await connection.query(
-                        PostgresQuery(
-                            unsafeSQL: "CREATE TEMP TABLE IF NOT EXISTS \(incoming) (LIKE \(table) INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"),
-                        logger: logger)
-                    try await connection.copyFrom(table: incoming, columns: Self.columns[kind]!, logger: logger) { writer in
-                        try await writer.write(ByteBuffer(bytes: rows))
-                    }
-                    let insert = PostgresQuery(
-                        unsafeSQL: "INSERT INTO \(table) (\(columns)) SELECT \(columns) FROM \(incoming) ON CONFLICT (id) DO NOTHING RETURNING 1")
-                    for try await _ in try await connection.query(insert, logger: logger) { inserted += 1 }
+                for statement in statements {
+                    for try await _ in try await connection.query(statement, logger: self.logger) { inserted += 1 }
                 }
                 return inserted
             }
@@ -141,47 +133,28 @@ final class PostgresSink: EventSink, Service {
 
     func close() async {}
 
-    /// Appends one event as a line of `COPY`'s text format: the table's columns separated by tabs, `\N` for null,
-    /// backslash, tab, newline and carriage return escaped; `metadata`/`labels` as compact JSON text.
+    /// Appends `,` and one event as a JSON object with the table's columns, written straight as bytes.
     static func appendRow(_ queued: QueuedEvent, to output: inout [UInt8]) {
-        var first = true
-        queued.forEachColumn { _, value in
-            if !first { output.append(UInt8(ascii: "\t")) }
-            first = false
+        output.append(UInt8(ascii: ","))
+        var separator = UInt8(ascii: "{")
+        queued.forEachColumn { name, value in
+            output.append(separator)
+            separator = UInt8(ascii: ",")
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output.append(contentsOf: #"":"#.utf8)
             switch value {
-            case .text(nil), .json(nil): output.append(contentsOf: #"\N"#.utf8)
-            case .text(let text?):
-                var text = text
-                text.withUTF8 { appendEscaped($0, to: &output) }
+            case .text(nil), .json(nil): output.append(contentsOf: "null".utf8)
+            case .text(let text?): JSONValue.encodeString(text, into: &output)
             case .real(let number): output.append(contentsOf: "\(number)".utf8)
-            case .timestamp(let timestamp): timestamp.appendISO8601(to: &output)
-            case .json(let json?):
-                var encoded: [UInt8] = []
-                json.encode(into: &encoded)
-                encoded.withUnsafeBufferPointer { appendEscaped($0, to: &output) }
+            case .timestamp(let timestamp):
+                output.append(UInt8(ascii: "\""))
+                timestamp.appendISO8601(to: &output)
+                output.append(UInt8(ascii: "\""))
+            case .json(let json?): json.encode(into: &output)
             }
         }
-        output.append(UInt8(ascii: "\n"))
-    }
-
-    /// Appends `bytes` escaped for `COPY`'s text format, copying runs that need no escape at once.
-    private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
-        var start = 0
-        for index in bytes.indices {
-            let escaped: UInt8
-            switch bytes[index] {
-            case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
-            case UInt8(ascii: "\t"): escaped = UInt8(ascii: "t")
-            case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
-            case UInt8(ascii: "\r"): escaped = UInt8(ascii: "r")
-            default: continue
-            }
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
-            output.append(UInt8(ascii: "\\"))
-            output.append(escaped)
-            start = index + 1
-        }
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+        output.append(UInt8(ascii: "}"))
     }
 
     /// Runs `body` within the timeout, turning what fails into a `SinkError` by `PostgresFailure`. An error that
