@@ -5,8 +5,9 @@ import ServiceLifecycle
 import Shared
 
 /// Stores events in PostgreSQL through a postgres-nio connection pool: one transaction per batch, one
-/// `INSERT … SELECT FROM jsonb_to_recordset($1) … ON CONFLICT (id) DO NOTHING` per table, so a batch
-/// of any size is one round trip per kind and nulls travel as JSON nulls.
+/// `INSERT … SELECT … FROM unnest($1::text[], …) … ON CONFLICT (id) DO NOTHING` per table with a binary `text[]`
+/// parameter per column, so a batch of any size is one round trip per kind, the database reads each value with its
+/// type's input function (as `COPY` does) and a redelivered event never makes a second row.
 ///
 /// The pool runs as a service: `run()` must be running (the worker's service group runs it).
 final class PostgresSink: EventSink, Service {
@@ -39,7 +40,7 @@ final class PostgresSink: EventSink, Service {
         """
     ]
 
-    /// Column types of each table, for `jsonb_to_recordset`.
+    /// Column types of each table, in the order `forEachColumn` visits them.
     static let recordTypes: [EventKind: String] = [
         .logs:
             "id uuid, org_id text, service text, level text, message text, timestamp timestamptz, trace_id text, span_id text, metadata jsonb, received_at timestamptz",
@@ -100,25 +101,42 @@ final class PostgresSink: EventSink, Service {
         }
     }
 
+    /// Column names of each table, in the order `forEachColumn` visits them.
+    static let columns: [EventKind: [String]] = recordTypes.mapValues { types in
+        types.split(separator: ",").map { String($0.split(separator: " ", omittingEmptySubsequences: true)[0]) }
+    }
+
+    /// `INSERT INTO <table> (<columns>) SELECT <each column cast to its type> FROM unnest($1::text[], …) AS r(<columns>)
+    /// ON CONFLICT (id) DO NOTHING`: one binary `text[]` parameter per column.
+    static let insertStatements: [EventKind: String] = Dictionary(
+        uniqueKeysWithValues: EventKind.allCases.map { kind in
+            let typed = recordTypes[kind]!.split(separator: ",").map { $0.split(separator: " ", maxSplits: 1).map(String.init) }
+            let names = typed.map { $0[0] }.joined(separator: ", ")
+            let casts = typed.map { $0[1] == "text" ? $0[0] : "\($0[0])::\($0[1])" }.joined(separator: ", ")
+            let parameters = typed.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
+            return (
+                kind,
+                "INSERT INTO \(kind.rawValue) (\(names)) SELECT \(casts) FROM unnest(\(parameters)) AS r(\(names)) ON CONFLICT (id) DO NOTHING RETURNING 1"
+            )
+        })
+
     func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
         guard !events.isEmpty else { return 0 }
-        var byKind: [EventKind: [UInt8]] = [:]
+        var byKind: [EventKind: [TextArray]] = [:]
         for event in events {
-            // Appended in place: a copy of the array out of the dictionary would copy the whole document per event.
-            Self.appendRow(event, to: &byKind[event.event.kind, default: []])
+            let kind = event.event.kind
+            if byKind[kind] == nil { byKind[kind] = Self.columns[kind]!.map { _ in TextArray() } }
+            var column = 0
+            // Appended in place: a copy of the columns out of the dictionary would copy them all per event.
+            event.forEachColumn { _, value in
+                byKind[kind]![column].append(value)
+                column += 1
+            }
         }
-        let statements = byKind.map { kind, rows -> PostgresQuery in
-            var bindings = PostgresBindings()
-            var document = [UInt8(ascii: "[")]
-            document.reserveCapacity(rows.count + 1)
-            document += rows.dropFirst()  // the first row's leading comma
-            document.append(UInt8(ascii: "]"))
-            bindings.append(String(decoding: document, as: UTF8.self))
-            // `json`, not `jsonb`: the document is read once, row by row, and never needs jsonb's sorted, deduplicated form.
-            return PostgresQuery(
-                unsafeSQL:
-                    "INSERT INTO \(kind.rawValue) SELECT * FROM json_to_recordset($1::json) AS r(\(Self.recordTypes[kind]!)) ON CONFLICT (id) DO NOTHING RETURNING 1",
-                binds: bindings)
+        let statements = byKind.sorted { $0.key.rawValue < $1.key.rawValue }.map { kind, columns -> PostgresQuery in
+            var bindings = PostgresBindings(capacity: columns.count)
+            for column in columns { bindings.append(column) }
+            return PostgresQuery(unsafeSQL: Self.insertStatements[kind]!, binds: bindings)
         }
         return try await classify {
             try await self.client.withTransaction(logger: self.logger) { connection in
@@ -132,30 +150,6 @@ final class PostgresSink: EventSink, Service {
     }
 
     func close() async {}
-
-    /// Appends `,` and one event as a JSON object with the table's columns, written straight as bytes.
-    static func appendRow(_ queued: QueuedEvent, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: ","))
-        var separator = UInt8(ascii: "{")
-        queued.forEachColumn { name, value in
-            output.append(separator)
-            separator = UInt8(ascii: ",")
-            output.append(UInt8(ascii: "\""))
-            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            output.append(contentsOf: #"":"#.utf8)
-            switch value {
-            case .text(nil), .json(nil): output.append(contentsOf: "null".utf8)
-            case .text(let text?): JSONValue.encodeString(text, into: &output)
-            case .real(let number): output.append(contentsOf: "\(number)".utf8)
-            case .timestamp(let timestamp):
-                output.append(UInt8(ascii: "\""))
-                timestamp.appendISO8601(to: &output)
-                output.append(UInt8(ascii: "\""))
-            case .json(let json?): json.encode(into: &output)
-            }
-        }
-        output.append(UInt8(ascii: "}"))
-    }
 
     /// Runs `body` within the timeout, turning what fails into a `SinkError` by `PostgresFailure`. An error that
     /// says nothing of its cause (and a timeout) is settled by the database itself: when `SELECT 1` answers and
@@ -210,5 +204,56 @@ final class PostgresSink: EventSink, Service {
             defer { group.cancelAll() }
             return try await group.next() ?? nil
         }
+    }
+}
+
+/// One column of a batch as a binary `text[]` parameter, nulls included (postgres-nio's arrays have no null
+/// elements): PostgreSQL's array wire format, written as values are appended.
+struct TextArray: PostgresNonThrowingEncodable {
+    static var psqlType: PostgresDataType { .textArray }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    private var count: Int32 = 0
+    private var hasNull = false
+    /// The elements: each a 4-byte length (-1 for null) and its bytes.
+    private var elements = ByteBuffer()
+
+    init() {}
+
+    mutating func append(_ value: ColumnValue) {
+        count += 1
+        switch value {
+        case .text(nil), .json(nil):
+            hasNull = true
+            elements.writeInteger(Int32(-1))
+        case .text(let text?):
+            let length = elements.writerIndex
+            elements.writeInteger(Int32(0))
+            let written = elements.writeString(text)
+            elements.setInteger(Int32(written), at: length)
+        case .real(let number): appendBytes(Array("\(number)".utf8))
+        case .timestamp(let timestamp):
+            var bytes: [UInt8] = []
+            timestamp.appendISO8601(to: &bytes)
+            appendBytes(bytes)
+        case .json(let json?):
+            var bytes: [UInt8] = []
+            json.encode(into: &bytes)
+            appendBytes(bytes)
+        }
+    }
+
+    private mutating func appendBytes(_ bytes: [UInt8]) {
+        elements.writeInteger(Int32(bytes.count))
+        elements.writeBytes(bytes)
+    }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        byteBuffer.writeInteger(Int32(1))  // dimensions
+        byteBuffer.writeInteger(Int32(hasNull ? 1 : 0))
+        byteBuffer.writeInteger(PostgresDataType.text.rawValue)  // element type
+        byteBuffer.writeInteger(count)  // elements in the one dimension
+        byteBuffer.writeInteger(Int32(1))  // its lower bound
+        byteBuffer.writeImmutableBuffer(elements)
     }
 }
