@@ -195,15 +195,7 @@ final class PostgresSink: EventSink, Service {
 
     /// `body`'s value, or `nil` when it takes longer than `timeout` (it is then cancelled).
     private func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
+        try await Deadline.run(within: timeout, body)
     }
 }
 
