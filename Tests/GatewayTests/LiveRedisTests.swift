@@ -116,6 +116,7 @@ struct LiveRedisTests {
     @Test func redisStoppedGives503FastThenRecovers() async throws {
         let server = try RedisServer()
         let (app, redis) = try application(redisURL: server.url, prefix: TestRedis.prefix(), commandTimeout: 500)
+        _ = try await TestRedis.connected(redis)
         try await app.test(.live) { client in
             #expect(try await client.post("/events/logs", specLog).status == .accepted)
             server.stop()

@@ -242,8 +242,8 @@ struct RedisClientTests {
     }
 
     @Test func blockingReadDoesNotDelayPipelinedCommands() async throws {
-        let blocking = try TestRedis.client(commandTimeout: 500)
-        let shared = try TestRedis.client(commandTimeout: 500)
+        let blocking = try await TestRedis.connected(TestRedis.client(commandTimeout: 500))
+        let shared = try await TestRedis.connected(TestRedis.client(commandTimeout: 500))
         let stream = TestRedis.prefix()
         _ = try await shared.send(XGROUPCREATE(stream, group: "g"))
         let started = NIODeadline.now()
