@@ -28,7 +28,7 @@ public struct StreamBacklog: Sendable, Equatable {
     public func pendingEvents(_ kind: EventKind) -> Int { Int((Double(pending[kind] ?? 0) * (eventsPerEntry[kind] ?? 1)).rounded()) }
 
     /// How many of the newest entries `eventsPerEntry` reads.
-    public static let sampleSize = 16
+    public static let sampleSize = 64
 
     /// Answers the number of entries read and the events they hold, from their `count` fields, inside Redis (only two
     /// numbers cross the network).
