@@ -49,8 +49,8 @@ struct QueueStatus {
         var eventsPerEntry: Double = 1
 
         /// Lag and pending in events, estimated from `eventsPerEntry`.
-        var lagEvents: Int? { lag.map { Int((Double($0) * eventsPerEntry).rounded()) } }
-        var pendingEvents: Int { Int((Double(pending) * eventsPerEntry).rounded()) }
+        var lagEvents: Int? { lag.map { StreamBacklog.events(inEntries: $0, perEntry: eventsPerEntry) } }
+        var pendingEvents: Int { StreamBacklog.events(inEntries: pending, perEntry: eventsPerEntry) }
     }
 
     var streams: [Stream]

@@ -5,7 +5,7 @@ public protocol RedisCommand: Sendable {
     /// The argument vector, command name first; binary-safe.
     var arguments: [[UInt8]] { get }
     /// Appends the command's RESP encoding to `buffer`; by default that of `arguments`. A command sent for every
-    /// request may write itself directly instead (`AppendEvent`).
+    /// request may write itself directly instead (`AppendChunk`).
     func encode(into buffer: inout [UInt8])
     /// For a blocking command, how long the server may hold the reply, in milliseconds; the
     /// client adds it to the command timeout. Send blocking commands on a client of their own:

@@ -22,10 +22,13 @@ public struct StreamBacklog: Sendable, Equatable {
     public var totalEvents: Int { EventKind.allCases.reduce(0) { $0 + lagEvents($1) + pendingEvents($1) } }
 
     /// The lag of `kind`'s stream in events (estimated).
-    public func lagEvents(_ kind: EventKind) -> Int { Int((Double(lag[kind] ?? 0) * (eventsPerEntry[kind] ?? 1)).rounded()) }
+    public func lagEvents(_ kind: EventKind) -> Int { Self.events(inEntries: lag[kind] ?? 0, perEntry: eventsPerEntry[kind] ?? 1) }
 
     /// The pending entries of `kind`'s stream in events (estimated).
-    public func pendingEvents(_ kind: EventKind) -> Int { Int((Double(pending[kind] ?? 0) * (eventsPerEntry[kind] ?? 1)).rounded()) }
+    public func pendingEvents(_ kind: EventKind) -> Int { Self.events(inEntries: pending[kind] ?? 0, perEntry: eventsPerEntry[kind] ?? 1) }
+
+    /// About how many events `entries` entries hold at `perEntry` events each.
+    public static func events(inEntries entries: Int, perEntry: Double) -> Int { Int((Double(entries) * perEntry).rounded()) }
 
     /// How many of the newest entries `eventsPerEntry` reads.
     public static let sampleSize = 64

@@ -34,20 +34,6 @@ public enum StreamEntryCodec {
         fields(queued, receivedAt: receivedAt).map { (Array($0.name.utf8), Array($0.value.utf8)) }
     }
 
-    /// The RESP encoding of `XADD stream * <the entry fields of queued>`, appended to `buffer` straight from the
-    /// event (no array per field): what the gateway sends for every event.
-    public static func appendXADD(_ queued: QueuedEvent, stream: String, receivedAt: String? = nil, to buffer: inout [UInt8]) {
-        let fields = fields(queued, receivedAt: receivedAt)
-        RedisCommandEncoder.appendHeader(arguments: 3 + 2 * fields.count, to: &buffer)
-        RedisCommandEncoder.appendArgument("XADD".utf8, to: &buffer)
-        RedisCommandEncoder.appendArgument(stream.utf8, to: &buffer)
-        RedisCommandEncoder.appendArgument("*".utf8, to: &buffer)
-        for field in fields {
-            RedisCommandEncoder.appendArgument(field.name.utf8, to: &buffer)
-            RedisCommandEncoder.appendArgument(field.value.utf8, to: &buffer)
-        }
-    }
-
     /// The entry's fields in order, absent optional ones left out.
     static func fields(_ queued: QueuedEvent, receivedAt: String?) -> [(name: String, value: String)] {
         var fields: [(name: String, value: String)] = []
@@ -214,34 +200,4 @@ public struct StreamEntryError: Error, Sendable, Equatable, CustomStringConverti
     public var reason: String
 
     public var description: String { "undecodable stream entry: \(reason)" }
-}
-
-/// `XADD <the kind's stream> * <fields>` of one queued event, encoded straight from the event
-/// (`StreamEntryCodec.appendXADD`); answers the entry's id.
-public struct AppendEvent: RedisCommand {
-    /// The stream's key.
-    public let stream: String
-    /// The event.
-    public let event: QueuedEvent
-    /// `event.receivedAt`, already formatted, when a batch shares it.
-    public let receivedAt: String?
-
-    /// Appends `event` to `stream`.
-    public init(_ event: QueuedEvent, to stream: String, receivedAt: String? = nil) {
-        self.stream = stream
-        self.event = event
-        self.receivedAt = receivedAt
-    }
-
-    public var arguments: [[UInt8]] {
-        var arguments = [Array("XADD".utf8), Array(stream.utf8), [UInt8(ascii: "*")]]
-        for field in StreamEntryCodec.encode(event, receivedAt: receivedAt) { arguments += [field.name, field.value] }
-        return arguments
-    }
-
-    public func encode(into buffer: inout [UInt8]) {
-        StreamEntryCodec.appendXADD(event, stream: stream, receivedAt: receivedAt, to: &buffer)
-    }
-
-    public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("XADD") }
 }

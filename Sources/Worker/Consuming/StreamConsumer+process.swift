@@ -59,7 +59,7 @@ extension StreamConsumer {
             }
             for refused in entry.refused {
                 // A version-1 entry is dead-lettered as it was; an event of a chunk as a chunk of one.
-                let fields = entry.isChunk ? StreamEntryCodec.encodeChunks([refused.event], maxBytes: .max)[0] : entry.read.originalFields
+                let fields = entry.isChunk ? StreamChunk(refused.event).fields : entry.read.originalFields
                 deadLetters.append(DeadLetter(read: entry.read, fields: fields, reason: refused.reason, attempts: attempts, clearsAttempts: true))
             }
             finished.append(entry)
