@@ -103,3 +103,53 @@ build_release() {
     rm -f "$log"
     echo "built in $((SECONDS - started)) s"
 }
+
+# spare_cluster_ports FROM: the first port from FROM upwards such that it, the 5 after it and their cluster bus ports
+# (each + 10000) are free.
+spare_cluster_ports() {
+    local port=$1 offset
+    while true; do
+        for offset in 0 1 2 3 4 5; do
+            if port_in_use $((port + offset)) || port_in_use $((port + offset + 10000)); then
+                port=$((port + offset + 1))
+                continue 2
+            fi
+        done
+        echo "$port"
+        return
+    done
+}
+
+# start_redis_cluster DIR FIRST_PORT: a throwaway Redis Cluster on 127.0.0.1 of 6 nodes, ports FIRST_PORT to
+# FIRST_PORT+5 (3 masters, each with a replica; AOF on), each node's files and log in DIR/<port>. Prints the pids,
+# one a line, to DIR/pids. Fails unless every slot is served within 30 s.
+start_redis_cluster() {
+    local dir=$1 first=$2 port nodes=()
+    mkdir -p "$dir"
+    : >"$dir/pids"
+    for port in $(seq "$first" $((first + 5))); do
+        mkdir -p "$dir/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
+            --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly yes --save "" \
+            --maxmemory-policy noeviction --daemonize no --loglevel warning >"$dir/$port/redis.log" 2>&1 &
+        echo $! >>"$dir/pids"
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in $(seq "$first" $((first + 5))); do wait_for_port "$port" 10; done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
+    local deadline=$((SECONDS + 30))
+    until redis-cli -p "$first" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
+        [ "$(redis-cli -p "$first" cluster nodes | grep -c slave)" -eq 3 ]; do
+        [ $SECONDS -ge $deadline ] && { echo "the Redis Cluster on $first-$((first + 5)) is not ready after 30 s" >&2; cat "$dir/create.log" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# stop_redis_cluster DIR: stops the nodes start_redis_cluster started in DIR, if any.
+stop_redis_cluster() {
+    [ -f "$1/pids" ] || return 0
+    local pid
+    for pid in $(cat "$1/pids"); do kill "$pid" 2>/dev/null || true; done
+    for pid in $(cat "$1/pids"); do while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; done
+    rm -f "$1/pids"
+}

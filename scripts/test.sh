@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Passes the tests on a fresh Debian machine: installs what is missing, starts a throwaway
-# redis-server and PostgreSQL on spare ports, runs `swift test` (arguments are passed on), and stops
-# them whatever happens.
+# redis-server, a 6-node Redis Cluster (3 masters, 3 replicas) and PostgreSQL on spare ports, runs `swift test`
+# (arguments are passed on), and stops them whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,6 +17,7 @@ chmod 755 "$work"
 redis_pid=""
 cleanup() {
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    stop_redis_cluster "$work/cluster"
     stop_postgres "$work/pg"
     rm -rf "$work"
 }
@@ -29,11 +30,15 @@ redis_pid=$!
 wait_for_port "$redis_port" 10
 export OPERYN_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
+cluster_port=$(spare_cluster_ports "${OPERYN_TEST_REDIS_CLUSTER_PORT:-7100}")
+start_redis_cluster "$work/cluster" "$cluster_port"
+export OPERYN_TEST_REDIS_CLUSTER_URL="redis+cluster://127.0.0.1:$cluster_port,127.0.0.1:$((cluster_port + 1))"
+
 pg_port=$(spare_port "${OPERYN_TEST_POSTGRES_PORT:-5440}")
 start_postgres "$work/pg" "$pg_port" fsync=off max_connections=200
 export OPERYN_TEST_POSTGRES_URL="postgres://operyn@127.0.0.1:$pg_port/postgres"
 echo "test postgres: $OPERYN_TEST_POSTGRES_URL"
-echo "test redis: $OPERYN_TEST_REDIS_URL"
+echo "test redis: $OPERYN_TEST_REDIS_URL; test cluster: $OPERYN_TEST_REDIS_CLUSTER_URL"
 
 # The process tests run the built executables: build everything first.
 swift build --build-tests --force-resolved-versions

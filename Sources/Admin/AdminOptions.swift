@@ -12,13 +12,18 @@ struct AdminOptions: ParsableArguments {
     }
 
     @Option(help: "Prefix of every Redis key (env OPERYN_KEY_PREFIX).")
-    var keyPrefix = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader).prefix }
+    var keyPrefix = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader, clustered: false).prefix }
+
+    @Option(help: "Streams per event kind in a Redis Cluster (env OPERYN_STREAM_PARTITIONS).")
+    var streamPartitions = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader, clustered: true).partitions }
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
     /// The key names under `--key-prefix`.
-    var keys: RedisKeys { RedisKeys(prefix: keyPrefix) }
+    var keys: RedisKeys {
+        RedisKeys(prefix: keyPrefix, clustered: (try? RedisConfiguration(url: redisURL))?.isCluster ?? false, partitions: streamPartitions)
+    }
 
     /// Runs `body` with a client on `--redis-url`, shut down afterwards; Redis errors become a clear failure.
     func withRedis<T>(_ body: (RedisClient) async throws -> T) async throws -> T {

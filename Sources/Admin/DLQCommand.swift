@@ -45,15 +45,23 @@ struct DLQCommand: AsyncParsableCommand {
                     let missing = wanted.subtracting(entries.map(\.id))
                     guard missing.isEmpty else { throw AdminFailure("not in the dead-letter stream: \(missing.sorted().joined(separator: ", "))") }
                 }
-                let streams = Set(EventKind.allCases.map { keys.stream($0) })
+                let streams = Set(keys.allStreams)
                 var replayed: [JSONValue] = []
                 for entry in entries {
                     guard streams.contains(entry.stream) else { throw AdminFailure("\(entry.id) names no stream of this prefix: '\(entry.stream)'") }
-                    // One transaction per entry: it is on its stream again or still in the dead-letter stream, never both or neither.
-                    var pipeline = RedisPipeline()
-                    let added = pipeline.add(XADD(entry.stream, fields: entry.originalFields))
-                    pipeline.add(XDEL(keys.deadLetterStream, ids: [entry.id]))
-                    let newID = try await redis.transaction(pipeline).value(added)
+                    let newID: String
+                    if keys.clustered {
+                        // Two slots: appended first, then removed. Interrupted between the two, it is in both, and a
+                        // second replay stores nothing twice (its events keep their ids).
+                        newID = try await redis.send(XADD(entry.stream, fields: entry.originalFields))
+                        _ = try await redis.send(XDEL(keys.deadLetterStream, ids: [entry.id]))
+                    } else {
+                        // One transaction per entry: it is on its stream again or still in the dead-letter stream, never both or neither.
+                        var pipeline = RedisPipeline()
+                        let added = pipeline.add(XADD(entry.stream, fields: entry.originalFields))
+                        pipeline.add(XDEL(keys.deadLetterStream, ids: [entry.id]))
+                        newID = try await redis.transaction(pipeline).value(added)
+                    }
                     replayed.append(.object([("id", .string(entry.id)), ("stream", .string(entry.stream)), ("newId", .string(newID))]))
                 }
                 options.output(.object([("replayed", .array(replayed))]), table: "replayed \(replayed.count) entries")

@@ -100,15 +100,13 @@ struct OrganizationSummary {
     static func organizations(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> [String] {
         let start = "\(keys.prefix):org:"
         var found = Set<String>()
-        var cursor = "0"
-        repeat {
-            let page = try await redis.send(SCAN(cursor: cursor, match: start + "*"))
-            for key in page.keys {
-                let rest = key.dropFirst(start.count)
-                if let colon = rest.lastIndex(of: ":") { found.insert(String(rest[..<colon])) }
-            }
-            cursor = page.cursor
-        } while cursor != "0"
+        for key in try await redis.keys(matching: start + "*") {
+            let rest = key.dropFirst(start.count)
+            guard let colon = rest.lastIndex(of: ":") else { continue }
+            var organization = rest[..<colon]
+            if keys.clustered && organization.hasPrefix("{") && organization.hasSuffix("}") { organization = organization.dropFirst().dropLast() }
+            found.insert(String(organization))
+        }
         return found.sorted()
     }
 

@@ -40,7 +40,10 @@ struct QueueStatus {
 
     struct Stream {
         var kind: EventKind
+        var partition: Int
         var key: String
+        /// In a cluster, the master serving it.
+        var node: String?
         var length: Int
         var lag: Int?
         var pending: Int
@@ -53,34 +56,53 @@ struct QueueStatus {
         var pendingEvents: Int { StreamBacklog.events(inEntries: pending, perEntry: eventsPerEntry) }
     }
 
+    /// In a cluster: each master and its slots, with the streams it serves and their length.
+    struct Node {
+        var address: String
+        var slots: Int
+        var streams: Int
+        var length: Int
+    }
+
     var streams: [Stream]
+    var nodes: [Node]
     var deadLetters: Int
     var rejected: Int
 
-    static func read(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> QueueStatus {
+    static func read(redis: RedisClient, keys: RedisKeys) async throws -> QueueStatus {
+        try await redis.refreshClusterMap()
         var streams: [Stream] = []
         for kind in EventKind.allCases {
-            let key = keys.stream(kind)
-            let length = try await redis.send(XLEN(key))
-            var stream = Stream(kind: kind, key: key, length: length, lag: nil, pending: 0, consumers: [])
-            let exists = try await redis.send(RawCommand("EXISTS", key)).integer == 1
-            if exists {
-                let groups = try await redis.send(XINFOGROUPS(key))
-                if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
-                    stream.lag = group["lag"]?.integer.map(Int.init)
-                    stream.pending = group["pending"]?.integer.map(Int.init) ?? 0
-                    stream.eventsPerEntry = try await StreamBacklog.eventsPerEntry(redis: redis, stream: key)
-                    stream.consumers = try await redis.send(XINFOCONSUMERS(key, group: keys.consumerGroup)).map {
-                        Consumer(
-                            name: $0["name"]?.string ?? "?", pending: $0["pending"]?.integer.map(Int.init) ?? 0,
-                            idleMilliseconds: $0["idle"]?.integer.map(Int.init) ?? 0)
-                    }
-                }
-            }
-            streams.append(stream)
+            for partition in 0..<keys.partitions { streams.append(try await read(kind, partition: partition, redis: redis, keys: keys)) }
+        }
+        let nodes = redis.clusterMasters.map { master in
+            let served = streams.filter { $0.node == master.address }
+            return Node(address: master.address, slots: master.slots, streams: served.count, length: served.reduce(0) { $0 + $1.length })
         }
         return QueueStatus(
-            streams: streams, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)), rejected: try await redis.send(XLEN(keys.rejectedStream)))
+            streams: streams, nodes: nodes, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
+            rejected: try await redis.send(XLEN(keys.rejectedStream)))
+    }
+
+    private static func read(_ kind: EventKind, partition: Int, redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> Stream {
+        let key = keys.stream(kind, partition: partition)
+        let length = try await redis.send(XLEN(key))
+        var stream = Stream(kind: kind, partition: partition, key: key, node: redis.node(of: key), length: length, lag: nil, pending: 0, consumers: [])
+        let exists = try await redis.send(RawCommand("EXISTS", key)).integer == 1
+        if exists {
+            let groups = try await redis.send(XINFOGROUPS(key))
+            if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
+                stream.lag = group["lag"]?.integer.map(Int.init)
+                stream.pending = group["pending"]?.integer.map(Int.init) ?? 0
+                stream.eventsPerEntry = try await StreamBacklog.eventsPerEntry(redis: redis, stream: key)
+                stream.consumers = try await redis.send(XINFOCONSUMERS(key, group: keys.consumerGroup)).map {
+                    Consumer(
+                        name: $0["name"]?.string ?? "?", pending: $0["pending"]?.integer.map(Int.init) ?? 0,
+                        idleMilliseconds: $0["idle"]?.integer.map(Int.init) ?? 0)
+                }
+            }
+        }
+        return stream
     }
 
     var json: JSONValue {
@@ -90,7 +112,8 @@ struct QueueStatus {
                 .array(
                     streams.map { stream in
                         .object([
-                            ("kind", .string(stream.kind.rawValue)), ("stream", .string(stream.key)), ("length", .number(String(stream.length))),
+                            ("kind", .string(stream.kind.rawValue)), ("partition", .number(String(stream.partition))), ("stream", .string(stream.key)),
+                            ("node", stream.node.map { .string($0) } ?? .null), ("length", .number(String(stream.length))),
                             ("lag", stream.lag.map { .number(String($0)) } ?? .null), ("pending", .number(String(stream.pending))),
                             ("lagEvents", stream.lagEvents.map { .number(String($0)) } ?? .null),
                             ("pendingEvents", .number(String(stream.pendingEvents))),
@@ -108,6 +131,16 @@ struct QueueStatus {
                         ])
                     })
             ),
+            (
+                "nodes",
+                .array(
+                    nodes.map {
+                        .object([
+                            ("address", .string($0.address)), ("slots", .number(String($0.slots))), ("streams", .number(String($0.streams))),
+                            ("length", .number(String($0.length))),
+                        ])
+                    })
+            ),
             ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))),
         ])
     }
@@ -115,7 +148,8 @@ struct QueueStatus {
     var table: String {
         let streamRows = streams.map {
             [
-                $0.key, String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), $0.lagEvents.map { "≈\($0)" } ?? "-", "≈\($0.pendingEvents)",
+                $0.key, $0.node ?? "-", String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), $0.lagEvents.map { "≈\($0)" } ?? "-",
+                "≈\($0.pendingEvents)",
                 String(format: "%.1f", $0.eventsPerEntry), String($0.consumers.count),
             ]
         }
@@ -123,11 +157,19 @@ struct QueueStatus {
             stream.consumers.map { [stream.key, $0.name, String($0.pending), String(format: "%.1fs", Double($0.idleMilliseconds) / 1_000)] }
         }
         return [
-            Table.render(["STREAM", "LENGTH", "LAG", "PENDING", "LAG EVENTS", "PENDING EVENTS", "EVENTS/ENTRY", "CONSUMERS"], streamRows),
+            Table.render(["STREAM", "NODE", "LENGTH", "LAG", "PENDING", "LAG EVENTS", "PENDING EVENTS", "EVENTS/ENTRY", "CONSUMERS"], streamRows),
             "",
             Table.render(["STREAM", "CONSUMER", "PENDING", "IDLE"], consumerRows, empty: "(no consumers)"),
             "",
             "dead letters: \(deadLetters)    rejected (capped stream): \(rejected)",
-        ].joined(separator: "\n")
+        ]
+        .joined(separator: "\n") + nodeTable
+    }
+
+    /// In a cluster, the masters: where the streams' work lands.
+    private var nodeTable: String {
+        guard !nodes.isEmpty else { return "" }
+        let rows = nodes.map { [$0.address, String($0.slots), String($0.streams), String($0.length)] }
+        return "\n\n" + Table.render(["MASTER", "SLOTS", "STREAMS", "LENGTH"], rows)
     }
 }

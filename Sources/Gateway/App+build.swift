@@ -27,7 +27,8 @@ func buildApplication(
     let backlog = Backlog(highWater: configuration.backlogHighWater)
     let dependencies = GatewayDependencies(
         publisher: RedisEventPublisher(
-            redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil),
+            redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil,
+            waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds),
         backlog: backlog,
         registry: registry,
         metrics: metrics,

@@ -25,8 +25,13 @@ struct GatewayConfiguration: Sendable {
     var trustForwardedFor = false
     /// `OPERYN_REDIS_URL` and the Redis timeouts.
     var redis = RedisConfiguration()
-    /// `OPERYN_KEY_PREFIX` (operyn).
+    /// `OPERYN_KEY_PREFIX` (operyn) and, in a cluster, `OPERYN_STREAM_PARTITIONS` (16).
     var keys = RedisKeys()
+    /// `OPERYN_REDIS_WAIT_REPLICAS` (0): replicas that must hold an append before it is answered 202 (`WAIT`); with
+    /// 0, a failover in the instant after a 202 can lose that request's events.
+    var waitReplicas = 0
+    /// `OPERYN_REDIS_WAIT_TIMEOUT_MS` (500): how long an append waits for those replicas before 503.
+    var waitTimeoutMilliseconds = 500
     /// The `OPERYN_MAX_*` size limits.
     var limits = EventLimits()
     /// `OPERYN_BACKLOG_HIGH_WATER` (1 000 000): above about this many undelivered plus pending events, answer 503.
@@ -58,7 +63,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
-            "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE",
+            "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -77,7 +82,9 @@ struct GatewayConfiguration: Sendable {
         authFailureWindowSeconds = try reader.integer("OPERYN_AUTH_FAILURE_WINDOW_SECONDS", default: authFailureWindowSeconds, in: 1...86_400)
         trustForwardedFor = try reader.boolean("OPERYN_TRUST_FORWARDED_FOR", default: trustForwardedFor)
         redis = try RedisConfiguration(reader)
-        keys = try RedisKeys(reader)
+        keys = try RedisKeys(reader, clustered: redis.isCluster)
+        waitReplicas = try reader.integer("OPERYN_REDIS_WAIT_REPLICAS", default: waitReplicas, in: 0...16)
+        waitTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_WAIT_TIMEOUT_MS", default: waitTimeoutMilliseconds, in: 1...600_000)
         limits = try EventLimits(reader)
         backlogHighWater = try reader.integer("OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max)
         backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)

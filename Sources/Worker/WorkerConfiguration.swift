@@ -39,7 +39,7 @@ struct WorkerConfiguration: Sendable {
         try reader.checkKnown(Self.variables)
         databaseURL = reader.string("OPERYN_DATABASE_URL", default: databaseURL)
         redis = try RedisConfiguration(reader)
-        keys = try RedisKeys(reader)
+        keys = try RedisKeys(reader, clustered: redis.isCluster)
         metricsPort = try reader.integer("OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535)
         metricsHost = reader.string("OPERYN_METRICS_HOST", default: metricsHost)
         consumer.consumer = reader.string("OPERYN_CONSUMER_NAME", default: consumer.consumer)

@@ -18,7 +18,7 @@ final class Cluster: @unchecked Sendable {
     private var gatewaySettings: [Int: [String: String]] = [:]
     private var workerSettings: [String: [String: String]] = [:]
 
-    var keys: RedisKeys { RedisKeys(prefix: prefix) }
+    var keys: RedisKeys { RedisKeys(prefix: prefix, clustered: redisURL.hasPrefix("redis+cluster://")) }
 
     /// A cluster on `redisURL` (the test command's Redis when `nil`) storing into `databaseURL`, or into a SQLite
     /// file of its own when `nil`.

@@ -26,6 +26,40 @@ struct EndToEndTests {
         passed = true
     }
 
+    /// The same on the test command's Redis Cluster: partitioned streams, organization keys hash-tagged, every script
+    /// and transaction of the gateway, the workers and operyn-admin in one slot. The partitions' streams spread over
+    /// the three masters.
+    @Test func theWholeServiceOnARedisCluster() async throws {
+        let cluster = try await Cluster(store: .sqlite, redisURL: TestRedis.clusterURL)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let ports = [try await cluster.startGateway(["OPERYN_REDIS_WAIT_REPLICAS": "1"]), try await cluster.startGateway()]
+        for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
+
+        var ids: [String: String] = [:]
+        try sendTheSpecExamples(cluster, ports: ports, ids: &ids)
+        for index in 0..<30 {
+            let org = "tenant-\(index)"
+            let answer = try cluster.post(
+                port: ports[index % 2], "/events/logs", #"{"service":"api","level":"info","message":"m"}"#,
+                headers: ["x-api-key": Cluster.serverKey, "x-organization-id": org])
+            #expect(answer.status == 202, "\(answer.body)")
+            ids[try #require(try JSONParser.parse(Array(answer.body.utf8))["id"]?.text)] = org
+        }
+        try await useOrganizationKeys(cluster, ports: ports, ids: &ids)
+        try await replayADeadLetter(cluster, ids: &ids)
+        try await expectEverythingStoredAndReported(cluster, ids: ids)
+
+        let status = try cluster.adminJSON("status")
+        let nodes = status["nodes"]!.elements
+        #expect(nodes.count == 3 && nodes.allSatisfy { Int($0["streams"]?.text ?? "0")! > 0 }, "partitions on every master: \(nodes.map(\.jsonText))")
+        #expect(status["streams"]!.elements.count == cluster.keys.allStreams.count)
+
+        let exits = cluster.stop()
+        #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
+        passed = true
+    }
+
     /// Every curl example of the spec, as written, on both gateways.
     func sendTheSpecExamples(_ cluster: Cluster, ports: [Int], ids: inout [String: String]) throws {
         #expect(Self.specExamples.count == 4)
@@ -84,12 +118,13 @@ struct EndToEndTests {
                 id: UUID().uuidString.lowercased(), org: "globex", receivedAt: .now,
                 event: try validator.event(.deployments, body: Array(#"{"service":"api","version":"v1","environment":"prod"}"#.utf8)))
         }
-        let redis = try TestRedis.client()
+        let redis = try cluster.redis()
         defer { redis.shutdown() }
+        let stream = cluster.keys.stream(.deployments, partition: cluster.keys.partition(of: "globex"))
         var deadLetterIDs: [String] = []
         for (index, original) in [StreamEntryCodec.encode(replayed[0]), StreamEntryCodec.encodeChunks([replayed[1]])[0]].enumerated() {
             let deadLetterFields: [(name: [UInt8], value: [UInt8])] =
-                [("dlq_reason", "database unavailable"), ("dlq_stream", cluster.keys.stream(.deployments)), ("dlq_id", "1-\(index)"), ("dlq_attempts", "5")]
+                [("dlq_reason", "database unavailable"), ("dlq_stream", stream), ("dlq_id", "1-\(index)"), ("dlq_attempts", "5")]
                 .map { (Array($0.0.utf8), Array($0.1.utf8)) } + original
             deadLetterIDs.append(try await redis.send(XADD(cluster.keys.deadLetterStream, fields: deadLetterFields)))
         }

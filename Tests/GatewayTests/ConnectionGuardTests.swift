@@ -36,7 +36,7 @@ struct ConnectionGuardTests {
             kill(pid, SIGTERM)
             ChildProcess.wait(pid)
             let redis = try TestRedis.client()
-            _ = try await redis.send(DEL(EventKind.allCases.map(RedisKeys(prefix: prefix).stream)))
+            _ = try await redis.send(DEL(RedisKeys(prefix: prefix).allStreams))
             redis.shutdown()
         }
 

@@ -55,7 +55,7 @@ struct LiveRedisTests {
         let logs = try await redis.send(XRANGE(keys.stream(.logs)))
         #expect(logs.count == 2, "one entry per request")
         #expect(try StreamEntryCodec.decodeEvents(logs[1].fields!).count == 2, "the batch's two events in one chunk")
-        _ = try await redis.send(DEL(EventKind.allCases.map(keys.stream)))
+        _ = try await redis.send(DEL(keys.allStreams))
         redis.shutdown()
     }
 

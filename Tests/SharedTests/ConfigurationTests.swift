@@ -37,7 +37,7 @@ struct ConfigurationTests {
         )
         let redis = try RedisConfiguration(reader)
         #expect(redis.host == "option" && redis.port == 2 && redis.commandTimeoutMilliseconds == 500)
-        #expect(try RedisKeys(reader).prefix == "fromenv")
+        #expect(try RedisKeys(reader, clustered: false).prefix == "fromenv")
         #expect(ConfigurationReader.optionName("OPERYN_MAX_BATCH_EVENTS") == "max-batch-events")
     }
 
@@ -57,7 +57,7 @@ struct ConfigurationTests {
         } catch {
             #expect(error.message.contains("OPERYN_MAX_BATCH_EVENTS"))
         }
-        #expect(throws: ConfigurationError.self) { try RedisKeys(reader) }
+        #expect(throws: ConfigurationError.self) { try RedisKeys(reader, clustered: false) }
         #expect(throws: ConfigurationError.self) { try ConfigurationReader(environment: [:], arguments: ["--port"]) }
         let typo = try ConfigurationReader(environment: [:], arguments: ["--redis-ulr", "x"])
         #expect(throws: ConfigurationError.self) { try typo.checkKnown(RedisConfiguration.variables) }

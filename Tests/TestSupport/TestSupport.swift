@@ -63,6 +63,25 @@ public enum TestRedis {
         return redis
     }
 
+    /// The Redis Cluster the test command starts (`OPERYN_TEST_REDIS_CLUSTER_URL`, `redis+cluster://…`).
+    public static var clusterURL: String {
+        get throws {
+            try #require(
+                ProcessInfo.processInfo.environment["OPERYN_TEST_REDIS_CLUSTER_URL"],
+                "OPERYN_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test.sh, which starts a Redis Cluster"
+            )
+        }
+    }
+
+    /// A client on the test command's Redis Cluster.
+    public static func clusterClient(
+        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: clusterURL)
+        configuration.commandTimeoutMilliseconds = commandTimeout
+        return transport.client(configuration, group: group)
+    }
+
     /// A prefix no other test uses.
     public static func prefix(_ name: String = #function) -> String {
         "test:\(name.prefix { $0 != "(" }):\(UUID().uuidString.prefix(8))"

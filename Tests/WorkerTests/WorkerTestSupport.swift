@@ -20,7 +20,7 @@ struct WorkerHarness {
 
     init(redisURL: String? = nil, busyTimeoutMilliseconds: Int32 = 5_000, name: String = #function) throws {
         let url = try redisURL ?? TestRedis.url
-        keys = RedisKeys(prefix: TestRedis.prefix(name))
+        keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: url.hasPrefix("redis+cluster://"))
         redis = try RedisClient(url: url)
         reader = try RedisClient(url: url)
         databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-test-\(UUID().uuidString)/operyn.sqlite").path
@@ -49,12 +49,12 @@ struct WorkerHarness {
         var entries: [(stream: String, fields: [(name: [UInt8], value: [UInt8])])] = []
         switch format {
         case .single:
-            entries = events.map { (keys.stream($0.event.kind), StreamEntryCodec.encode($0)) }
+            entries = events.map { (stream(of: $0), StreamEntryCodec.encode($0)) }
         case .chunks(let perChunk, let maxBytes):
             var run: [QueuedEvent] = []
             func flush() {
                 guard let first = run.first else { return }
-                for fields in StreamEntryCodec.encodeChunks(run, maxBytes: maxBytes) { entries.append((keys.stream(first.event.kind), fields)) }
+                for fields in StreamEntryCodec.encodeChunks(run, maxBytes: maxBytes) { entries.append((stream(of: first), fields)) }
                 run = []
             }
             for event in events {
@@ -69,6 +69,9 @@ struct WorkerHarness {
         }
         return events
     }
+
+    /// The stream a gateway appends `event` to: its kind's, of its organization's partition.
+    func stream(of event: QueuedEvent) -> String { keys.stream(event.event.kind, partition: keys.partition(of: event.org)) }
 
     /// Runs `consumer` until `condition` holds or `seconds` pass; returns whether it held.
     func run(_ consumer: StreamConsumer, seconds: Double = 20, until condition: @escaping @Sendable () async throws -> Bool) async throws -> Bool {
@@ -108,8 +111,8 @@ struct WorkerHarness {
     /// Entries pending in the group over every stream; -1 while the group does not exist yet.
     func pending() async throws -> Int {
         var total = 0
-        for kind in EventKind.allCases {
-            let summary = try? await redis.send(XPENDING(keys.stream(kind), group: keys.consumerGroup))
+        for stream in keys.allStreams {
+            let summary = try? await redis.send(XPENDING(stream, group: keys.consumerGroup))
             guard let summary else { return -1 }
             total += summary.count
         }
@@ -117,9 +120,10 @@ struct WorkerHarness {
     }
 
     func cleanUp() async {
-        var names = EventKind.allCases.map(keys.stream) + [keys.deadLetterStream, keys.rejectedStream, keys.attempts]
+        var names = keys.allStreams + [keys.deadLetterStream, keys.rejectedStream, keys.attempts]
         names += ["default", "org_a", "org_b"].flatMap { [keys.services(org: $0), keys.counts(org: $0), keys.settings(org: $0)] }
-        _ = try? await redis.send(DEL(names))
+        // One key a command: in a cluster they live on several masters.
+        for name in names { _ = try? await redis.send(DEL([name])) }
         redis.shutdown()
         reader.shutdown()
         try? FileManager.default.removeItem(atPath: (databasePath as NSString).deletingLastPathComponent)

@@ -7,26 +7,36 @@ import Shared
 /// living on the caller's event loop.
 ///
 /// With `coalescer`, requests of one organization and kind read in the same event-loop tick share one entry.
+/// The stream is the organization's partition's (one stream per kind on a single server). With `waitReplicas`
+/// above 0, each append is followed by `WAIT` on the same connection, and the request is answered 202 only once that
+/// many replicas hold it (503 otherwise): a failover right after the answer cannot lose it.
 struct RedisEventPublisher: EventPublisher {
     let redis: RedisClient
     let keys: RedisKeys
     let metrics: GatewayMetrics
     var coalescer: TickCoalescer? = TickCoalescer()
+    /// `OPERYN_REDIS_WAIT_REPLICAS`: replicas that must acknowledge an append before 202.
+    var waitReplicas = 0
+    /// `OPERYN_REDIS_WAIT_TIMEOUT_MS`: how long to wait for them.
+    var waitTimeoutMilliseconds = 500
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
-        let stream = keys.stream(events[0].event.kind)
+        let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: events[0].org))
         let chunks = StreamEntryCodec.chunks(events)
+        let (redis, replicas, timeout) = (redis, waitReplicas, waitTimeoutMilliseconds)
         let appended: EventLoopFuture<Void>
         if chunks.count == 1, let coalescer {
-            let redis = redis
             appended = coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
-                redis.send(AppendChunk(chunk, to: stream), on: eventLoop).map { _ in }
+                redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in }
             }
         } else if chunks.count == 1 {
-            appended = redis.send(AppendChunk(chunks[0], to: stream), on: eventLoop).map { _ in }
+            appended = redis.send(AppendChunk(chunks[0], to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
+                .map { _ in }
         } else {
-            appended = redis.transaction(chunks.map { AppendChunk($0, to: stream) }, on: eventLoop).map { _ in }
+            appended = redis.transaction(
+                chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
+            ).map { _ in }
         }
         let metrics = metrics
         let published = eventLoop.makePromise(of: Void.self)

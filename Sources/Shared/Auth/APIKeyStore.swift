@@ -50,9 +50,16 @@ public struct APIKeyStore: APIKeyDirectory {
         let record = APIKeyRecord(id: id, organization: organization, createdAt: now, expiresAt: expiresAt)
         var fields = [("id", id), ("org", organization), ("created_at", String(now))]
         if let expiresAt { fields.append(("expires_at", String(expiresAt))) }
-        _ = try await redis.transaction([
-            HSET(keys.apiKey(sha256: digest), fields: fields), HSET(keys.apiKeys(org: organization), fields: [(id, digest)]),
-        ])
+        if keys.clustered {
+            // Two slots: the organization's list first, then the record that makes the key work. Should the second
+            // fail, the list names a record that does not exist, which `list` skips.
+            _ = try await redis.send(HSET(keys.apiKeys(org: organization), fields: [(id, digest)]))
+            _ = try await redis.send(HSET(keys.apiKey(sha256: digest), fields: fields))
+        } else {
+            _ = try await redis.transaction([
+                HSET(keys.apiKey(sha256: digest), fields: fields), HSET(keys.apiKeys(org: organization), fields: [(id, digest)]),
+            ])
+        }
         return (key, record)
     }
 
@@ -70,6 +77,12 @@ public struct APIKeyStore: APIKeyDirectory {
     /// Answers whether the organization had that key.
     public func revoke(organization: String, id: String) async throws(RedisError) -> Bool {
         guard let digest = try await redis.send(HGET(keys.apiKeys(org: organization), field: id)) else { return false }
+        if keys.clustered {
+            // Two slots: the record first (the key stops working), then the organization's list.
+            _ = try await redis.send(DEL([keys.apiKey(sha256: digest)]))
+            _ = try await redis.send(HDEL(keys.apiKeys(org: organization), fields: [id]))
+            return true
+        }
         var pipeline = RedisPipeline()
         pipeline.add(DEL([keys.apiKey(sha256: digest)]))
         pipeline.add(HDEL(keys.apiKeys(org: organization), fields: [id]))

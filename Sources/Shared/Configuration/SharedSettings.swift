@@ -17,10 +17,12 @@ extension RedisConfiguration {
 
 extension RedisKeys {
     /// The settings read by `init(_:)`.
-    public static let variables = ["OPERYN_KEY_PREFIX"]
+    public static let variables = ["OPERYN_KEY_PREFIX", "OPERYN_STREAM_PARTITIONS"]
 
-    /// Reads `OPERYN_KEY_PREFIX` (default `operyn`): letters, digits, `_`, `-`, `.` and `:` only.
-    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+    /// Reads `OPERYN_KEY_PREFIX` (default `operyn`): letters, digits, `_`, `-`, `.` and `:` only; and, for a Redis
+    /// Cluster (`clustered`), `OPERYN_STREAM_PARTITIONS` (16, 1-1024): every gateway, worker and `operyn-admin` of a
+    /// deployment must read the same number.
+    public init(_ reader: ConfigurationReader, clustered: Bool) throws(ConfigurationError) {
         let prefix = reader.string("OPERYN_KEY_PREFIX", default: "operyn")
         let allowed = prefix.utf8.allSatisfy { byte in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
@@ -29,6 +31,7 @@ extension RedisKeys {
         guard !prefix.isEmpty, prefix.utf8.count <= 64, allowed else {
             throw ConfigurationError(message: "OPERYN_KEY_PREFIX must be 1-64 characters of letters, digits, _ - . :, got '\(prefix)'")
         }
-        self.init(prefix: prefix)
+        let partitions = try reader.integer("OPERYN_STREAM_PARTITIONS", default: RedisKeys.defaultPartitions, in: 1...1_024)
+        self.init(prefix: prefix, clustered: clustered, partitions: partitions)
     }
 }

@@ -16,14 +16,23 @@ import Synchronization
 /// command goes to the connection living on that loop and the answer comes back on it, with no thread hop and no
 /// task. `async` callers are served by the connections in turn.
 ///
+/// With a `redis+cluster://` configuration it serves a Redis Cluster (`RedisCluster`): each command goes to the
+/// master of its key's slot, a transaction's commands must share a slot, and a pipeline's commands are sent each to
+/// its own master (still sharing round trips per connection).
+///
 /// The client is a `Service`: run it in the executable's service group, which closes its connections once the
 /// services that use it have stopped. A blocking command (`XREADGROUP … BLOCK`) holds up every command queued
 /// behind it on its connection: give it a client of its own.
 public final class RedisClient: Sendable, Service {
+    /// A single server's connections (none for a cluster).
     private let connections: [RedisConnection]
     /// The connections by the identity of their loop.
     private let byLoop: [ObjectIdentifier: RedisConnection]
     private let nextConnection = Atomic<Int>(0)
+    /// The cluster, for a `redis+cluster://` configuration.
+    let cluster: RedisCluster?
+    /// The loops of the client: where `async` callers' commands are sent from.
+    private let loops: [any EventLoop]
     private let digests = Mutex<[RedisScript: String]>([:])
 
     /// The configuration the client connects with.
@@ -34,8 +43,14 @@ public final class RedisClient: Sendable, Service {
         configuration: RedisConfiguration, group: any EventLoopGroup, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")
     ) {
         var connections: [RedisConnection] = []
-        for (index, eventLoop) in group.makeIterator().enumerated() {
-            connections.append(RedisConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger))
+        loops = Array(group.makeIterator())
+        if configuration.isCluster {
+            cluster = RedisCluster(configuration: configuration, loops: loops, name: name, logger: logger)
+        } else {
+            cluster = nil
+            for (index, eventLoop) in loops.enumerated() {
+                connections.append(RedisConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger))
+            }
         }
         self.configuration = configuration
         self.connections = connections
@@ -67,53 +82,218 @@ public final class RedisClient: Sendable, Service {
     /// outside a service group (a test) calls it when done.
     public func shutdown() {
         for connection in connections { connection.shutdown() }
+        cluster?.shutdown()
     }
 
-    /// Whether every connection is up right now.
-    public var isConnected: Bool { connections.allSatisfy(\.isConnected) }
+    /// Whether every connection is up right now (for a cluster: every slot has a master, and its connections are up).
+    public var isConnected: Bool { cluster?.isConnected ?? connections.allSatisfy(\.isConnected) }
+
+    /// In a cluster: the address of the master serving `key` now, as this client knows it; `nil` on a single server.
+    public func node(of key: String) -> String? { cluster?.master(ofSlot: RedisHashSlot.of(key))?.description }
+
+    /// In a cluster: each master serving slots now and how many; empty on a single server.
+    public var clusterMasters: [(address: String, slots: Int)] { cluster?.masters.map { ($0.address.description, $0.slots) } ?? [] }
+
+    /// Every key matching `pattern`, by `SCAN` (on every master of a cluster); a key may be listed twice while a
+    /// slot moves.
+    public func keys(matching pattern: String) async throws(RedisError) -> [String] {
+        var found: [String] = []
+        func scan(_ page: (String) async throws(RedisError) -> (cursor: String, keys: [String])) async throws(RedisError) {
+            var cursor = "0"
+            repeat {
+                let result = try await page(cursor)
+                found += result.keys
+                cursor = result.cursor
+            } while cursor != "0"
+        }
+        guard let cluster else {
+            try await scan { cursor throws(RedisError) in try await send(SCAN(cursor: cursor, match: pattern)) }
+            return found
+        }
+        try await refreshClusterMap()
+        for master in cluster.masters {
+            try await scan { cursor throws(RedisError) in
+                let command = SCAN(cursor: cursor, match: pattern)
+                var payload: [UInt8] = []
+                command.encode(into: &payload)
+                let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds))
+                let replies: [RedisReply]
+                do {
+                    replies = try await cluster.execute(payload, replies: 1, at: master.address, deadline: deadline, on: loops[0]).get()
+                } catch let error as RedisError {
+                    throw error
+                } catch {
+                    throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+                }
+                return try Self.decode(replies[0], for: command)
+            }
+        }
+        return found
+    }
+
+    /// In a cluster: loads the cluster's map now (it is also loaded at start and kept fresh).
+    public func refreshClusterMap() async throws(RedisError) {
+        do {
+            try await cluster?.refresh().get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .unavailable, message: "\(error)")
+        }
+    }
 
     /// The connection for a caller not on a loop: each in turn.
     private var anyConnection: RedisConnection {
         connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
     }
 
+    /// Where pre-encoded commands go in a cluster: the slot of their key (`nil`: any master), plain or as a
+    /// transaction.
+    private struct Route {
+        var key: [UInt8]?
+        var transaction = false
+
+        static let anyNode = Route(key: nil)
+    }
+
     /// Sends pre-encoded commands on the connection of `eventLoop` (or, when it has none, another one) and answers
     /// their replies on `eventLoop`.
-    private func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[RedisReply]> {
+    private func execute(
+        _ payload: [UInt8], replies: Int, blockingMilliseconds: Int, route: Route, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<[RedisReply]> {
+        if let cluster {
+            let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
+            let request = RedisCluster.Request(
+                payload: payload, replies: replies, slot: route.key.map { RedisHashSlot.of($0) }, transaction: route.transaction, deadline: deadline)
+            return cluster.execute(request, on: eventLoop)
+        }
         let connection = byLoop[ObjectIdentifier(eventLoop)] ?? anyConnection
         let promise = connection.eventLoop.makePromise(of: [RedisReply].self)
         connection.enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
         return promise.futureResult.hop(to: eventLoop)
     }
 
+    /// `execute(_:replies:blockingMilliseconds:route:on:)` for a caller not on a loop.
+    private func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, route: Route) async throws(RedisError) -> [RedisReply] {
+        guard cluster != nil else {
+            return try await anyConnection.execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds)
+        }
+        let eventLoop = loops.count == 1 ? loops[0] : loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+        do {
+            return try await execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, route: route, on: eventLoop).get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+        }
+    }
+
+    /// The route of a transaction: the slot its commands share. In a cluster, commands of several slots cannot
+    /// run atomically: that is a mistake of the caller's, refused before anything is sent.
+    private func transactionRoute(_ keys: [[UInt8]?]) throws(RedisError) -> Route {
+        let keyed = keys.compactMap { $0 }
+        guard cluster != nil, let first = keyed.first else { return Route(key: keyed.first, transaction: true) }
+        let slot = RedisHashSlot.of(first)
+        guard keyed.allSatisfy({ RedisHashSlot.of($0) == slot }) else {
+            throw RedisError(code: .crossSlot, message: "a transaction's keys must share one hash slot in a Redis Cluster")
+        }
+        return Route(key: first, transaction: true)
+    }
+
     /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
         var payload: [UInt8] = []
         command.encode(into: &payload)
-        return execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, on: eventLoop).flatMapThrowing { replies in
+        return execute(
+            payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, route: route(of: command), on: eventLoop
+        ).flatMapThrowing { replies in
             try Self.decode(replies[0], for: command)
         }
+    }
+
+    /// Sends one command from `eventLoop` and then `WAIT replicas timeout` on the same connection: the command's
+    /// response once `replicas` replicas have acknowledged it (and everything before it on that connection), or a
+    /// retryable `unavailable` error when fewer did within `timeoutMilliseconds` (the command itself ran).
+    public func send<Command: RedisCommand>(
+        _ command: Command, waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Command.Response> {
+        guard replicas > 0 else { return send(command, on: eventLoop) }
+        var payload: [UInt8] = []
+        command.encode(into: &payload)
+        RedisCommandEncoder.append([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(timeoutMilliseconds).utf8)], to: &payload)
+        return execute(payload, replies: 2, blockingMilliseconds: timeoutMilliseconds, route: route(of: command), on: eventLoop).flatMapThrowing {
+            replies in
+            let response = try Self.decode(replies[0], for: command)
+            try Self.checkWait(replies[1], replicas: replicas)
+            return response
+        }
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop` and then `WAIT` on the same connection; see
+    /// `send(_:waitingForReplicas:timeoutMilliseconds:on:)`.
+    public func transaction<Command: RedisCommand>(
+        _ commands: [Command], waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<[Command.Response]> {
+        guard replicas > 0 else { return transaction(commands, on: eventLoop) }
+        guard !commands.isEmpty else { return eventLoop.makeSucceededFuture([]) }
+        let route: Route
+        do {
+            route = try transactionRoute(commands.map(\.routingKey))
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        var payload = Self.transactionPayload(commands)
+        RedisCommandEncoder.append([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(timeoutMilliseconds).utf8)], to: &payload)
+        return execute(payload, replies: commands.count + 3, blockingMilliseconds: timeoutMilliseconds, route: route, on: eventLoop).flatMapThrowing {
+            replies in
+            let responses = try Self.decodeTransaction(Array(replies.dropLast()), for: commands)
+            try Self.checkWait(replies[replies.count - 1], replicas: replicas)
+            return responses
+        }
+    }
+
+    private static func checkWait(_ reply: RedisReply, replicas: Int) throws(RedisError) {
+        let acknowledged = try reply.throwingError().expectInteger("WAIT")
+        guard acknowledged >= replicas else {
+            throw RedisError(
+                code: .unavailable, message: "Redis: \(acknowledged) of \(replicas) replicas acknowledged the write in time (OPERYN_REDIS_WAIT_REPLICAS)")
+        }
+    }
+
+    private func route<Command: RedisCommand>(of command: Command) -> Route {
+        cluster == nil ? .anyNode : Route(key: command.routingKey)
     }
 
     /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop`, in one round trip; see `transaction(_:)`.
     public func transaction<Command: RedisCommand>(_ commands: [Command], on eventLoop: any EventLoop) -> EventLoopFuture<[Command.Response]> {
         guard !commands.isEmpty else { return eventLoop.makeSucceededFuture([]) }
-        return execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0, on: eventLoop).flatMapThrowing { replies in
-            try Self.decodeTransaction(replies, for: commands)
+        let route: Route
+        do {
+            route = try transactionRoute(commands.map(\.routingKey))
+        } catch {
+            return eventLoop.makeFailedFuture(error)
         }
+        return execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0, route: route, on: eventLoop)
+            .flatMapThrowing { replies in try Self.decodeTransaction(replies, for: commands) }
     }
 
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var payload: [UInt8] = []
         command.encode(into: &payload)
-        let replies = try await anyConnection.execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0)
+        let replies = try await execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, route: route(of: command))
         return try Self.decode(replies[0], for: command)
     }
 
     /// Sends commands back to back in one round trip; each gets its own result.
     public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
         guard !commands.isEmpty else { return [] }
+        if cluster != nil {
+            var pipeline = RedisPipeline()
+            let slots = commands.map { pipeline.add($0) }
+            let results = try await self.pipeline(pipeline)
+            return slots.map { results[$0] }
+        }
         var payload: [UInt8] = []
         for command in commands { command.encode(into: &payload) }
         let replies = try await anyConnection.execute(payload, replies: commands.count, blockingMilliseconds: 0)
@@ -127,7 +307,8 @@ public final class RedisClient: Sendable, Service {
     /// or when any command failed inside it.
     public func transaction<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Command.Response] {
         guard !commands.isEmpty else { return [] }
-        let replies = try await anyConnection.execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0)
+        let route = try transactionRoute(commands.map(\.routingKey))
+        let replies = try await execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0, route: route)
         return try Self.decodeTransaction(replies, for: commands)
     }
 
@@ -156,6 +337,25 @@ public final class RedisClient: Sendable, Service {
     /// Sends the commands of `pipeline`, of any types, back to back in one round trip; each gets its own result.
     public func pipeline(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
         guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
+        if cluster != nil {
+            // Each command to the master of its slot, all at once: a connection still writes those of one tick together.
+            let eventLoop = loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+            let sent = (0..<pipeline.count).map { index in
+                let command = pipeline.command(at: index)
+                return execute(Array(command.payload), replies: 1, blockingMilliseconds: 0, route: Route(key: command.key), on: eventLoop)
+            }
+            let replies = try? await EventLoopFuture.whenAllComplete(sent, on: eventLoop).get()
+            return RedisPipeline.Results(
+                results: (replies ?? []).enumerated().map { index, reply in
+                    Result { () throws(RedisError) in
+                        switch reply {
+                        case .success(let replies): try pipeline.decode(replies[0], at: index)
+                        case .failure(let error as RedisError): throw error
+                        case .failure(let error): throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+                        }
+                    }
+                })
+        }
         let replies = try await anyConnection.execute(pipeline.payload, replies: pipeline.count, blockingMilliseconds: 0)
         return RedisPipeline.Results(
             results: replies.enumerated().map { index, reply in Result { () throws(RedisError) in try pipeline.decode(reply, at: index) } })
@@ -166,7 +366,8 @@ public final class RedisClient: Sendable, Service {
     public func transaction(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
         guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
         let payload = Self.transactionPayload { $0 += pipeline.payload }
-        let replies = try await anyConnection.execute(payload, replies: pipeline.count + 2, blockingMilliseconds: 0)
+        let route = try transactionRoute((0..<pipeline.count).map { pipeline.command(at: $0).key })
+        let replies = try await execute(payload, replies: pipeline.count + 2, blockingMilliseconds: 0, route: route)
         let results = try Self.checkTransaction(replies, count: pipeline.count)
         var values: [Result<any Sendable, RedisError>] = []
         for (index, reply) in results.enumerated() { values.append(.success(try pipeline.decode(reply, at: index))) }
@@ -199,9 +400,10 @@ public final class RedisClient: Sendable, Service {
         do {
             return try await send(EVALSHA(sha: sha, keys: keys, arguments: arguments))
         } catch  where error.isServerError("NOSCRIPT") {
-            let loaded = try await send(SCRIPTLOAD(script.source))
-            digests.withLock { $0[script] = loaded }
-            return try await send(EVALSHA(sha: loaded, keys: keys, arguments: arguments))
+            // A server restarted empty, or (in a cluster) a master that has not run it yet: EVAL runs it and keeps it.
+            return try await send(
+                RawCommand(
+                    arguments: [Array("EVAL".utf8), Array(script.source.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments))
         }
     }
 

@@ -11,6 +11,9 @@ public protocol RedisCommand: Sendable {
     /// client adds it to the command timeout. Send blocking commands on a client of their own:
     /// on a shared connection they hold up every command queued behind them.
     var blockingMilliseconds: Int? { get }
+    /// The key a Redis Cluster routes this command by, `nil` for a command without one; by default found in
+    /// `arguments` (`RedisKeyPosition`). A command that writes itself directly names its key here.
+    var routingKey: [UInt8]? { get }
     /// Decodes the reply; an error reply has already been thrown before this is called.
     func response(from reply: RedisReply) throws(RedisError) -> Response
     /// A response standing for an error reply that is not a failure for this command

@@ -1,9 +1,29 @@
-/// Where and how to reach Redis: parsed from `redis://[user:password@]host:port[/db]`.
-public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
+/// A Redis server's address.
+public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
     /// Host name or address.
     public var host: String
     /// TCP port.
     public var port: Int
+
+    /// An address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Where and how to reach Redis: parsed from `redis://[user:password@]host:port[/db]` for one server, or
+/// `redis+cluster://[user:password@]host:port[,host:port…]` for a Redis Cluster known by some of its nodes (the
+/// seeds; the client learns the rest from them).
+public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
+    /// Host name or address (the first seed of a cluster).
+    public var host: String
+    /// TCP port (the first seed's).
+    public var port: Int
+    /// The nodes a cluster client asks for the cluster's layout; empty for a single server.
+    public var clusterSeeds: [RedisAddress] = []
     /// ACL user name; `nil` authenticates as the default user.
     public var username: String?
     /// Password for AUTH; `nil` skips AUTH.
@@ -42,14 +62,20 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         self.maxReconnectDelayMilliseconds = maxReconnectDelayMilliseconds
     }
 
+    /// Whether this is a Redis Cluster.
+    public var isCluster: Bool { !clusterSeeds.isEmpty }
+
     /// Parses `redis://[user:password@]host:port[/db]`; the password may also stand alone (`redis://:secret@host`).
     /// Percent-escapes in the user and password are decoded. Errors never repeat the password.
+    /// `redis+cluster://[user:password@]host:port[,host:port…]` names a cluster by its seeds (no database: a
+    /// cluster has only database 0).
     public init(url: String) throws(RedisError) {
         self.init()
-        guard url.hasPrefix("redis://") else {
-            throw RedisError(code: .invalidConfiguration, message: "Redis URL must start with redis://")
+        let cluster = url.hasPrefix("redis+cluster://")
+        guard url.hasPrefix("redis://") || cluster else {
+            throw RedisError(code: .invalidConfiguration, message: "Redis URL must start with redis:// (or redis+cluster:// for a cluster)")
         }
-        var rest = Substring(url.dropFirst("redis://".count))
+        var rest = Substring(url.dropFirst(cluster ? "redis+cluster://".count : "redis://".count))
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -60,6 +86,19 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             } else if !credentials.isEmpty {
                 password = try Self.percentDecoded(credentials)
             }
+        }
+        if cluster {
+            if rest.hasSuffix("/") || rest.hasSuffix("/0") { rest = rest[..<rest.lastIndex(of: "/")!] }
+            guard !rest.contains("/") else {
+                throw RedisError(code: .invalidConfiguration, message: "a Redis Cluster URL names no database (a cluster has only database 0)")
+            }
+            for seed in rest.split(separator: ",", omittingEmptySubsequences: false) {
+                let address = try Self.address(seed)
+                clusterSeeds.append(RedisAddress(host: address.host.isEmpty ? "127.0.0.1" : address.host, port: address.port ?? 6379))
+            }
+            host = clusterSeeds[0].host
+            port = clusterSeeds[0].port
+            return
         }
         var hostPort = rest
         if let slash = rest.firstIndex(of: "/") {
@@ -72,17 +111,20 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
                 database = number
             }
         }
-        if hostPort.hasPrefix("["), let close = hostPort.firstIndex(of: "]") {
-            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-            hostPort = hostPort[hostPort.index(after: close)...]
-            if hostPort.hasPrefix(":") { port = try Self.port(hostPort.dropFirst()) }
-        } else if let colon = hostPort.lastIndex(of: ":") {
-            host = String(hostPort[..<colon])
-            port = try Self.port(hostPort[hostPort.index(after: colon)...])
-        } else {
-            host = String(hostPort)
+        let address = try Self.address(hostPort)
+        host = address.host.isEmpty ? "127.0.0.1" : address.host
+        port = address.port ?? port
+    }
+
+    /// `host`, `host:port`, `[v6]` or `[v6]:port`.
+    private static func address(_ text: Substring) throws(RedisError) -> (host: String, port: Int?) {
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            let rest = text[text.index(after: close)...]
+            return (String(text[text.index(after: text.startIndex)..<close]), rest.hasPrefix(":") ? try port(rest.dropFirst()) : nil)
+        } else if let colon = text.lastIndex(of: ":") {
+            return (String(text[..<colon]), try port(text[text.index(after: colon)...]))
         }
-        if host.isEmpty { host = "127.0.0.1" }
+        return (String(text), nil)
     }
 
     private static func port(_ text: Substring) throws(RedisError) -> Int {
@@ -116,8 +158,19 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         if username != nil || password != nil {
             credentials = "\(username ?? ""):\(password == nil ? "" : "***")@"
         }
-        let hostPart = host.contains(":") ? "[\(host)]" : host
-        return "redis://\(credentials)\(hostPart):\(port)/\(database)"
+        if isCluster {
+            return "redis+cluster://\(credentials)\(clusterSeeds.map(\.description).joined(separator: ","))"
+        }
+        return "redis://\(credentials)\(RedisAddress(host: host, port: port))/\(database)"
+    }
+
+    /// This configuration for one node of its cluster: same credentials and timeouts, that node's address.
+    func node(_ address: RedisAddress) -> RedisConfiguration {
+        var node = self
+        node.host = address.host
+        node.port = address.port
+        node.clusterSeeds = []
+        return node
     }
 
     public var description: String { redactedURL }

@@ -90,7 +90,13 @@ final class RedisConnection: @unchecked Sendable {
     /// Sends pre-encoded commands and completes `promise` (of this connection's loop) with their replies. From the
     /// connection's own loop this costs no hop.
     func enqueue(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, promise: EventLoopPromise<[RedisReply]>) {
-        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
+        enqueue(
+            payload, replies: replies, deadline: .now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds)),
+            promise: promise)
+    }
+
+    /// Sends pre-encoded commands that must be answered by `deadline`.
+    func enqueue(_ payload: [UInt8], replies: Int, deadline: NIODeadline, promise: EventLoopPromise<[RedisReply]>) {
         let command = Held(payload: payload, replies: replies, deadline: deadline, promise: promise)
         if eventLoop.inEventLoop {
             submit(command)

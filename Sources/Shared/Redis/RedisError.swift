@@ -22,6 +22,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidConfiguration = Code(name: "invalidConfiguration")
         /// An error reply from the server; `serverPrefix` holds its first word.
         public static let server = Code(name: "server")
+        /// Commands of several hash slots asked to run atomically in a Redis Cluster.
+        public static let crossSlot = Code(name: "crossSlot")
 
         public var description: String { name }
     }

@@ -33,6 +33,8 @@ public struct RedisPipeline: Sendable {
 
     private(set) var payload: [UInt8] = []
     private var decoders: [@Sendable (RedisReply) throws -> any Sendable] = []
+    /// Each command's bytes in `payload` and its routing key.
+    private var commands: [(bytes: Range<Int>, key: [UInt8]?)] = []
 
     /// An empty pipeline.
     public init() {}
@@ -42,6 +44,11 @@ public struct RedisPipeline: Sendable {
 
     /// Whether it holds none.
     public var isEmpty: Bool { decoders.isEmpty }
+
+    /// The command at `index`: its encoding and routing key.
+    func command(at index: Int) -> (payload: ArraySlice<UInt8>, key: [UInt8]?) {
+        (payload[commands[index].bytes], commands[index].key)
+    }
 
     /// Decodes the reply of the command at `index`; an error reply is a `RedisError`.
     func decode(_ reply: RedisReply, at index: Int) throws(RedisError) -> any Sendable {
@@ -57,7 +64,9 @@ public struct RedisPipeline: Sendable {
     /// Adds `command`; answers the handle to its result.
     @discardableResult
     public mutating func add<Command: RedisCommand>(_ command: Command) -> Slot<Command.Response> {
+        let start = payload.count
         command.encode(into: &payload)
+        commands.append((start..<payload.count, command.routingKey))
         decoders.append { reply in try RedisClient.decode(reply, for: command) }
         return Slot(index: decoders.count - 1)
     }

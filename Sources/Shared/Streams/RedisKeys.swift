@@ -1,14 +1,69 @@
 /// Every Redis key and name the project uses, derived from `OPERYN_KEY_PREFIX` in this one place.
 /// docs/operations.md lists them for operators using `redis-cli`.
+///
+/// On a single server the names are as they always were. In a Redis Cluster (`clustered`) they carry hash tags, so
+/// that what one script or transaction touches shares a slot: each kind's stream is split into `partitions` streams,
+/// the streams of one partition sharing a tag (`<prefix>:stream:{p3-…}:logs`), and an organization's keys are tagged
+/// by the organization (`<prefix>:org:{acme}:services`).
 public struct RedisKeys: Sendable, Equatable {
     /// The prefix of every key (default `operyn`).
     public let prefix: String
+    /// Whether the keys are a Redis Cluster's (hash-tagged).
+    public let clustered: Bool
+    /// How many streams each kind is split into: 1 on a single server.
+    public let partitions: Int
+    /// Each partition's hash tag.
+    private let tags: [String]
 
-    /// Keys under `prefix`.
-    public init(prefix: String = "operyn") { self.prefix = prefix }
+    /// The default number of partitions in a cluster.
+    public static let defaultPartitions = 16
 
-    /// `<prefix>:stream:<kind>`: the stream the gateway appends events of `kind` to.
-    public func stream(_ kind: EventKind) -> String { "\(prefix):stream:\(kind.rawValue)" }
+    /// Keys under `prefix`; in a cluster (`clustered`), with `partitions` streams per kind.
+    public init(prefix: String = "operyn", clustered: Bool = false, partitions: Int = RedisKeys.defaultPartitions) {
+        self.prefix = prefix
+        self.clustered = clustered
+        self.partitions = clustered ? max(1, partitions) : 1
+        tags = clustered ? (0..<self.partitions).map { Self.tag(partition: $0, of: max(1, partitions)) } : []
+    }
+
+    /// `<prefix>:stream:<kind>`, or in a cluster `<prefix>:stream:{<tag>}:<kind>`: the stream of `partition` the
+    /// gateway appends events of `kind` to.
+    public func stream(_ kind: EventKind, partition: Int = 0) -> String {
+        clustered ? "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)" : "\(prefix):stream:\(kind.rawValue)"
+    }
+
+    /// Every stream of `kind`, by partition.
+    public func streams(_ kind: EventKind) -> [String] { (0..<partitions).map { stream(kind, partition: $0) } }
+
+    /// Every event stream: each kind's, of every partition.
+    public var allStreams: [String] { EventKind.allCases.flatMap { streams($0) } }
+
+    /// The kind and partition of an event stream's key, if it is one.
+    public func locate(stream key: String) -> (kind: EventKind, partition: Int)? {
+        for kind in EventKind.allCases {
+            if let partition = streams(kind).firstIndex(of: key) { return (kind, partition) }
+        }
+        return nil
+    }
+
+    /// The partition an organization's events go to: fixed for a given organization and partition count, so its
+    /// events stay in order. It is the partition whose tags' slots lie where the organization's own tag falls, so
+    /// its events and its keys are mostly on the same master.
+    public func partition(of organization: String) -> Int {
+        partitions == 1 ? 0 : RedisHashSlot.of(Array(organization.utf8)) * partitions / RedisHashSlot.count
+    }
+
+    /// The hash tag of `partition` of `count`: `p<partition>-<n>` with the smallest `n` whose slot lies in the
+    /// partition's share of the slots (slot × count / 16384 = partition), so the partitions spread evenly over
+    /// masters that each serve a range of slots, as `redis-cli --cluster create` and `rebalance` arrange them.
+    static func tag(partition: Int, of count: Int) -> String {
+        var n = 0
+        while true {
+            let tag = "p\(partition)-\(n)"
+            if RedisHashSlot.of(Array(tag.utf8)) * count / RedisHashSlot.count == partition { return tag }
+            n += 1
+        }
+    }
 
     /// `<prefix>-workers`: the consumer group every worker reads through.
     public var consumerGroup: String { "\(prefix)-workers" }
@@ -19,20 +74,24 @@ public struct RedisKeys: Sendable, Equatable {
     /// `<prefix>:stream:rejected`: events refused by the service quota, with their reason (capped).
     public var rejectedStream: String { "\(prefix):stream:rejected" }
 
-    /// `<prefix>:attempts`: how often processing each pending entry has failed (hash; field `<kind>:<entry id>`).
+    /// `<prefix>:attempts`: how often processing each pending entry has failed (hash; field `<kind>:<entry id>`, in a
+    /// cluster `<kind>:<partition>:<entry id>`).
     public var attempts: String { "\(prefix):attempts" }
 
+    /// An organization's part of its keys: the id, in a cluster as a hash tag.
+    private func org(_ org: String) -> String { clustered ? "{\(org)}" : org }
+
     /// `<prefix>:org:<org>:services`: the set of services an organization has used.
-    public func services(org: String) -> String { "\(prefix):org:\(org):services" }
+    public func services(org: String) -> String { "\(prefix):org:\(self.org(org)):services" }
 
     /// `<prefix>:org:<org>:settings`: per-organization settings (hash; field `service_limit`).
-    public func settings(org: String) -> String { "\(prefix):org:\(org):settings" }
+    public func settings(org: String) -> String { "\(prefix):org:\(self.org(org)):settings" }
 
     /// `<prefix>:org:<org>:counts`: per-organization counters (hash; `stored:<kind>`, `rejected:<reason>`).
-    public func counts(org: String) -> String { "\(prefix):org:\(org):counts" }
+    public func counts(org: String) -> String { "\(prefix):org:\(self.org(org)):counts" }
 
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
-    public func apiKeys(org: String) -> String { "\(prefix):org:\(org):keys" }
+    public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
 
     /// `<prefix>:apikey:<sha256>`: one API key's record (hash; `id`, `org`, `created_at`, optional `expires_at`), found by
     /// the SHA-256 of the key; the key itself is never stored.

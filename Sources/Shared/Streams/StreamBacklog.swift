@@ -63,32 +63,42 @@ public struct StreamBacklog: Sendable, Equatable {
     /// (`entries-added` − `entries-read`) that it cannot always tell (null) and that can go wrong after an AOF
     /// reload under faults (seen in the soak: a lag of 110 604 on a stream holding nothing), while undelivered
     /// entries are always in the stream.
+    /// In a cluster each kind's figures are the sums over its partitions (events per entry weighted by entries).
     public static func read(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> StreamBacklog {
         var backlog = StreamBacklog()
         for kind in EventKind.allCases {
-            let stream = keys.stream(kind)
-            let groups: [[String: RedisReply]]
-            do {
-                groups = try await redis.send(XINFOGROUPS(stream))
-            } catch  where error.serverPrefix == "ERR" {
-                backlog.lag[kind] = 0  // no such stream yet
-                backlog.pending[kind] = 0
-                continue
+            var (lag, pending, events) = (0, 0, 0.0)
+            for stream in keys.streams(kind) {
+                let reading = try await read(redis: redis, stream: stream, group: keys.consumerGroup)
+                lag += reading.lag
+                pending += reading.pending
+                events += Double(reading.lag + reading.pending) * reading.eventsPerEntry
             }
-            let length = try await redis.send(XLEN(stream))
-            if let group = groups.first(where: { $0["name"]?.string == keys.consumerGroup }) {
-                let pending = Int(group["pending"]?.integer ?? 0)
-                let bound = max(0, length - pending)
-                backlog.pending[kind] = pending
-                backlog.lag[kind] = group["lag"]?.integer.map { min(max(0, Int($0)), bound) } ?? bound
-            } else {
-                backlog.pending[kind] = 0
-                backlog.lag[kind] = length
-            }
-            backlog.eventsPerEntry[kind] =
-                (backlog.lag[kind] ?? 0) + (backlog.pending[kind] ?? 0) > 0 ? try await eventsPerEntry(redis: redis, stream: stream) : 1
+            backlog.lag[kind] = lag
+            backlog.pending[kind] = pending
+            backlog.eventsPerEntry[kind] = lag + pending > 0 ? max(1, events / Double(lag + pending)) : 1
         }
         return backlog
+    }
+
+    /// One stream's lag, pending entries and events per entry (1 when both are 0).
+    public static func read(redis: RedisClient, stream: String, group name: String) async throws(RedisError) -> (
+        lag: Int, pending: Int, eventsPerEntry: Double
+    ) {
+        let groups: [[String: RedisReply]]
+        do {
+            groups = try await redis.send(XINFOGROUPS(stream))
+        } catch  where error.serverPrefix == "ERR" {
+            return (0, 0, 1)  // no such stream yet
+        }
+        let length = try await redis.send(XLEN(stream))
+        var (lag, pending) = (length, 0)
+        if let group = groups.first(where: { $0["name"]?.string == name }) {
+            pending = Int(group["pending"]?.integer ?? 0)
+            let bound = max(0, length - pending)
+            lag = group["lag"]?.integer.map { min(max(0, Int($0)), bound) } ?? bound
+        }
+        return (lag, pending, lag + pending > 0 ? try await eventsPerEntry(redis: redis, stream: stream) : 1)
     }
 }
 

@@ -298,5 +298,7 @@ public struct AppendChunk: RedisCommand {
 
     public func encode(into buffer: inout [UInt8]) { chunk.appendXADD(stream: stream, to: &buffer) }
 
+    public var routingKey: [UInt8]? { Array(stream.utf8) }
+
     public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("XADD") }
 }

@@ -8,6 +8,11 @@ import Shared
 /// entry another consumer acknowledged first) counts nothing the second time, so the counters `operyn-admin`
 /// shows are exact under retries. An entry may count towards several fields, by any amount (a chunk of events,
 /// some stored and some over quota); entries that count alike share a group and one `XACK`.
+///
+/// In a Redis Cluster a script may only touch one slot: each partition's streams are acknowledged by a script of
+/// their own, and the counters (tagged by organization) go up by what it answered right after, in a command of their
+/// own. They stay exact under retried acknowledgements; a worker that dies between the two leaves that batch
+/// uncounted (never counted twice).
 struct Acknowledgement {
     /// What one entry adds to one counter field (`stored:logs`, `rejected:service_quota_exceeded`).
     struct Count: Hashable {
@@ -18,6 +23,7 @@ struct Acknowledgement {
     /// Entries of one stream that count alike towards one organization's counters (or towards nothing).
     struct Group: Hashable {
         var kind: EventKind
+        var partition: Int
         /// The organization whose counters go up, `nil` for entries that count nowhere (dead letters, entries
         /// deleted while pending).
         var org: String?
@@ -29,14 +35,20 @@ struct Acknowledgement {
 
     var isEmpty: Bool { ids.isEmpty }
 
-    /// Adds an entry of `kind` that counts one towards `field` of `org`'s counters (none without a field).
-    mutating func add(_ id: String, kind: EventKind, org: String? = nil, field: String = "") {
-        add(id, kind: kind, org: org, counts: field.isEmpty ? [] : [Count(field: field, amount: 1)])
+    /// Adds an entry of `kind` (and `partition`) that counts one towards `field` of `org`'s counters (none without a
+    /// field).
+    mutating func add(_ id: String, kind: EventKind, partition: Int = 0, org: String? = nil, field: String = "") {
+        add(id, kind: kind, partition: partition, org: org, counts: field.isEmpty ? [] : [Count(field: field, amount: 1)])
     }
 
-    /// Adds an entry of `kind` that counts `counts` towards `org`'s counters.
-    mutating func add(_ id: String, kind: EventKind, org: String?, counts: [Count]) {
-        ids[Group(kind: kind, org: org, counts: counts), default: []].append(id)
+    /// Adds an entry of `kind` (and `partition`) that counts `counts` towards `org`'s counters.
+    mutating func add(_ id: String, kind: EventKind, partition: Int = 0, org: String?, counts: [Count]) {
+        ids[Group(kind: kind, partition: partition, org: org, counts: counts), default: []].append(id)
+    }
+
+    /// Adds the entry `id` of the stream `read` came from, counting `counts` towards `org`'s counters.
+    mutating func add(_ id: String, of read: ReadEntry, org: String? = nil, counts: [Count] = []) {
+        add(id, kind: read.kind, partition: read.partition, org: org, counts: counts)
     }
 
     /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream, the
@@ -68,6 +80,25 @@ struct Acknowledgement {
 
     /// Acknowledges every entry and counts it; answers the entries newly acknowledged per group.
     func send(on redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
+        guard keys.clustered else { return try await send(Array(ids), on: redis, keys: keys, counting: true) }
+        var answers: [(group: Group, acknowledged: Int)] = []
+        for partition in Set(ids.keys.map(\.partition)).sorted() {
+            answers += try await send(ids.filter { $0.key.partition == partition }, on: redis, keys: keys, counting: false)
+        }
+        var increments: [HINCRBY] = []
+        for (group, acknowledged) in answers where acknowledged > 0 {
+            guard let org = group.org else { continue }
+            for count in group.counts { increments.append(HINCRBY(keys.counts(org: org), field: count.field, by: acknowledged * count.amount)) }
+        }
+        // Not retried: the acknowledgement is done, and counting it again could count it twice.
+        for result in try await redis.pipeline(increments) { _ = try result.get() }
+        return answers
+    }
+
+    /// One script for `groups`, whose streams share a slot; with `counting`, the counters go up in it too.
+    private func send(
+        _ groups: [(key: Group, value: [String])], on redis: RedisClient, keys: RedisKeys, counting: Bool
+    ) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
         var scriptKeys: [String] = []
         var keyIndex: [String: Int] = [:]
         func index(_ key: String) -> Int {
@@ -76,11 +107,10 @@ struct Acknowledgement {
             keyIndex[key] = scriptKeys.count
             return scriptKeys.count
         }
-        let groups = Array(ids)
         var arguments: [[UInt8]] = [Array(keys.consumerGroup.utf8)]
         for (group, entryIDs) in groups {
-            let stream = index(keys.stream(group.kind))
-            let counts = group.org.map { index(keys.counts(org: $0)) } ?? 0
+            let stream = index(keys.stream(group.kind, partition: group.partition))
+            let counts = counting ? group.org.map { index(keys.counts(org: $0)) } ?? 0 : 0
             arguments += [Array(String(stream).utf8), Array(String(counts).utf8), Array(String(group.counts.count).utf8)]
             for count in group.counts { arguments += [Array(count.field.utf8), Array(String(count.amount).utf8)] }
             arguments.append(Array(String(entryIDs.count).utf8))

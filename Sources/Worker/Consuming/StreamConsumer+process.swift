@@ -17,7 +17,7 @@ extension StreamConsumer {
         var deadLetters: [DeadLetter] = []
         for read in batch {
             guard let fields = read.entry.fields else {
-                done.add(read.entry.id, kind: read.kind)  // deleted while pending: nothing to store
+                done.add(read.entry.id, of: read)  // deleted while pending: nothing to store
                 continue
             }
             do {
@@ -72,9 +72,9 @@ extension StreamConsumer {
             let stored = entry.events.count - entry.rejected.count - entry.refused.count
             if stored > 0 { counts.append(.init(field: "stored:\(entry.read.kind.rawValue)", amount: stored)) }
             if !entry.rejected.isEmpty { counts.append(.init(field: "rejected:\(Self.quotaReason)", amount: entry.rejected.count)) }
-            done.add(entry.read.entry.id, kind: entry.read.kind, org: counts.isEmpty ? nil : entry.events[0].org, counts: counts)
+            done.add(entry.read.entry.id, of: entry.read, org: counts.isEmpty ? nil : entry.events[0].org, counts: counts)
         }
-        for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, kind: letter.read.kind) }
+        for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, of: letter.read) }
         try await acknowledge(done)
         metrics.batchDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
@@ -165,7 +165,8 @@ extension StreamConsumer {
                 let fields = [
                     ("reason", Self.quotaReason), ("id", event.id), ("org", event.org), ("service", event.event.service),
                     ("kind", event.event.kind.rawValue), ("received_at", event.receivedAt.iso8601),
-                    ("source_stream", keys.stream(entry.read.kind)), ("source_id", entry.read.entry.id), ("default_limit", String(limit)),
+                    ("source_stream", keys.stream(entry.read.kind, partition: entry.read.partition)), ("source_id", entry.read.entry.id),
+                    ("default_limit", String(limit)),
                 ]
                 adds.append(
                     XADD(
@@ -193,11 +194,12 @@ extension StreamConsumer {
         var cleared = Set<String>()
         for letter in letters {
             let extra = [
-                ("dlq_reason", letter.reason), ("dlq_stream", keys.stream(letter.read.kind)), ("dlq_id", letter.read.entry.id),
+                ("dlq_reason", letter.reason), ("dlq_stream", keys.stream(letter.read.kind, partition: letter.read.partition)),
+                ("dlq_id", letter.read.entry.id),
                 ("dlq_attempts", String(letter.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
             ]
             pipeline.add(XADD(keys.deadLetterStream, fields: extra.map { (name: Array($0.0.utf8), value: Array($0.1.utf8)) } + letter.fields))
-            let field = "\(letter.read.kind.rawValue):\(letter.read.entry.id)"
+            let field = letter.read.attemptsField
             if letter.clearsAttempts && cleared.insert(field).inserted { pipeline.add(HDEL(keys.attempts, fields: [field])) }
             metrics.deadLettered.increment()
             logger.error("worker.dead_lettered", metadata: ["redis.id": "\(letter.read.entry.id)", "error": "\(letter.reason)"])
@@ -217,12 +219,12 @@ extension StreamConsumer {
                 metrics.stored(kind: group.kind, org: group.org ?? "").increment(by: Int64(acknowledged * count.amount))
             }
         }
-        for kind in Set(done.ids.keys.map(\.kind)) {
+        for stream in Set(done.ids.keys.map { keys.stream($0.kind, partition: $0.partition) }) {
             do {
-                try await StreamTrimmer(redis: commands).trim(keys.stream(kind))
+                try await StreamTrimmer(redis: commands).trim(stream)
             } catch {
                 // Only memory waits: the next batch trims again.
-                logger.warning("worker.trim.failed", metadata: ["redis.stream": "\(keys.stream(kind))", "redis.error": "\(error.message)"])
+                logger.warning("worker.trim.failed", metadata: ["redis.stream": "\(stream)", "redis.error": "\(error.message)"])
             }
         }
     }
@@ -244,7 +246,7 @@ struct EntryWork: Sendable {
     }
 
     /// Its field in the attempts hash.
-    var attemptsField: String { "\(read.kind.rawValue):\(read.entry.id)" }
+    var attemptsField: String { read.attemptsField }
 }
 
 /// An event of a batch and the entry it came in (an index into the batch's entries). A struct, not a tuple: arrays
@@ -267,6 +269,10 @@ struct DeadLetter: Sendable {
 }
 
 extension ReadEntry {
+    /// Its field in the attempts hash: `<kind>:<entry id>`, in a partition other than the first
+    /// `<kind>:<partition>:<entry id>`.
+    var attemptsField: String { partition == 0 ? "\(kind.rawValue):\(entry.id)" : "\(kind.rawValue):\(partition):\(entry.id)" }
+
     /// The entry's fields as they were on the stream.
     var originalFields: [(name: [UInt8], value: [UInt8])] { (entry.fields ?? []).map { (Array($0.name), Array($0.value)) } }
 }

@@ -5,14 +5,18 @@ import Shared
 import Sinks
 import Synchronization
 
-/// One entry read from a stream.
+/// One entry read from a stream: of a kind, and (in a Redis Cluster) of a partition.
 struct ReadEntry: Sendable {
     var kind: EventKind
     var entry: StreamEntry
+    var partition = 0
 }
 
 /// Turns stream entries into stored rows: ensure the group → re-read own pending → loop { claim idle
 /// entries of silent consumers → read a batch → quota → persist in one transaction → XACK → trim }.
+///
+/// In a Redis Cluster every partition's streams are read (one `XREADGROUP` per partition: its streams share a slot),
+/// claimed and trimmed; every worker reads every partition, and the consumer group shares the entries out.
 ///
 /// Nothing is acknowledged before it is committed, rejected into the rejected stream, or dead-lettered.
 /// A graceful shutdown finishes the batch in hand.
@@ -27,6 +31,8 @@ struct StreamConsumer: Service {
     let logLimiter = LogLimiter()
     let admittedServices = AdmittedServices()
     let readSize = ReadSize()
+    /// The partition read blocking next when a cluster's partitions were all empty.
+    let blockingPartitions = Rotation()
     let logger: Logger
 
     var quota: QuotaEnforcer { QuotaEnforcer(redis: commands, keys: keys, defaultLimit: settings.defaultServiceLimit) }
@@ -46,8 +52,8 @@ struct StreamConsumer: Service {
     private func start() async throws {
         let timeout = settings.startupTimeoutSeconds
         try await StartupCheck.wait(timeoutSeconds: timeout) {
-            for kind in EventKind.allCases {
-                _ = try await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup))
+            for stream in keys.allStreams {
+                _ = try await commands.send(XGROUPCREATE(stream, group: keys.consumerGroup))
             }
         } failure: { error in
             StartupError("OPERYN_REDIS_URL=\(commands.configuration.redactedURL): Redis is not reachable after \(timeout) s: \(error)")
@@ -90,11 +96,11 @@ struct StreamConsumer: Service {
 
     /// Re-reads the entries this consumer had been given before a restart.
     func drainOwnPending() async throws {
-        var after = Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, "0") })
+        var after = Dictionary(uniqueKeysWithValues: keys.allStreams.map { ($0, "0") })
         while !Task.isCancelled {
             let batch = try await read(ids: after, block: nil)
             if batch.isEmpty { return }
-            for entry in batch { after[entry.kind] = entry.entry.id }
+            for entry in batch { after[keys.stream(entry.kind, partition: entry.partition)] = entry.entry.id }
             try await process(batch)
         }
     }
@@ -103,62 +109,98 @@ struct StreamConsumer: Service {
     /// consumers that hold nothing and have been silent longer than the consumer expiry.
     func claimIdle() async throws {
         for kind in EventKind.allCases {
-            var start = "0-0"
-            repeat {
-                let command = XAUTOCLAIM(
-                    keys.stream(kind), group: keys.consumerGroup, consumer: settings.consumer,
-                    minIdleMilliseconds: settings.claimIdleMilliseconds, start: start, count: readSize.entries(forEvents: settings.batchSize))
-                let claimed: XAUTOCLAIM.Claimed
-                do {
-                    claimed = try await commands.send(command)
-                } catch {
-                    logger.warning("worker.claim.failed", metadata: ["redis.error": "\(error.message)"])
-                    return
-                }
-                if !claimed.entries.isEmpty {
-                    logger.info("worker.claimed", metadata: ["redis.stream": "\(keys.stream(kind))", "worker.entries": "\(claimed.entries.count)"])
-                    try await process(claimed.entries.map { ReadEntry(kind: kind, entry: $0) })
-                }
-                start = claimed.nextStart
-            } while start != "0-0" && !Task.isShuttingDownGracefully
-            let idle = IdleConsumers(
-                redis: commands, group: keys.consumerGroup, keep: settings.consumer, minIdleMilliseconds: settings.consumerExpiryMilliseconds)
+            for partition in 0..<keys.partitions { try await claimIdle(kind, partition: partition) }
+        }
+    }
+
+    private func claimIdle(_ kind: EventKind, partition: Int) async throws {
+        let stream = keys.stream(kind, partition: partition)
+        var start = "0-0"
+        repeat {
+            let command = XAUTOCLAIM(
+                stream, group: keys.consumerGroup, consumer: settings.consumer,
+                minIdleMilliseconds: settings.claimIdleMilliseconds, start: start, count: readSize.entries(forEvents: settings.batchSize))
+            let claimed: XAUTOCLAIM.Claimed
             do {
-                let removed = try await idle.remove(from: keys.stream(kind))
-                if removed > 0 {
-                    logger.info("worker.consumers.removed", metadata: ["redis.stream": "\(keys.stream(kind))", "worker.consumers": "\(removed)"])
-                }
+                claimed = try await commands.send(command)
             } catch {
-                logger.warning("worker.consumers.cleanup_failed", metadata: ["redis.error": "\(error.message)"])
+                logger.warning("worker.claim.failed", metadata: ["redis.error": "\(error.message)"])
+                return
             }
+            if !claimed.entries.isEmpty {
+                logger.info("worker.claimed", metadata: ["redis.stream": "\(stream)", "worker.entries": "\(claimed.entries.count)"])
+                try await process(claimed.entries.map { ReadEntry(kind: kind, entry: $0, partition: partition) })
+            }
+            start = claimed.nextStart
+        } while start != "0-0" && !Task.isShuttingDownGracefully
+        let idle = IdleConsumers(
+            redis: commands, group: keys.consumerGroup, keep: settings.consumer, minIdleMilliseconds: settings.consumerExpiryMilliseconds)
+        do {
+            let removed = try await idle.remove(from: stream)
+            if removed > 0 {
+                logger.info("worker.consumers.removed", metadata: ["redis.stream": "\(stream)", "worker.consumers": "\(removed)"])
+            }
+        } catch {
+            logger.warning("worker.consumers.cleanup_failed", metadata: ["redis.error": "\(error.message)"])
         }
     }
 
     private func read(ids: String, block: Int?) async throws -> [ReadEntry] {
-        try await read(ids: Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, ids) }), block: block)
+        try await read(ids: Dictionary(uniqueKeysWithValues: keys.allStreams.map { ($0, ids) }), block: block)
     }
 
-    private func read(ids: [EventKind: String], block: Int?) async throws -> [ReadEntry] {
-        let command = XREADGROUP(
-            group: keys.consumerGroup, consumer: settings.consumer, count: readSize.entries(forEvents: settings.batchSize), block: block,
-            streams: EventKind.allCases.map { (keys.stream($0), ids[$0]!) })
-        let result: [XREADGROUP.StreamEntries]
+    /// Reads from every partition, after `ids` (by stream key). On one server: one `XREADGROUP` of every kind's
+    /// stream, blocking up to `block`. In a cluster: one `XREADGROUP` per partition (its kinds' streams share a
+    /// slot), all at once and not blocking, each asking for a share of the batch; when none has anything, one
+    /// partition in turn is read blocking for at most `clusterBlockMilliseconds`, so a quiet cluster costs a few reads
+    /// a second and an event waits at most that long.
+    private func read(ids: [String: String], block: Int?) async throws -> [ReadEntry] {
+        let wanted = readSize.entries(forEvents: settings.batchSize)
+        func command(_ partition: Int, count: Int, block: Int?) -> XREADGROUP {
+            XREADGROUP(
+                group: keys.consumerGroup, consumer: settings.consumer, count: count, block: block,
+                streams: EventKind.allCases.map { kind in
+                    let stream = keys.stream(kind, partition: partition)
+                    return (stream, ids[stream] ?? ">")
+                })
+        }
+        var entries: [ReadEntry] = []
         do {
-            result = try await reader.send(command)
+            if keys.partitions == 1 {
+                entries = located(try await reader.send(command(0, count: wanted, block: block)))
+            } else {
+                let share = max(1, (wanted * 2 + keys.partitions - 1) / keys.partitions)
+                for result in try await reader.pipeline((0..<keys.partitions).map { command($0, count: share, block: nil) }) {
+                    entries += located(try result.get())
+                }
+                if entries.isEmpty, let block {
+                    let partition = blockingPartitions.next(of: keys.partitions)
+                    entries = located(try await reader.send(command(partition, count: share, block: min(block, Self.clusterBlockMilliseconds))))
+                }
+            }
         } catch {
             if error.serverPrefix == "NOGROUP" {
-                for kind in EventKind.allCases { _ = try? await commands.send(XGROUPCREATE(keys.stream(kind), group: keys.consumerGroup)) }
+                for stream in keys.allStreams { _ = try? await commands.send(XGROUPCREATE(stream, group: keys.consumerGroup)) }
             }
             logger.warning("worker.read.failed", metadata: ["redis.error": "\(error.message)"])
             try await Task.sleep(for: .milliseconds(250))
             return []
         }
+        readSize.observe(entries)
+        return entries
+    }
+
+    /// The longest blocking read in a cluster, in milliseconds: how long an event may wait when every partition was
+    /// empty a moment before.
+    static let clusterBlockMilliseconds = 100
+
+    /// A read's entries with their kind and partition.
+    private func located(_ result: [XREADGROUP.StreamEntries]) -> [ReadEntry] {
         var entries: [ReadEntry] = []
         for streamEntries in result {
-            guard let kind = EventKind.allCases.first(where: { keys.stream($0) == streamEntries.stream }) else { continue }
-            entries += streamEntries.entries.map { ReadEntry(kind: kind, entry: $0) }
+            guard let (kind, partition) = keys.locate(stream: streamEntries.stream) else { continue }
+            entries += streamEntries.entries.map { ReadEntry(kind: kind, entry: $0, partition: partition) }
         }
-        readSize.observe(entries)
         return entries
     }
 
@@ -180,6 +222,16 @@ struct StreamConsumer: Service {
             }
         }
     }
+}
+
+/// Takes turns: 0, 1, … `count` - 1, 0, …
+final class Rotation: Sendable {
+    private let counter = Atomic<Int>(0)
+
+    init() {}
+
+    /// The next turn among `count`.
+    func next(of count: Int) -> Int { counter.wrappingAdd(1, ordering: .relaxed).oldValue % count }
 }
 
 /// How many entries to ask for so a batch holds about `OPERYN_BATCH_SIZE` events, whether entries carry one event
