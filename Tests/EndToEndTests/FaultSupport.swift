@@ -63,9 +63,12 @@ func residentMegabytes(_ pid: pid_t) -> Double {
 extension Cluster {
     /// Runs `faults` under ledger traffic to the gateways on `ports`, lets the system drain, checks the ledger
     /// (lost, duplicated, unexpected, wrong organization: all 0) and answers its report.
-    func ledgerRun(ports: [Int], drainSeconds: Int = 90, _ faults: (LoadGenerator, Ledger) async throws -> Void) async throws -> LedgerReport {
+    func ledgerRun(
+        ports: [Int], drainSeconds: Int = 90, organizations: [String] = LoadGenerator.defaultOrganizations,
+        _ faults: (LoadGenerator, Ledger) async throws -> Void
+    ) async throws -> LedgerReport {
         let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: ports, apiKey: Cluster.serverKey)
+        let load = LoadGenerator(ledger: ledger, ports: ports, organizations: organizations, apiKey: Cluster.serverKey)
         try await underLoad(load) { try await faults(load, ledger) }
         let report = try await drainAndVerify(ledger, seconds: drainSeconds)
         #expect(report.isClean, "\(report)")

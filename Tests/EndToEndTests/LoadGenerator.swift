@@ -20,13 +20,16 @@ final class LoadGenerator: Sendable {
     private let statuses = Mutex<[Int: Int]>([:])
     private let slowest = Atomic<Int>(0)
 
-    init(ledger: Ledger, ports: [Int], organizations: [String] = ["org-a", "org-b", "org-c", "org-d"], apiKey: String, connections: Int = 8) {
+    init(ledger: Ledger, ports: [Int], organizations: [String] = LoadGenerator.defaultOrganizations, apiKey: String, connections: Int = 8) {
         self.ledger = ledger
         self.ports = ports
         self.organizations = organizations
         self.apiKey = apiKey
         self.connections = connections
     }
+
+    /// The organizations traffic is spread over unless told otherwise.
+    static let defaultOrganizations = ["org-a", "org-b", "org-c", "org-d"]
 
     func stop() { stopped.store(true, ordering: .relaxed) }
 

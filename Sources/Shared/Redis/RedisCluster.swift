@@ -57,6 +57,7 @@ final class RedisCluster: Sendable {
         var refreshing: EventLoopFuture<Void>?
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var periodic: RepeatedTask?
+        var refreshes = 0
         var closed = false
     }
 
@@ -165,9 +166,10 @@ final class RedisCluster: Sendable {
                     self.again(request, tries: tries, promise: promise, orAnswer: answers) { nil }
                 }
             case .failure(let error):
-                guard (error as? RedisError)?.code == .connectionFailed else { return promise.fail(error) }
-                // Never written: the node is unreachable. A failover may have moved its slots.
+                // The node is unreachable, stalled or gone: a failover may be moving its slots.
                 _ = self.refresh(soon: true)
+                // Only a command never written is sent again; one that was may have run.
+                guard (error as? RedisError)?.code == .connectionFailed else { return promise.fail(error) }
                 self.again(request, tries: tries, promise: promise) { error as? RedisError }
             }
         }
@@ -263,7 +265,13 @@ final class RedisCluster: Sendable {
             let promise = eventLoop.makePromise(of: Void.self)
             state.refreshing = promise.futureResult
             state.lastRefresh = .now()
+            // Each refresh starts from another master: one that is stalled delays every other refresh by at most one.
             var candidates = state.owners
+            if !candidates.isEmpty {
+                state.refreshes += 1
+                let start = state.refreshes % candidates.count
+                candidates = Array(candidates[start...] + candidates[..<start])
+            }
             for seed in configuration.clusterSeeds where !candidates.contains(seed) { candidates.append(seed) }
             return .success((promise, candidates))
         }
@@ -288,7 +296,8 @@ final class RedisCluster: Sendable {
         }
         var payload: [UInt8] = []
         RedisCommandEncoder.append([Array("CLUSTER".utf8), Array("SLOTS".utf8)], to: &payload)
-        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.connectTimeoutMilliseconds + configuration.commandTimeoutMilliseconds))
+        // A node that does not answer within a second is passed over: the map is wanted now.
+        let deadline = NIODeadline.now() + .milliseconds(Int64(min(configuration.connectTimeoutMilliseconds + configuration.commandTimeoutMilliseconds, 1_000)))
         execute(payload, replies: 1, at: address, deadline: deadline, on: promise.futureResult.eventLoop).whenComplete { result in
             do {
                 let reply = try result.get()[0]
