@@ -82,4 +82,53 @@ struct ClusterConsumerTests {
         }
         #expect(claimed)
     }
+    /// Every Lua script and `MULTI`/`EXEC` of the gateway, the workers and operyn-admin, on cluster keys: none touches
+    /// two slots (Redis would refuse it with CROSSSLOT).
+    @Test func everyScriptAndTransactionStaysInOneSlot() async throws {
+        let harness = try WorkerHarness(redisURL: TestRedis.clusterURL)
+        defer { Task { await harness.cleanUp() } }
+        let (keys, redis) = (harness.keys, harness.redis)
+        let org = "scripts-\(UUID().uuidString.prefix(6))"
+        let stream = keys.stream(.logs, partition: keys.partition(of: org))
+
+        // The gateway: a batch larger than a chunk, appended in one transaction (and with WAIT).
+        let events = (0..<3).map { _ in Sample.log(org: org, message: String(repeating: "x", count: 1_000)) }
+        let chunks = StreamEntryCodec.chunks(events, maxBytes: 1_500)
+        #expect(chunks.count == 3)
+        let loop = redis.anyEventLoop
+        _ = try await redis.transaction(chunks.map { AppendChunk($0, to: stream) }, on: loop).get()
+        _ = try await redis.transaction(chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: 1, timeoutMilliseconds: 2_000, on: loop).get()
+        #expect(try await redis.send(XLEN(stream)) == 6)
+
+        // The backlog's sample script (the gateway's backpressure, the worker's gauges, operyn-admin status).
+        _ = try await redis.send(XGROUPCREATE(stream, group: keys.consumerGroup))
+        let backlog = try await StreamBacklog.read(redis: redis, keys: keys)
+        #expect(backlog.lag[.logs] == 6 && backlog.totalEvents == 6)
+
+        // The worker: quota, acknowledgement (streams of a partition, then the organization's counters), trim, idle
+        // consumers.
+        let quota = QuotaEnforcer(redis: redis, keys: keys, defaultLimit: 1)
+        #expect(try await quota.admit(org: org, service: "a"))
+        #expect(try await !quota.admit(org: org, service: "b"), "one service for this organization")
+        let read = try await harness.reader.send(XREADGROUP(group: keys.consumerGroup, consumer: "c1", count: 10, streams: [(stream, ">")]))
+        var done = Acknowledgement()
+        for entry in read[0].entries { done.add(entry.id, kind: .logs, partition: keys.partition(of: org), org: org, field: "stored:logs") }
+        #expect(try await done.send(on: redis, keys: keys).map(\.acknowledged) == [6])
+        #expect(try await redis.send(HGET(keys.counts(org: org), field: "stored:logs")) == "6")
+        #expect(try await StreamTrimmer(redis: redis).trim(stream) == 6)
+        let idle = IdleConsumers(redis: redis, group: keys.consumerGroup, keep: "c2", minIdleMilliseconds: 0)
+        #expect(try await idle.remove(from: stream) == 1)
+
+        // operyn-admin: organization keys (two slots: written one after the other) and a dead letter replayed.
+        let store = APIKeyStore(redis: redis, keys: keys)
+        let (apiKey, record) = try await store.create(organization: org, now: 1)
+        #expect(try await store.record(sha256: APIKey.sha256(apiKey))?.organization == org)
+        #expect(try await store.list(organization: org).map(\.id) == [record.id])
+        #expect(try await store.revoke(organization: org, id: record.id))
+        #expect(try await store.record(sha256: APIKey.sha256(apiKey)) == nil)
+        #expect(try await store.list(organization: org).isEmpty)
+        for key in [keys.counts(org: org), keys.services(org: org), keys.settings(org: org), keys.apiKeys(org: org), stream] {
+            _ = try await redis.send(DEL([key]))
+        }
+    }
 }

@@ -142,6 +142,11 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
+    /// One of the client's loops, each in turn: where a caller not on a loop may send `on:` commands from.
+    public var anyEventLoop: any EventLoop {
+        loops.count == 1 ? loops[0] : loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+    }
+
     /// The connection for a caller not on a loop: each in turn.
     private var anyConnection: RedisConnection {
         connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
@@ -178,7 +183,7 @@ public final class RedisClient: Sendable, Service {
         guard cluster != nil else {
             return try await anyConnection.execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds)
         }
-        let eventLoop = loops.count == 1 ? loops[0] : loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+        let eventLoop = anyEventLoop
         do {
             return try await execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, route: route, on: eventLoop).get()
         } catch let error as RedisError {
@@ -339,7 +344,7 @@ public final class RedisClient: Sendable, Service {
         guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
         if cluster != nil {
             // Each command to the master of its slot, all at once: a connection still writes those of one tick together.
-            let eventLoop = loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+            let eventLoop = anyEventLoop
             let sent = (0..<pipeline.count).map { index in
                 let command = pipeline.command(at: index)
                 return execute(Array(command.payload), replies: 1, blockingMilliseconds: 0, route: Route(key: command.key), on: eventLoop)
