@@ -66,6 +66,9 @@ struct QueueStatus {
 
     var streams: [Stream]
     var nodes: [Node]
+    /// In a cluster: event streams of another partition count (`OPERYN_STREAM_PARTITIONS` changed) that still hold
+    /// entries, which no worker of this configuration reads.
+    var strays: [(key: String, length: Int)] = []
     var deadLetters: Int
     var rejected: Int
 
@@ -79,8 +82,16 @@ struct QueueStatus {
             let served = streams.filter { $0.node == master.address }
             return Node(address: master.address, slots: master.slots, streams: served.count, length: served.reduce(0) { $0 + $1.length })
         }
+        var strays: [(key: String, length: Int)] = []
+        if keys.clustered {
+            let known = Set(keys.allStreams)
+            for key in try await redis.keys(matching: "\(keys.prefix):stream:{*}:*").sorted() where !known.contains(key) {
+                let length = try await redis.send(XLEN(key))
+                if length > 0 { strays.append((key, length)) }
+            }
+        }
         return QueueStatus(
-            streams: streams, nodes: nodes, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
+            streams: streams, nodes: nodes, strays: strays, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
             rejected: try await redis.send(XLEN(keys.rejectedStream)))
     }
 
@@ -141,6 +152,7 @@ struct QueueStatus {
                         ])
                     })
             ),
+            ("otherStreams", .array(strays.map { .object([("stream", .string($0.key)), ("length", .number(String($0.length)))]) })),
             ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))),
         ])
     }
@@ -170,6 +182,12 @@ struct QueueStatus {
     private var nodeTable: String {
         guard !nodes.isEmpty else { return "" }
         let rows = nodes.map { [$0.address, String($0.slots), String($0.streams), String($0.length)] }
-        return "\n\n" + Table.render(["MASTER", "SLOTS", "STREAMS", "LENGTH"], rows)
+        var text = "\n\n" + Table.render(["MASTER", "SLOTS", "STREAMS", "LENGTH"], rows)
+        if !strays.isEmpty {
+            text +=
+                "\n\nwarning: streams of another OPERYN_STREAM_PARTITIONS hold entries no worker reads"
+                + " (docs/operations.md#changing-the-partition-count):\n" + Table.render(["STREAM", "LENGTH"], strays.map { [$0.key, String($0.length)] })
+        }
+        return text
     }
 }
