@@ -59,7 +59,9 @@ struct ClusterFaultTests {
                 "--cluster", "reshard", "127.0.0.1:\(masters[0].port)", "--cluster-from", masters[0].id, "--cluster-to", masters[1].id,
                 "--cluster-slots", "1000", "--cluster-yes",
             ])
+            try redis.waitUntilAgreed(seconds: 20)
             try redis.cli(["--cluster", "rebalance", "127.0.0.1:\(masters[0].port)"])
+            try redis.waitUntilAgreed(seconds: 20)
             try await Task.sleep(for: .milliseconds(1_500))
         }
         #expect(report.accepted > 100, "\(report)")

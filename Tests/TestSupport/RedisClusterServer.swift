@@ -102,6 +102,21 @@ public final class RedisClusterServer: @unchecked Sendable {
         }
     }
 
+    /// Waits until `redis-cli --cluster check` passes: every node agrees on the map (after a reshard, gossip takes a
+    /// moment), every slot served, none open.
+    public func waitUntilAgreed(seconds: Int) throws {
+        let deadline = NIODeadline.now() + .seconds(Int64(seconds))
+        while true {
+            do {
+                try cli(["--cluster", "check", "127.0.0.1:\(livePort())"])
+                return
+            } catch {
+                guard NIODeadline.now() < deadline else { throw error }
+                usleep(200_000)
+            }
+        }
+    }
+
     /// Waits until the cluster says every slot is served and there are 3 masters, each with a replica linked.
     public func waitUntilHealthy(seconds: Int) throws {
         let deadline = NIODeadline.now() + .seconds(Int64(seconds))
