@@ -123,6 +123,35 @@ struct RedisClusterTests {
         _ = try await redis.send(DEL([stream]))
     }
 
+    /// The streams 48 organizations write to are spread over all three masters: each master holds some of them (read
+    /// on the master itself, no redirect), at the slot `CLUSTER KEYSLOT` names.
+    @Test func partitionStreamsSpreadOverEveryMaster() async throws {
+        let redis = try TestRedis.clusterClient()
+        defer { redis.shutdown() }
+        let keys = RedisKeys(prefix: TestRedis.prefix(), clustered: true, partitions: 16)
+        let fields: [(name: [UInt8], value: [UInt8])] = [(Array("n".utf8), Array("1".utf8))]
+        var streams = Set<String>()
+        for index in 0..<48 {
+            let stream = keys.stream(.logs, partition: keys.partition(of: "tenant-\(index)"))
+            streams.insert(stream)
+            _ = try await redis.send(XADD(stream, fields: fields))
+        }
+        #expect(streams.count >= 12, "48 organizations on \(streams.count) of 16 partitions")
+        let nodes = try ClusterNodes(redis.clusterMasters.map(\.address))
+        defer { nodes.shutdown() }
+        var holding: [String: Int] = [:]
+        for stream in streams {
+            let master = try #require(redis.node(of: stream))
+            let slot = try await nodes.client(master).send(RawCommand("CLUSTER", "KEYSLOT", stream)).integer
+            #expect(slot.map(Int.init) == RedisHashSlot.of(stream))
+            let length = try await nodes.client(master).send(XLEN(stream))
+            #expect(length > 0, "\(stream) is on \(master)")
+            holding[master, default: 0] += 1
+        }
+        #expect(holding.count == 3, "every master holds partition streams: \(holding)")
+        for stream in streams { _ = try await redis.send(DEL([stream])) }
+    }
+
     @Test func anUnreachableSeedIsPassedOver() async throws {
         var configuration = try RedisConfiguration(url: TestRedis.clusterURL)
         configuration.clusterSeeds.insert(RedisAddress(host: "127.0.0.1", port: try RedisServer.freePort()), at: 0)
@@ -148,6 +177,8 @@ private final class ClusterNodes: Sendable {
     func send(_ command: RawCommand, to address: String) async throws {
         try await clients[address]!.send(command).throwingError()
     }
+
+    func client(_ address: String) -> RedisClient { clients[address]! }
 
     func id(_ address: String) async throws -> String {
         try #require(try await clients[address]!.send(RawCommand("CLUSTER", "MYID")).string)

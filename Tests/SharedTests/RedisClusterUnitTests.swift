@@ -47,6 +47,9 @@ struct RedisClusterUnitTests {
         #expect(cluster.redactedURL == "redis+cluster://ingest:***@10.0.0.5:7000,10.0.0.6:7001,[::1]:7002,node4:6379")
         #expect(try RedisConfiguration(url: "redis+cluster://h:1/0").clusterSeeds == [RedisAddress(host: "h", port: 1)])
         #expect(!(try RedisConfiguration(url: "redis://h:1")).isCluster)
+        let node = cluster.node(RedisAddress(host: "10.0.0.9", port: 7005))
+        #expect(node.host == "10.0.0.9" && node.port == 7005 && !node.isCluster, "a master's connection: plain, to that node")
+        #expect(node.username == "ingest" && node.password == "s@cret" && node.handshake.map(\.step) == ["AUTH"], "with the same credentials")
         for bad in ["redis+cluster://h:1/2", "redis+cluster://h:1,h:x", "redis+cluster://h:0", "rediss+cluster://h:1"] {
             #expect(throws: RedisError.self, "\(bad)") { try RedisConfiguration(url: bad) }
         }

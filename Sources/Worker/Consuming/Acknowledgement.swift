@@ -11,8 +11,8 @@ import Shared
 ///
 /// In a Redis Cluster a script may only touch one slot: each partition's streams are acknowledged by a script of
 /// their own, and the counters (tagged by organization) go up by what it answered right after, in a command of their
-/// own. They stay exact under retried acknowledgements; a worker that dies between the two leaves that batch
-/// uncounted (never counted twice).
+/// own. They stay exact under retried acknowledgements; a failure between the two (a worker that dies, Redis
+/// unreachable just then: the retried acknowledgement answers 0) leaves that batch uncounted, never counted twice.
 struct Acknowledgement {
     /// What one entry adds to one counter field (`stored:logs`, `rejected:service_quota_exceeded`).
     struct Count: Hashable {
