@@ -70,19 +70,21 @@ struct DeploymentFileTests {
 
     @Test func everyExecutableGetsTheEnvironmentItNeeds() throws {
         let gateway = try environment(try service("gateway"))
-        #expect(gateway["OPERYN_REDIS_URL"] == "redis://redis:6379")
+        let redisURL = "${OPERYN_REDIS_URL:-redis://redis:6379}"  // the single Redis, unless pointed at the cluster profile's
+        #expect(gateway["OPERYN_REDIS_URL"] == redisURL)
+        #expect(gateway["OPERYN_REDIS_WAIT_REPLICAS"] == "${OPERYN_REDIS_WAIT_REPLICAS:-0}")
         #expect(gateway["OPERYN_HOST"] == "0.0.0.0" && gateway["OPERYN_PORT"] == "3001")
         #expect(gateway["OPERYN_API_KEY"] == "${OPERYN_API_KEY:-}")
         #expect(gateway["OPERYN_TRUST_FORWARDED_FOR"] == "true", "behind the load balancer, failures count per real client")
 
         let worker = try environment(try service("worker"))
-        #expect(worker["OPERYN_REDIS_URL"] == "redis://redis:6379")
+        #expect(worker["OPERYN_REDIS_URL"] == redisURL)
         #expect(worker["OPERYN_DATABASE_URL"]?.hasPrefix("postgres://operyn:") == true)
         #expect(worker["OPERYN_DATABASE_URL"]?.hasSuffix("@postgres:5432/operyn") == true)
         #expect(worker["OPERYN_KEY_PREFIX"] == gateway["OPERYN_KEY_PREFIX"], "one key prefix for the whole service")
 
         let admin = try environment(try service("admin"))
-        #expect(admin["OPERYN_REDIS_URL"] == "redis://redis:6379" && admin["OPERYN_KEY_PREFIX"] == gateway["OPERYN_KEY_PREFIX"])
+        #expect(admin["OPERYN_REDIS_URL"] == redisURL && admin["OPERYN_KEY_PREFIX"] == gateway["OPERYN_KEY_PREFIX"])
 
         // Only settings each executable reads (a typo would pass silently in the environment).
         let gatewaySettings = try settings(of: "operyn-gateway")
@@ -94,6 +96,27 @@ struct DeploymentFileTests {
 
         let postgres = try environment(try service("postgres"))
         #expect(postgres["POSTGRES_USER"] == "operyn" && postgres["POSTGRES_DB"] == "operyn")
+    }
+
+    /// The `cluster` profile: six cluster nodes with AOF and `noeviction`, joined once by `redis-cluster-init` when all
+    /// are healthy; none of it starts without the profile.
+    @Test func theClusterProfileHasSixNodesJoinedOnce() throws {
+        for index in 1...6 {
+            let node = try service("redis-node-\(index)")
+            #expect(node["profiles"] as? [String] == ["cluster"])
+            let command = (node["command"] as? [Any])?.map { "\($0)" } ?? []
+            for (flag, value) in [("--cluster-enabled", "yes"), ("--appendonly", "yes"), ("--maxmemory-policy", "noeviction")] {
+                #expect(command.firstIndex(of: flag).map { command[$0 + 1] } == value, "redis-node-\(index) \(flag)")
+            }
+            #expect((node["volumes"] as? [Any])?.map { "\($0)" } == ["redis-node-\(index)-data:/data"])
+            #expect(node["healthcheck"] != nil)
+        }
+        let initializer = try service("redis-cluster-init")
+        #expect(initializer["profiles"] as? [String] == ["cluster"])
+        #expect(dependencies(initializer) == Dictionary(uniqueKeysWithValues: (1...6).map { ("redis-node-\($0)", "service_healthy") }))
+        let script = (initializer["command"] as? [Any])?.map { "\($0)" }.joined() ?? ""
+        #expect(script.contains("cluster_state:ok ||") && script.contains("--cluster create") && script.contains("--cluster-replicas 1"))
+        for name in ["redis", "postgres", "gateway", "worker", "lb"] { #expect(try service(name)["profiles"] == nil, "\(name) runs by default") }
     }
 
     @Test func dockerfileIsMultiStageAndRunsAsNonRoot() throws {
