@@ -24,6 +24,7 @@ struct ClusterFaultTests {
         try await underLoad(load) {
             try await Task.sleep(for: .milliseconds(2_000))
             acceptedBefore = ledger.counts.accepted
+            #expect(acceptedBefore > 0, "accepting with WAIT 1 before the kill: \(load.statusCounts)")
             let victim = try #require(try redis.masters().first)
             redis.crash(port: victim.port)
             // Node timeout 2 s, then the replica's election.
@@ -36,7 +37,7 @@ struct ClusterFaultTests {
             try await Task.sleep(for: .milliseconds(2_000))  // accepting while the shard has no replica: 503
             try redis.start(port: victim.port)  // back as a replica of the new master
             try redis.waitUntilHealthy(seconds: 30)
-            try await Task.sleep(for: .milliseconds(2_000))
+            try await Task.sleep(for: .milliseconds(3_000))
         }
         #expect(ledger.counts.accepted > acceptedBefore + 50, "accepting again after the failover: \(load.statusCounts)")
         let report = try await cluster.drainAndVerify(ledger)

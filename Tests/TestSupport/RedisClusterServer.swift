@@ -117,7 +117,8 @@ public final class RedisClusterServer: @unchecked Sendable {
         }
     }
 
-    /// Waits until the cluster says every slot is served and there are 3 masters, each with a replica linked.
+    /// Waits until the cluster says every slot is served and there are 3 masters, each with a replica linked and in
+    /// sync.
     public func waitUntilHealthy(seconds: Int) throws {
         let deadline = NIODeadline.now() + .seconds(Int64(seconds))
         while true {
@@ -125,7 +126,12 @@ public final class RedisClusterServer: @unchecked Sendable {
             let nodes = (try? cli(["cluster", "nodes"])) ?? ""
             let lines = nodes.split(separator: "\n")
             let linkedReplicas = lines.filter { $0.contains("slave") && !$0.contains("fail") && $0.contains("connected") }.count
-            if info.contains("cluster_state:ok") && linkedReplicas == 3 { return }
+            // And each master's replica has its copy (replication online, not still syncing): `WAIT 1` needs it.
+            let masters = (try? self.masters()) ?? []
+            let online = masters.filter { master in
+                ((try? cli(["info", "replication"], port: master.port)) ?? "").contains("state=online")
+            }
+            if info.contains("cluster_state:ok") && linkedReplicas == 3 && masters.count == 3 && online.count == 3 { return }
             guard NIODeadline.now() < deadline else { throw TestSetupError("the test cluster is not healthy after \(seconds) s:\n\(info)\n\(nodes)") }
             usleep(200_000)
         }
