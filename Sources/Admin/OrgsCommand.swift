@@ -6,8 +6,8 @@ import Shared
 struct OrgsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orgs",
-        abstract: "Organizations: list them, show one, set its service limit.",
-        subcommands: [List.self, Show.self, SetLimit.self]
+        abstract: "Organizations: list them, show one, set its service limit and its rate limit.",
+        subcommands: [List.self, Show.self, SetLimit.self, SetRate.self]
     )
 
     /// The limit the workers apply without an override, as the worker reads it.
@@ -81,6 +81,58 @@ struct OrgsCommand: AsyncParsableCommand {
             }
         }
     }
+
+    struct SetRate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-rate",
+            abstract:
+                "Set an organization's ingestion rate limit (an override of the gateways' OPERYN_RATE_* default, kept in Redis; every gateway applies it within OPERYN_RATE_LIMIT_CACHE_MS).",
+            discussion: "A rate of 0 leaves that measure unlimited; a burst of 0 is one second's worth of the rate. --clear removes the override.")
+
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The organization id.") var organization: String
+        @Option(help: "Events per second (0: unlimited).") var eventsPerSecond = 0
+        @Option(help: "Events that may arrive at once after a quiet spell (0: one second's worth).") var eventsBurst = 0
+        @Option(help: "Bytes of request bodies per second (0: unlimited).") var bytesPerSecond = 0
+        @Option(help: "Bytes that may arrive at once (0: one second's worth).") var bytesBurst = 0
+        @Flag(help: "Remove the override: the gateways' default applies again.") var clear = false
+
+        func validate() throws {
+            guard [eventsPerSecond, eventsBurst, bytesPerSecond, bytesBurst].allSatisfy({ $0 >= 0 }) else {
+                throw ValidationError("rates and bursts must be 0 or more")
+            }
+            guard eventsBurst == 0 || eventsPerSecond > 0, bytesBurst == 0 || bytesPerSecond > 0 else {
+                throw ValidationError("a burst needs its rate (--events-per-second, --bytes-per-second)")
+            }
+        }
+
+        func run() async throws {
+            let organization = try checkedOrganization(organization)
+            try await options.withRedis { redis in
+                let key = options.keys.settings(org: organization)
+                if clear {
+                    _ = try await redis.send(HDEL(key, fields: RateLimit.settingsFields))
+                    options.output(
+                        .object([("org", .string(organization)), ("rateLimit", .null)]), table: "rate limit of \(organization): the gateways' default")
+                    return
+                }
+                let limit = RateLimit(eventsPerSecond: eventsPerSecond, eventsBurst: eventsBurst, bytesPerSecond: bytesPerSecond, bytesBurst: bytesBurst)
+                _ = try await redis.send(HSET(key, fields: limit.settingsValues))
+                options.output(
+                    .object([("org", .string(organization)), ("rateLimit", limit.json)]), table: "rate limit of \(organization) set to \(limit)")
+            }
+        }
+    }
+}
+
+extension RateLimit {
+    /// As `operyn-admin` prints it.
+    var json: JSONValue {
+        .object([
+            ("eventsPerSecond", .number(String(eventsPerSecond))), ("eventsBurst", .number(String(eventsBurst))),
+            ("bytesPerSecond", .number(String(bytesPerSecond))), ("bytesBurst", .number(String(bytesBurst))),
+        ])
+    }
 }
 
 /// One organization as `orgs list` and `orgs show` report it.
@@ -91,6 +143,8 @@ struct OrganizationSummary {
     var limitIsOverride: Bool
     var counts: [String: Int]
     var keyCount: Int
+    /// Its rate-limit override, if it has one (the gateways' default applies otherwise).
+    var rateLimit: RateLimit?
 
     var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
     var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
@@ -116,9 +170,11 @@ struct OrganizationSummary {
         let fallback = organization == OrganizationID.default ? 5 : defaultLimit
         let counts = try await redis.send(HGETALL(keys.counts(org: organization))).compactMapValues { Int($0) }
         let keyCount = try await redis.send(HGETALL(keys.apiKeys(org: organization))).count
+        let settings = try await redis.send(HGETALL(keys.settings(org: organization)))
+        let rateLimit = RateLimit.settingsFields.contains { settings[$0] != nil } ? RateLimit.of(settings: settings, fallback: .none) : nil
         return OrganizationSummary(
             organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
-            keyCount: keyCount)
+            keyCount: keyCount, rateLimit: rateLimit)
     }
 
     var json: JSONValue {
@@ -126,7 +182,7 @@ struct OrganizationSummary {
             ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
             ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
             ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
-            ("keys", .number(String(keyCount))),
+            ("keys", .number(String(keyCount))), ("rateLimit", rateLimit?.json ?? .null),
         ])
     }
 
@@ -137,6 +193,7 @@ struct OrganizationSummary {
             ["stored", String(storedTotal)],
             ["rejected", String(rejectedTotal)],
             ["api keys", String(keyCount)],
+            ["rate limit", rateLimit.map { "\($0) (set)" } ?? "the gateways' default"],
         ]
         let countRows = counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
         return Table.render(["FIELD", "VALUE"], lines) + "\n\n" + Table.render(["COUNTER", "VALUE"], countRows)

@@ -14,6 +14,8 @@ struct GatewayDependencies: Sendable {
     var metrics: GatewayMetrics
     /// Organization keys; `nil` when `OPERYN_ORG_KEYS` is off.
     var organizationKeys: (any APIKeyDirectory)?
+    /// Where organizations' rate-limit overrides are read; `nil`: the default limit for everyone.
+    var rateLimitSettings: RedisClient?
 }
 
 /// The gateway's application: the server (ingestion on the event loops, Hummingbird's router for the rest), plus
@@ -32,7 +34,8 @@ func buildApplication(
         backlog: backlog,
         registry: registry,
         metrics: metrics,
-        organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil
+        organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil,
+        rateLimitSettings: redis
     )
     let monitor = StreamBacklogMonitor(
         redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
@@ -69,6 +72,9 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
         ),
         validator: EventValidator(limits: configuration.limits),
         publisher: dependencies.publisher,
+        rateLimits: OrganizationRateLimits(
+            fallback: configuration.rateLimit, redis: dependencies.rateLimitSettings, keys: configuration.keys,
+            ttlMilliseconds: configuration.rateLimitCacheMilliseconds),
         backlog: dependencies.backlog,
         metrics: dependencies.metrics,
         retryAfterSeconds: configuration.retryAfterSeconds

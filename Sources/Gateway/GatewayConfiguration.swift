@@ -43,6 +43,14 @@ struct GatewayConfiguration: Sendable {
     /// `OPERYN_DOCS_ASSETS_URL` (https://cdn.jsdelivr.net/npm): where Swagger UI and Scalar load their scripts and styles.
     var docsAssetsURL = "https://cdn.jsdelivr.net/npm"
 
+    /// `OPERYN_RATE_EVENTS_PER_SECOND`, `OPERYN_RATE_EVENTS_BURST`, `OPERYN_RATE_BYTES_PER_SECOND`,
+    /// `OPERYN_RATE_BYTES_BURST` (all 0: no limit): every organization's rate limit unless it has an override of its
+    /// own (`operyn-admin orgs set-rate`); a burst of 0 is one second's worth.
+    var rateLimit = RateLimit.none
+    /// `OPERYN_RATE_LIMIT_CACHE_MS` (5000): how long an organization's limit is reused; an override reaches every
+    /// gateway within this.
+    var rateLimitCacheMilliseconds = 5_000
+
     /// `OPERYN_STARTUP_TIMEOUT_SECONDS` (30): how long Redis may stay unreachable at start before the gateway exits
     /// with code 3; 0 waits for ever (answering 503 meanwhile).
     var startupTimeoutSeconds = 30
@@ -64,6 +72,8 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
+            "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
+            "OPERYN_RATE_LIMIT_CACHE_MS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -85,6 +95,12 @@ struct GatewayConfiguration: Sendable {
         keys = try RedisKeys(reader, clustered: redis.isCluster)
         waitReplicas = try reader.integer("OPERYN_REDIS_WAIT_REPLICAS", default: waitReplicas, in: 0...16)
         waitTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_WAIT_TIMEOUT_MS", default: waitTimeoutMilliseconds, in: 1...600_000)
+        rateLimit = RateLimit(
+            eventsPerSecond: try reader.integer("OPERYN_RATE_EVENTS_PER_SECOND", default: 0, in: 0...1_000_000_000),
+            eventsBurst: try reader.integer("OPERYN_RATE_EVENTS_BURST", default: 0, in: 0...1_000_000_000),
+            bytesPerSecond: try reader.integer("OPERYN_RATE_BYTES_PER_SECOND", default: 0, in: 0...1_000_000_000_000),
+            bytesBurst: try reader.integer("OPERYN_RATE_BYTES_BURST", default: 0, in: 0...1_000_000_000_000))
+        rateLimitCacheMilliseconds = try reader.integer("OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000)
         limits = try EventLimits(reader)
         backlogHighWater = try reader.integer("OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max)
         backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)

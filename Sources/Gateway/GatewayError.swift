@@ -25,6 +25,25 @@ struct GatewayError: HTTPResponseError {
         GatewayError(status: .serviceUnavailable, message: message, headers: [.retryAfter: String(retryAfter)], cause: cause)
     }
 
+    /// An organization over its rate limit: 429 with `Retry-After` (at least 1 s) and the rate-limit fields; a request
+    /// larger than the burst, which waiting would never admit: 413.
+    static func rateLimited(_ refusal: RateRefusal, limit: RateLimit, organization: String, batch: Bool) -> GatewayError {
+        let (rate, burst) = refusal.measure == "events" ? (limit.eventsPerSecond, limit.eventsBurst) : (limit.bytesPerSecond, limit.bytesBurst)
+        guard let retryAfter = refusal.retryAfterMilliseconds else {
+            let what = refusal.measure == "events" ? "\(batch ? "Batch" : "Request") of \(refusal.cost) events" : "Request of \(refusal.cost) bytes"
+            return GatewayError(
+                status: .contentTooLarge,
+                message: "\(what) exceeds the burst of \(burst) \(refusal.measure) of organization \(organization)'s rate limit; send smaller requests")
+        }
+        let seconds = max(1, (retryAfter + 999) / 1_000)
+        var headers: HTTPFields = [.retryAfter: String(seconds)]
+        for (name, value) in RateLimitHeaders.fields(refusal: refusal, limit: limit, retryAfterSeconds: seconds) { headers[name] = value }
+        return GatewayError(
+            status: .tooManyRequests,
+            message: "Rate limit of organization \(organization) exceeded: \(rate) \(refusal.measure) per second (burst \(burst)); retry after \(seconds) s",
+            headers: headers)
+    }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
         Self.response(status: status, message: message, headers: headers)
     }

@@ -12,6 +12,8 @@ struct GatewayMetrics: Sendable {
     let redisErrors: Counter
     /// `operyn_backpressure_rejections_total`: requests refused because the backlog was over the high-water mark.
     let backpressureRejections: Counter
+    /// `operyn_rate_limited_total`: requests refused by their organization's rate limit (429, or 413 past the burst).
+    let rateLimited: Counter
 
     /// The metric objects, made by `factory`.
     init(factory: any MetricsFactory) {
@@ -23,5 +25,6 @@ struct GatewayMetrics: Sendable {
         xaddDuration = Timer(label: "operyn_redis_xadd_duration_seconds", dimensions: [], factory: factory)
         redisErrors = Counter(label: "operyn_redis_errors_total", dimensions: [], factory: factory)
         backpressureRejections = Counter(label: "operyn_backpressure_rejections_total", dimensions: [], factory: factory)
+        rateLimited = Counter(label: "operyn_rate_limited_total", dimensions: [], factory: factory)
     }
 }

@@ -25,6 +25,11 @@ struct IngestHandlerTests {
             return promise.futureResult
         }
 
+        /// No limits here: held as any append.
+        func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
+            publishUnlimited(events, on: eventLoop)
+        }
+
         func isReady() async -> Bool { true }
 
         var count: Int { held.withLock { $0.count } }

@@ -206,7 +206,7 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         service.accept(body, route: exchange.route, admission: admission, on: context.eventLoop).assumeIsolated().whenComplete { result in
             guard let context = self.context else { return }
             switch result {
-            case .success(let json): self.answer(exchange, status: .accepted, body: json, context: context)
+            case .success(let answer): self.answer(exchange, status: .accepted, headers: answer.headers, body: answer.body, context: context)
             case .failure(let error): self.answer(exchange, error: Self.gatewayError(error), context: context)
             }
         }

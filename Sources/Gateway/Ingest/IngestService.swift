@@ -10,13 +10,15 @@ import Shared
 /// 2. `admit`: backpressure (503), then what the head shows of the body: media type and encoding (415), declared
 ///    length (413);
 /// 3. the body is read by `IngestHandler` up to the route's limit (413);
-/// 4. `accept`: gzip (413, 400), validation (400), the append to Redis (503), and the 202.
+/// 4. `accept`: gzip (413, 400), validation (400), the organization's rate limit and the append to Redis, in one
+///    step (429, or 413 for a request larger than the burst; 503), and the 202.
 ///
 /// Nothing is written to Redis before step 4 has validated every event.
 struct IngestService: Sendable {
     let authenticator: Authenticator
     let validator: EventValidator
     let publisher: any EventPublisher
+    let rateLimits: OrganizationRateLimits
     let backlog: Backlog
     let metrics: GatewayMetrics
     let retryAfterSeconds: Int
@@ -58,25 +60,40 @@ struct IngestService: Sendable {
         return .success(Admission(organization: organization, gzip: gzip, limit: limit))
     }
 
-    /// Step 4: the 202's body once Redis has the events; fails with the `GatewayError` to answer.
-    func accept(_ body: ByteBuffer, route: IngestRoute, admission: Admission, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+    /// A 202's body and the header fields that go with it (the rate-limit fields of a limited organization).
+    struct Answer {
+        var body: ByteBuffer
+        var headers: HTTPFields = [:]
+    }
+
+    /// Step 4: the 202 once Redis has the events; fails with the `GatewayError` to answer.
+    func accept(_ body: ByteBuffer, route: IngestRoute, admission: Admission, on eventLoop: any EventLoop) -> EventLoopFuture<Answer> {
         let events: [QueuedEvent]
+        let bytes: Int
         do {
-            events = try queuedEvents(body, route: route, admission: admission)
+            (events, bytes) = try queuedEvents(body, route: route, admission: admission)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let retryAfterSeconds = retryAfterSeconds
+        let (retryAfterSeconds, publisher, metrics) = (retryAfterSeconds, publisher, metrics)
         let counter = metrics.accepted[route.kind]
-        let answered = eventLoop.makePromise(of: ByteBuffer.self)
-        publisher.publish(events, on: eventLoop).whenComplete { result in
+        let answered = eventLoop.makePromise(of: Answer.self)
+        let organization = admission.organization
+        rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
+            publisher.publish(events, bytes: bytes, limit: limit, on: eventLoop).map { (limit, $0) }
+        }.whenComplete { result in
             switch result {
-            case .success:
+            case .success((_, .admitted(_, let budgets))):
                 counter?.increment(by: Int64(events.count))
-                answered.succeed(
-                    route.isBatch
+                var answer = Answer(
+                    body: route.isBatch
                         ? ByteBuffer(string: #"{"accepted":\#(events.count)}"#)
                         : ByteBuffer(string: #"{"id":""# + events[0].id + #"","queued":true}"#))
+                for (name, value) in RateLimitHeaders.fields(budgets) { answer.headers[name] = value }
+                answered.succeed(answer)
+            case .success((let limit, .limited(let refusal))):
+                metrics.rateLimited.increment()
+                answered.fail(GatewayError.rateLimited(refusal, limit: limit, organization: organization, batch: route.isBatch))
             case .failure(let error):
                 answered.fail(
                     GatewayError.unavailable(
@@ -86,8 +103,9 @@ struct IngestService: Sendable {
         return answered.futureResult
     }
 
-    /// The body decoded and validated, each event with its id and the time it was received.
-    private func queuedEvents(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> [QueuedEvent] {
+    /// The body decoded and validated, each event with its id and the time it was received, and the decoded body's
+    /// size (what the bytes-per-second limit counts).
+    private func queuedEvents(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> ([QueuedEvent], Int) {
         var body = body
         if admission.gzip {
             do {
@@ -103,10 +121,11 @@ struct IngestService: Sendable {
             if route.isBatch {
                 let events = try validator.batch(route.kind, body: body.readableBytesView)
                 let ids = EventID.make(count: events.count, milliseconds: receivedAt.milliseconds)
-                return zip(ids, events).map { QueuedEvent(id: $0, org: admission.organization, receivedAt: receivedAt, event: $1) }
+                return (zip(ids, events).map { QueuedEvent(id: $0, org: admission.organization, receivedAt: receivedAt, event: $1) }, body.readableBytes)
             }
             let event = try validator.event(route.kind, body: body.readableBytesView)
-            return [QueuedEvent(id: EventID.make(milliseconds: receivedAt.milliseconds), org: admission.organization, receivedAt: receivedAt, event: event)]
+            let id = EventID.make(milliseconds: receivedAt.milliseconds)
+            return ([QueuedEvent(id: id, org: admission.organization, receivedAt: receivedAt, event: event)], body.readableBytes)
         } catch {
             throw .badRequest(error.message)
         }

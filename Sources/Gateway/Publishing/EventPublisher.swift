@@ -6,6 +6,9 @@ import Shared
 protocol EventPublisher: Sendable {
     /// Queues `events` all or nothing, from `eventLoop` (the one that read the request); completes on it.
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+    /// Queues `events` (of a request of `bytes` bytes) if they fit their organization's `limit`, all or nothing; over
+    /// the limit nothing is queued and the decision says why. With no limit, as `publish(_:on:)`.
+    func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision>
     /// Whether the queue answers right now.
     func isReady() async -> Bool
 }
@@ -14,4 +17,11 @@ protocol EventPublisher: Sendable {
 struct PublishError: Error, Sendable {
     /// What Redis said, for the request's log line; never sent to the client.
     var reason: String
+}
+
+extension EventPublisher {
+    /// Publishes without a limit, answered as admitted with no budget.
+    func publishUnlimited(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
+        publish(events, on: eventLoop).map { .admitted(ids: [], budgets: []) }
+    }
 }

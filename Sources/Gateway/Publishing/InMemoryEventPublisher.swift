@@ -5,7 +5,14 @@ import Synchronization
 /// The in-memory twin of `RedisEventPublisher`, for fast route tests: keeps what it is given, or
 /// fails on demand like an unreachable Redis.
 final class InMemoryEventPublisher: EventPublisher {
-    private let state = Mutex<(events: [QueuedEvent], failing: Bool)>(([], false))
+    private struct State {
+        var events: [QueuedEvent] = []
+        var failing = false
+        /// GCRA arrival times by organization and measure.
+        var budgets: [String: Double] = [:]
+    }
+
+    private let state = Mutex(State())
 
     init() {}
 
@@ -22,6 +29,39 @@ final class InMemoryEventPublisher: EventPublisher {
             return true
         }
         return accepted ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(PublishError(reason: "in-memory publisher set to fail"))
+    }
+
+    /// Limits by the same GCRA as the Redis script, on this process's clock, for route tests of 429 and the rate-limit
+    /// headers (the script itself is tested on a real Redis).
+    func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
+        guard !limit.isNone else { return publishUnlimited(events, on: eventLoop) }
+        let decision: RateLimitedAppend.Decision? = state.withLock { state in
+            guard !state.failing else { return nil }
+            let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e6
+            var arrivals: [String: Double] = [:]
+            var budgets: [RateBudget] = []
+            for (measure, rate, burst, cost) in [
+                ("events", limit.eventsPerSecond, limit.eventsBurst, events.count), ("bytes", limit.bytesPerSecond, limit.bytesBurst, bytes),
+            ] where rate > 0 {
+                let interval = 1_000 / Double(rate)
+                let tolerance = Double(burst) * interval
+                guard cost <= burst else { return .limited(RateRefusal(measure: measure, retryAfterMilliseconds: nil, cost: cost)) }
+                let arrival = max(state.budgets[events[0].org + measure] ?? 0, now) + Double(cost) * interval
+                guard arrival - now <= tolerance else {
+                    return .limited(RateRefusal(measure: measure, retryAfterMilliseconds: Int((arrival - now - tolerance).rounded(.up)), cost: cost))
+                }
+                arrivals[measure] = arrival
+                budgets.append(
+                    RateBudget(
+                        measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate),
+                        remaining: Int(((tolerance - (arrival - now)) / interval).rounded(.down)), resetSeconds: Int(((arrival - now) / 1_000).rounded(.up))))
+            }
+            for (measure, arrival) in arrivals { state.budgets[events[0].org + measure] = arrival }
+            state.events += events
+            return .admitted(ids: [], budgets: budgets)
+        }
+        guard let decision else { return eventLoop.makeFailedFuture(PublishError(reason: "in-memory publisher set to fail")) }
+        return eventLoop.makeSucceededFuture(decision)
     }
 
     func isReady() async -> Bool { state.withLock { !$0.failing } }

@@ -172,6 +172,18 @@ public struct SCRIPTLOAD: RedisCommand {
     public func response(from reply: RedisReply) throws(RedisError) -> String { try reply.expectString("SCRIPT LOAD") }
 }
 
+/// `HMGET key field ...`: each field's value, `nil` where absent.
+public struct HMGET: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// The values of `fields` in the hash `key`.
+    public init(_ key: String, fields: [String]) { arguments = [Array("HMGET".utf8), Array(key.utf8)] + fields.map { Array($0.utf8) } }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> [String?] {
+        try reply.expectArray("HMGET").map { $0.isNull ? nil : $0.string }
+    }
+}
+
 /// `HGETALL key`: every field and value of a hash (empty when the key does not exist).
 public struct HGETALL: RedisCommand {
     public var arguments: [[UInt8]]

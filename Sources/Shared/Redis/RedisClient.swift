@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import NIOCore
 import NIOPosix
@@ -33,7 +34,6 @@ public final class RedisClient: Sendable, Service {
     let cluster: RedisCluster?
     /// The loops of the client: where `async` callers' commands are sent from.
     private let loops: [any EventLoop]
-    private let digests = Mutex<[RedisScript: String]>([:])
 
     /// The configuration the client connects with.
     public let configuration: RedisConfiguration
@@ -393,22 +393,13 @@ public final class RedisClient: Sendable, Service {
         return results
     }
 
-    /// Runs a Lua script by `EVALSHA`, loading it with `SCRIPT LOAD` first when the server does not know it.
+    /// Runs a Lua script by `EVALSHA`; a server that does not know it yet (`NOSCRIPT`: restarted empty, or in a
+    /// cluster a master that has not run it) gets `EVAL`, which runs it and keeps it.
     public func run(_ script: RedisScript, keys: [String], arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
-        let sha: String
-        if let known = digests.withLock({ $0[script] }) {
-            sha = known
-        } else {
-            sha = try await send(SCRIPTLOAD(script.source))
-            digests.withLock { $0[script] = sha }
-        }
         do {
-            return try await send(EVALSHA(sha: sha, keys: keys, arguments: arguments))
+            return try await send(EVALSHA(sha: script.sha1, keys: keys, arguments: arguments))
         } catch  where error.isServerError("NOSCRIPT") {
-            // A server restarted empty, or (in a cluster) a master that has not run it yet: EVAL runs it and keeps it.
-            return try await send(
-                RawCommand(
-                    arguments: [Array("EVAL".utf8), Array(script.source.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments))
+            return try await send(EVAL(script, keys: keys, arguments: arguments))
         }
     }
 
@@ -421,11 +412,31 @@ public final class RedisClient: Sendable, Service {
     }
 }
 
-/// A Lua script run through `RedisClient.run`.
+/// A Lua script run through `RedisClient.run` (or a command of its own that sends `EVALSHA` with `sha1`).
 public struct RedisScript: Sendable, Hashable {
     /// The Lua source.
     public let source: String
+    /// The SHA-1 of the source, hex: the name `EVALSHA` knows it by.
+    public let sha1: String
 
     /// A script from its source.
-    public init(_ source: String) { self.source = source }
+    public init(_ source: String) {
+        self.source = source
+        sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
+            let hex = Array("0123456789abcdef".utf8)
+            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]], as: UTF8.self)
+        }.joined()
+    }
+}
+
+/// `EVAL script numkeys key ... arg ...`: runs a script from its source (and keeps it for `EVALSHA`).
+public struct EVAL: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// Runs `script` with `keys` and `arguments`.
+    public init(_ script: RedisScript, keys: [String], arguments scriptArguments: [[UInt8]]) {
+        arguments = [Array("EVAL".utf8), Array(script.source.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + scriptArguments
+    }
+
+    public func response(from reply: RedisReply) -> RedisReply { reply }
 }

@@ -90,6 +90,13 @@ public struct RedisKeys: Sendable, Equatable {
     /// `<prefix>:org:<org>:counts`: per-organization counters (hash; `stored:<kind>`, `rejected:<reason>`).
     public func counts(org: String) -> String { "\(prefix):org:\(self.org(org)):counts" }
 
+    /// `<prefix>:org:<org>:rate`, in a cluster `<prefix>:rate:{<partition tag>}:<org>`: the organization's rate-limit
+    /// budget (hash; `events`, `bytes`: GCRA timestamps), in the slot of the streams its events go to, so that one
+    /// script admits and appends.
+    public func rateState(org: String) -> String {
+        clustered ? "\(prefix):rate:{\(tags[partition(of: org)])}:\(org)" : "\(prefix):org:\(org):rate"
+    }
+
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
     public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
 

@@ -1,0 +1,95 @@
+/// An organization's ingestion rate: events and bytes (of request bodies, decoded) per second, each with a burst, the
+/// most that may arrive at once after a quiet spell. A rate of 0 leaves that measure unlimited.
+///
+/// Enforced by GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp per measure) in Redis,
+/// in the same script that appends the events (`RateLimitedAppend`): every gateway shares one budget, and a request
+/// is admitted and appended, or refused with nothing written, in one round trip.
+public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+    public var eventsPerSecond: Int
+    public var eventsBurst: Int
+    public var bytesPerSecond: Int
+    public var bytesBurst: Int
+
+    /// A limit; a burst of 0 is one second's worth of the rate.
+    public init(eventsPerSecond: Int = 0, eventsBurst: Int = 0, bytesPerSecond: Int = 0, bytesBurst: Int = 0) {
+        self.eventsPerSecond = max(0, eventsPerSecond)
+        self.eventsBurst = eventsBurst > 0 ? eventsBurst : max(0, eventsPerSecond)
+        self.bytesPerSecond = max(0, bytesPerSecond)
+        self.bytesBurst = bytesBurst > 0 ? bytesBurst : max(0, bytesPerSecond)
+    }
+
+    /// No limit: the default, as the API reference says.
+    public static let none = RateLimit()
+
+    /// Whether nothing is limited.
+    public var isNone: Bool { eventsPerSecond == 0 && bytesPerSecond == 0 }
+
+    /// The fields of an organization's settings hash that override the default limit (`operyn-admin orgs set-rate`).
+    public static let settingsFields = ["events_per_second", "events_burst", "bytes_per_second", "bytes_burst"]
+
+    /// The limit of an organization whose settings hash holds `settings`: its override when it has one (any of
+    /// `settingsFields`; the others then count as 0), else `fallback`.
+    public static func of(settings: [String: String], fallback: RateLimit) -> RateLimit {
+        guard settingsFields.contains(where: { settings[$0] != nil }) else { return fallback }
+        func value(_ name: String) -> Int { settings[name].flatMap { Int($0) } ?? 0 }
+        return RateLimit(
+            eventsPerSecond: value("events_per_second"), eventsBurst: value("events_burst"), bytesPerSecond: value("bytes_per_second"),
+            bytesBurst: value("bytes_burst"))
+    }
+
+    /// The override's fields, for `HSET` into the settings hash.
+    public var settingsValues: [(String, String)] {
+        [
+            ("events_per_second", String(eventsPerSecond)), ("events_burst", String(eventsBurst)), ("bytes_per_second", String(bytesPerSecond)),
+            ("bytes_burst", String(bytesBurst)),
+        ]
+    }
+
+    public var description: String {
+        guard !isNone else { return "none" }
+        var parts: [String] = []
+        if eventsPerSecond > 0 { parts.append("\(eventsPerSecond) events per second (burst \(eventsBurst))") }
+        if bytesPerSecond > 0 { parts.append("\(bytesPerSecond) bytes per second (burst \(bytesBurst))") }
+        return parts.joined(separator: " and ")
+    }
+}
+
+/// What one measure of a limit says after a request was admitted: what is left of the burst and when it is full again.
+public struct RateBudget: Sendable, Equatable {
+    /// `events` or `bytes`.
+    public var measure: String
+    /// The burst (the policy's quota).
+    public var quota: Int
+    /// Seconds a full burst takes to come back (the policy's window): burst ÷ rate, at least 1.
+    public var windowSeconds: Int
+    /// Left now.
+    public var remaining: Int
+    /// Seconds until the budget is full again.
+    public var resetSeconds: Int
+
+    /// A budget.
+    public init(measure: String, quota: Int, windowSeconds: Int, remaining: Int, resetSeconds: Int) {
+        self.measure = measure
+        self.quota = quota
+        self.windowSeconds = windowSeconds
+        self.remaining = remaining
+        self.resetSeconds = resetSeconds
+    }
+}
+
+/// A request the limit refused, with nothing written.
+public struct RateRefusal: Sendable, Equatable {
+    /// `events` or `bytes`.
+    public var measure: String
+    /// Milliseconds until the request would be admitted; `nil` when it never would: it is larger than the burst.
+    public var retryAfterMilliseconds: Int?
+    /// The request's cost in that measure.
+    public var cost: Int
+
+    /// A refusal.
+    public init(measure: String, retryAfterMilliseconds: Int?, cost: Int) {
+        self.measure = measure
+        self.retryAfterMilliseconds = retryAfterMilliseconds
+        self.cost = cost
+    }
+}
