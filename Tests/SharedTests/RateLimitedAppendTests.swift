@@ -1,0 +1,117 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Shared
+import TestSupport
+import Testing
+
+/// The rate-limit script on the real Redis and on the cluster, on a clock the test sets.
+@Suite("Rate-limited appends (GCRA in Redis)")
+struct RateLimitedAppendTests {
+    enum Target: String, CaseIterable, CustomTestStringConvertible {
+        case server, cluster
+        var testDescription: String { rawValue }
+    }
+
+    struct Setup {
+        let redis: RedisClient
+        let keys: RedisKeys
+        let org = "tenant-\(UUID().uuidString.prefix(6))"
+
+        init(_ target: Target, name: String = #function) throws {
+            redis = target == .cluster ? try TestRedis.clusterClient() : try TestRedis.client()
+            keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: target == .cluster)
+        }
+
+        var stream: String { keys.stream(.logs, partition: keys.partition(of: org)) }
+
+        /// Asks to append `events` events of `bytes` bytes at `now` ms under `limit` (by the script's source: a cluster's
+        /// masters may not know it yet).
+        func append(_ events: Int, bytes: Int = 100, at now: Int64, limit: RateLimit) async throws -> RateLimitedAppend.Decision {
+            let queued = (0..<events).map { index in
+                QueuedEvent(
+                    id: UUID().uuidString.lowercased(), org: org, receivedAt: .now,
+                    event: .log(LogEvent(service: "api", level: .info, message: "m\(index)", timestamp: .now)))
+            }
+            let command = RateLimitedAppend(
+                StreamEntryCodec.chunks(queued), to: stream, state: keys.rateState(org: org), limit: limit, events: events, bytes: bytes,
+                sendSource: true, now: now)
+            return try await redis.send(command)
+        }
+
+        func cleanUp() async {
+            _ = try? await redis.send(DEL([stream]))
+            _ = try? await redis.send(DEL([keys.rateState(org: org)]))
+            redis.shutdown()
+        }
+    }
+
+    @Test(arguments: Target.allCases)
+    func eventsAreAdmittedUpToTheBurstThenAtTheRate(target: Target) async throws {
+        let setup = try Setup(target)
+        defer { Task { await setup.cleanUp() } }
+        let limit = RateLimit(eventsPerSecond: 10, eventsBurst: 20)
+        let start: Int64 = 1_000_000
+        guard case .admitted(let ids, let budgets) = try await setup.append(15, at: start, limit: limit) else {
+            Issue.record("15 of a burst of 20 refused")
+            return
+        }
+        #expect(ids.count == 1 && budgets == [RateBudget(measure: "events", quota: 20, windowSeconds: 2, remaining: 5, resetSeconds: 2)])
+        #expect(try await setup.append(5, at: start, limit: limit).isAdmitted, "the rest of the burst")
+        #expect(
+            try await setup.append(1, at: start, limit: limit) == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1)),
+            "one interval (100 ms at 10 a second) until the next")
+        #expect(try await setup.append(1, at: start + 99, limit: limit).isAdmitted == false)
+        #expect(try await setup.append(1, at: start + 100, limit: limit).isAdmitted)
+        #expect(try await setup.append(3, at: start + 350, limit: limit) == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: 50, cost: 3)))
+        #expect(try await setup.append(3, at: start + 400, limit: limit).isAdmitted)
+        #expect(try await setup.redis.send(XLEN(setup.stream)) == 4, "only admitted requests were appended")
+        // A request larger than the burst could never be admitted.
+        #expect(try await setup.append(21, at: start + 60_000, limit: limit) == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: nil, cost: 21)))
+        // After a quiet spell the whole burst is back.
+        #expect(try await setup.append(20, at: start + 60_000, limit: limit).isAdmitted)
+    }
+
+    @Test(arguments: Target.allCases)
+    func bytesAreLimitedAndARefusalChargesNothing(target: Target) async throws {
+        let setup = try Setup(target)
+        defer { Task { await setup.cleanUp() } }
+        let limit = RateLimit(eventsPerSecond: 100, eventsBurst: 100, bytesPerSecond: 1_000, bytesBurst: 2_000)
+        let start: Int64 = 5_000_000
+        guard case .admitted(_, let budgets) = try await setup.append(1, bytes: 1_500, at: start, limit: limit) else {
+            Issue.record("1 500 of a burst of 2 000 bytes refused")
+            return
+        }
+        #expect(budgets.map(\.measure) == ["events", "bytes"] && budgets[1].remaining == 500 && budgets[0].remaining == 99)
+        #expect(
+            try await setup.append(1, bytes: 1_000, at: start, limit: limit)
+                == .limited(RateRefusal(measure: "bytes", retryAfterMilliseconds: 500, cost: 1_000)))
+        // The refused request charged no events: 99 are still there.
+        #expect(try await setup.append(99, bytes: 1, at: start, limit: limit).isAdmitted)
+        #expect(
+            try await setup.append(1, bytes: 2_001, at: start + 10_000, limit: limit)
+                == .limited(RateRefusal(measure: "bytes", retryAfterMilliseconds: nil, cost: 2_001)))
+    }
+
+    @Test func theBudgetExpiresOnceFullAndUsesRedisClockByDefault() async throws {
+        let setup = try Setup(.server)
+        defer { Task { await setup.cleanUp() } }
+        let limit = RateLimit(eventsPerSecond: 1_000, eventsBurst: 1_000)
+        let queued = [QueuedEvent(id: "x", org: setup.org, receivedAt: .now, event: .log(LogEvent(service: "a", level: .info, message: "m", timestamp: .now)))]
+        var command = RateLimitedAppend(
+            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1, sendSource: true)
+        #expect(try await setup.redis.send(command).isAdmitted)
+        let ttl = try await setup.redis.send(RawCommand("PTTL", setup.keys.rateState(org: setup.org))).integer ?? -2
+        #expect((1...1_002).contains(ttl), "kept until the budget is full again, plus a second: \(ttl) ms")
+        command = RateLimitedAppend(
+            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1)
+        #expect(try await setup.redis.send(command).isAdmitted, "by its digest once the server knows it")
+    }
+}
+
+extension RateLimitedAppend.Decision {
+    var isAdmitted: Bool {
+        if case .admitted = self { return true }
+        return false
+    }
+}
