@@ -53,12 +53,14 @@ enum OpenAPIDocument {
                     "Forbidden": error(
                         "The organization key belongs to another organization than x-organization-id", "API key does not belong to organization org_123456789"),
                     "TooManyFailures": error(
-                        "This client failed authentication too often; retry after Retry-After seconds",
-                        "Too many failed authentication attempts; retry after 60 seconds", retry: true),
+                        "This client failed authentication too often, or the organization is over its rate limit (only when one is configured: none is by default); retry after Retry-After seconds",
+                        "Rate limit of organization acme exceeded: 100 events per second (burst 200); retry after 1 s", retry: true, rateLimit: true),
                     "RequestTimeout": error(
                         "The request head or body stalled past the gateway's timeouts; the connection is closed",
                         "Request body timed out: no data for 10000 ms"),
-                    "TooLarge": error("The body is over the size limit", "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
+                    "TooLarge": error(
+                        "The body is over the size limit, or the request is larger than its organization's rate-limit burst (it would never be admitted: send smaller requests)",
+                        "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
                     "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
                     "Unavailable": error(
                         "The event queue is unavailable or over its backlog, or the gateway is at its connection cap; retry after Retry-After seconds",
@@ -241,6 +243,7 @@ enum OpenAPIDocument {
             "responses": [
                 "202": [
                     "description": "Accepted: queued for storage",
+                    "headers": rateLimitHeaders,
                     "content": ["application/json": ["schema": .string("#/components/schemas/\(accepted)").reference]],
                 ],
                 "400": ["$ref": "#/components/responses/BadRequest"],
@@ -261,13 +264,30 @@ enum OpenAPIDocument {
         return ["summary": .string(summary), "tags": ["operations"], "security": [], "responses": .object(responses)]
     }
 
-    private static func error(_ description: String, _ example: String, retry: Bool = false) -> JSONValue {
+    /// The IETF rate-limit fields, sent when the organization has a rate limit.
+    private static let rateLimitHeaders: JSONValue = [
+        "RateLimit-Policy": [
+            "description":
+                "When the organization has a rate limit: its policies, \"events\" and \"bytes\", with q (the burst) and w (seconds for a full burst to come back)",
+            "schema": ["type": "string"], "example": #""events";q=200;w=2"#,
+        ],
+        "RateLimit": [
+            "description": "When the organization has a rate limit: r (what is left of each policy's burst) and t (seconds until it is full again)",
+            "schema": ["type": "string"], "example": #""events";r=150;t=1"#,
+        ],
+    ]
+
+    private static func error(_ description: String, _ example: String, retry: Bool = false, rateLimit: Bool = false) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = [
             ("description", .string(description)),
             ("content", ["application/json": ["schema": ["$ref": "#/components/schemas/Error"], "example": ["message": .string(example)]]]),
         ]
         if retry {
-            members.append(("headers", ["Retry-After": ["description": "Seconds to wait before retrying", "schema": ["type": "integer"]]]))
+            var headers: [(key: String, value: JSONValue)] = [
+                ("Retry-After", ["description": "Seconds to wait before retrying", "schema": ["type": "integer"]])
+            ]
+            if rateLimit, case .object(let fields) = rateLimitHeaders { headers += fields }
+            members.append(("headers", .object(headers)))
         }
         return .object(members)
     }
