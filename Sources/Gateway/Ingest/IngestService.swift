@@ -79,9 +79,16 @@ struct IngestService: Sendable {
         let counter = metrics.accepted[route.kind]
         let answered = eventLoop.makePromise(of: Answer.self)
         let organization = admission.organization
-        rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
-            publisher.publish(events, bytes: bytes, limit: limit, on: eventLoop).map { (limit, $0) }
-        }.whenComplete { result in
+        let decided: EventLoopFuture<(RateLimit, RateLimitedAppend.Decision)>
+        if let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
+            // The common case, no limit known without asking Redis: the plain (coalesced) append.
+            decided = publisher.publish(events, on: eventLoop).map { (limit, .admitted(ids: [], budgets: [])) }
+        } else {
+            decided = rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
+                publisher.publish(events, bytes: bytes, limit: limit, on: eventLoop).map { (limit, $0) }
+            }
+        }
+        decided.whenComplete { result in
             switch result {
             case .success((_, .admitted(_, let budgets))):
                 counter?.increment(by: Int64(events.count))

@@ -29,14 +29,19 @@ final class OrganizationRateLimits: Sendable {
         self.capacity = capacity
     }
 
+    /// The limit of `organization` when it is known without asking Redis (cached and fresh, or no overrides at all).
+    func cachedLimit(of organization: String) -> RateLimit? {
+        guard redis != nil else { return fallback }
+        guard let entry = entries.withLock({ $0[organization] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > .now() else { return nil }
+        return entry.limit
+    }
+
     /// The limit of `organization`, from the cache when fresh, else from Redis; completes on `eventLoop`. A Redis
     /// failure fails it (the request gets the same 503 as a failed append).
     func limit(of organization: String, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimit> {
+        if let known = cachedLimit(of: organization) { return eventLoop.makeSucceededFuture(known) }
         guard let redis else { return eventLoop.makeSucceededFuture(fallback) }
         let now = NIODeadline.now()
-        if let entry = entries.withLock({ $0[organization] }), entry.fetchedAt + .milliseconds(Int64(ttlMilliseconds)) > now {
-            return eventLoop.makeSucceededFuture(entry.limit)
-        }
         let fallback = fallback
         return redis.send(HMGET(keys.settings(org: organization), fields: RateLimit.settingsFields), on: eventLoop).map { values in
             var settings: [String: String] = [:]
