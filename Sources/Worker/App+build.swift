@@ -12,7 +12,9 @@ func buildServices(
     _ configuration: WorkerConfiguration, commands: RedisClient, reader: RedisClient, sink: any EventSink,
     registry: PrometheusCollectorRegistry, logger: Logger, listener: Startup.Listener? = nil
 ) -> [any Service] {
-    let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
+    let metrics = WorkerMetrics(
+        factory: PrometheusMetricsFactory(registry: registry),
+        organizations: OrganizationLabels(capacity: configuration.metricsMaxOrganizations, threshold: configuration.metricsOrganizationMinEvents))
     let consumer = StreamConsumer(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
     // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.

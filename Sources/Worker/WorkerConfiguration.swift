@@ -14,6 +14,10 @@ struct WorkerConfiguration: Sendable {
     var metricsPort = 9464
     /// `OPERYN_METRICS_HOST` (127.0.0.1).
     var metricsHost = "127.0.0.1"
+    /// `OPERYN_METRICS_MAX_ORGS` (100) and `OPERYN_METRICS_ORG_MIN_EVENTS` (1000): organizations with series of their own
+    /// (the first to reach that many events), the rest under `org="other"`.
+    var metricsMaxOrganizations = 100
+    var metricsOrganizationMinEvents = 1_000
     /// `OPERYN_SHUTDOWN_GRACE_SECONDS` (10): after `SIGTERM`, how long the batch in hand may take to finish before it is
     /// abandoned unacknowledged.
     var shutdownGraceSeconds = 10
@@ -28,7 +32,7 @@ struct WorkerConfiguration: Sendable {
         [
             "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
-            "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS",
+            "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS", "OPERYN_METRICS_MAX_ORGS", "OPERYN_METRICS_ORG_MIN_EVENTS",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
@@ -42,6 +46,8 @@ struct WorkerConfiguration: Sendable {
         keys = try RedisKeys(reader, clustered: redis.isCluster)
         metricsPort = try reader.integer("OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535)
         metricsHost = reader.string("OPERYN_METRICS_HOST", default: metricsHost)
+        metricsMaxOrganizations = try reader.integer("OPERYN_METRICS_MAX_ORGS", default: metricsMaxOrganizations, in: 0...100_000)
+        metricsOrganizationMinEvents = try reader.integer("OPERYN_METRICS_ORG_MIN_EVENTS", default: metricsOrganizationMinEvents, in: 1...1_000_000_000)
         consumer.consumer = reader.string("OPERYN_CONSUMER_NAME", default: consumer.consumer)
         consumer.batchSize = try reader.integer("OPERYN_BATCH_SIZE", default: consumer.batchSize, in: 1...100_000)
         consumer.blockMilliseconds = try reader.integer("OPERYN_BLOCK_MS", default: consumer.blockMilliseconds, in: 1...60_000)

@@ -3,10 +3,14 @@ import NIOCore
 import Shared
 import Synchronization
 
-/// The worker's metric objects; per-organization counters are made on first use and kept.
+/// The worker's metric objects; per-organization counters are made on first use and kept, for at most
+/// `OPERYN_METRICS_MAX_ORGS` organizations (`OrganizationLabels`): the others count under `org="other"`, so a
+/// million organizations make a bounded scrape. Exact per-organization numbers are Redis's counters.
 final class WorkerMetrics: Sendable {
     private let factory: any MetricsFactory
     private let counters = Mutex<[String: Counter]>([:])
+    /// Which organizations have series of their own.
+    let organizations: OrganizationLabels
     /// `operyn_worker_dead_lettered_total`.
     let deadLettered: Counter
     /// `operyn_worker_batch_duration_seconds`: one batch from read to acknowledgement.
@@ -19,8 +23,9 @@ final class WorkerMetrics: Sendable {
     /// `operyn_stream_backlog_events{kind}`: lag plus pending in events (estimated from the newest entries' counts).
     let backlogEvents: [EventKind: Gauge]
 
-    init(factory: any MetricsFactory) {
+    init(factory: any MetricsFactory, organizations: OrganizationLabels = OrganizationLabels()) {
         self.factory = factory
+        self.organizations = organizations
         deadLettered = Counter(label: "operyn_worker_dead_lettered_total", dimensions: [], factory: factory)
         batchDuration = Timer(label: "operyn_worker_batch_duration_seconds", dimensions: [], factory: factory)
         commitDuration = Timer(label: "operyn_worker_commit_duration_seconds", dimensions: [], factory: factory)
@@ -37,11 +42,16 @@ final class WorkerMetrics: Sendable {
         self.backlogEvents = backlogEvents
     }
 
-    /// `operyn_worker_events_stored_total{kind,org}`.
-    func stored(kind: EventKind, org: String) -> Counter { counter("operyn_worker_events_stored_total", kind, org) }
+    /// Counts `events` stored events of `kind` for `org`: `operyn_worker_events_stored_total{kind,org}`.
+    func stored(kind: EventKind, org: String, events: Int) {
+        counter("operyn_worker_events_stored_total", kind, organizations.label(for: org, events: events)).increment(by: Int64(events))
+    }
 
+    /// Counts `events` events of `kind` over `org`'s service quota:
     /// `operyn_worker_events_rejected_total{kind,org,reason="service_quota_exceeded"}`.
-    func rejected(kind: EventKind, org: String) -> Counter { counter("operyn_worker_events_rejected_total", kind, org) }
+    func rejected(kind: EventKind, org: String, events: Int = 1) {
+        counter("operyn_worker_events_rejected_total", kind, organizations.label(for: org, events: events)).increment(by: Int64(events))
+    }
 
     private func counter(_ label: String, _ kind: EventKind, _ org: String) -> Counter {
         counters.withLock { counters in
@@ -54,6 +64,50 @@ final class WorkerMetrics: Sendable {
             return counter
         }
     }
+}
+
+/// Which organizations get Prometheus series of their own: the first `capacity` (`OPERYN_METRICS_MAX_ORGS`, 100) to
+/// reach `threshold` events (`OPERYN_METRICS_ORG_MIN_EVENTS`, 1 000) in this process — the large ones, in practice
+/// — and `other` for the rest. A label once given is kept (counters only grow), and events counted under `other`
+/// before an organization got its label stay there. The tally of organizations still under the threshold is bounded
+/// too (cleared when it holds `100 × capacity`).
+final class OrganizationLabels: Sendable {
+    /// The label of every organization without one of its own.
+    static let other = "other"
+
+    private struct State {
+        var labeled: Set<String> = []
+        var tally: [String: Int] = [:]
+    }
+
+    let capacity: Int
+    let threshold: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int = 100, threshold: Int = 1_000) {
+        self.capacity = capacity
+        self.threshold = threshold
+    }
+
+    /// The label to count `events` more events of `organization` under.
+    func label(for organization: String, events: Int) -> String {
+        state.withLock { state in
+            if state.labeled.contains(organization) { return organization }
+            guard state.labeled.count < capacity else { return Self.other }
+            let total = state.tally[organization, default: 0] + events
+            if total >= threshold {
+                state.labeled.insert(organization)
+                state.tally[organization] = nil
+                return organization
+            }
+            if state.tally.count >= capacity * 100 { state.tally.removeAll(keepingCapacity: true) }
+            state.tally[organization] = total
+            return Self.other
+        }
+    }
+
+    /// How many organizations have a label of their own.
+    var labeledCount: Int { state.withLock { $0.labeled.count } }
 }
 
 /// Lets a message through at most once a minute per key.

@@ -172,7 +172,7 @@ extension StreamConsumer {
                     XADD(
                         keys.rejectedStream, approximateMaxLength: settings.rejectedMaxLength,
                         fields: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }))
-                metrics.rejected(kind: event.event.kind, org: event.org).increment()
+                metrics.rejected(kind: event.event.kind, org: event.org)
                 if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
                     logger.warning(
                         "worker.quota.rejected",
@@ -216,7 +216,7 @@ extension StreamConsumer {
         let answers = try await retrying("acknowledge") { try await done.send(on: commands, keys: keys) }
         for (group, acknowledged) in answers where acknowledged > 0 {
             for count in group.counts where count.field.hasPrefix("stored:") {
-                metrics.stored(kind: group.kind, org: group.org ?? "").increment(by: Int64(acknowledged * count.amount))
+                metrics.stored(kind: group.kind, org: group.org ?? "", events: acknowledged * count.amount)
             }
         }
         for stream in Set(done.ids.keys.map { keys.stream($0.kind, partition: $0.partition) }) {
