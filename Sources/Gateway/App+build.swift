@@ -77,7 +77,9 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
             ttlMilliseconds: configuration.rateLimitCacheMilliseconds),
         backlog: dependencies.backlog,
         metrics: dependencies.metrics,
-        retryAfterSeconds: configuration.retryAfterSeconds
+        retryAfterSeconds: configuration.retryAfterSeconds,
+        idempotencyTTLSeconds: configuration.idempotencyTTLSeconds,
+        keys: configuration.keys
     )
 }
 

@@ -26,7 +26,9 @@ struct IngestHandlerTests {
         }
 
         /// No limits here: held as any append.
-        func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
+        func publish(
+            _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
+        ) -> EventLoopFuture<GuardedAppend.Decision> {
             publishUnlimited(events, on: eventLoop)
         }
 

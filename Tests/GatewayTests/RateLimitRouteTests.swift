@@ -100,3 +100,49 @@ struct RateLimitRouteTests {
         #expect(limit.description == "5 events per second (burst 9) and 7 bytes per second (burst 7)")
     }
 }
+
+/// `Idempotency-Key`, in process on the in-memory publisher (the script itself is tested against Redis).
+@Suite("Idempotency keys: retries answered once")
+struct IdempotencyRouteTests {
+    static let key = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+
+    @Test func aRetryGetsTheFirstAnswerAndWritesNothing() async throws {
+        let gateway = TestGateway()
+        try await gateway.test { client in
+            let first = try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: "order-1"])
+            #expect(first.status == .accepted && first.headers[Self.replayed] == nil)
+            let retry = try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: "order-1"])
+            #expect(retry.status == .accepted && retry.text == first.text && retry.headers[Self.replayed] == "true", "the same id again")
+            let batch = RateLimitRouteTests.batch(3)
+            #expect(try await client.post("/events/logs/batch", batch, headers: [Self.key: "order-2"]).text == #"{"accepted":3}"#)
+            #expect(try await client.post("/events/logs/batch", batch, headers: [Self.key: "order-2"]).text == #"{"accepted":3}"#)
+            // Scoped per organization: another organization's key of the same name is its own.
+            #expect(
+                try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: "order-1", .organizationID: "acme"]).headers[Self.replayed]
+                    == nil)
+            // The same key with another body: 422, nothing written.
+            let other = try await client.post("/events/logs", #"{"service":"api","level":"info","message":"other"}"#, headers: [Self.key: "order-1"])
+            #expect(other.status == .unprocessableContent)
+            #expect(
+                other.text
+                    == #"{"statusCode":422,"message":"Idempotency-Key was already used with another request of organization default; use a new key for a new request"}"#
+            )
+        }
+        #expect(gateway.publisher.events.count == 1 + 3 + 1, "each request stored once")
+    }
+
+    @Test func keysOutsideTheAllowedFormAre400() async throws {
+        let gateway = TestGateway()
+        try await gateway.test { client in
+            for bad in ["", String(repeating: "k", count: 256), "has space", "tab\there", "ü"] {
+                let response = try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: bad])
+                #expect(response.status == .badRequest, "\(bad.prefix(20))")
+                #expect(response.text == #"{"statusCode":400,"message":"Invalid Idempotency-Key: must be 1-255 visible ASCII characters"}"#)
+            }
+            #expect(try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: String(repeating: "k", count: 255)]).status == .accepted)
+            #expect(try await client.post("/events/logs", RateLimitRouteTests.log, headers: [Self.key: "a:b/c=d+e{f}~"]).status == .accepted)
+        }
+        #expect(gateway.publisher.events.count == 2)
+    }
+}

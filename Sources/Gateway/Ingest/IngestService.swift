@@ -22,6 +22,15 @@ struct IngestService: Sendable {
     let backlog: Backlog
     let metrics: GatewayMetrics
     let retryAfterSeconds: Int
+    /// How long an `Idempotency-Key` is remembered (`OPERYN_IDEMPOTENCY_TTL_SECONDS`).
+    var idempotencyTTLSeconds = 86_400
+    /// Where idempotency records are kept.
+    var keys = RedisKeys()
+
+    /// The request header naming a retry-safe request.
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    /// The answer header of a retry answered from the first request's record.
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 
     var limits: EventLimits { validator.limits }
 
@@ -31,6 +40,8 @@ struct IngestService: Sendable {
         let gzip: Bool
         /// The most bytes its body may have, before and after gzip decoding.
         let limit: Int
+        /// Its `Idempotency-Key`, if it has one.
+        var idempotencyKey: String? = nil
     }
 
     /// Step 2.
@@ -57,7 +68,14 @@ struct IngestService: Sendable {
         if let length = request.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
             return .failure(.tooLarge(limit: limit))
         }
-        return .success(Admission(organization: organization, gzip: gzip, limit: limit))
+        var idempotencyKey: String?
+        if let key = request.headerFields[Self.idempotencyKey] {
+            guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                return .failure(.badRequest("Invalid Idempotency-Key: must be 1-255 visible ASCII characters"))
+            }
+            idempotencyKey = key
+        }
+        return .success(Admission(organization: organization, gzip: gzip, limit: limit, idempotencyKey: idempotencyKey))
     }
 
     /// A 202's body and the header fields that go with it (the rate-limit fields of a limited organization).
@@ -79,25 +97,38 @@ struct IngestService: Sendable {
         let counter = metrics.accepted[route.kind]
         let answered = eventLoop.makePromise(of: Answer.self)
         let organization = admission.organization
-        let decided: EventLoopFuture<(RateLimit, RateLimitedAppend.Decision)>
-        if let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
+        let answerBody =
+            route.isBatch ? #"{"accepted":\#(events.count)}"# : #"{"id":""# + events[0].id + #"","queued":true}"#
+        let idempotency = admission.idempotencyKey.map { key in
+            GuardedAppend.Idempotency(
+                record: keys.idempotency(org: organization, key: key),
+                digest: APIKey.sha256(bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0] + body.readableBytesView),
+                answer: answerBody, ttlSeconds: idempotencyTTLSeconds)
+        }
+        let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
+        if idempotency == nil, let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
             // The common case, no limit known without asking Redis: the plain (coalesced) append.
             decided = publisher.publish(events, on: eventLoop).map { (limit, .admitted(ids: [], budgets: [])) }
         } else {
             decided = rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
-                publisher.publish(events, bytes: bytes, limit: limit, on: eventLoop).map { (limit, $0) }
+                publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).map { (limit, $0) }
             }
         }
         decided.whenComplete { result in
             switch result {
             case .success((_, .admitted(_, let budgets))):
                 counter?.increment(by: Int64(events.count))
-                var answer = Answer(
-                    body: route.isBatch
-                        ? ByteBuffer(string: #"{"accepted":\#(events.count)}"#)
-                        : ByteBuffer(string: #"{"id":""# + events[0].id + #"","queued":true}"#))
+                var answer = Answer(body: ByteBuffer(string: answerBody))
                 for (name, value) in RateLimitHeaders.fields(budgets) { answer.headers[name] = value }
                 answered.succeed(answer)
+            case .success((_, .replayed(let first))):
+                // A retry of a request already queued: its answer again, nothing queued twice.
+                answered.succeed(Answer(body: ByteBuffer(string: first), headers: [Self.idempotentReplayed: "true"]))
+            case .success((_, .conflict)):
+                answered.fail(
+                    GatewayError(
+                        status: .unprocessableContent,
+                        message: "Idempotency-Key was already used with another request of organization \(organization); use a new key for a new request"))
             case .success((let limit, .limited(let refusal))):
                 metrics.rateLimited.increment()
                 answered.fail(GatewayError.rateLimited(refusal, limit: limit, organization: organization, batch: route.isBatch))

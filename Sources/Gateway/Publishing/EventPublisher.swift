@@ -6,9 +6,12 @@ import Shared
 protocol EventPublisher: Sendable {
     /// Queues `events` all or nothing, from `eventLoop` (the one that read the request); completes on it.
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void>
-    /// Queues `events` (of a request of `bytes` bytes) if they fit their organization's `limit`, all or nothing; over
-    /// the limit nothing is queued and the decision says why. With no limit, as `publish(_:on:)`.
-    func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision>
+    /// Queues `events` (of a request of `bytes` bytes) if they fit their organization's `limit` and `idempotency`'s key
+    /// was not used before, all or nothing; otherwise nothing is queued and the decision says why (or, for a retry,
+    /// what the first request was answered). With neither, as `publish(_:on:)`.
+    func publish(
+        _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GuardedAppend.Decision>
     /// Whether the queue answers right now.
     func isReady() async -> Bool
 }
@@ -21,7 +24,7 @@ struct PublishError: Error, Sendable {
 
 extension EventPublisher {
     /// Publishes without a limit, answered as admitted with no budget.
-    func publishUnlimited(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
+    func publishUnlimited(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<GuardedAppend.Decision> {
         publish(events, on: eventLoop).map { .admitted(ids: [], budgets: []) }
     }
 }

@@ -10,6 +10,8 @@ final class InMemoryEventPublisher: EventPublisher {
         var failing = false
         /// GCRA arrival times by organization and measure.
         var budgets: [String: Double] = [:]
+        /// Idempotency records by key (kept for ever here).
+        var idempotency: [String: GuardedAppend.Idempotency] = [:]
     }
 
     private let state = Mutex(State())
@@ -33,10 +35,15 @@ final class InMemoryEventPublisher: EventPublisher {
 
     /// Limits by the same GCRA as the Redis script, on this process's clock, for route tests of 429 and the rate-limit
     /// headers (the script itself is tested on a real Redis).
-    func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
-        guard !limit.isNone else { return publishUnlimited(events, on: eventLoop) }
-        let decision: RateLimitedAppend.Decision? = state.withLock { state in
+    func publish(
+        _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GuardedAppend.Decision> {
+        guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
+        let decision: GuardedAppend.Decision? = state.withLock { state in
             guard !state.failing else { return nil }
+            if let idempotency, let record = state.idempotency[idempotency.record] {
+                return record.digest == idempotency.digest ? .replayed(answer: record.answer) : .conflict
+            }
             let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e6
             var arrivals: [String: Double] = [:]
             var budgets: [RateBudget] = []
@@ -57,6 +64,7 @@ final class InMemoryEventPublisher: EventPublisher {
                         remaining: Int(((tolerance - (arrival - now)) / interval).rounded(.down)), resetSeconds: Int(((arrival - now) / 1_000).rounded(.up))))
             }
             for (measure, arrival) in arrivals { state.budgets[events[0].org + measure] = arrival }
+            if let idempotency { state.idempotency[idempotency.record] = idempotency }
             state.events += events
             return .admitted(ids: [], budgets: budgets)
         }

@@ -54,21 +54,24 @@ struct RedisEventPublisher: EventPublisher {
         return published.futureResult
     }
 
-    /// A limited organization's request is admitted and appended by one script (`RateLimitedAppend`), on its own:
-    /// requests of limited organizations are not coalesced, since each is admitted or refused by itself.
-    func publish(_ events: [QueuedEvent], bytes: Int, limit: RateLimit, on eventLoop: any EventLoop) -> EventLoopFuture<RateLimitedAppend.Decision> {
-        guard !limit.isNone else { return publishUnlimited(events, on: eventLoop) }
+    /// A request of a limited organization, or with an idempotency key, is checked and appended by one script
+    /// (`GuardedAppend`), on its own: such requests are not coalesced, since each is admitted or refused by itself.
+    func publish(
+        _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GuardedAppend.Decision> {
+        guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
         let start = NIODeadline.now()
         let org = events[0].org
         let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: org))
         let chunks = StreamEntryCodec.chunks(events)
         let (redis, replicas, timeout, state) = (redis, waitReplicas, waitTimeoutMilliseconds, keys.rateState(org: org))
-        @Sendable func append(sendSource: Bool) -> EventLoopFuture<RateLimitedAppend.Decision> {
-            let command = RateLimitedAppend(chunks, to: stream, state: state, limit: limit, events: events.count, bytes: bytes, sendSource: sendSource)
+        @Sendable func append(sendSource: Bool) -> EventLoopFuture<GuardedAppend.Decision> {
+            let command = GuardedAppend(
+                chunks, to: stream, state: state, limit: limit, events: events.count, bytes: bytes, idempotency: idempotency, sendSource: sendSource)
             return redis.send(command, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         }
         let metrics = metrics
-        let decided = eventLoop.makePromise(of: RateLimitedAppend.Decision.self)
+        let decided = eventLoop.makePromise(of: GuardedAppend.Decision.self)
         append(sendSource: false).flatMapError { error in
             // A server that has not run the script yet: once with its source.
             guard (error as? RedisError)?.isServerError("NOSCRIPT") == true else { return eventLoop.makeFailedFuture(error) }

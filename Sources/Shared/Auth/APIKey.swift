@@ -42,6 +42,13 @@ public enum APIKey {
         hex(Array(SHA256.hash(data: Array(key.utf8))))
     }
 
+    /// The SHA-256 of `bytes`, in lowercase hex.
+    public static func sha256(bytes: some Sequence<UInt8>) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(bytes))
+        return hex(Array(hasher.finalize()))
+    }
+
     /// Lowercase hex digits of `bytes`.
     static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)

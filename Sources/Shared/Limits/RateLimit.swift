@@ -2,7 +2,7 @@
 /// most that may arrive at once after a quiet spell. A rate of 0 leaves that measure unlimited.
 ///
 /// Enforced by GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp per measure) in Redis,
-/// in the same script that appends the events (`RateLimitedAppend`): every gateway shares one budget, and a request
+/// in the same script that appends the events (`GuardedAppend`): every gateway shares one budget, and a request
 /// is admitted and appended, or refused with nothing written, in one round trip.
 public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
     public var eventsPerSecond: Int

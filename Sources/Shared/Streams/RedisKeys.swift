@@ -97,6 +97,13 @@ public struct RedisKeys: Sendable, Equatable {
         clustered ? "\(prefix):rate:{\(tags[partition(of: org)])}:\(org)" : "\(prefix):org:\(org):rate"
     }
 
+    /// `<prefix>:org:<org>:idem:<key>`, in a cluster `<prefix>:idem:{<partition tag>}:<org>:<key>`: the record of an
+    /// `Idempotency-Key` (hash; `digest` of the request, `answer`: its 202 body), in the slot of the organization's
+    /// streams, so that one script checks, appends and records.
+    public func idempotency(org: String, key: String) -> String {
+        clustered ? "\(prefix):idem:{\(tags[partition(of: org)])}:\(org):\(key)" : "\(prefix):org:\(org):idem:\(key)"
+    }
+
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
     public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
 

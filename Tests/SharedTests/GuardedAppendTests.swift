@@ -7,7 +7,7 @@ import Testing
 
 /// The rate-limit script on the real Redis and on the cluster, on a clock the test sets.
 @Suite("Rate-limited appends (GCRA in Redis)")
-struct RateLimitedAppendTests {
+struct GuardedAppendTests {
     enum Target: String, CaseIterable, CustomTestStringConvertible {
         case server, cluster
         var testDescription: String { rawValue }
@@ -27,19 +27,24 @@ struct RateLimitedAppendTests {
 
         /// Asks to append `events` events of `bytes` bytes at `now` ms under `limit` (by the script's source: a cluster's
         /// masters may not know it yet).
-        func append(_ events: Int, bytes: Int = 100, at now: Int64, limit: RateLimit) async throws -> RateLimitedAppend.Decision {
+        func append(
+            _ events: Int, bytes: Int = 100, at now: Int64, limit: RateLimit, idempotency: GuardedAppend.Idempotency? = nil
+        ) async throws -> GuardedAppend.Decision {
             let queued = (0..<events).map { index in
                 QueuedEvent(
                     id: UUID().uuidString.lowercased(), org: org, receivedAt: .now,
                     event: .log(LogEvent(service: "api", level: .info, message: "m\(index)", timestamp: .now)))
             }
-            let command = RateLimitedAppend(
+            let command = GuardedAppend(
                 StreamEntryCodec.chunks(queued), to: stream, state: keys.rateState(org: org), limit: limit, events: events, bytes: bytes,
-                sendSource: true, now: now)
+                idempotency: idempotency, sendSource: true, now: now)
             return try await redis.send(command)
         }
 
+        func record(_ key: String) -> String { keys.idempotency(org: org, key: key) }
+
         func cleanUp() async {
+            for key in ["k1", "k2"] { _ = try? await redis.send(DEL([record(key)])) }
             _ = try? await redis.send(DEL([stream]))
             _ = try? await redis.send(DEL([keys.rateState(org: org)]))
             redis.shutdown()
@@ -98,18 +103,47 @@ struct RateLimitedAppendTests {
         defer { Task { await setup.cleanUp() } }
         let limit = RateLimit(eventsPerSecond: 1_000, eventsBurst: 1_000)
         let queued = [QueuedEvent(id: "x", org: setup.org, receivedAt: .now, event: .log(LogEvent(service: "a", level: .info, message: "m", timestamp: .now)))]
-        var command = RateLimitedAppend(
+        var command = GuardedAppend(
             StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1, sendSource: true)
         #expect(try await setup.redis.send(command).isAdmitted)
         let ttl = try await setup.redis.send(RawCommand("PTTL", setup.keys.rateState(org: setup.org))).integer ?? -2
         #expect((1...1_002).contains(ttl), "kept until the budget is full again, plus a second: \(ttl) ms")
-        command = RateLimitedAppend(
+        command = GuardedAppend(
             StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1)
         #expect(try await setup.redis.send(command).isAdmitted, "by its digest once the server knows it")
     }
+
+    @Test(arguments: Target.allCases)
+    func anIdempotencyKeyIsRecordedWithTheAppendAndRetriesGetTheFirstAnswer(target: Target) async throws {
+        let setup = try Setup(target)
+        defer { Task { await setup.cleanUp() } }
+        let first = GuardedAppend.Idempotency(record: setup.record("k1"), digest: "d1", answer: #"{"accepted":3}"#, ttlSeconds: 60)
+        #expect(try await setup.append(3, at: 1, limit: .none, idempotency: first).isAdmitted)
+        #expect(try await setup.redis.send(HGETALL(setup.record("k1"))) == ["digest": "d1", "answer": #"{"accepted":3}"#])
+        let ttl = try await setup.redis.send(RawCommand("TTL", setup.record("k1"))).integer ?? 0
+        #expect((55...60).contains(ttl))
+        // The same request again: the first answer, nothing appended.
+        var retry = first
+        retry.answer = #"{"accepted":99}"#
+        #expect(try await setup.append(3, at: 2, limit: .none, idempotency: retry) == .replayed(answer: #"{"accepted":3}"#))
+        // The same key with another request: a conflict, nothing appended.
+        var other = first
+        other.digest = "d2"
+        #expect(try await setup.append(3, at: 3, limit: .none, idempotency: other) == .conflict)
+        #expect(try await setup.redis.send(XLEN(setup.stream)) == 1)
+        // A request refused by its rate limit records nothing: its retry is judged afresh.
+        let limit = RateLimit(eventsPerSecond: 1, eventsBurst: 2)
+        let limited = GuardedAppend.Idempotency(record: setup.record("k2"), digest: "d3", answer: "x", ttlSeconds: 60)
+        #expect(
+            try await setup.append(3, at: 4, limit: limit, idempotency: limited)
+                == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: nil, cost: 3)))
+        #expect(try await setup.redis.send(RawCommand("EXISTS", setup.record("k2"))) == .integer(0))
+        #expect(try await setup.append(2, at: 5, limit: limit, idempotency: limited).isAdmitted)
+        #expect(try await setup.append(2, at: 6, limit: limit, idempotency: limited) == .replayed(answer: "x"), "a retry costs no budget")
+    }
 }
 
-extension RateLimitedAppend.Decision {
+extension GuardedAppend.Decision {
     var isAdmitted: Bool {
         if case .admitted = self { return true }
         return false
