@@ -51,3 +51,47 @@ struct FaultTests {
         passed = report.isClean
     }
 }
+
+/// Clients that retry every unknown answer with their `Idempotency-Key` (to the other gateway) through a Redis stall
+/// and a gateway killed: nothing is stored twice, and every event ends accepted once.
+@Suite("Idempotent retries under faults, with a ledger of every event", .serialized)
+struct IdempotentRetryTests {
+    /// With keys (and, to show the test can tell, without: the same retries then store events twice).
+    @Test(arguments: [true, false])
+    func retriesThroughARedisStallAndAGatewayKillStoreEachEventOnceWithKeys(withKeys: Bool) async throws {
+        let server = try RedisServer()
+        let cluster = try await Cluster(store: .sqlite, redisURL: server.url)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let settings = ["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"]
+        let ports = [try await cluster.startGateway(settings), try await cluster.startGateway(settings)]
+        try cluster.startWorker("w1")
+        let ledger = Ledger()
+        let load = LoadGenerator(ledger: ledger, ports: ports, apiKey: Cluster.serverKey, retryingWithKeys: true, sendsKeys: withKeys)
+        try await underLoad(load) {
+            try await Task.sleep(for: .milliseconds(1_500))
+            // Stalled: appends time out at the gateways (503) and run when Redis resumes; their retries must find them.
+            server.signal(SIGSTOP)
+            try await Task.sleep(for: .milliseconds(2_000))
+            server.signal(SIGCONT)
+            try await Task.sleep(for: .milliseconds(1_500))
+            // A gateway killed mid-request: cut answers, retried on the other gateway.
+            #expect(cluster.signal("gateway-\(ports[0])", SIGKILL) == 128 + SIGKILL)
+            try await Task.sleep(for: .milliseconds(1_000))
+            try await cluster.restartGateway(port: ports[0])
+            try await Task.sleep(for: .milliseconds(1_500))
+        }
+        let report = try await cluster.drainAndVerify(ledger)
+        let (retries, replays) = load.retryCounts
+        print("[idempotent retries, keys: \(withKeys)] \(report) | retries \(retries), answered from a record \(replays), statuses \(load.statusCounts)")
+        #expect(report.unknown == 0, "every request ended with a definite answer")
+        #expect(report.lost == 0 && report.unexpected == 0 && report.wrongOrganization == 0, "\(report)")
+        if withKeys {
+            #expect(report.isClean, "\(report)")
+            #expect(retries > 0 && replays > 0, "the faults made retries, and some found their first request queued: \(retries), \(replays)")
+        } else {
+            #expect(report.duplicated > 0, "without keys, retries of requests that were queued store their events twice: \(report)")
+        }
+        passed = true
+    }
+}

@@ -9,24 +9,42 @@ import Synchronization
 /// several organizations, with an invalid event now and then (a 400 that must store nothing; PostgreSQL poison among
 /// them). Every request's
 /// markers go into the ledger with the class of its answer; latencies of single events are kept for percentiles.
+///
+/// With `retryingWithKeys`, each request carries an `Idempotency-Key` and a request whose answer is unknown (5xx,
+/// timeout, reset) is sent again, same key and body, to the next gateway, until it gets a 202 or a 4xx (or the load
+/// stops): what a well-behaved client does.
 final class LoadGenerator: Sendable {
     let ledger: Ledger
     let ports: [Int]
     let organizations: [String]
     let apiKey: String
     let connections: Int
+    let retryingWithKeys: Bool
+    /// Whether those retries carry the key (off only to show what happens without it).
+    let sendsKeys: Bool
     private let stopped = Atomic<Bool>(false)
+    private let retries = Atomic<Int>(0)
+    private let replays = Atomic<Int>(0)
     private let latencies = Mutex<[Int]>([])
     private let statuses = Mutex<[Int: Int]>([:])
     private let slowest = Atomic<Int>(0)
 
-    init(ledger: Ledger, ports: [Int], organizations: [String] = LoadGenerator.defaultOrganizations, apiKey: String, connections: Int = 8) {
+    init(
+        ledger: Ledger, ports: [Int], organizations: [String] = LoadGenerator.defaultOrganizations, apiKey: String, connections: Int = 8,
+        retryingWithKeys: Bool = false, sendsKeys: Bool = true
+    ) {
+        self.retryingWithKeys = retryingWithKeys
+        self.sendsKeys = sendsKeys
         self.ledger = ledger
         self.ports = ports
         self.organizations = organizations
         self.apiKey = apiKey
         self.connections = connections
     }
+
+    /// Requests sent again after an unknown answer, and answers that were a recorded first answer
+    /// (`Idempotent-Replayed`).
+    var retryCounts: (retries: Int, replays: Int) { (retries.load(ordering: .relaxed), replays.load(ordering: .relaxed)) }
 
     /// The organizations traffic is spread over unless told otherwise.
     static let defaultOrganizations = ["org-a", "org-b", "org-c", "org-d"]
@@ -103,18 +121,40 @@ final class LoadGenerator: Sendable {
             let path = isBatch ? "/events/logs/batch" : "/events/logs"
             let started = NIODeadline.now()
             var status = 0
-            do {
-                let response = try await client!.post(
-                    path,
-                    headers: [.contentType: "application/json", HTTPField.Name("x-api-key")!: apiKey, HTTPField.Name("x-organization-id")!: organization],
-                    body: ByteBuffer(string: body))
-                status = Int(response.status.code)
-            } catch {
-                try? await client?.shutdown()
-                client = nil
-                portIndex = (portIndex + 1) % ports.count  // that gateway may be gone: the others keep serving
-                try? await Task.sleep(for: .milliseconds(50))
-            }
+            var headers: HTTPFields = [
+                .contentType: "application/json", HTTPField.Name("x-api-key")!: apiKey, HTTPField.Name("x-organization-id")!: organization,
+            ]
+            if retryingWithKeys && sendsKeys { headers[HTTPField.Name("Idempotency-Key")!] = UUID().uuidString }
+            var attempt = 0
+            repeat {
+                attempt += 1
+                if attempt > 1 {
+                    retries.add(1, ordering: .relaxed)
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                if client == nil {
+                    let fresh = TestClient(host: "127.0.0.1", port: ports[portIndex], configuration: .init(timeout: .seconds(5)))
+                    fresh.connect()
+                    client = fresh
+                }
+                status = 0
+                do {
+                    let response = try await client!.post(path, headers: headers, body: ByteBuffer(string: body))
+                    status = Int(response.status.code)
+                    if response.headers[HTTPField.Name("Idempotent-Replayed")!] == "true" { replays.add(1, ordering: .relaxed) }
+                } catch {
+                    try? await client?.shutdown()
+                    client = nil
+                    portIndex = (portIndex + 1) % ports.count  // that gateway may be gone: the others keep serving
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                if retryingWithKeys && status >= 500 && ports.count > 1 {
+                    // The retry goes to the next gateway, as a client behind a load balancer would see it.
+                    try? await client?.shutdown()
+                    client = nil
+                    portIndex = (portIndex + 1) % ports.count
+                }
+            } while retryingWithKeys && (status == 0 || status >= 500) && attempt < 100 && !stopped.load(ordering: .relaxed)
             let outcome: Ledger.Outcome =
                 switch status {
                 case 202: .accepted
