@@ -80,7 +80,7 @@ struct HostileInputTests {
         let cluster = try Cluster()
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
-        let port = try await cluster.startGateway(["OPERYN_AUTH_FAILURE_LIMIT": "0"])
+        let port = try await cluster.startGateway(["OPERYN_AUTH_FAILURE_LIMIT": "0", "OPERYN_RATE_EVENTS_PER_SECOND": "1000"])
         let acme = try #require(try cluster.adminJSON("keys", "create", "acme")["key"]?.text)
         let revoked = try cluster.adminJSON("keys", "create", "acme")
         #expect(try cluster.admin("keys", "revoke", "acme", try #require(revoked["id"]?.text)).status == 0)
