@@ -42,7 +42,13 @@ enum OpenAPIDocument {
                         "name": "x-organization-id", "in": "header", "required": false,
                         "description": "Organization ID; omitted means the default organization, limited to 5 services",
                         "schema": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "maxLength": 64],
-                    ]
+                    ],
+                    "IdempotencyKey": [
+                        "name": "Idempotency-Key", "in": "header", "required": false,
+                        "description":
+                            "A key of the client's for this request (per organization): a retry with the same key and body within 24 hours gets the first answer again (same ids) and writes nothing; the same key with another body is 422",
+                        "schema": ["type": "string", "pattern": "^[!-~]{1,255}$", "maxLength": 255],
+                    ],
                 ],
                 "schemas": schemas(limits),
                 "responses": [
@@ -55,6 +61,9 @@ enum OpenAPIDocument {
                     "TooManyFailures": error(
                         "This client failed authentication too often, or the organization is over its rate limit (only when one is configured: none is by default); retry after Retry-After seconds",
                         "Rate limit of organization acme exceeded: 100 events per second (burst 200); retry after 1 s", retry: true, rateLimit: true),
+                    "IdempotencyConflict": error(
+                        "The Idempotency-Key was already used with another request of this organization; nothing was written",
+                        "Idempotency-Key was already used with another request of organization default; use a new key for a new request"),
                     "RequestTimeout": error(
                         "The request head or body stalled past the gateway's timeouts; the connection is closed",
                         "Request body timed out: no data for 10000 ms"),
@@ -234,7 +243,7 @@ enum OpenAPIDocument {
             "summary": .string(summary),
             "tags": ["events"],
             "security": [["apiKey": []], [:]],
-            "parameters": [["$ref": "#/components/parameters/OrganizationId"]],
+            "parameters": [["$ref": "#/components/parameters/OrganizationId"], ["$ref": "#/components/parameters/IdempotencyKey"]],
             "requestBody": [
                 "required": true,
                 "description": .string("At most \(maxBody) bytes (after decoding, with Content-Encoding: gzip)"),
@@ -243,7 +252,7 @@ enum OpenAPIDocument {
             "responses": [
                 "202": [
                     "description": "Accepted: queued for storage",
-                    "headers": rateLimitHeaders,
+                    "headers": acceptedHeaders,
                     "content": ["application/json": ["schema": .string("#/components/schemas/\(accepted)").reference]],
                 ],
                 "400": ["$ref": "#/components/responses/BadRequest"],
@@ -252,6 +261,7 @@ enum OpenAPIDocument {
                 "408": ["$ref": "#/components/responses/RequestTimeout"],
                 "413": ["$ref": "#/components/responses/TooLarge"],
                 "415": ["$ref": "#/components/responses/UnsupportedMediaType"],
+                "422": ["$ref": "#/components/responses/IdempotencyConflict"],
                 "429": ["$ref": "#/components/responses/TooManyFailures"],
                 "503": ["$ref": "#/components/responses/Unavailable"],
             ],
@@ -265,6 +275,20 @@ enum OpenAPIDocument {
     }
 
     /// The IETF rate-limit fields, sent when the organization has a rate limit.
+    /// The fields of a 202: the rate-limit fields, and the mark of a replayed answer.
+    private static var acceptedHeaders: JSONValue {
+        guard case .object(var fields) = rateLimitHeaders else { return rateLimitHeaders }
+        fields.append(
+            (
+                "Idempotent-Replayed",
+                [
+                    "description": "true when this is the recorded answer to an earlier request with the same Idempotency-Key (nothing was written again)",
+                    "schema": ["type": "string", "enum": ["true"]],
+                ]
+            ))
+        return .object(fields)
+    }
+
     private static let rateLimitHeaders: JSONValue = [
         "RateLimit-Policy": [
             "description":
