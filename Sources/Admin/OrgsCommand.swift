@@ -53,7 +53,8 @@ struct OrgsCommand: AsyncParsableCommand {
         func run() async throws {
             let organization = try checkedOrganization(organization)
             try await options.withRedis { redis in
-                let summary = try await OrganizationSummary.read(organization, redis: redis, keys: options.keys, defaultLimit: limits.defaultServiceLimit)
+                let summary = try await OrganizationSummary.read(
+                    organization, redis: redis, keys: options.keys, defaultLimit: limits.defaultServiceLimit, withUsage: true)
                 options.output(summary.json, table: summary.table)
             }
         }
@@ -145,6 +146,8 @@ struct OrganizationSummary {
     var keyCount: Int
     /// Its rate-limit override, if it has one (the gateways' default applies otherwise).
     var rateLimit: RateLimit?
+    /// What it sent and what became of it, today and the 30 days before (`orgs show` only).
+    var usage: UsageReport?
 
     var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
     var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
@@ -164,7 +167,9 @@ struct OrganizationSummary {
         return found.sorted()
     }
 
-    static func read(_ organization: String, redis: RedisClient, keys: RedisKeys, defaultLimit: Int) async throws(RedisError) -> OrganizationSummary {
+    static func read(
+        _ organization: String, redis: RedisClient, keys: RedisKeys, defaultLimit: Int, withUsage: Bool = false
+    ) async throws(RedisError) -> OrganizationSummary {
         let services = try await redis.send(SMEMBERS(keys.services(org: organization))).sorted()
         let override = try await redis.send(HGET(keys.settings(org: organization), field: "service_limit")).flatMap { Int($0) }
         let fallback = organization == OrganizationID.default ? 5 : defaultLimit
@@ -174,16 +179,18 @@ struct OrganizationSummary {
         let rateLimit = RateLimit.settingsFields.contains { settings[$0] != nil } ? RateLimit.of(settings: settings, fallback: .none) : nil
         return OrganizationSummary(
             organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
-            keyCount: keyCount, rateLimit: rateLimit)
+            keyCount: keyCount, rateLimit: rateLimit,
+            usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil)
     }
 
     var json: JSONValue {
-        .object([
-            ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
-            ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
-            ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
-            ("keys", .number(String(keyCount))), ("rateLimit", rateLimit?.json ?? .null),
-        ])
+        .object(
+            [
+                ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
+                ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
+                ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
+                ("keys", .number(String(keyCount))), ("rateLimit", rateLimit?.json ?? .null),
+            ] + (usage.map { [("usage", $0.json)] } ?? []))
     }
 
     var table: String {
@@ -196,6 +203,15 @@ struct OrganizationSummary {
             ["rate limit", rateLimit.map { "\($0) (set)" } ?? "the gateways' default"],
         ]
         let countRows = counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
-        return Table.render(["FIELD", "VALUE"], lines) + "\n\n" + Table.render(["COUNTER", "VALUE"], countRows)
+        var text = Table.render(["FIELD", "VALUE"], lines) + "\n\n" + Table.render(["COUNTER", "VALUE"], countRows)
+        if let usage {
+            let rows = usage.days.filter { day in Usage.measures.contains { day.total($0) > 0 } }.map { day in
+                [day.date] + Usage.measures.map { String(day.total($0)) }
+            }
+            text +=
+                "\n\nusage by the UTC day events were accepted (all kinds; --json has each kind):\n"
+                + Table.render(["DAY", "ACCEPTED", "RATE-LIMITED", "QUOTA-REJECTED", "STORED", "DEAD-LETTERED"], rows, empty: "(nothing in 31 days)")
+        }
+        return text
     }
 }

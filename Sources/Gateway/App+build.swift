@@ -14,8 +14,9 @@ struct GatewayDependencies: Sendable {
     var metrics: GatewayMetrics
     /// Organization keys; `nil` when `OPERYN_ORG_KEYS` is off.
     var organizationKeys: (any APIKeyDirectory)?
-    /// Where organizations' rate-limit overrides are read; `nil`: the default limit for everyone.
-    var rateLimitSettings: RedisClient?
+    /// Redis for what the gateway reads besides its appends (rate-limit overrides, `GET /usage`); `nil` (route tests):
+    /// the default limit for everyone, and no usage.
+    var redis: RedisClient?
 }
 
 /// The gateway's application: the server (ingestion on the event loops, Hummingbird's router for the rest), plus
@@ -35,7 +36,7 @@ func buildApplication(
         registry: registry,
         metrics: metrics,
         organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil,
-        rateLimitSettings: redis
+        redis: redis
     )
     let monitor = StreamBacklogMonitor(
         redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
@@ -46,10 +47,11 @@ func buildApplication(
         StartupError("OPERYN_REDIS_URL=\(redis.configuration.redactedURL): Redis is not reachable after \(configuration.startupTimeoutSeconds) s: \(error)")
     }
     let factory = PrometheusMetricsFactory(registry: registry)
+    let ingest = buildIngestService(configuration, dependencies)
     return Application(
-        router: buildRouter(configuration, dependencies),
+        router: buildRouter(configuration, dependencies, ingest: ingest),
         server: GuardedHTTP1Channel.builder(
-            ingest: buildIngestService(configuration, dependencies), ingestMetrics: IngestMetrics(factory: factory), settings: configuration.connections,
+            ingest: ingest, ingestMetrics: IngestMetrics(factory: factory), settings: configuration.connections,
             metrics: ConnectionMetrics(factory: factory), logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
@@ -73,7 +75,7 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
         validator: EventValidator(limits: configuration.limits),
         publisher: dependencies.publisher,
         rateLimits: OrganizationRateLimits(
-            fallback: configuration.rateLimit, redis: dependencies.rateLimitSettings, keys: configuration.keys,
+            fallback: configuration.rateLimit, redis: dependencies.redis, keys: configuration.keys,
             ttlMilliseconds: configuration.rateLimitCacheMilliseconds),
         backlog: dependencies.backlog,
         metrics: dependencies.metrics,
@@ -85,13 +87,18 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
 
 /// Hummingbird's routes (everything but ingestion, which `IngestHandler` serves before the router): errors in the
 /// spec's shape around everything, metrics, health, `/metrics` and the API documents.
-func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies) -> Router<GatewayRequestContext> {
+func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies, ingest: IngestService) -> Router<GatewayRequestContext> {
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: ErrorMiddleware(allowedMethods: knownPaths))
     router.add(middleware: MetricsMiddleware())
     router.addRoutes(
         OperationsController(publisher: dependencies.publisher, registry: dependencies.registry, retryAfterSeconds: configuration.retryAfterSeconds).endpoints
     )
+    router.addRoutes(
+        UsageController(
+            authenticator: ingest.authenticator, redis: dependencies.redis, keys: configuration.keys, rateLimits: ingest.rateLimits,
+            defaultServiceLimit: configuration.defaultServiceLimit, retryAfterSeconds: configuration.retryAfterSeconds
+        ).endpoints)
     router.addRoutes(DocsController(document: OpenAPIDocument.json(limits: configuration.limits), assetsURL: configuration.docsAssetsURL).endpoints)
     return router
 }
@@ -99,6 +106,6 @@ func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayD
 /// Every path the gateway serves, with its methods: 405 answers name them.
 let knownPaths: [String: [HTTPRequest.Method]] = [
     "/events/logs": [.post], "/events/logs/batch": [.post], "/events/metrics": [.post], "/events/deployments": [.post],
-    "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get],
+    "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get],
     "/openapi.json": [.get], "/api": [.get], "/reference": [.get],
 ]

@@ -55,6 +55,10 @@ struct GatewayConfiguration: Sendable {
     /// the first answer again and writes nothing.
     var idempotencyTTLSeconds = 86_400
 
+    /// `OPERYN_DEFAULT_SERVICE_LIMIT` (100): the service quota of organizations other than `default` without an
+    /// override, as the workers apply it; `GET /usage` reports it.
+    var defaultServiceLimit = 100
+
     /// `OPERYN_STARTUP_TIMEOUT_SECONDS` (30): how long Redis may stay unreachable at start before the gateway exits
     /// with code 3; 0 waits for ever (answering 503 meanwhile).
     var startupTimeoutSeconds = 30
@@ -77,7 +81,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
             "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
-            "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS",
+            "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -104,6 +108,7 @@ struct GatewayConfiguration: Sendable {
             eventsBurst: try reader.integer("OPERYN_RATE_EVENTS_BURST", default: 0, in: 0...1_000_000_000),
             bytesPerSecond: try reader.integer("OPERYN_RATE_BYTES_PER_SECOND", default: 0, in: 0...1_000_000_000_000),
             bytesBurst: try reader.integer("OPERYN_RATE_BYTES_BURST", default: 0, in: 0...1_000_000_000_000))
+        defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: defaultServiceLimit, in: 0...1_000_000)
         idempotencyTTLSeconds = try reader.integer("OPERYN_IDEMPOTENCY_TTL_SECONDS", default: idempotencyTTLSeconds, in: 1...2_592_000)
         rateLimitCacheMilliseconds = try reader.integer("OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000)
         limits = try EventLimits(reader)

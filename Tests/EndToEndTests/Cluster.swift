@@ -143,6 +143,13 @@ final class Cluster: @unchecked Sendable {
         return try shell(command)
     }
 
+    /// GETs `path` with curl; answers the status and body.
+    func get(port: Int, _ path: String, headers: [String: String]) throws -> (status: Int, body: String) {
+        var command = "curl http://127.0.0.1:\(port)\(path)"
+        for (name, value) in headers { command += " -H '\(name): \(value)'" }
+        return try shell(command)
+    }
+
     /// Rows of `sql` in the cluster's database, every column as text.
     func query(_ sql: String) async throws -> [[String?]] {
         if let sqlitePath { return try sqliteQuery(path: sqlitePath, sql) }

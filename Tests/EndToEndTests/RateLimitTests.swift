@@ -114,4 +114,77 @@ struct RateLimitTests {
         #expect(after < max(50, before * 5), "calm p99 \(after) ms beside the flood, \(before) ms alone")
         passed = true
     }
+    /// `GET /usage` and `operyn-admin orgs show` agree with what was sent and stored: accepted, rate-limited,
+    /// quota-rejected and stored, by kind, today.
+    @Test func usageAgreesWithWhatWasSentAndStored() async throws {
+        let cluster = try await Cluster(store: .sqlite)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let port = try await cluster.startGateway(["OPERYN_RATE_LIMIT_CACHE_MS": "100"])
+        try cluster.startWorker("w1")
+        #expect(try cluster.admin("orgs", "set-rate", "limited", "--events-per-second", "1", "--events-burst", "5").status == 0)
+        try await Task.sleep(for: .milliseconds(200))
+
+        let busy = try await Self.send(40, organization: "busy", ports: [port])
+        let limited = try await Self.send(30, organization: "limited", ports: [port], connections: 1)
+        var defaultStatuses: [Int: Int] = [:]
+        for index in 1...7 {
+            let answer = try cluster.post(
+                port: port, "/events/logs", #"{"service":"svc-\#(index)","level":"info","message":"m"}"#, headers: ["x-api-key": Cluster.serverKey])
+            defaultStatuses[answer.status, default: 0] += 1
+        }
+        let metric = try cluster.post(
+            port: port, "/events/metrics", #"{"service":"api","name":"n","value":1,"unit":"count"}"#,
+            headers: ["x-api-key": Cluster.serverKey, "x-organization-id": "busy"])
+        #expect(busy.statuses == [202: 40] && defaultStatuses == [202: 7] && metric.status == 202)
+        let limitedAccepted = limited.statuses[202] ?? 0
+        #expect(limitedAccepted >= 5 && limitedAccepted < 30 && limitedAccepted + (limited.statuses[429] ?? 0) == 30, "\(limited.statuses)")
+
+        // Drained: 40 + 1 + accepted of limited + 5 of the default organization's 7 (two services over its quota).
+        let expected = 41 + limitedAccepted + 5
+        var stored = 0
+        for _ in 0..<100 {
+            stored = 0
+            for table in ["logs", "metrics"] {
+                stored += Int(try await cluster.query("SELECT CAST(COUNT(*) AS TEXT) FROM \(table)").first?.first??.description ?? "0") ?? 0
+            }
+            if stored >= expected { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(stored == expected)
+        try await Task.sleep(for: .milliseconds(300))  // the last acknowledgements
+
+        func usage(_ organization: String) throws -> JSONValue {
+            let answer = try cluster.get(port: port, "/usage", headers: ["x-api-key": Cluster.serverKey, "x-organization-id": organization])
+            #expect(answer.status == 200, "\(answer.body)")
+            return try JSONParser.parse(Array(answer.body.utf8))
+        }
+        let busyUsage = try usage("busy")
+        let today = try #require(busyUsage["days"]?.elements.first)
+        #expect(busyUsage["days"]?.elements.count == 31 && busyUsage["org"] == .string("busy"))
+        #expect(today["accepted"]?["logs"] == .number("40") && today["accepted"]?["metrics"] == .number("1"))
+        #expect(today["stored"]?["logs"] == .number("40") && today["stored"]?["metrics"] == .number("1"))
+        #expect(today["rateLimited"]?["logs"] == .number("0") && busyUsage["rateLimit"] == .null)
+        #expect(busyUsage["services"]?["used"] == .array([.string("api")]) && busyUsage["services"]?["limit"] == .number("100"))
+
+        let limitedUsage = try usage("limited")
+        let limitedToday = try #require(limitedUsage["days"]?.elements.first)
+        #expect(limitedToday["accepted"]?["logs"] == .number(String(limitedAccepted)))
+        #expect(limitedToday["rateLimited"]?["logs"] == .number(String(30 - limitedAccepted)))
+        #expect(limitedUsage["rateLimit"]?["eventsPerSecond"] == .number("1") && limitedUsage["rateLimit"]?["remaining"]?["events"] != nil)
+
+        let defaultUsage = try usage("default")
+        let defaultToday = try #require(defaultUsage["days"]?.elements.first)
+        #expect(defaultToday["accepted"]?["logs"] == .number("7") && defaultToday["stored"]?["logs"] == .number("5"))
+        #expect(defaultToday["quotaRejected"]?["logs"] == .number("2"))
+        #expect(defaultUsage["services"]?["limit"] == .number("5") && defaultUsage["services"]?["used"]?.elements.count == 5)
+
+        // operyn-admin prints the same.
+        let shown = try cluster.adminJSON("orgs", "show", "limited")
+        #expect(shown["usage"]?.elements.first?["rateLimited"]?["logs"] == .number(String(30 - limitedAccepted)))
+        #expect(try cluster.admin("orgs", "show", "default").output.contains("DEAD-LETTERED"))
+        // Authenticated as the ingestion routes.
+        #expect(try cluster.get(port: port, "/usage", headers: [:]).status == 401)
+        passed = true
+    }
 }

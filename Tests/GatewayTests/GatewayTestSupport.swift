@@ -15,7 +15,9 @@ import TestSupport
 
 /// An in-process gateway on the in-memory publisher.
 struct TestGateway {
-    let publisher = InMemoryEventPublisher()
+    /// The rate limits' clock (ms): still, unless a test moves it.
+    let clock = TestClock()
+    let publisher: InMemoryEventPublisher
     let backlog: Backlog
     let registry = PrometheusCollectorRegistry()
     let keys = InMemoryAPIKeyDirectory()
@@ -33,6 +35,7 @@ struct TestGateway {
         adjust(&configuration)
         self.configuration = configuration
         backlog = Backlog(highWater: highWater)
+        publisher = InMemoryEventPublisher(clock: { [clock] in clock.now })
     }
 
     var dependencies: GatewayDependencies {
@@ -43,7 +46,9 @@ struct TestGateway {
     }
 
     /// Hummingbird's part of the gateway: the routes other than ingestion.
-    var application: some ApplicationProtocol { Application(router: buildRouter(configuration, dependencies)) }
+    var application: some ApplicationProtocol {
+        Application(router: buildRouter(configuration, dependencies, ingest: buildIngestService(configuration, dependencies)))
+    }
 
     /// Runs `body` with a client that sends each request through the gateway in process: first through an
     /// `IngestHandler` on a test channel, as the server's pipeline does after HTTP decoding, then, when the handler
@@ -52,7 +57,7 @@ struct TestGateway {
         let dependencies = dependencies
         let ingest = buildIngestService(configuration, dependencies)
         let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        return try await Application(router: buildRouter(configuration, dependencies)).test(.router) { router in
+        return try await Application(router: buildRouter(configuration, dependencies, ingest: ingest)).test(.router) { router in
             try await body(GatewayTestClient(ingest: ingest, metrics: metrics, router: router))
         }
     }
@@ -183,3 +188,12 @@ let specLog = SpecExamples.body("/events/logs")
 let specBatch = SpecExamples.body("/events/logs/batch")
 let specMetric = SpecExamples.body("/events/metrics")
 let specDeployment = SpecExamples.body("/events/deployments")
+
+/// A clock a test moves by hand, in milliseconds.
+final class TestClock: Sendable {
+    private let milliseconds = Mutex<Double>(1_000_000)
+
+    var now: Double { milliseconds.withLock { $0 } }
+
+    func advance(byMilliseconds amount: Double) { milliseconds.withLock { $0 += amount } }
+}

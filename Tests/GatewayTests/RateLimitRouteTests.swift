@@ -48,7 +48,7 @@ struct RateLimitRouteTests {
                 tooLarge.text
                     == #"{"statusCode":413,"message":"Batch of 4 events exceeds the burst of 3 events of organization initech's rate limit; send smaller requests"}"#
             )
-            try await Task.sleep(for: .milliseconds(600))
+            gateway.clock.advance(byMilliseconds: 500)
             #expect(try await client.post("/events/logs", Self.log, headers: [.organizationID: "acme"]).status == .accepted, "one interval later")
         }
         #expect(gateway.publisher.events.filter { $0.org == "acme" }.count == 4, "nothing written for the refused requests")

@@ -36,15 +36,18 @@ struct GuardedAppendTests {
                     event: .log(LogEvent(service: "api", level: .info, message: "m\(index)", timestamp: .now)))
             }
             let command = GuardedAppend(
-                StreamEntryCodec.chunks(queued), to: stream, state: keys.rateState(org: org), limit: limit, events: events, bytes: bytes,
-                idempotency: idempotency, sendSource: true, now: now)
+                StreamEntryCodec.chunks(queued), to: stream, state: keys.rateState(org: org), usage: usage, usageField: "rate_limited:logs", limit: limit,
+                events: events, bytes: bytes, idempotency: idempotency, sendSource: true, now: now)
             return try await redis.send(command)
         }
 
         func record(_ key: String) -> String { keys.idempotency(org: org, key: key) }
 
+        var usage: String { keys.usage(org: org, day: "2026-12-02") }
+
         func cleanUp() async {
             for key in ["k1", "k2"] { _ = try? await redis.send(DEL([record(key)])) }
+            _ = try? await redis.send(DEL([usage]))
             _ = try? await redis.send(DEL([stream]))
             _ = try? await redis.send(DEL([keys.rateState(org: org)]))
             redis.shutdown()
@@ -73,6 +76,7 @@ struct GuardedAppendTests {
         #expect(try await setup.redis.send(XLEN(setup.stream)) == 4, "only admitted requests were appended")
         // A request larger than the burst could never be admitted.
         #expect(try await setup.append(21, at: start + 60_000, limit: limit) == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: nil, cost: 21)))
+        #expect(try await setup.redis.send(HGET(setup.usage, field: "rate_limited:logs")) == "26", "every refused event counted in the day's usage")
         // After a quiet spell the whole burst is back.
         #expect(try await setup.append(20, at: start + 60_000, limit: limit).isAdmitted)
     }
@@ -104,12 +108,14 @@ struct GuardedAppendTests {
         let limit = RateLimit(eventsPerSecond: 1_000, eventsBurst: 1_000)
         let queued = [QueuedEvent(id: "x", org: setup.org, receivedAt: .now, event: .log(LogEvent(service: "a", level: .info, message: "m", timestamp: .now)))]
         var command = GuardedAppend(
-            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1, sendSource: true)
+            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x",
+            limit: limit, events: 1, bytes: 1, sendSource: true)
         #expect(try await setup.redis.send(command).isAdmitted)
         let ttl = try await setup.redis.send(RawCommand("PTTL", setup.keys.rateState(org: setup.org))).integer ?? -2
-        #expect((1...1_002).contains(ttl), "kept until the budget is full again, plus a second: \(ttl) ms")
+        #expect((50_000...60_002).contains(ttl), "kept until the budget is full again, plus a minute: \(ttl) ms")
         command = GuardedAppend(
-            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), limit: limit, events: 1, bytes: 1)
+            StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x",
+            limit: limit, events: 1, bytes: 1)
         #expect(try await setup.redis.send(command).isAdmitted, "by its digest once the server knows it")
     }
 

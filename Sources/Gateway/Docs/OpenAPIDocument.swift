@@ -29,6 +29,7 @@ enum OpenAPIDocument {
                 "/health/live": ["get": operation("Liveness: the process is up", content: "application/json")],
                 "/health/ready": ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)],
                 "/metrics": ["get": operation("Prometheus metrics", content: "text/plain")],
+                "/usage": ["get": usage],
             ],
             "components": [
                 "securitySchemes": [
@@ -117,6 +118,44 @@ enum OpenAPIDocument {
                 "properties": ["id": ["type": "string", "format": "uuid"], "queued": ["type": "boolean", "const": true]],
             ],
             "BatchAccepted": ["type": "object", "required": ["accepted"], "properties": ["accepted": ["type": "integer", "minimum": 1]]],
+            "CountsByKind": [
+                "type": "object", "required": ["logs", "metrics", "deployments"],
+                "properties": ["logs": ["type": "integer"], "metrics": ["type": "integer"], "deployments": ["type": "integer"]],
+            ],
+            "Usage": [
+                "type": "object", "required": ["org", "services", "rateLimit", "days"],
+                "properties": [
+                    "org": ["type": "string"],
+                    "services": [
+                        "type": "object", "required": ["used", "limit"],
+                        "properties": ["used": ["type": "array", "items": ["type": "string"]], "limit": ["type": "integer"]],
+                    ],
+                    "rateLimit": [
+                        "description": "null when the organization has no rate limit; remaining: what is left of each limited measure's burst now",
+                        "type": ["object", "null"],
+                        "properties": [
+                            "eventsPerSecond": ["type": "integer"], "eventsBurst": ["type": "integer"], "bytesPerSecond": ["type": "integer"],
+                            "bytesBurst": ["type": "integer"],
+                            "remaining": ["type": "object", "properties": ["events": ["type": "integer"], "bytes": ["type": "integer"]]],
+                        ],
+                    ],
+                    "days": [
+                        "description":
+                            "Today first, then each of the 30 days before (UTC), by the day events were accepted. accepted, stored, quotaRejected and deadLettered are counted as workers finish the events (once the queue drains, accepted = stored + quotaRejected + deadLettered); rateLimited as the gateways refuse them",
+                        "type": "array", "minItems": 31, "maxItems": 31,
+                        "items": [
+                            "type": "object", "required": ["date", "accepted", "rateLimited", "quotaRejected", "stored", "deadLettered"],
+                            "properties": [
+                                "date": ["type": "string", "format": "date"], "accepted": ["$ref": "#/components/schemas/CountsByKind"],
+                                "rateLimited": ["$ref": "#/components/schemas/CountsByKind"],
+                                "quotaRejected": ["$ref": "#/components/schemas/CountsByKind"],
+                                "stored": ["$ref": "#/components/schemas/CountsByKind"],
+                                "deadLettered": ["$ref": "#/components/schemas/CountsByKind"],
+                            ],
+                        ],
+                    ],
+                ],
+            ],
             "Error": [
                 "type": "object", "required": ["statusCode", "message"],
                 "properties": ["statusCode": ["type": "integer"], "message": ["type": "string"]],
@@ -262,6 +301,24 @@ enum OpenAPIDocument {
                 "413": ["$ref": "#/components/responses/TooLarge"],
                 "415": ["$ref": "#/components/responses/UnsupportedMediaType"],
                 "422": ["$ref": "#/components/responses/IdempotencyConflict"],
+                "429": ["$ref": "#/components/responses/TooManyFailures"],
+                "503": ["$ref": "#/components/responses/Unavailable"],
+            ],
+        ]
+    }
+
+    /// `GET /usage`, authenticated as the ingestion routes.
+    private static var usage: JSONValue {
+        [
+            "summary": "The organization's usage: today and the 30 days before, its services against its quota, its rate limit",
+            "tags": ["usage"],
+            "security": [["apiKey": []], [:]],
+            "parameters": [["$ref": "#/components/parameters/OrganizationId"]],
+            "responses": [
+                "200": ["description": "OK", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Usage"]]]],
+                "400": ["$ref": "#/components/responses/BadRequest"],
+                "401": ["$ref": "#/components/responses/Unauthorized"],
+                "403": ["$ref": "#/components/responses/Forbidden"],
                 "429": ["$ref": "#/components/responses/TooManyFailures"],
                 "503": ["$ref": "#/components/responses/Unavailable"],
             ],

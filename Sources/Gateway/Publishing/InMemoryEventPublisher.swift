@@ -15,8 +15,10 @@ final class InMemoryEventPublisher: EventPublisher {
     }
 
     private let state = Mutex(State())
+    /// The clock of the rate limits, in milliseconds; a test may set its own.
+    private let clock: @Sendable () -> Double
 
-    init() {}
+    init(clock: @escaping @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e6 }) { self.clock = clock }
 
     /// Everything published so far, in order.
     var events: [QueuedEvent] { state.withLock { $0.events } }
@@ -44,7 +46,7 @@ final class InMemoryEventPublisher: EventPublisher {
             if let idempotency, let record = state.idempotency[idempotency.record] {
                 return record.digest == idempotency.digest ? .replayed(answer: record.answer) : .conflict
             }
-            let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e6
+            let now = clock()
             var arrivals: [String: Double] = [:]
             var budgets: [RateBudget] = []
             for (measure, rate, burst, cost) in [

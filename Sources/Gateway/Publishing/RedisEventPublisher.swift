@@ -65,9 +65,12 @@ struct RedisEventPublisher: EventPublisher {
         let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: org))
         let chunks = StreamEntryCodec.chunks(events)
         let (redis, replicas, timeout, state) = (redis, waitReplicas, waitTimeoutMilliseconds, keys.rateState(org: org))
+        let usage = keys.usage(org: org, day: Usage.day(events[0].receivedAt))
+        let usageField = Usage.field("rate_limited", events[0].event.kind)
         @Sendable func append(sendSource: Bool) -> EventLoopFuture<GuardedAppend.Decision> {
             let command = GuardedAppend(
-                chunks, to: stream, state: state, limit: limit, events: events.count, bytes: bytes, idempotency: idempotency, sendSource: sendSource)
+                chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
+                idempotency: idempotency, sendSource: sendSource)
             return redis.send(command, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         }
         let metrics = metrics

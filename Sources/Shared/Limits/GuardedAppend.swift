@@ -5,22 +5,23 @@
 ///   organization's, in the stream's slot (`RedisKeys.rateState`), read from Redis's own clock so that every gateway
 ///   shares it: a request of cost `n` at time `now` is admitted when `max(tat, now) + n × interval − now ≤ burst ×
 ///   interval` (interval = 1 s ÷ rate), and moves `tat` there. Both measures are checked before either is charged; the
-///   hash expires once both budgets are full again. Over the limit, nothing is written.
+///   hash expires a minute after both budgets are full again. Over the limit, nothing is written.
 /// - **Idempotency key**: a request whose key was seen within its time to live is not appended again: the script
 ///   answers the first request's 202 body (same body digest) or a conflict (another body). The record (the digest and
 ///   the 202 body) is written in the same script as the entries, so no crash leaves one without the other.
 public struct GuardedAppend: RedisCommand {
-    /// KEYS[1] the stream, KEYS[2] the rate budget hash, KEYS[3] (when ARGV[8] is set) the idempotency record. ARGV[1]
-    /// the time in ms (empty: Redis's clock); ARGV[2..5] events per second, events burst, bytes per second, bytes burst
-    /// (a rate of 0: unlimited); ARGV[6], ARGV[7] the request's events and bytes; ARGV[8] the body's digest (empty: no
-    /// key), ARGV[9] the record's time to live in seconds, ARGV[10] the 202 body to record; ARGV[11] the number of
-    /// entries, then per entry its number of fields and the fields. Answers `{0, retry ms (-1: larger than the burst),
+    /// KEYS[1] the stream, KEYS[2] the rate budget hash, KEYS[3] the organization's usage hash of the day, KEYS[4] (when
+    /// ARGV[8] is set) the idempotency record. ARGV[1] the time in ms (empty: Redis's clock); ARGV[2..5] events per
+    /// second, events burst, bytes per second, bytes burst (a rate of 0: unlimited); ARGV[6], ARGV[7] the request's
+    /// events and bytes; ARGV[8] the body's digest (empty: no key), ARGV[9] the record's time to live in seconds,
+    /// ARGV[10] the 202 body to record; ARGV[11] the usage field a refusal counts its events in, ARGV[12] the usage
+    /// hash's time to live; ARGV[13] the number of entries, then per entry its number of fields and the fields. Answers `{0, retry ms (-1: larger than the burst),
     /// measure (1 events, 2 bytes)}`, `{1, events left, events reset ms, bytes left, bytes reset ms, entry ids…}` (-1
     /// for an unlimited measure), `{2, recorded 202 body}` (a retry) or `{3}` (the key with another body).
     public static let script = RedisScript(
         """
         if ARGV[8] ~= '' then
-            local record = redis.call('HMGET', KEYS[3], 'digest', 'answer')
+            local record = redis.call('HMGET', KEYS[4], 'digest', 'answer')
             if record[1] then
                 if record[1] == ARGV[8] then return {2, record[2]} end
                 return {3}
@@ -34,6 +35,11 @@ public struct GuardedAppend: RedisCommand {
             now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         end
         local measures = {{tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])}, {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])}}
+        local function refuse(retry, measure)
+            redis.call('HINCRBY', KEYS[3], ARGV[11], tonumber(ARGV[6]))
+            redis.call('EXPIRE', KEYS[3], tonumber(ARGV[12]))
+            return {0, retry, measure}
+        end
         local after, answer, keep = {}, {1}, 0
         local state
         for m = 1, 2 do
@@ -42,10 +48,10 @@ public struct GuardedAppend: RedisCommand {
                 state = state or redis.call('HMGET', KEYS[2], 'events', 'bytes')
                 local interval = 1000 / rate
                 local tolerance = burst * interval
-                if cost > burst then return {0, -1, m} end
+                if cost > burst then return refuse(-1, m) end
                 local tat = math.max(tonumber(state[m]) or 0, now)
                 local arrival = tat + cost * interval
-                if arrival - now > tolerance then return {0, math.ceil(arrival - now - tolerance), m} end
+                if arrival - now > tolerance then return refuse(math.ceil(arrival - now - tolerance), m) end
                 after[m] = arrival
                 answer[#answer + 1] = math.floor((tolerance - (arrival - now)) / interval)
                 answer[#answer + 1] = math.ceil(arrival - now)
@@ -57,16 +63,16 @@ public struct GuardedAppend: RedisCommand {
         end
         if after[1] then redis.call('HSET', KEYS[2], 'events', string.format('%.3f', after[1])) end
         if after[2] then redis.call('HSET', KEYS[2], 'bytes', string.format('%.3f', after[2])) end
-        if state then redis.call('PEXPIRE', KEYS[2], keep + 1000) end
-        local index = 12
-        for _ = 1, tonumber(ARGV[11]) do
+        if state then redis.call('PEXPIRE', KEYS[2], keep + 60000) end
+        local index = 14
+        for _ = 1, tonumber(ARGV[13]) do
             local fields = tonumber(ARGV[index])
             answer[#answer + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, index + 1, index + 2 * fields))
             index = index + 1 + 2 * fields
         end
         if ARGV[8] ~= '' then
-            redis.call('HSET', KEYS[3], 'digest', ARGV[8], 'answer', ARGV[10])
-            redis.call('EXPIRE', KEYS[3], tonumber(ARGV[9]))
+            redis.call('HSET', KEYS[4], 'digest', ARGV[8], 'answer', ARGV[10])
+            redis.call('EXPIRE', KEYS[4], tonumber(ARGV[9]))
         end
         return answer
         """
@@ -113,9 +119,12 @@ public struct GuardedAppend: RedisCommand {
     /// kept in `state`, and if `idempotency`'s key was not used before. `sendSource` sends the script's source (`EVAL`)
     /// rather than its digest (`EVALSHA`), for a server that does not know it yet; `now` (milliseconds) replaces
     /// Redis's clock, for tests.
+    ///
+    /// A refusal counts the request's events in `usage` (the organization's usage hash of the day), field
+    /// `usageField`.
     public init(
-        _ chunks: [StreamChunk], to stream: String, state: String, limit: RateLimit, events: Int, bytes: Int, idempotency: Idempotency? = nil,
-        sendSource: Bool = false, now: Int64? = nil
+        _ chunks: [StreamChunk], to stream: String, state: String, usage: String, usageField: String, limit: RateLimit, events: Int, bytes: Int,
+        idempotency: Idempotency? = nil, sendSource: Bool = false, now: Int64? = nil
     ) {
         self.stream = stream
         self.limit = limit
@@ -123,7 +132,7 @@ public struct GuardedAppend: RedisCommand {
         self.bytes = bytes
         var arguments: [[UInt8]] =
             sendSource ? [Array("EVAL".utf8), Array(Self.script.source.utf8)] : [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
-        arguments += [Array((idempotency == nil ? "2" : "3").utf8), Array(stream.utf8), Array(state.utf8)]
+        arguments += [Array((idempotency == nil ? "3" : "4").utf8), Array(stream.utf8), Array(state.utf8), Array(usage.utf8)]
         if let idempotency { arguments.append(Array(idempotency.record.utf8)) }
         arguments.append(now.map { Array(String($0).utf8) } ?? [])
         for value in [limit.eventsPerSecond, limit.eventsBurst, limit.bytesPerSecond, limit.bytesBurst, events, bytes] {
@@ -131,7 +140,7 @@ public struct GuardedAppend: RedisCommand {
         }
         arguments += [
             Array((idempotency?.digest ?? "").utf8), Array(String(idempotency?.ttlSeconds ?? 0).utf8), Array((idempotency?.answer ?? "").utf8),
-            Array(String(chunks.count).utf8),
+            Array(usageField.utf8), Array(String(Usage.ttlSeconds).utf8), Array(String(chunks.count).utf8),
         ]
         for chunk in chunks {
             let fields = chunk.fields

@@ -104,6 +104,13 @@ public struct RedisKeys: Sendable, Equatable {
         clustered ? "\(prefix):idem:{\(tags[partition(of: org)])}:\(org):\(key)" : "\(prefix):org:\(org):idem:\(key)"
     }
 
+    /// `<prefix>:org:<org>:usage:<YYYY-MM-DD>`, in a cluster `<prefix>:usage:{<partition tag>}:<org>:<YYYY-MM-DD>`: an
+    /// organization's usage on one UTC day (hash; `<measure>:<kind>`, `Usage`), in the slot of its streams so that the
+    /// append script counts what it refuses.
+    public func usage(org: String, day: String) -> String {
+        clustered ? "\(prefix):usage:{\(tags[partition(of: org)])}:\(org):\(day)" : "\(prefix):org:\(org):usage:\(day)"
+    }
+
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
     public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
 

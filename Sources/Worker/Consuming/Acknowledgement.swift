@@ -14,10 +14,26 @@ import Shared
 /// own. They stay exact under retried acknowledgements; a failure between the two (a worker that dies, Redis
 /// unreachable just then: the retried acknowledgement answers 0) leaves that batch uncounted, never counted twice.
 struct Acknowledgement {
-    /// What one entry adds to one counter field (`stored:logs`, `rejected:service_quota_exceeded`).
+    /// What one entry adds to one field of its organization's counters (`stored:logs`,
+    /// `rejected:service_quota_exceeded`) or of its usage of a day (`accepted:logs`, `Usage`).
     struct Count: Hashable {
+        /// Where the count goes.
+        enum Target: Hashable {
+            /// The organization's all-time counters.
+            case counters
+            /// The organization's usage hash of a UTC day (`YYYY-MM-DD`).
+            case usage(day: String)
+        }
+
+        var target = Target.counters
         var field: String
         var amount: Int
+
+        init(_ target: Target = .counters, field: String, amount: Int) {
+            self.target = target
+            self.field = field
+            self.amount = amount
+        }
     }
 
     /// Entries of one stream that count alike towards one organization's counters (or towards nothing).
@@ -52,23 +68,26 @@ struct Acknowledgement {
     }
 
     /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream, the
-    /// KEYS index of its counters (0: none), the number of counts, each count's field and amount, the number of ids,
-    /// and the ids. Answers the entries newly acknowledged per group, in order.
+    /// number of counts, each count's KEYS index, field, amount and time to live in seconds (0: none), the number of
+    /// ids, and the ids. Answers the entries newly acknowledged per group, in order.
     static let script = RedisScript(
         """
         local answers = {}
         local i = 2
         while i <= #ARGV do
-            local stream, counts, fields = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-            local n = tonumber(ARGV[i + 3 + 2 * fields])
-            local first = i + 4 + 2 * fields
+            local stream, fields = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+            local n = tonumber(ARGV[i + 2 + 4 * fields])
+            local first = i + 3 + 4 * fields
             local acknowledged = 0
             for from = first, first + n - 1, 1000 do
                 acknowledged = acknowledged + redis.call('XACK', stream, ARGV[1], unpack(ARGV, from, math.min(from + 999, first + n - 1)))
             end
-            if counts > 0 and acknowledged > 0 then
+            if acknowledged > 0 then
                 for f = 0, fields - 1 do
-                    redis.call('HINCRBY', KEYS[counts], ARGV[i + 3 + 2 * f], acknowledged * tonumber(ARGV[i + 4 + 2 * f]))
+                    local key = KEYS[tonumber(ARGV[i + 2 + 4 * f])]
+                    redis.call('HINCRBY', key, ARGV[i + 3 + 4 * f], acknowledged * tonumber(ARGV[i + 4 + 4 * f]))
+                    local ttl = tonumber(ARGV[i + 5 + 4 * f])
+                    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
                 end
             end
             answers[#answers + 1] = acknowledged
@@ -85,17 +104,29 @@ struct Acknowledgement {
         for partition in Set(ids.keys.map(\.partition)).sorted() {
             answers += try await send(ids.filter { $0.key.partition == partition }, on: redis, keys: keys, counting: false)
         }
-        var increments: [HINCRBY] = []
+        var increments = RedisPipeline()
         for (group, acknowledged) in answers where acknowledged > 0 {
             guard let org = group.org else { continue }
-            for count in group.counts { increments.append(HINCRBY(keys.counts(org: org), field: count.field, by: acknowledged * count.amount)) }
+            for count in group.counts {
+                let (key, ttl) = Self.key(of: count, org: org, keys: keys)
+                increments.add(HINCRBY(key, field: count.field, by: acknowledged * count.amount))
+                if ttl > 0 { increments.add(RawCommand("EXPIRE", key, String(ttl))) }
+            }
         }
         // Not retried: the acknowledgement is done, and counting it again could count it twice.
-        for result in try await redis.pipeline(increments) { _ = try result.get() }
+        try await redis.pipeline(increments).check()
         return answers
     }
 
-    /// One script for `groups`, whose streams share a slot; with `counting`, the counters go up in it too.
+    /// The hash a count goes to, and its time to live (0: none).
+    private static func key(of count: Count, org: String, keys: RedisKeys) -> (String, Int) {
+        switch count.target {
+        case .counters: (keys.counts(org: org), 0)
+        case .usage(let day): (keys.usage(org: org, day: day), Usage.ttlSeconds)
+        }
+    }
+
+    /// One script for `groups`, whose streams share a slot; with `counting`, the counts go up in it too.
     private func send(
         _ groups: [(key: Group, value: [String])], on redis: RedisClient, keys: RedisKeys, counting: Bool
     ) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
@@ -109,10 +140,11 @@ struct Acknowledgement {
         }
         var arguments: [[UInt8]] = [Array(keys.consumerGroup.utf8)]
         for (group, entryIDs) in groups {
-            let stream = index(keys.stream(group.kind, partition: group.partition))
-            let counts = counting ? group.org.map { index(keys.counts(org: $0)) } ?? 0 : 0
-            arguments += [Array(String(stream).utf8), Array(String(counts).utf8), Array(String(group.counts.count).utf8)]
-            for count in group.counts { arguments += [Array(count.field.utf8), Array(String(count.amount).utf8)] }
+            let counts = counting ? group.org.map { org in group.counts.map { ($0, Self.key(of: $0, org: org, keys: keys)) } } ?? [] : []
+            arguments += [Array(String(index(keys.stream(group.kind, partition: group.partition))).utf8), Array(String(counts.count).utf8)]
+            for (count, (key, ttl)) in counts {
+                arguments += [Array(String(index(key)).utf8), Array(count.field.utf8), Array(String(count.amount).utf8), Array(String(ttl).utf8)]
+            }
             arguments.append(Array(String(entryIDs.count).utf8))
             arguments += entryIDs.map { Array($0.utf8) }
         }

@@ -69,10 +69,17 @@ extension StreamConsumer {
         try await deadLetter(deadLetters)
         for entry in finished {
             var counts: [Acknowledgement.Count] = []
+            let kind = entry.read.kind
             let stored = entry.events.count - entry.rejected.count - entry.refused.count
-            if stored > 0 { counts.append(.init(field: "stored:\(entry.read.kind.rawValue)", amount: stored)) }
+            if stored > 0 { counts.append(.init(field: "stored:\(kind.rawValue)", amount: stored)) }
             if !entry.rejected.isEmpty { counts.append(.init(field: "rejected:\(Self.quotaReason)", amount: entry.rejected.count)) }
-            done.add(entry.read.entry.id, of: entry.read, org: counts.isEmpty ? nil : entry.events[0].org, counts: counts)
+            // The organization's usage, under the day its events were accepted.
+            let day = Acknowledgement.Count.Target.usage(day: Usage.day(entry.events[0].receivedAt))
+            counts.append(.init(day, field: Usage.field("accepted", kind), amount: entry.events.count))
+            for (measure, amount) in [("stored", stored), ("quota_rejected", entry.rejected.count), ("dead_lettered", entry.refused.count)] where amount > 0 {
+                counts.append(.init(day, field: Usage.field(measure, kind), amount: amount))
+            }
+            done.add(entry.read.entry.id, of: entry.read, org: entry.events[0].org, counts: counts)
         }
         for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, of: letter.read) }
         try await acknowledge(done)
@@ -215,7 +222,7 @@ extension StreamConsumer {
         guard !done.isEmpty else { return }
         let answers = try await retrying("acknowledge") { try await done.send(on: commands, keys: keys) }
         for (group, acknowledged) in answers where acknowledged > 0 {
-            for count in group.counts where count.field.hasPrefix("stored:") {
+            for count in group.counts where count.target == .counters && count.field.hasPrefix("stored:") {
                 metrics.stored(kind: group.kind, org: group.org ?? "", events: acknowledged * count.amount)
             }
         }
