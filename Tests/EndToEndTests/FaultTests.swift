@@ -88,6 +88,15 @@ struct IdempotentRetryTests {
         #expect(report.lost == 0 && report.unexpected == 0 && report.wrongOrganization == 0, "\(report)")
         if withKeys {
             #expect(report.isClean, "\(report)")
+            // Each organization's usage agrees with the ledger: what workers took is what was stored (all of it valid).
+            var acceptedInUsage = 0
+            for organization in LoadGenerator.defaultOrganizations {
+                let answer = try cluster.get(port: ports[1], "/usage", headers: ["x-api-key": Cluster.serverKey, "x-organization-id": organization])
+                let today = try JSONParser.parse(Array(answer.body.utf8))["days"]?.elements.first
+                acceptedInUsage += Int(today?["accepted"]?["logs"]?.text ?? "0") ?? 0
+                #expect(today?["accepted"]?["logs"] == today?["stored"]?["logs"], "\(organization): \(answer.body.prefix(300))")
+            }
+            #expect(acceptedInUsage == report.stored, "usage counts every stored event once: \(acceptedInUsage) against \(report.stored) rows")
             #expect(retries > 0 && replays > 0, "the faults made retries, and some found their first request queued: \(retries), \(replays)")
         } else {
             #expect(report.duplicated > 0, "without keys, retries of requests that were queued store their events twice: \(report)")
