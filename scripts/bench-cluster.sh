@@ -46,17 +46,7 @@ gateway single "redis://127.0.0.1:$redis_port"
 gateway cluster "$cluster_url"
 gateway wait "$cluster_url" OPERYN_REDIS_WAIT_REPLICAS=1
 
-cat >"$work/log.json" <<'JSON'
-{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}
-JSON
-{
-    printf '['
-    for i in $(seq 100); do
-        [ "$i" -gt 1 ] && printf ','
-        printf '{"service":"billing-service","level":"warn","message":"Retry attempt %d for payment gateway","metadata":{"region":"eu-west-1"}}' "$i"
-    done
-    printf ']'
-} >"$work/batch.json"
+bench_bodies "$work"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks_to_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'; }

@@ -63,17 +63,7 @@ if [ -n "${BASELINE_GATEWAY:-}" ]; then
     wait_for_port "$baseline_port" 30
 fi
 
-cat >"$work/log.json" <<'JSON'
-{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}
-JSON
-{
-    printf '['
-    for i in $(seq 100); do
-        [ "$i" -gt 1 ] && printf ','
-        printf '{"service":"billing-service","level":"warn","message":"Retry attempt %d for payment gateway","metadata":{"region":"eu-west-1"}}' "$i"
-    done
-    printf ']'
-} >"$work/batch.json"
+bench_bodies "$work"
 
 # run PORT PATH BODY SECONDS → "requests_per_sec p99_us errors"
 run() {

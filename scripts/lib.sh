@@ -153,3 +153,18 @@ stop_redis_cluster() {
     for pid in $(cat "$1/pids"); do while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; done
     rm -f "$1/pids"
 }
+
+# bench_bodies DIR: the benchmarks' request bodies: DIR/log.json (the spec's log example) and DIR/batch.json (100 logs).
+bench_bodies() {
+    cat >"$1/log.json" <<'JSON'
+{"service":"api-gateway","level":"error","message":"Upstream timeout connecting to auth-service","traceId":"abc-123-def","metadata":{"region":"us-east-1","env":"prod","team":"platform"}}
+JSON
+    {
+        printf '['
+        for i in $(seq 100); do
+            [ "$i" -gt 1 ] && printf ','
+            printf '{"service":"billing-service","level":"warn","message":"Retry attempt %d for payment gateway","metadata":{"region":"eu-west-1"}}' "$i"
+        done
+        printf ']'
+    } >"$1/batch.json"
+}

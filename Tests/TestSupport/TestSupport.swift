@@ -41,6 +41,10 @@ public enum TestRedis {
     public static func client(
         _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws -> RedisClient {
+        try client(url: url, transport, commandTimeout: commandTimeout, group: group)
+    }
+
+    private static func client(url: String, _ transport: RedisTransportKind, commandTimeout: Int, group: any EventLoopGroup) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeoutMilliseconds = commandTimeout
         return transport.client(configuration, group: group)
@@ -77,9 +81,7 @@ public enum TestRedis {
     public static func clusterClient(
         _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: clusterURL)
-        configuration.commandTimeoutMilliseconds = commandTimeout
-        return transport.client(configuration, group: group)
+        try client(url: clusterURL, transport, commandTimeout: commandTimeout, group: group)
     }
 
     /// A prefix no other test uses.

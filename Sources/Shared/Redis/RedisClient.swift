@@ -207,39 +207,38 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
-        var payload: [UInt8] = []
-        command.encode(into: &payload)
-        return execute(
-            payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, route: route(of: command), on: eventLoop
-        ).flatMapThrowing { replies in
-            try Self.decode(replies[0], for: command)
-        }
+        send(command, waitingForReplicas: 0, timeoutMilliseconds: 0, on: eventLoop)
     }
 
     /// Sends one command from `eventLoop` and then `WAIT replicas timeout` on the same connection: the command's
     /// response once `replicas` replicas have acknowledged it (and everything before it on that connection), or a
-    /// retryable `unavailable` error when fewer did within `timeoutMilliseconds` (the command itself ran).
+    /// retryable `unavailable` error when fewer did within `timeoutMilliseconds` (the command itself ran). With 0
+    /// replicas, no `WAIT`.
     public func send<Command: RedisCommand>(
         _ command: Command, waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Command.Response> {
-        guard replicas > 0 else { return send(command, on: eventLoop) }
         var payload: [UInt8] = []
         command.encode(into: &payload)
-        RedisCommandEncoder.append([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(timeoutMilliseconds).utf8)], to: &payload)
-        return execute(payload, replies: 2, blockingMilliseconds: timeoutMilliseconds, route: route(of: command), on: eventLoop).flatMapThrowing {
-            replies in
-            let response = try Self.decode(replies[0], for: command)
-            try Self.checkWait(replies[1], replicas: replicas)
-            return response
-        }
+        Self.appendWait(replicas, timeoutMilliseconds, to: &payload)
+        let blocking = replicas > 0 ? timeoutMilliseconds : command.blockingMilliseconds ?? 0
+        return execute(payload, replies: replicas > 0 ? 2 : 1, blockingMilliseconds: blocking, route: route(of: command), on: eventLoop)
+            .flatMapThrowing { replies in
+                let response = try Self.decode(replies[0], for: command)
+                if replicas > 0 { try Self.checkWait(replies[1], replicas: replicas) }
+                return response
+            }
     }
 
-    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop` and then `WAIT` on the same connection; see
-    /// `send(_:waitingForReplicas:timeoutMilliseconds:on:)`.
+    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop`, in one round trip; see `transaction(_:)`.
+    public func transaction<Command: RedisCommand>(_ commands: [Command], on eventLoop: any EventLoop) -> EventLoopFuture<[Command.Response]> {
+        transaction(commands, waitingForReplicas: 0, timeoutMilliseconds: 0, on: eventLoop)
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop` and then `WAIT` on the same connection (with more than 0
+    /// replicas); see `send(_:waitingForReplicas:timeoutMilliseconds:on:)`.
     public func transaction<Command: RedisCommand>(
         _ commands: [Command], waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
     ) -> EventLoopFuture<[Command.Response]> {
-        guard replicas > 0 else { return transaction(commands, on: eventLoop) }
         guard !commands.isEmpty else { return eventLoop.makeSucceededFuture([]) }
         let route: Route
         do {
@@ -248,13 +247,22 @@ public final class RedisClient: Sendable, Service {
             return eventLoop.makeFailedFuture(error)
         }
         var payload = Self.transactionPayload(commands)
-        RedisCommandEncoder.append([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(timeoutMilliseconds).utf8)], to: &payload)
-        return execute(payload, replies: commands.count + 3, blockingMilliseconds: timeoutMilliseconds, route: route, on: eventLoop).flatMapThrowing {
-            replies in
-            let responses = try Self.decodeTransaction(Array(replies.dropLast()), for: commands)
-            try Self.checkWait(replies[replies.count - 1], replicas: replicas)
+        Self.appendWait(replicas, timeoutMilliseconds, to: &payload)
+        let replies = commands.count + 2
+        return execute(
+            payload, replies: replicas > 0 ? replies + 1 : replies, blockingMilliseconds: replicas > 0 ? timeoutMilliseconds : 0, route: route,
+            on: eventLoop
+        ).flatMapThrowing { all in
+            let responses = try Self.decodeTransaction(Array(all.prefix(replies)), for: commands)
+            if replicas > 0 { try Self.checkWait(all[replies], replicas: replicas) }
             return responses
         }
+    }
+
+    /// Appends `WAIT replicas timeout` when `replicas` is more than 0.
+    private static func appendWait(_ replicas: Int, _ timeoutMilliseconds: Int, to payload: inout [UInt8]) {
+        guard replicas > 0 else { return }
+        RedisCommandEncoder.append([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(timeoutMilliseconds).utf8)], to: &payload)
     }
 
     private static func checkWait(_ reply: RedisReply, replicas: Int) throws(RedisError) {
@@ -267,19 +275,6 @@ public final class RedisClient: Sendable, Service {
 
     private func route<Command: RedisCommand>(of command: Command) -> Route {
         cluster == nil ? .anyNode : Route(key: command.routingKey)
-    }
-
-    /// Runs commands atomically in `MULTI`/`EXEC` from `eventLoop`, in one round trip; see `transaction(_:)`.
-    public func transaction<Command: RedisCommand>(_ commands: [Command], on eventLoop: any EventLoop) -> EventLoopFuture<[Command.Response]> {
-        guard !commands.isEmpty else { return eventLoop.makeSucceededFuture([]) }
-        let route: Route
-        do {
-            route = try transactionRoute(commands.map(\.routingKey))
-        } catch {
-            return eventLoop.makeFailedFuture(error)
-        }
-        return execute(Self.transactionPayload(commands), replies: commands.count + 2, blockingMilliseconds: 0, route: route, on: eventLoop)
-            .flatMapThrowing { replies in try Self.decodeTransaction(replies, for: commands) }
     }
 
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
