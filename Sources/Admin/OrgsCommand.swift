@@ -159,7 +159,7 @@ struct OrganizationSummary {
         var found = Set<String>()
         for key in try await redis.keys(matching: start + "*") {
             let rest = key.dropFirst(start.count)
-            guard let colon = rest.lastIndex(of: ":") else { continue }
+            guard let colon = rest.firstIndex(of: ":") else { continue }
             var organization = rest[..<colon]
             if keys.clustered && organization.hasPrefix("{") && organization.hasSuffix("}") { organization = organization.dropFirst().dropLast() }
             found.insert(String(organization))

@@ -183,6 +183,9 @@ struct RateLimitTests {
         let shown = try cluster.adminJSON("orgs", "show", "limited")
         #expect(shown["usage"]?.elements.first?["rateLimited"]?["logs"] == .number(String(30 - limitedAccepted)))
         #expect(try cluster.admin("orgs", "show", "default").output.contains("DEAD-LETTERED"))
+        // orgs list names organizations, not the keys of their usage, budgets or idempotency records.
+        let listed = try cluster.adminJSON("orgs", "list").elements.compactMap { $0["org"]?.text }
+        #expect(Set(listed) == ["busy", "default", "limited"], "\(listed)")
         // Authenticated as the ingestion routes.
         #expect(try cluster.get(port: port, "/usage", headers: [:]).status == 401)
         passed = true
