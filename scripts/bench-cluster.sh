@@ -17,12 +17,7 @@ connections=64
 build_release
 with_scratch clusterbench
 
-redis_port=$(spare_port 6420)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
-    --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=($redis_pid)
-wait_for_port "$redis_port" 10
+start_bench_redis 6420
 
 cluster_port=$(spare_cluster_ports 7300)
 start_redis_cluster "$work/cluster" "$cluster_port"
@@ -52,7 +47,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks_to_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'; }
 # run PORT PATH BODY → "requests_per_sec p99_us errors"
 run() {
-    BODY_FILE="$3" ORGS=48 wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk/post-orgs.lua "http://127.0.0.1:$1$2" |
+    BODY_FILE="$3" ORGS=48 wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
         awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
 }
 # The cluster's masters now (their ports are the first ones `role` calls master).
@@ -68,7 +63,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "warm-up…"
 for name in single cluster wait; do
     port_var="port_$name"
-    BODY_FILE="$work/batch.json" ORGS=48 wrk -t2 -c"$connections" -d3s -s Benchmarks/wrk/post-orgs.lua "http://127.0.0.1:${!port_var}/events/logs/batch" >/dev/null
+    BODY_FILE="$work/batch.json" ORGS=48 wrk -t2 -c"$connections" -d3s -s Benchmarks/wrk/post.lua "http://127.0.0.1:${!port_var}/events/logs/batch" >/dev/null
 done
 
 declare -A results

@@ -23,12 +23,7 @@ build_release
 
 with_scratch gwbench
 
-redis_port=$(spare_port 6410)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
-    --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=($!)
-wait_for_port "$redis_port" 10
+start_bench_redis 6410
 
 gateway_port=$(spare_port 3101)
 OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$gateway_port OPERYN_KEY_PREFIX=bench OPERYN_LOG_LEVEL=warning \

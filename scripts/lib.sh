@@ -168,3 +168,14 @@ JSON
         printf ']'
     } >"$1/batch.json"
 }
+
+# start_bench_redis FROM: a benchmark's redis-server (AOF, appendfsync everysec, noeviction) in $work on the first spare
+# port from FROM; sets $redis_port and $redis_pid and adds it to $pids (see with_scratch).
+start_bench_redis() {
+    redis_port=$(spare_port "$1")
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
+        --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    pids+=($redis_pid)
+    wait_for_port "$redis_port" 10
+}
