@@ -106,6 +106,6 @@ func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayD
 /// Every path the gateway serves, with its methods: 405 answers name them.
 let knownPaths: [String: [HTTPRequest.Method]] = [
     "/events/logs": [.post], "/events/logs/batch": [.post], "/events/metrics": [.post], "/events/deployments": [.post],
-    "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get],
+    "/v1/logs": [.post], "/v1/metrics": [.post], "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get],
     "/openapi.json": [.get], "/api": [.get], "/reference": [.get],
 ]

@@ -2,6 +2,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import OTLP
 
 /// Serves the ingestion routes on the event loop that read the request, start to finish, with no task per
 /// request: the head is checked and authenticated as it arrives, the body collected, and the events handed to the
@@ -37,6 +38,9 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.route = route
             self.request = request
         }
+
+        /// How an OTLP route's answers are encoded: as the request's body (JSON when it names neither encoding).
+        var encoding: OTLPEncoding { OTLPEncoding(contentType: request.headerFields[.contentType]) ?? .json }
 
         /// Whether the client asked to close after this answer.
         var closeRequested: Bool {
@@ -206,7 +210,8 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         service.accept(body, route: exchange.route, admission: admission, on: context.eventLoop).assumeIsolated().whenComplete { result in
             guard let context = self.context else { return }
             switch result {
-            case .success(let answer): self.answer(exchange, status: .accepted, headers: answer.headers, body: answer.body, context: context)
+            case .success(let answer):
+                self.answer(exchange, status: answer.status, headers: answer.headers, body: answer.body, contentType: answer.contentType, context: context)
             case .failure(let error): self.answer(exchange, error: Self.gatewayError(error), context: context)
             }
         }
@@ -219,9 +224,18 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Answers
 
     private func answer(_ exchange: Exchange, error: GatewayError, context: ChannelHandlerContext) {
-        answer(
-            exchange, status: error.status, headers: error.headers, body: ByteBuffer(bytes: GatewayError.body(status: error.status, message: error.message)),
-            context: context)
+        if exchange.route.isOTLP {
+            // OTLP/HTTP's error body: a google.rpc.Status in the request's encoding.
+            let encoding = exchange.encoding
+            answer(
+                exchange, status: error.status, headers: error.headers,
+                body: ByteBuffer(bytes: encoding.status(httpStatus: error.status.code, message: error.message)), contentType: encoding.contentType,
+                context: context)
+        } else {
+            answer(
+                exchange, status: error.status, headers: error.headers,
+                body: ByteBuffer(bytes: GatewayError.body(status: error.status, message: error.message)), context: context)
+        }
         let metadata: Logger.Metadata = [
             "hb.request.id": "\(RequestIDs.next())", "http.method": "POST", "http.path": "\(exchange.request.path ?? "")",
             "http.status": "\(error.status.code)", "error": "\(error.cause.map { "\(error.message) (\($0))" } ?? error.message)",
@@ -233,13 +247,16 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func answer(_ exchange: Exchange, status: HTTPResponse.Status, headers: HTTPFields = [:], body: ByteBuffer, context: ChannelHandlerContext) {
+    private func answer(
+        _ exchange: Exchange, status: HTTPResponse.Status, headers: HTTPFields = [:], body: ByteBuffer,
+        contentType: String = "application/json; charset=utf-8", context: ChannelHandlerContext
+    ) {
         guard !exchange.answered else { return }
         exchange.answered = true
         exchange.body = nil
         let closing = quiescing || exchange.closeRequested
         var fields = headers
-        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.contentType] = contentType
         fields[.contentLength] = String(body.readableBytes)
         fields[.date] = HTTPDate.now
         fields[.server] = "operyn-gateway"

@@ -13,7 +13,8 @@ struct IngestMetrics: Sendable {
 
     /// Every status an ingestion route answers.
     static let statuses: [HTTPResponse.Status] = [
-        .accepted, .badRequest, .unauthorized, .forbidden, .requestTimeout, .contentTooLarge, .unsupportedMediaType, .tooManyRequests,
+        .ok, .accepted, .badRequest, .unauthorized, .forbidden, .requestTimeout, .contentTooLarge, .unsupportedMediaType, .unprocessableContent,
+        .tooManyRequests,
         .internalServerError, .serviceUnavailable,
     ]
 

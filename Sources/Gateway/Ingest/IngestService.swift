@@ -2,6 +2,7 @@ import CompressNIO
 import Foundation
 import HTTPTypes
 import NIOCore
+import OTLP
 import Shared
 
 /// What the ingestion routes do, in order, on the event loop that read the request:
@@ -12,6 +13,9 @@ import Shared
 /// 3. the body is read by `IngestHandler` up to the route's limit (413);
 /// 4. `accept`: gzip (413, 400), validation (400), the organization's rate limit and the append to Redis, in one
 ///    step (429, or 413 for a request larger than the burst; 503), and the 202.
+///
+/// The OTLP routes take the same steps with an export request for a body (protobuf or JSON; 400 when it is neither):
+/// the records that map to valid events go on, the others are counted in the 200's `partial_success`.
 ///
 /// Nothing is written to Redis before step 4 has validated every event.
 struct IngestService: Sendable {
@@ -42,6 +46,8 @@ struct IngestService: Sendable {
         let limit: Int
         /// Its `Idempotency-Key`, if it has one.
         var idempotencyKey: String? = nil
+        /// The encoding of an OTLP request (and of its answer).
+        var encoding: OTLPEncoding? = nil
     }
 
     /// Step 2.
@@ -51,7 +57,14 @@ struct IngestService: Sendable {
             return .failure(.unavailable("Ingestion backlog is over its high-water mark; retry later", retryAfter: retryAfterSeconds))
         }
         let limit = route.isBatch ? limits.maxBatchBodyBytes : limits.maxBodyBytes
-        if let type = request.headerFields[.contentType], type != "application/json" {
+        var encoding: OTLPEncoding?
+        if route.isOTLP {
+            encoding = OTLPEncoding(contentType: request.headerFields[.contentType])
+            guard encoding != nil else {
+                let type = request.headerFields[.contentType].map { "'\($0.prefix(100))'" } ?? "none"
+                return .failure(.unsupportedMediaType("Content-Type must be application/x-protobuf or application/json, got \(type)"))
+            }
+        } else if let type = request.headerFields[.contentType], type != "application/json" {
             let mediaType = type.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces).lowercased()
             guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
                 return .failure(.unsupportedMediaType("Content-Type must be application/json, got '\(mediaType.prefix(100))'"))
@@ -75,35 +88,49 @@ struct IngestService: Sendable {
             }
             idempotencyKey = key
         }
-        return .success(Admission(organization: organization, gzip: gzip, limit: limit, idempotencyKey: idempotencyKey))
+        return .success(Admission(organization: organization, gzip: gzip, limit: limit, idempotencyKey: idempotencyKey, encoding: encoding))
     }
 
-    /// A 202's body and the header fields that go with it (the rate-limit fields of a limited organization).
+    /// A success's status, body and header fields (the rate-limit fields of a limited organization).
     struct Answer {
+        var status = HTTPResponse.Status.accepted
         var body: ByteBuffer
         var headers: HTTPFields = [:]
+        var contentType = "application/json; charset=utf-8"
+    }
+
+    /// What a body became: the events to queue, the decoded body's size (what the bytes-per-second limit counts) and the
+    /// success's body.
+    struct Parsed {
+        var events: [QueuedEvent]
+        var bytes: Int
+        var answer: [UInt8]
     }
 
     /// Step 4: the 202 once Redis has the events; fails with the `GatewayError` to answer.
     func accept(_ body: ByteBuffer, route: IngestRoute, admission: Admission, on eventLoop: any EventLoop) -> EventLoopFuture<Answer> {
-        let events: [QueuedEvent]
-        let bytes: Int
+        let parsed: Parsed
         do {
-            (events, bytes) = try queuedEvents(body, route: route, admission: admission)
+            parsed = try self.parsed(body, route: route, admission: admission)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
+        let (events, bytes) = (parsed.events, parsed.bytes)
+        let success = Answer(
+            status: route.isOTLP ? .ok : .accepted, body: ByteBuffer(bytes: parsed.answer),
+            contentType: admission.encoding?.contentType ?? "application/json; charset=utf-8")
+        // An OTLP request whose every record was refused: its answer says so, and nothing is queued.
+        if events.isEmpty { return eventLoop.makeSucceededFuture(success) }
         let (retryAfterSeconds, publisher, metrics) = (retryAfterSeconds, publisher, metrics)
         let counter = metrics.accepted[route.kind]
         let answered = eventLoop.makePromise(of: Answer.self)
         let organization = admission.organization
-        let answerBody =
-            route.isBatch ? #"{"accepted":\#(events.count)}"# : #"{"id":""# + events[0].id + #"","queued":true}"#
+        let record = Self.record(parsed.answer, encoding: admission.encoding)
         let idempotency = admission.idempotencyKey.map { key in
             GuardedAppend.Idempotency(
                 record: keys.idempotency(org: organization, key: key),
                 digest: APIKey.sha256(bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0] + body.readableBytesView),
-                answer: answerBody, ttlSeconds: idempotencyTTLSeconds)
+                answer: record, ttlSeconds: idempotencyTTLSeconds)
         }
         let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
         if idempotency == nil, let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
@@ -118,12 +145,15 @@ struct IngestService: Sendable {
             switch result {
             case .success((_, .admitted(_, let budgets))):
                 counter?.increment(by: Int64(events.count))
-                var answer = Answer(body: ByteBuffer(string: answerBody))
+                var answer = success
                 for (name, value) in RateLimitHeaders.fields(budgets) { answer.headers[name] = value }
                 answered.succeed(answer)
             case .success((_, .replayed(let first))):
                 // A retry of a request already queued: its answer again, nothing queued twice.
-                answered.succeed(Answer(body: ByteBuffer(string: first), headers: [Self.idempotentReplayed: "true"]))
+                var answer = success
+                answer.body = ByteBuffer(bytes: Self.answer(recorded: first, encoding: admission.encoding))
+                answer.headers = [Self.idempotentReplayed: "true"]
+                answered.succeed(answer)
             case .success((_, .conflict)):
                 answered.fail(
                     GatewayError(
@@ -141,9 +171,18 @@ struct IngestService: Sendable {
         return answered.futureResult
     }
 
-    /// The body decoded and validated, each event with its id and the time it was received, and the decoded body's
-    /// size (what the bytes-per-second limit counts).
-    private func queuedEvents(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> ([QueuedEvent], Int) {
+    /// A success's body as its idempotency record keeps it: text, or base64 for a protobuf answer.
+    static func record(_ answer: [UInt8], encoding: OTLPEncoding?) -> String {
+        encoding == .protobuf ? Data(answer).base64EncodedString() : String(decoding: answer, as: UTF8.self)
+    }
+
+    /// A recorded success's body.
+    static func answer(recorded: String, encoding: OTLPEncoding?) -> [UInt8] {
+        encoding == .protobuf ? Array(Data(base64Encoded: recorded) ?? Data()) : Array(recorded.utf8)
+    }
+
+    /// The body decoded and validated, each event with its id and the time it was received.
+    private func parsed(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> Parsed {
         var body = body
         if admission.gzip {
             do {
@@ -155,17 +194,76 @@ struct IngestService: Sendable {
             }
         }
         let receivedAt = Timestamp.now
+        if let encoding = admission.encoding {
+            return try otlp(body, kind: route.kind, encoding: encoding, organization: admission.organization, receivedAt: receivedAt)
+        }
         do {
             if route.isBatch {
                 let events = try validator.batch(route.kind, body: body.readableBytesView)
                 let ids = EventID.make(count: events.count, milliseconds: receivedAt.milliseconds)
-                return (zip(ids, events).map { QueuedEvent(id: $0, org: admission.organization, receivedAt: receivedAt, event: $1) }, body.readableBytes)
+                return Parsed(
+                    events: zip(ids, events).map { QueuedEvent(id: $0, org: admission.organization, receivedAt: receivedAt, event: $1) },
+                    bytes: body.readableBytes, answer: Array(#"{"accepted":\#(events.count)}"#.utf8))
             }
             let event = try validator.event(route.kind, body: body.readableBytesView)
             let id = EventID.make(milliseconds: receivedAt.milliseconds)
-            return ([QueuedEvent(id: id, org: admission.organization, receivedAt: receivedAt, event: event)], body.readableBytes)
+            return Parsed(
+                events: [QueuedEvent(id: id, org: admission.organization, receivedAt: receivedAt, event: event)], bytes: body.readableBytes,
+                answer: Array((#"{"id":""# + id + #"","queued":true}"#).utf8))
         } catch {
             throw .badRequest(error.message)
+        }
+    }
+
+    /// An OTLP export request: its records mapped to events (refused ones counted in the answer's partial success).
+    private func otlp(_ body: ByteBuffer, kind: EventKind, encoding: OTLPEncoding, organization: String, receivedAt: Timestamp) throws(GatewayError)
+        -> Parsed
+    {
+        let bytes = Array(body.readableBytesView)
+        let batch: OTLPBatch
+        let answer: [UInt8]
+        do {
+            switch kind {
+            case .metrics:
+                let request = try encoding.decode(OTLPExportMetricsServiceRequest.self, from: bytes)
+                batch = OTLPMetrics(validator: validator).events(request, now: receivedAt)
+                try checkCount(batch.events.count, of: "metric rows")
+                var response = OTLPExportMetricsServiceResponse()
+                if let message = batch.rejectionMessage {
+                    response.partialSuccess.rejectedDataPoints = Int64(batch.rejected)
+                    response.partialSuccess.errorMessage = message
+                }
+                answer = encoding.encode(response)
+            default:
+                let request = try encoding.decode(OTLPExportLogsServiceRequest.self, from: bytes)
+                try checkCount(OTLPLogs.recordCount(request), of: "log records")
+                batch = OTLPLogs(validator: validator).events(request, encoding: encoding, now: receivedAt)
+                var response = OTLPExportLogsServiceResponse()
+                if let message = batch.rejectionMessage {
+                    response.partialSuccess.rejectedLogRecords = Int64(batch.rejected)
+                    response.partialSuccess.errorMessage = message
+                }
+                answer = encoding.encode(response)
+            }
+        } catch let error as OTLPBodyError {
+            throw .badRequest(error.message)
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw .badRequest("\(error)")
+        }
+        let ids = EventID.make(count: batch.events.count, milliseconds: receivedAt.milliseconds)
+        return Parsed(
+            events: zip(ids, batch.events).map { QueuedEvent(id: $0, org: organization, receivedAt: receivedAt, event: $1) }, bytes: bytes.count,
+            answer: answer)
+    }
+
+    /// One request holds at most `OPERYN_MAX_BATCH_EVENTS` records, as a batch does.
+    private func checkCount(_ count: Int, of what: String) throws(GatewayError) {
+        guard count <= limits.maxBatchEvents else {
+            throw GatewayError(
+                status: .contentTooLarge,
+                message: "Request of \(count) \(what) exceeds the limit of \(limits.maxBatchEvents) per request; send smaller batches")
         }
     }
 }

@@ -95,6 +95,63 @@ public struct EventValidator: Sendable {
     }
 }
 
+extension EventValidator {
+    /// Checks an event made by another front door (OTLP) by the rules a JSON body meets: every string within its bound
+    /// and free of NUL, a service that is not empty once trimmed (and is returned trimmed), a non-empty metric name, a
+    /// finite value, labels and metadata within their key counts and depth, a storable timestamp. `path` prefixes the
+    /// field names in errors.
+    public func checked(_ event: IngestEvent, path: String) throws(ValidationError) -> IngestEvent {
+        let fields = Fields(kind: event.kind, object: .null, path: path, limits: limits)
+        func service(_ raw: String) throws(ValidationError) -> String {
+            try fields.checkText(raw, at: "service", maxBytes: limits.maxStringBytes)
+            let trimmed = Fields.trimmed(raw)
+            guard !trimmed.isEmpty else { throw fields.error("service", "must not be empty") }
+            return trimmed
+        }
+        func timestamp(_ timestamp: Timestamp) throws(ValidationError) {
+            guard Timestamp.storable.contains(timestamp) else {
+                throw fields.error("timestamp", "must be within 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in UTC, got \(timestamp.milliseconds) ms")
+            }
+        }
+        func metadata(_ value: JSONValue?) throws(ValidationError) {
+            guard let value else { return }
+            try fields.checkNested(value, path: "metadata", depth: 1, root: "metadata")
+        }
+        switch event {
+        case .log(var log):
+            log.service = try service(log.service)
+            try fields.checkText(log.message, at: "message", maxBytes: limits.maxMessageBytes)
+            try timestamp(log.timestamp)
+            if let traceId = log.traceId { try fields.checkText(traceId, at: "traceId", maxBytes: limits.maxStringBytes) }
+            if let spanId = log.spanId { try fields.checkText(spanId, at: "spanId", maxBytes: limits.maxStringBytes) }
+            try metadata(log.metadata)
+            return .log(log)
+        case .metric(var metric):
+            metric.service = try service(metric.service)
+            guard !metric.name.isEmpty else { throw fields.error("name", "must not be empty") }
+            try fields.checkText(metric.name, at: "name", maxBytes: limits.maxStringBytes)
+            try fields.checkText(metric.unit, at: "unit", maxBytes: limits.maxStringBytes)
+            guard metric.value.isFinite else { throw fields.error("value", "must be a finite number within ±1.8e308") }
+            try timestamp(metric.timestamp)
+            if let labels = metric.labels {
+                guard labels.count <= limits.maxObjectKeys else {
+                    throw fields.error("labels", "must have at most \(limits.maxObjectKeys) keys, got \(labels.count)")
+                }
+                for label in labels {
+                    try fields.checkKey(label.key, in: "labels")
+                    try fields.checkText(label.value, at: "labels.\(Fields.clipped(label.key))", maxBytes: limits.maxStringBytes)
+                }
+            }
+            return .metric(metric)
+        case .deployment(var deployment):
+            deployment.service = try service(deployment.service)
+            try timestamp(deployment.timestamp)
+            try metadata(deployment.metadata)
+            return .deployment(deployment)
+        }
+    }
+}
+
 /// Field readers over one event object, producing errors with the event's path.
 private struct Fields {
     let kind: EventKind
@@ -177,7 +234,7 @@ private struct Fields {
         return value
     }
 
-    private func checkNested(_ value: JSONValue, path: String, depth: Int, root: String) throws(ValidationError) {
+    fileprivate func checkNested(_ value: JSONValue, path: String, depth: Int, root: String) throws(ValidationError) {
         switch value {
         case .object(let members):
             guard depth <= limits.maxObjectDepth else { throw error(root, "must be at most \(limits.maxObjectDepth) levels deep") }
@@ -207,7 +264,7 @@ private struct Fields {
         }
     }
 
-    private func checkKey(_ key: String, in path: String) throws(ValidationError) {
+    fileprivate func checkKey(_ key: String, in path: String) throws(ValidationError) {
         guard key.utf8.count <= limits.maxStringBytes else {
             throw error(path, "keys must be at most \(limits.maxStringBytes) bytes, got \(key.utf8.count)")
         }
@@ -216,7 +273,7 @@ private struct Fields {
 
     /// A string's size bound, and no NUL: PostgreSQL can store NUL in neither `text` nor `jsonb`, and SQLite's text
     /// functions stop at it, so no sink could keep the 202's promise.
-    private func checkText(_ text: String, at path: String, maxBytes: Int) throws(ValidationError) {
+    fileprivate func checkText(_ text: String, at path: String, maxBytes: Int) throws(ValidationError) {
         guard text.utf8.count <= maxBytes else { throw error(path, "must be at most \(maxBytes) bytes, got \(text.utf8.count)") }
         guard !Self.containsNUL(text) else { throw error(path, "must not contain U+0000 (NUL)") }
     }

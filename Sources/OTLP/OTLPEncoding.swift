@@ -1,0 +1,107 @@
+import Foundation
+import SwiftProtobuf
+
+/// The two encodings of OTLP/HTTP: binary protobuf (`application/x-protobuf`) and the protocol's JSON mapping
+/// (`application/json`). An answer is written in the encoding of its request.
+public enum OTLPEncoding: Sendable, Equatable {
+    case protobuf
+    case json
+
+    /// The encoding a `Content-Type` names (parameters such as `charset` aside), or `nil` for any other media type.
+    public init?(contentType: String?) {
+        guard let contentType else { return nil }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        switch mediaType {
+        case "application/x-protobuf", "application/protobuf": self = .protobuf
+        case "application/json": self = .json
+        default: return nil
+        }
+    }
+
+    /// The `Content-Type` of answers in this encoding.
+    public var contentType: String {
+        switch self {
+        case .protobuf: "application/x-protobuf"
+        case .json: "application/json"
+        }
+    }
+
+    /// How the messages are named in errors.
+    var name: String {
+        switch self {
+        case .protobuf: "protobuf"
+        case .json: "JSON"
+        }
+    }
+}
+
+/// A body that is not the message it should be: the whole request is answered 400.
+public struct OTLPBodyError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension OTLPEncoding {
+    /// Fields this gateway does not read are skipped in both encodings; nesting deeper than 64 messages (an
+    /// `AnyValue` inside a list inside a value… 20 levels down) is refused before it can exhaust a stack.
+    static let depthLimit = 64
+
+    /// Decodes a request body.
+    public func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(OTLPBodyError) -> Request {
+        do {
+            switch self {
+            case .protobuf:
+                var options = BinaryDecodingOptions()
+                options.messageDepthLimit = Self.depthLimit
+                options.discardUnknownFields = true
+                return try Request(serializedBytes: bytes, options: options)
+            case .json:
+                var options = JSONDecodingOptions()
+                options.messageDepthLimit = Self.depthLimit
+                options.ignoreUnknownFields = true
+                return try Request(jsonUTF8Bytes: bytes, options: options)
+            }
+        } catch {
+            let what = String(describing: Request.protoMessageName.split(separator: ".").last ?? "message")
+            throw OTLPBodyError(message: "Request body is not a valid OTLP \(what) in \(name): \(Self.describe(error))")
+        }
+    }
+
+    /// Encodes an answer.
+    public func encode(_ message: some SwiftProtobuf.Message) -> [UInt8] {
+        switch self {
+        case .protobuf: (try? message.serializedBytes()) ?? []
+        case .json: (try? message.jsonUTF8Bytes()) ?? Array("{}".utf8)
+        }
+    }
+
+    /// The body of an error answer: a `google.rpc.Status` with the gRPC code matching the HTTP status, as OTLP/HTTP
+    /// asks, in this encoding (`{"code":3,"message":"…"}` in JSON).
+    public func status(httpStatus: Int, message: String) -> [UInt8] {
+        var status = RPCStatus()
+        status.code = Self.grpcCode(httpStatus: httpStatus)
+        status.message = message
+        return encode(status)
+    }
+
+    /// The gRPC code closest to an HTTP status.
+    static func grpcCode(httpStatus: Int) -> Int32 {
+        switch httpStatus {
+        case 400, 413, 415: 3  // INVALID_ARGUMENT
+        case 401: 16  // UNAUTHENTICATED
+        case 403: 7  // PERMISSION_DENIED
+        case 404: 5  // NOT_FOUND
+        case 422: 9  // FAILED_PRECONDITION
+        case 429: 8  // RESOURCE_EXHAUSTED
+        case 503: 14  // UNAVAILABLE
+        default: 13  // INTERNAL
+        }
+    }
+
+    /// swift-protobuf's errors are enums whose case names say what was wrong (`truncated`, `malformedProtobuf`…).
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}
