@@ -179,3 +179,16 @@ start_bench_redis() {
     pids+=($redis_pid)
     wait_for_port "$redis_port" 10
 }
+
+# ensure_otel_python DIR: a virtualenv in DIR with the OpenTelemetry Python SDK and its OTLP/HTTP exporters pinned in
+# Tests/otel/requirements.txt (from PyPI; installed again only when the pins change); prints its python.
+ensure_otel_python() {
+    local dir=$1 requirements=Tests/otel/requirements.txt
+    if [ ! -x "$dir/bin/python" ] || ! cmp -s "$requirements" "$dir/requirements.txt"; then
+        rm -rf "$dir"
+        python3 -m venv "$dir" >&2
+        "$dir/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
+        cp "$requirements" "$dir/requirements.txt"
+    fi
+    echo "$dir/bin/python"
+}

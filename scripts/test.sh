@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Passes the tests on a fresh Debian machine: installs what is missing, starts a throwaway
-# redis-server, a 6-node Redis Cluster (3 masters, 3 replicas) and PostgreSQL on spare ports, runs `swift test`
-# (arguments are passed on), and stops them whatever happens.
+# Passes the tests on a fresh Debian machine: installs what is missing (Debian packages, and the OpenTelemetry Python
+# SDK from PyPI into .build/otel-venv), starts a throwaway redis-server, a 6-node Redis Cluster (3 masters, 3 replicas)
+# and PostgreSQL on spare ports, runs `swift test` (arguments are passed on), and stops them whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql curl
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql curl python3-venv
+export OPERYN_TEST_OTEL_PYTHON="${OPERYN_TEST_OTEL_PYTHON:-$(ensure_otel_python "$PWD/.build/otel-venv")}"
 
 echo "checking formatting (.swift-format)…"
 swift format lint --strict -r Sources Tests Benchmarks Package.swift
