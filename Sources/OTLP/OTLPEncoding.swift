@@ -99,9 +99,27 @@ extension OTLPEncoding {
         }
     }
 
-    /// swift-protobuf's errors are enums whose case names say what was wrong (`truncated`, `malformedProtobuf`…).
+    /// swift-protobuf's errors are enum cases (`truncated`, `malformedProtobuf`…): said in words where known.
     static func describe(_ error: any Error) -> String {
-        let text = String(describing: error)
-        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+        let name = String(describing: error)
+        let words: [String: String] = [
+            "truncated": "it ends in the middle of a value",
+            "malformedProtobuf": "bytes that are not protobuf (a bad tag, wire type or length)",
+            "messageDepthLimit": "messages nested more than \(depthLimit) deep",
+            "invalidUTF8": "a string that is not UTF-8",
+            "failure": "a field of the wrong type",
+            "malformedNumber": "a number that is not one, or out of its field's range",
+            "numberRange": "a number out of its field's range",
+            "malformedString": "a string that is not valid (bytes must be base64 text; ids hexadecimal)",
+            "malformedBool": "a boolean that is not true or false",
+            "unrecognizedEnumValue": "an enum name that does not exist",
+            "trailingGarbage": "text after the JSON value",
+            "conflictingOneOf": "two fields of one oneof",
+            "illegalNull": "null where a value is needed",
+            "leadingZero": "a number with a leading zero",
+            "schemaMismatch": "a field of the wrong type",
+        ]
+        if let words = words[name] { return words }
+        return name.count > 200 ? String(name.prefix(200)) + "…" : name
     }
 }

@@ -1,6 +1,7 @@
 import CompressNIO
 import Foundation
 import NIOCore
+import OTLP
 import Shared
 import TestSupport
 import Testing
@@ -92,12 +93,22 @@ struct HostileInputTests {
         for entry in corpus {
             let response = RawHTTP.send(port: port, RawHTTP.request(method: entry.method, path: entry.path, headers: entry.headers, body: entry.body))
             let status = response?.status ?? 0
-            let message = (try? JSONParser.parse(Array((response?.body ?? "").utf8)))?["message"]?.text
+            let protobuf = response?.contentType == "application/x-protobuf" && status >= 400
+            let message =
+                protobuf
+                ? (try? RPCStatus(serializedBytes: response?.bytes ?? [])).map(\.message)
+                : (try? JSONParser.parse(Array((response?.body ?? "").utf8)))?["message"]?.text
             recorded.append("\(entry.name)\t\(status)\t\(message ?? "<none: \(response?.body.prefix(80) ?? "no answer")>")")
             #expect(status == entry.status, "\(entry.name): \(status) \(response?.body.prefix(200) ?? "no answer")")
             #expect(!(500..<600).contains(status), "\(entry.name) is never a server error")
             #expect(message == entry.message, "\(entry.name)")
-            if message != nil {
+            if message != nil && entry.path.hasPrefix("/v1/") && status != 405 {
+                // OTLP/HTTP's error shape: a google.rpc.Status in the request's encoding, with the gRPC code.
+                let code =
+                    protobuf
+                    ? (try RPCStatus(serializedBytes: response!.bytes)).code : Int32(try JSONParser.parse(Array(response!.body.utf8))["code"]?.text ?? "")
+                #expect(code != nil && code != 0, "\(entry.name): a google.rpc.Status with its code")
+            } else if message != nil {
                 let body = try JSONParser.parse(Array(response!.body.utf8))
                 #expect(body["statusCode"]?.text == String(status), "\(entry.name): the spec's error shape")
             }

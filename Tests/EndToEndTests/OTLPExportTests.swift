@@ -35,12 +35,18 @@ struct OTLPExportTests {
         let report = try JSONParser.parse(Array(printed.utf8))
         #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(printed)")
 
-        let logs = try await rows(cluster, count: 5, "SELECT org_id, level, message, timestamp, trace_id, span_id, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp")
+        let logs = try await rows(
+            cluster, count: 5, "SELECT org_id, level, message, timestamp, trace_id, span_id, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp"
+        )
         // The four records with fixed times, in time order, then the standard library's one (now).
         #expect(logs.map { $0[0] } == Array(repeating: "acme", count: 5))
         #expect(logs.map { $0[1] } == ["warn", "debug", "fatal", "warn", "error"])
-        #expect(logs.map { $0[2] } == ["disk almost full", #"{"order":{"id":42,"items":["a","b"]}}"#, #"[1,"two",3.5]"#, "no number, a text", "payment declined for order 42"])
-        #expect(logs.prefix(4).map { $0[3] } == ["2025-11-24T16:00:00.123Z", "2025-11-24T16:00:01.000Z", "2025-11-24T16:00:02.000Z", "2025-11-24T16:00:03.000Z"])
+        #expect(
+            logs.map { $0[2] } == [
+                "disk almost full", #"{"order":{"id":42,"items":["a","b"]}}"#, #"[1,"two",3.5]"#, "no number, a text", "payment declined for order 42",
+            ])
+        #expect(
+            logs.prefix(4).map { $0[3] } == ["2025-11-24T16:00:00.123Z", "2025-11-24T16:00:01.000Z", "2025-11-24T16:00:02.000Z", "2025-11-24T16:00:03.000Z"])
         #expect(logs[0][4] == report["traceId"]?.text && logs[0][5] == report["spanId"]?.text, "the span's ids, in hex")
         #expect(logs[0][4]?.count == 32 && logs[0][5]?.count == 16)
         #expect(logs.dropFirst().allSatisfy { $0[4] == nil && $0[5] == nil }, "no span: no ids")
@@ -55,7 +61,8 @@ struct OTLPExportTests {
         #expect(standard["scope"] == ["name": "checkout.std"] && standard["severityText"] == "ERROR")
         #expect(standard["attributes"]?["code.function.name"] == "<module>")
 
-        let metrics = try await rows(cluster, count: 7, "SELECT org_id, name, value, unit, labels, timestamp FROM metrics WHERE service = '\(service)' ORDER BY name")
+        let metrics = try await rows(
+            cluster, count: 7, "SELECT org_id, name, value, unit, labels, timestamp FROM metrics WHERE service = '\(service)' ORDER BY name")
         let seen = metrics.map { "\($0[1]!) \($0[2]!) \($0[3]!) \($0[4] ?? "-")" }
         #expect(
             seen == [

@@ -7,6 +7,10 @@ enum RawHTTP {
     struct Response {
         var status: Int
         var body: String
+        /// The body's bytes as received (a protobuf answer is not text).
+        var bytes: [UInt8] = []
+        /// The `Content-Type` of the answer.
+        var contentType: String? = nil
     }
 
     /// The request's bytes: request line, headers in order, `Content-Length`, body.
@@ -53,7 +57,13 @@ enum RawHTTP {
         let text = String(decoding: received, as: UTF8.self)
         guard text.hasPrefix("HTTP/1.1 "), let status = Int(text.dropFirst(9).prefix(3)) else { return nil }
         let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return Response(status: status, body: Self.dechunk(body))
+        let separator = (0..<max(0, received.count - 3)).first { received[$0..<($0 + 4)].elementsEqual([13, 10, 13, 10]) }
+        let head = separator.map { String(decoding: received[..<$0], as: UTF8.self) } ?? text
+        let contentType = head.components(separatedBy: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }.map {
+            $0.dropFirst("content-type:".count).trimmingCharacters(in: .whitespaces)
+        }
+        return Response(
+            status: status, body: Self.dechunk(body), bytes: separator.map { Array(received[($0 + 4)...]) } ?? [], contentType: contentType)
     }
 
     /// The body of a chunked answer joined; other bodies as they are.

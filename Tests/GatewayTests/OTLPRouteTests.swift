@@ -106,16 +106,28 @@ struct OTLPRouteTests {
                 $0.observedTimeUnixNano = 1_700_000_001_000_000_000
                 $0.severityNumber = .trace2
                 var list = OTLPKeyValueList()
-                list.values = [Self.attribute("id", .intValue(42)), Self.attribute("tags", .arrayValue(OTLPArrayValue.with { $0.values = [.with { $0.value = .stringValue("a") }, .with { $0.value = .bytesValue(Data([1, 2])) }] }))]
+                list.values = [
+                    Self.attribute("id", .intValue(42)),
+                    Self.attribute(
+                        "tags",
+                        .arrayValue(
+                            OTLPArrayValue.with { $0.values = [.with { $0.value = .stringValue("a") }, .with { $0.value = .bytesValue(Data([1, 2])) }] })),
+                ]
                 $0.body.value = .kvlistValue(list)
             },
             Self.record { $0.severityNumber = .info4 },
-            Self.record { $0.severityNumber = .error; $0.body.value = .doubleValue(.nan) },
-            Self.record { $0.severityNumber = .fatal4; $0.body.value = .intValue(-7) },
+            Self.record {
+                $0.severityNumber = .error; $0.body.value = .doubleValue(.nan)
+            },
+            Self.record {
+                $0.severityNumber = .fatal4; $0.body.value = .intValue(-7)
+            },
             Self.record { $0.severityText = "Warning: disk" },
             Self.record { $0.severityText = "CRITICAL" },
             Self.record { $0.severityText = "" },
-            Self.record { $0.severityNumber = .debug; $0.traceID = Data(count: 16); $0.spanID = Data(count: 8) },
+            Self.record {
+                $0.severityNumber = .debug; $0.traceID = Data(count: 16); $0.spanID = Data(count: 8)
+            },
         ]
         let response = try await gateway.test { client in try await Self.post(client, "/v1/logs", Self.logs(records, scope: "orders")) }
         #expect(response.status == .ok)
@@ -148,7 +160,10 @@ struct OTLPRouteTests {
         #expect(Set(gateway.publisher.events.map(\.org)) == ["acme"])
     }
 
-    @Test(arguments: [(1, LogLevel.debug), (4, .debug), (5, .debug), (8, .debug), (9, .info), (12, .info), (13, .warn), (16, .warn), (17, .error), (20, .error), (21, .fatal), (24, .fatal)])
+    @Test(arguments: [
+        (1, LogLevel.debug), (4, .debug), (5, .debug), (8, .debug), (9, .info), (12, .info), (13, .warn), (16, .warn), (17, .error), (20, .error), (21, .fatal),
+        (24, .fatal),
+    ])
     func severityRanges(number: Int, level: LogLevel) {
         #expect(OTLPLogs.level(number: number, text: "ignored") == level)
     }
@@ -197,7 +212,11 @@ struct OTLPRouteTests {
         ])
         building.resourceLogs.append(Self.logs(service: nil, [Self.record { $0.body.value = .stringValue("no service") }]).resourceLogs[0])
         let request = building
-        let response = try await TestGateway(limits: { var limits = EventLimits(); limits.maxMessageBytes = 256; return limits }()).test { client in
+        let response = try await TestGateway(
+            limits: {
+                var limits = EventLimits(); limits.maxMessageBytes = 256; return limits
+            }()
+        ).test { client in
             try await Self.post(client, "/v1/logs", request)
         }
         _ = gateway
@@ -219,7 +238,9 @@ struct OTLPRouteTests {
         let answer = try OTLPExportLogsServiceResponse(jsonString: response.text)
         #expect(answer.partialSuccess.rejectedLogRecords == 2)
         #expect(answer.partialSuccess.errorMessage.hasSuffix("logRecords[1]: resource has no service.name attribute"))
-        #expect(answer.partialSuccess.errorMessage.hasPrefix("2 log records rejected: resourceLogs[0].scopeLogs[0].logRecords[0]: resource has no service.name attribute"))
+        #expect(
+            answer.partialSuccess.errorMessage.hasPrefix(
+                "2 log records rejected: resourceLogs[0].scopeLogs[0].logRecords[0]: resource has no service.name attribute"))
         #expect(gateway.publisher.events.isEmpty)
         let empty = try await gateway.test { client in try await client.post("/v1/logs", "{}", headers: Self.json) }
         #expect(empty.status == .ok && empty.text == "{}", "an empty export is accepted")
@@ -227,7 +248,8 @@ struct OTLPRouteTests {
 
     @Test func aBadTraceIDInJSONIsRefusedForItsRecord() async throws {
         let gateway = TestGateway()
-        let body = #"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},"scopeLogs":[{"logRecords":[{"traceId":"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"},{"spanId":"0102030405060708"}]}]}]}"#
+        let body =
+            #"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},"scopeLogs":[{"logRecords":[{"traceId":"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"},{"spanId":"0102030405060708"}]}]}]}"#
         let response = try await gateway.test { client in try await client.post("/v1/logs", body, headers: Self.json) }
         let answer = try OTLPExportLogsServiceResponse(jsonString: response.text)
         #expect(answer.partialSuccess.rejectedLogRecords == 1)
@@ -258,12 +280,26 @@ struct OTLPRouteTests {
         var summary = OTLPSummaryDataPoint()
         summary.count = 10
         summary.sum = 55
-        summary.quantileValues = [.with { $0.quantile = 0.5; $0.value = 5 }, .with { $0.quantile = 0.99; $0.value = 9.9 }]
+        summary.quantileValues = [
+            .with {
+                $0.quantile = 0.5; $0.value = 5
+            },
+            .with {
+                $0.quantile = 0.99; $0.value = 9.9
+            },
+        ]
         let request = Self.metrics([
             Self.metric(
                 "temperature", unit: "Cel",
-                .gauge(.with { $0.dataPoints = [Self.point(.asDouble(21.5), [Self.attribute("room", .stringValue("a")), Self.attribute("floor", .intValue(3))])] })),
-            Self.metric("orders", unit: "1", .sum(.with { $0.dataPoints = [Self.point(.asInt(5))]; $0.isMonotonic = true; $0.aggregationTemporality = .cumulative })),
+                .gauge(
+                    .with { $0.dataPoints = [Self.point(.asDouble(21.5), [Self.attribute("room", .stringValue("a")), Self.attribute("floor", .intValue(3))])] })
+            ),
+            Self.metric(
+                "orders", unit: "1",
+                .sum(
+                    .with {
+                        $0.dataPoints = [Self.point(.asInt(5))]; $0.isMonotonic = true; $0.aggregationTemporality = .cumulative
+                    })),
             Self.metric("latency", unit: "ms", .histogram(.with { $0.dataPoints = [histogram, bare] })),
             Self.metric("size", unit: "By", .exponentialHistogram(.with { $0.dataPoints = [exponential] })),
             Self.metric("rtt", unit: "s", .summary(.with { $0.dataPoints = [summary] })),
@@ -312,7 +348,8 @@ struct OTLPRouteTests {
         let gateway = TestGateway()
         try await gateway.test { client in
             let truncated = try await client.execute(
-                uri: "/v1/logs", method: .post, headers: Self.protobuf, body: ByteBuffer(bytes: (try Self.logs([Self.record { _ in }]).serializedBytes() as [UInt8]).dropLast(3)))
+                uri: "/v1/logs", method: .post, headers: Self.protobuf,
+                body: ByteBuffer(bytes: (try Self.logs([Self.record { _ in }]).serializedBytes() as [UInt8]).dropLast(3)))
             #expect(truncated.status == .badRequest && truncated.headers[.contentType] == "application/x-protobuf")
             let status = try RPCStatus(serializedBytes: Array(truncated.body.readableBytesView))
             #expect(status.code == 3 && status.message.hasPrefix("Request body is not a valid OTLP ExportLogsServiceRequest in protobuf:"), "\(status.message)")
@@ -341,15 +378,21 @@ struct OTLPRouteTests {
             let key: HTTPFields = [.apiKey: "s3cret", .contentType: "application/x-protobuf"]
             #expect(try await client.execute(uri: "/v1/logs", method: .post, headers: key, body: ByteBuffer(bytes: two)).status == .ok)
 
-            let text = try await client.execute(uri: "/v1/logs", method: .post, headers: [.apiKey: "s3cret", .contentType: "text/plain"], body: ByteBuffer(bytes: two))
+            let text = try await client.execute(
+                uri: "/v1/logs", method: .post, headers: [.apiKey: "s3cret", .contentType: "text/plain"], body: ByteBuffer(bytes: two))
             #expect(text.status == .unsupportedMediaType)
             #expect(try RPCStatus(jsonString: text.text).message == "Content-Type must be application/x-protobuf or application/json, got 'text/plain'")
             let none = try await client.execute(uri: "/v1/logs", method: .post, headers: [.apiKey: "s3cret"], body: ByteBuffer(bytes: two))
             #expect(none.status == .unsupportedMediaType && none.text.contains("got none"))
 
-            let anonymous = try await client.execute(uri: "/v1/logs", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(bytes: two))
+            let anonymous = try await client.execute(
+                uri: "/v1/logs", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(bytes: two))
             #expect(anonymous.status == .unauthorized && anonymous.headers[.contentType] == "application/x-protobuf")
-            #expect(try RPCStatus(serializedBytes: Array(anonymous.body.readableBytesView)) == .with { $0.code = 16; $0.message = "Invalid or missing API key" })
+            #expect(
+                try RPCStatus(serializedBytes: Array(anonymous.body.readableBytesView))
+                    == .with {
+                        $0.code = 16; $0.message = "Invalid or missing API key"
+                    })
 
             let four = try Self.logs((0..<4).map { _ in Self.record { _ in } }).serializedBytes() as [UInt8]
             let tooMany = try await client.execute(uri: "/v1/logs", method: .post, headers: key, body: ByteBuffer(bytes: four))
