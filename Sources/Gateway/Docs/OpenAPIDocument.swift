@@ -12,7 +12,8 @@ enum OpenAPIDocument {
             "info": [
                 "title": "Operyn Ingestion API",
                 "version": "1.0.0",
-                "description": "Accepts logs, metrics and deployment events. All ingestion endpoints return 202 Accepted on success.",
+                "description":
+                    "Accepts logs, metrics and deployment events. The /events endpoints return 202 Accepted on success; the OpenTelemetry endpoints (/v1/logs, /v1/metrics) answer as OTLP/HTTP does, 200 with an export response.",
             ],
             "servers": [["url": "http://localhost:3001"]],
             "paths": [
@@ -25,6 +26,12 @@ enum OpenAPIDocument {
                 ],
                 "/events/deployments": [
                     "post": ingest("Record a deployment event", "DeploymentEvent", "Queued", example: deploymentExample, maxBody: limits.maxBodyBytes)
+                ],
+                "/v1/logs": [
+                    "post": otlp("Export OpenTelemetry logs (OTLP/HTTP)", request: "OTLPLogsRequest", response: "OTLPLogsResponse", limits: limits)
+                ],
+                "/v1/metrics": [
+                    "post": otlp("Export OpenTelemetry metrics (OTLP/HTTP)", request: "OTLPMetricsRequest", response: "OTLPMetricsResponse", limits: limits)
                 ],
                 "/health/live": ["get": operation("Liveness: the process is up", content: "application/json")],
                 "/health/ready": ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)],
@@ -104,6 +111,11 @@ enum OpenAPIDocument {
     private static let year = #"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"#
 
     private static func schemas(_ limits: EventLimits) -> JSONValue {
+        guard case .object(let members) = eventSchemas(limits) else { return eventSchemas(limits) }
+        return .object(members + otlpSchemas)
+    }
+
+    private static func eventSchemas(_ limits: EventLimits) -> JSONValue {
         let fields = SchemaFields(limits: limits)
         return [
             "LogEvent": fields.logEvent,
