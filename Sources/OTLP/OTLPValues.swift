@@ -77,28 +77,39 @@ enum OTLPValues {
     /// encoding the bytes again, which gives back the text sent.
     static func hexID(_ bytes: Data, length: Int, encoding: OTLPEncoding, field: String) -> Result<String?, Rejection> {
         if bytes.isEmpty { return .success(nil) }
-        let hex: String
+        var hex = [UInt8](repeating: 0, count: length * 2)
         switch encoding {
         case .protobuf:
             guard bytes.count == length else {
                 return .failure(Rejection("\(field) must be \(length) bytes, got \(bytes.count)"))
             }
-            hex = bytes.map { hexDigits[Int($0 >> 4)] + hexDigits[Int($0 & 0x0F)] }.joined()
-        case .json:
-            let text = bytes.base64EncodedString()
-            guard text.utf8.count == length * 2, text.utf8.allSatisfy(isHexDigit) else {
-                return .failure(Rejection("\(field) must be \(length * 2) hexadecimal digits"))
+            for (index, byte) in bytes.enumerated() {
+                hex[index * 2] = hexDigits[Int(byte >> 4)]
+                hex[index * 2 + 1] = hexDigits[Int(byte & 0x0F)]
             }
-            hex = text.lowercased()
+        case .json:
+            // The text sent, back from its base64 decoding: 3 bytes are 4 digits.
+            guard bytes.count * 4 == length * 6 else { return .failure(Rejection("\(field) must be \(length * 2) hexadecimal digits")) }
+            let text = bytes.base64EncodedData()
+            guard text.count == length * 2 else { return .failure(Rejection("\(field) must be \(length * 2) hexadecimal digits")) }
+            for (index, digit) in text.enumerated() {
+                guard let value = hexValue(digit) else { return .failure(Rejection("\(field) must be \(length * 2) hexadecimal digits")) }
+                hex[index] = hexDigits[Int(value)]
+            }
         }
-        return .success(hex.utf8.allSatisfy { $0 == UInt8(ascii: "0") } ? nil : hex)
+        if hex.allSatisfy({ $0 == UInt8(ascii: "0") }) { return .success(nil) }
+        return .success(String(decoding: hex, as: UTF8.self))
     }
 
-    private static let hexDigits = (0..<16).map { String($0, radix: 16) }
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
-            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// Nanoseconds since the Unix epoch as a timestamp (milliseconds); 0 is OTLP's "unknown".

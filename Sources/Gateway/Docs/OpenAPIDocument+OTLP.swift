@@ -46,8 +46,32 @@ extension OpenAPIDocument {
         ]
     }
 
-    /// The JSON mapping's schemas, for the fields the gateway reads.
+    /// The JSON mapping's schemas, for the fields the gateway reads. The mapping reads `null` in any field as its
+    /// default, so every property may be null.
     static var otlpSchemas: [(key: String, value: JSONValue)] {
+        otlpFields.map { ($0.key, allowingNull($0.value)) }
+    }
+
+    /// `schema` with every property, at any depth, also allowing `null`.
+    private static func allowingNull(_ schema: JSONValue) -> JSONValue {
+        guard case .object(let members) = schema else { return schema }
+        return .object(
+            members.map { member in
+                switch member.key {
+                case "properties":
+                    guard case .object(let properties) = member.value else { return member }
+                    return (member.key, .object(properties.map { ($0.key, nullable(allowingNull($0.value))) }))
+                case "items": return (member.key, allowingNull(member.value))
+                default: return member
+                }
+            })
+    }
+
+    private static func nullable(_ schema: JSONValue) -> JSONValue {
+        ["anyOf": [schema, ["type": "null"]]]
+    }
+
+    private static var otlpFields: [(key: String, value: JSONValue)] {
         let reference: (String) -> JSONValue = { ["$ref": .string("#/components/schemas/\($0)")] }
         let array: (JSONValue) -> JSONValue = { ["type": "array", "items": $0] }
         let unsigned64: JSONValue = [
@@ -87,7 +111,7 @@ extension OpenAPIDocument {
                         "stringValue": ["type": "string"], "boolValue": ["type": "boolean"], "intValue": signed64, "doubleValue": ["type": "number"],
                         "arrayValue": ["type": "object", "properties": ["values": array(reference("OTLPAnyValue"))]],
                         "kvlistValue": ["type": "object", "properties": ["values": attributes]],
-                        "bytesValue": ["type": "string", "contentEncoding": "base64"],
+                        "bytesValue": ["type": "string", "contentEncoding": "base64", "pattern": "^[A-Za-z0-9+/_-]*={0,2}$"],
                     ],
                 ]
             ),

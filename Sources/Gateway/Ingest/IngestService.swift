@@ -129,7 +129,8 @@ struct IngestService: Sendable {
         let idempotency = admission.idempotencyKey.map { key in
             GuardedAppend.Idempotency(
                 record: keys.idempotency(org: organization, key: key),
-                digest: APIKey.sha256(bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0] + body.readableBytesView),
+                digest: APIKey.sha256(
+                    bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0, admission.encoding == .protobuf ? 1 : 0] + body.readableBytesView),
                 answer: record, ttlSeconds: idempotencyTTLSeconds)
         }
         let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>

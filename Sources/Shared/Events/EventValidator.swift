@@ -234,48 +234,49 @@ private struct Fields {
         return value
     }
 
-    fileprivate func checkNested(_ value: JSONValue, path: String, depth: Int, root: String) throws(ValidationError) {
+    /// `path` is made only for an error: most values pass, and a path per value costs more than the checks.
+    fileprivate func checkNested(_ value: JSONValue, path: @autoclosure () -> String, depth: Int, root: String) throws(ValidationError) {
         switch value {
         case .object(let members):
             guard depth <= limits.maxObjectDepth else { throw error(root, "must be at most \(limits.maxObjectDepth) levels deep") }
             guard members.count <= limits.maxObjectKeys else {
-                throw error(path, "must have at most \(limits.maxObjectKeys) keys, got \(members.count)")
+                throw error(path(), "must have at most \(limits.maxObjectKeys) keys, got \(members.count)")
             }
             for member in members {
-                try checkKey(member.key, in: path)
-                try checkNested(member.value, path: "\(path).\(Self.clipped(member.key))", depth: depth + 1, root: root)
+                try checkKey(member.key, in: path())
+                try checkNested(member.value, path: "\(path()).\(Self.clipped(member.key))", depth: depth + 1, root: root)
             }
         case .array(let elements):
             guard depth <= limits.maxObjectDepth else { throw error(root, "must be at most \(limits.maxObjectDepth) levels deep") }
             for (index, element) in elements.enumerated() {
-                try checkNested(element, path: "\(path)[\(index)]", depth: depth + 1, root: root)
+                try checkNested(element, path: "\(path())[\(index)]", depth: depth + 1, root: root)
             }
         case .string(let text):
-            try checkText(text, at: path, maxBytes: limits.maxStringBytes)
+            try checkText(text, at: path(), maxBytes: limits.maxStringBytes)
         case .number(let text):
             // Both sinks store the number's text as sent; PostgreSQL's jsonb holds it as an exact decimal, which has
             // an exponent range of its own: within a double's range, every number fits both.
             guard text.utf8.count <= limits.maxStringBytes, let number = Double(text), number.isFinite, number != 0 || Self.isZeroMantissa(text)
             else {
-                throw error(path, "must be a number within the range of a 64-bit float (±1e-308 to ±1.8e308, or 0), got '\(Self.clipped(text))'")
+                throw error(path(), "must be a number within the range of a 64-bit float (±1e-308 to ±1.8e308, or 0), got '\(Self.clipped(text))'")
             }
         default:
             break
         }
     }
 
-    fileprivate func checkKey(_ key: String, in path: String) throws(ValidationError) {
+    fileprivate func checkKey(_ key: String, in path: @autoclosure () -> String) throws(ValidationError) {
         guard key.utf8.count <= limits.maxStringBytes else {
-            throw error(path, "keys must be at most \(limits.maxStringBytes) bytes, got \(key.utf8.count)")
+            throw error(path(), "keys must be at most \(limits.maxStringBytes) bytes, got \(key.utf8.count)")
         }
-        guard !Self.containsNUL(key) else { throw error(path, "keys must not contain U+0000 (NUL)") }
+        guard !Self.containsNUL(key) else { throw error(path(), "keys must not contain U+0000 (NUL)") }
     }
 
     /// A string's size bound, and no NUL: PostgreSQL can store NUL in neither `text` nor `jsonb`, and SQLite's text
     /// functions stop at it, so no sink could keep the 202's promise.
-    fileprivate func checkText(_ text: String, at path: String, maxBytes: Int) throws(ValidationError) {
-        guard text.utf8.count <= maxBytes else { throw error(path, "must be at most \(maxBytes) bytes, got \(text.utf8.count)") }
-        guard !Self.containsNUL(text) else { throw error(path, "must not contain U+0000 (NUL)") }
+    fileprivate func checkText(_ text: String, at path: @autoclosure () -> String, maxBytes: Int) throws(ValidationError) {
+        guard text.utf8.count <= maxBytes else { throw error(path(), "must be at most \(maxBytes) bytes, got \(text.utf8.count)") }
+        guard !Self.containsNUL(text) else { throw error(path(), "must not contain U+0000 (NUL)") }
     }
 
     static func containsNUL(_ text: String) -> Bool {
