@@ -10,7 +10,7 @@ import Shared
 /// | `body` | `message`: a string as itself, any other value as compact JSON, none as `""` |
 /// | `time_unix_nano`, else `observed_time_unix_nano`, else receipt | `timestamp` |
 /// | `trace_id`, `span_id` | `traceId`, `spanId` in lowercase hex |
-/// | attributes, resource attributes, scope, `severity_text`, `event_name` | `metadata` |
+/// | attributes, resource attributes (but `service.name`), scope, `severity_text`, `event_name` | `metadata` |
 public struct OTLPLogs: Sendable {
     /// The rules every event meets.
     public var validator: EventValidator
@@ -23,14 +23,17 @@ public struct OTLPLogs: Sendable {
         batch.events.reserveCapacity(Self.recordCount(request))
         for (r, resourceLogs) in request.resourceLogs.enumerated() {
             let resource = resourceLogs.resource.attributes
-            let service = OTLPValues.serviceName(resource)
-            let resourceJSON = resource.isEmpty ? nil : OTLPValues.object(resource)
+            // The resource's and the scope's metadata are shared by their records: checked once.
+            let service = OTLPValues.serviceName(resource).flatMap { name in
+                Result { () throws(Rejection) in (name, try member("resource", Self.resource(resource))) }
+            }
             for (s, scopeLogs) in resourceLogs.scopeLogs.enumerated() {
-                let scopeJSON = Self.scope(scopeLogs.scope)
+                let scope = Result { () throws(Rejection) in try member("scope", Self.scope(scopeLogs.scope)) }
                 for (l, record) in scopeLogs.logRecords.enumerated() {
                     do {
-                        let event = try event(record, service: service.get(), resource: resourceJSON, scope: scopeJSON, encoding: encoding, now: now)
-                        batch.events.append(event)
+                        let (name, resourceJSON) = try service.get()
+                        batch.events.append(
+                            try event(record, service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding, now: now))
                     } catch {
                         batch.reject("resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]", error)
                     }
@@ -38,6 +41,17 @@ public struct OTLPLogs: Sendable {
             }
         }
         return batch
+    }
+
+    /// `value` checked as the metadata member `name`.
+    private func member(_ name: String, _ value: JSONValue?) throws(Rejection) -> JSONValue? {
+        guard let value else { return nil }
+        do {
+            try validator.checkMetadataMember(value, named: name, kind: .logs)
+        } catch {
+            throw Rejection(error)
+        }
+        return value
     }
 
     /// How many log records a request holds.
@@ -62,19 +76,28 @@ public struct OTLPLogs: Sendable {
         let traceId = try OTLPValues.hexID(record.traceID, length: 16, encoding: encoding, field: "trace_id").get()
         let spanId = try OTLPValues.hexID(record.spanID, length: 8, encoding: encoding, field: "span_id").get()
         var metadata: [(key: String, value: JSONValue)] = []
-        if !record.attributes.isEmpty { metadata.append(("attributes", OTLPValues.object(record.attributes))) }
+        if !record.attributes.isEmpty { metadata.append(("attributes", try member("attributes", OTLPValues.object(record.attributes))!)) }
         if let resource { metadata.append(("resource", resource)) }
         if let scope { metadata.append(("scope", scope)) }
-        if !record.severityText.isEmpty { metadata.append(("severityText", .string(record.severityText))) }
-        if !record.eventName.isEmpty { metadata.append(("eventName", .string(record.eventName))) }
+        if !record.severityText.isEmpty { metadata.append(("severityText", try member("severityText", .string(record.severityText))!)) }
+        if !record.eventName.isEmpty { metadata.append(("eventName", try member("eventName", .string(record.eventName))!)) }
+        guard metadata.count <= validator.limits.maxObjectKeys else {
+            throw Rejection("metadata must have at most \(validator.limits.maxObjectKeys) keys, got \(metadata.count)")
+        }
         let event = LogEvent(
             service: service, level: level, message: message, timestamp: timestamp, traceId: traceId, spanId: spanId,
             metadata: metadata.isEmpty ? nil : .object(metadata))
         do {
-            return try validator.checked(.log(event), path: "")
+            return try validator.checked(.log(event), path: "", metadataChecked: true)
         } catch {
             throw Rejection(error)
         }
+    }
+
+    /// The resource's attributes but `service.name` (the events' `service`), when there are any.
+    static func resource(_ attributes: [OTLPKeyValue]) -> JSONValue? {
+        let others = attributes.filter { $0.key != "service.name" }
+        return others.isEmpty ? nil : OTLPValues.object(others)
     }
 
     /// The scope's name, version and attributes, when it has any.

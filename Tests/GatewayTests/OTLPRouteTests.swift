@@ -137,7 +137,7 @@ struct OTLPRouteTests {
 
         let events = logEvents(gateway)
         try #require(events.count == records.count)
-        let resource: JSONValue = ["service.name": "checkout", "host.name": "h1"]
+        let resource: JSONValue = ["host.name": "h1"]  // service.name is the service
         let first = events[0]
         #expect(first.service == "checkout" && first.level == .warn && first.message == "disk almost full")
         #expect(first.timestamp == Timestamp(milliseconds: 1_700_000_000_123))

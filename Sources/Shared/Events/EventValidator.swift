@@ -100,7 +100,10 @@ extension EventValidator {
     /// and free of NUL, a service that is not empty once trimmed (and is returned trimmed), a non-empty metric name, a
     /// finite value, labels and metadata within their key counts and depth, a storable timestamp. `path` prefixes the
     /// field names in errors.
-    public func checked(_ event: IngestEvent, path: String) throws(ValidationError) -> IngestEvent {
+    ///
+    /// `metadataChecked`: the caller has checked every member of the metadata with `checkMetadataMember` (members
+    /// shared by many events are checked once) and their count.
+    public func checked(_ event: IngestEvent, path: String, metadataChecked: Bool = false) throws(ValidationError) -> IngestEvent {
         let fields = Fields(kind: event.kind, object: .null, path: path, limits: limits)
         func service(_ raw: String) throws(ValidationError) -> String {
             try fields.checkText(raw, at: "service", maxBytes: limits.maxStringBytes)
@@ -114,7 +117,7 @@ extension EventValidator {
             }
         }
         func metadata(_ value: JSONValue?) throws(ValidationError) {
-            guard let value else { return }
+            guard let value, !metadataChecked else { return }
             try fields.checkNested(value, path: "metadata", depth: 1, root: "metadata")
         }
         switch event {
@@ -149,6 +152,16 @@ extension EventValidator {
             try metadata(deployment.metadata)
             return .deployment(deployment)
         }
+    }
+}
+
+extension EventValidator {
+    /// Checks `value` as the member `name` of an event's `metadata`, by the rules of `metadata` (its depth counted from
+    /// the metadata object).
+    public func checkMetadataMember(_ value: JSONValue, named name: String, kind: EventKind) throws(ValidationError) {
+        let fields = Fields(kind: kind, object: .null, path: "", limits: limits)
+        try fields.checkKey(name, in: "metadata")
+        try fields.checkNested(value, path: "metadata.\(name)", depth: 2, root: "metadata")
     }
 }
 
