@@ -4,7 +4,8 @@
 # same records in protobuf and in OTLP/JSON, and in protobuf as an OpenTelemetry SDK sends them (its resource
 # attributes, a scope, times, trace and span ids: more per record to decode, map and store), in alternating rounds.
 # Prints events/s, p99 and the gateway's and Redis's CPU per event (from /proc) each round, then the medians and the
-# ratios to the JSON batch. The goal: OTLP protobuf of the same records ≥ 1.0 × the JSON batch's events/s.
+# ratios to the JSON batch. The goal: OTLP protobuf of the same records ≥ 1.0 × the JSON batch's events/s. Redis is
+# emptied before each run.
 # Usage: scripts/bench-otlp.sh [ROUNDS] [SECONDS]   (defaults 3, 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measured PATH TYPE FILE → "events_per_sec p99_us errors gateway_us_per_event redis_us_per_event"
 measured() {
     local before redis_before result
+    # Each run starts from an empty Redis: a stream grown by earlier runs (gigabytes here) would charge the later
+    # runs for its memory.
+    redis-cli -p "$redis_port" flushall sync >/dev/null
     before=$(cpu_ticks "$gateway_pid")
     redis_before=$(cpu_ticks "$redis_pid")
     result=$(BODY_FILE="$work/$3" CONTENT_TYPE="$2" wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk/post.lua \
