@@ -451,3 +451,55 @@ struct OTLPRouteTests {
         #expect(gateway.publisher.events.count == 1, "queued once")
     }
 }
+
+/// What is checked once per resource or scope, and the metadata's key count.
+@Suite("OTLP/HTTP: shared metadata and its limits")
+struct OTLPSharedMetadataTests {
+    @Test func aResourceOverTheLimitsRefusesItsRecordsOnceEach() async throws {
+        var limits = EventLimits()
+        limits.maxStringBytes = 32
+        let gateway = TestGateway(limits: limits)
+        var request = OTLPRouteTests.logs([OTLPRouteTests.record { _ in }, OTLPRouteTests.record { _ in }])
+        request.resourceLogs[0].resource.attributes.append(OTLPRouteTests.attribute("host.name", .stringValue(String(repeating: "h", count: 40))))
+        request.resourceLogs.append(OTLPRouteTests.logs([OTLPRouteTests.record { $0.body.value = .stringValue("fine") }]).resourceLogs[0])
+        let sent = request
+        let response = try await gateway.test { client in try await OTLPRouteTests.post(client, "/v1/logs", sent) }
+        let answer = try OTLPExportLogsServiceResponse(serializedBytes: Array(response.body.readableBytesView))
+        #expect(answer.partialSuccess.rejectedLogRecords == 2)
+        #expect(
+            answer.partialSuccess.errorMessage
+                == "2 log records rejected: resourceLogs[0].scopeLogs[0].logRecords[0]: metadata.resource.host.name must be at most 32 bytes, got 40; "
+                + "resourceLogs[0].scopeLogs[0].logRecords[1]: metadata.resource.host.name must be at most 32 bytes, got 40")
+        #expect(gateway.publisher.events.count == 1, "the other resource's record is queued")
+    }
+
+    @Test func recordAttributesAndTextsMeetTheMetadataRules() async throws {
+        var limits = EventLimits()
+        limits.maxObjectKeys = 3
+        limits.maxObjectDepth = 3
+        let gateway = TestGateway(limits: limits)
+        let deep = OTLPAnyValue.with {
+            $0.value = .kvlistValue(
+                .with { $0.values = [OTLPRouteTests.attribute("a", .kvlistValue(.with { $0.values = [OTLPRouteTests.attribute("b", .intValue(1))] }))] })
+        }
+        let request = OTLPRouteTests.logs(
+            [
+                OTLPRouteTests.record { $0.attributes = [OTLPRouteTests.attribute("k\u{0}", .boolValue(true))] },
+                OTLPRouteTests.record { $0.attributes = [OTLPRouteTests.attribute("nested", deep.value)] },
+                OTLPRouteTests.record {
+                    $0.attributes = [OTLPRouteTests.attribute("a", .intValue(1))]; $0.severityText = "x"; $0.eventName = "e"
+                },
+                OTLPRouteTests.record { $0.severityText = "nul\u{0}" },
+                OTLPRouteTests.record { $0.attributes = [OTLPRouteTests.attribute("ok", .doubleValue(1.5))] },
+            ], scope: "orders")
+        let response = try await gateway.test { client in try await OTLPRouteTests.post(client, "/v1/logs", request) }
+        let answer = try OTLPExportLogsServiceResponse(serializedBytes: Array(response.body.readableBytesView))
+        #expect(answer.partialSuccess.rejectedLogRecords == 4)
+        let reasons = answer.partialSuccess.errorMessage
+        #expect(reasons.contains("logRecords[0]: metadata.attributes keys must not contain U+0000 (NUL)"), "\(reasons)")
+        #expect(reasons.contains("logRecords[1]: metadata must be at most 3 levels deep"), "\(reasons)")
+        #expect(reasons.contains("logRecords[2]: metadata must have at most 3 keys, got 5"), "\(reasons)")
+        #expect(reasons.hasSuffix("; and 1 more"))
+        #expect(gateway.publisher.events.count == 1)
+    }
+}
