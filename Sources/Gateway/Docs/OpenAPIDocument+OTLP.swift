@@ -46,8 +46,10 @@ extension OpenAPIDocument {
         ]
     }
 
-    /// The JSON mapping's schemas, for the fields the gateway reads. The mapping reads `null` in any field as its
-    /// default, so every property may be null.
+    /// The JSON mapping's schemas, for the fields the gateway reads: what the decoder takes, for a body that is not
+    /// one is 400; what refuses a record on its own (a missing `service.name`, ids of the wrong length, a missing key
+    /// being an empty one…) is in `partialSuccess`, not here. The mapping reads `null` in any field as its default, so
+    /// every property may be null.
     static var otlpSchemas: [(key: String, value: JSONValue)] {
         otlpFields.map { ($0.key, allowingNull($0.value)) }
     }
@@ -67,6 +69,15 @@ extension OpenAPIDocument {
             })
     }
 
+    /// The members of a oneof: at most one of them in a body (even as null), as `not` of any two together.
+    private static func oneOf(_ members: [String]) -> JSONValue {
+        var pairs: [JSONValue] = []
+        for (index, first) in members.enumerated() {
+            for second in members[(index + 1)...] { pairs.append(["required": [.string(first), .string(second)]]) }
+        }
+        return ["anyOf": .array(pairs)]
+    }
+
     private static func nullable(_ schema: JSONValue) -> JSONValue {
         ["anyOf": [schema, ["type": "null"]]]
     }
@@ -76,19 +87,21 @@ extension OpenAPIDocument {
         let array: (JSONValue) -> JSONValue = { ["type": "array", "items": $0] }
         let unsigned64: JSONValue = [
             "description": "Nanoseconds since the Unix epoch (0: unknown), as a number or a string of digits",
-            "anyOf": [["type": "integer", "minimum": 0, "maximum": .number("18446744073709551615")], ["type": "string", "pattern": "^[0-9]{1,20}$"]],
+            "anyOf": [
+                ["type": "integer", "minimum": 0, "maximum": .number("18446744073709551615")], ["type": "string", "pattern": "^(0|[1-9][0-9]{0,19})$"],
+            ],
         ]
         let signed64: JSONValue = [
             "anyOf": [
                 ["type": "integer", "minimum": .number("-9223372036854775808"), "maximum": .number("9223372036854775807")],
-                ["type": "string", "pattern": "^-?[0-9]{1,19}$"],
+                ["type": "string", "pattern": "^-?(0|[1-9][0-9]{0,18})$"],
             ]
         ]
         let attributes = array(reference("OTLPKeyValue"))
         let resource: JSONValue = ["type": "object", "properties": ["attributes": attributes]]
         let scope: JSONValue = ["type": "object", "properties": ["name": ["type": "string"], "version": ["type": "string"], "attributes": attributes]]
         let numberPoint: JSONValue = [
-            "type": "object",
+            "type": "object", "not": oneOf(["asDouble", "asInt"]),
             "properties": [
                 "attributes": attributes, "startTimeUnixNano": unsigned64, "timeUnixNano": unsigned64, "asDouble": ["type": "number"], "asInt": signed64,
                 "flags": ["type": "integer", "minimum": 0, "maximum": 4_294_967_295],
@@ -106,16 +119,19 @@ extension OpenAPIDocument {
             (
                 "OTLPAnyValue",
                 [
-                    "type": "object", "maxProperties": 1, "description": "One of the kinds, or none (an empty value)",
+                    "type": "object", "description": "One of the kinds, or none (an empty value)",
+                    "not": oneOf(["stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"]),
                     "properties": [
                         "stringValue": ["type": "string"], "boolValue": ["type": "boolean"], "intValue": signed64, "doubleValue": ["type": "number"],
                         "arrayValue": ["type": "object", "properties": ["values": array(reference("OTLPAnyValue"))]],
                         "kvlistValue": ["type": "object", "properties": ["values": attributes]],
-                        "bytesValue": ["type": "string", "contentEncoding": "base64", "pattern": "^[A-Za-z0-9+/_-]*={0,2}$"],
+                        "bytesValue": [
+                            "type": "string", "contentEncoding": "base64", "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+                        ],
                     ],
                 ]
             ),
-            ("OTLPKeyValue", ["type": "object", "required": ["key"], "properties": ["key": ["type": "string"], "value": reference("OTLPAnyValue")]]),
+            ("OTLPKeyValue", ["type": "object", "properties": ["key": ["type": "string"], "value": reference("OTLPAnyValue")]]),
             (
                 "OTLPLogRecord",
                 [
@@ -128,8 +144,13 @@ extension OpenAPIDocument {
                         ],
                         "severityText": ["type": "string"], "body": reference("OTLPAnyValue"), "attributes": attributes,
                         "flags": ["type": "integer", "minimum": 0, "maximum": 4_294_967_295],
-                        "traceId": ["type": "string", "pattern": "^([0-9a-fA-F]{32})?$", "description": "16 bytes in hexadecimal"],
-                        "spanId": ["type": "string", "pattern": "^([0-9a-fA-F]{16})?$", "description": "8 bytes in hexadecimal"],
+                        "traceId": [
+                            "type": "string", "pattern": "^([0-9a-fA-F]{4})*$",
+                            "description": "16 bytes in hexadecimal (another length refuses the record)",
+                        ],
+                        "spanId": [
+                            "type": "string", "pattern": "^([0-9a-fA-F]{4})*$", "description": "8 bytes in hexadecimal (another length refuses the record)",
+                        ],
                         "eventName": ["type": "string"],
                     ],
                 ]
@@ -152,7 +173,8 @@ extension OpenAPIDocument {
             (
                 "OTLPMetric",
                 [
-                    "type": "object", "maxProperties": 4, "description": "name, description, unit and one kind of data",
+                    "type": "object", "description": "name, description, unit and one kind of data",
+                    "not": oneOf(["gauge", "sum", "histogram", "exponentialHistogram", "summary"]),
                     "properties": [
                         "name": ["type": "string"], "description": ["type": "string"], "unit": ["type": "string"],
                         "gauge": ["type": "object", "properties": ["dataPoints": array(numberPoint)]],
