@@ -3,7 +3,7 @@
 # servers answering 202 with no work (Hummingbird: Benchmarks/Ceiling; bare SwiftNIO: Benchmarks/RawCeiling) and a
 # plain Go peer (Benchmarks/peers/go: net/http, a redigo pool, encoding/json validation, XADD per event, MULTI/EXEC
 # per batch), in one run on one Redis; then system calls per request (strace -c -f) and fairness at 2 000
-# connections.
+# connections. Redis is emptied before each measured run.
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
 # BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
 # prefix) and prints this build's ratios against it: the way to show a change does not regress. BASELINE_ENV adds
@@ -25,18 +25,13 @@ with_scratch gwbench
 
 start_bench_redis 6410
 
-gateway_port=$(spare_port 3101)
-OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$gateway_port OPERYN_KEY_PREFIX=bench OPERYN_LOG_LEVEL=warning \
-    OPERYN_BACKLOG_HIGH_WATER=1000000000 "$bin/operyn-gateway" 2>"$work/gateway.log" &
-gateway_pid=$!
-pids+=($gateway_pid)
+start_bench_gateway 3101
 ceiling_port=$(spare_port 3201)
 "$bin/operyn-ceiling" "$ceiling_port" 2>/dev/null &
 pids+=($!)
 raw_port=$(spare_port 3251)
 "$bin/operyn-raw-ceiling" "$raw_port" 2>/dev/null &
 pids+=($!)
-wait_for_port "$gateway_port" 30
 wait_for_port "$ceiling_port" 30
 wait_for_port "$raw_port" 30
 # The Go peer, built in GOPATH mode against Debian's redigo (no module download).
@@ -70,6 +65,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measured PID PORT PATH BODY SECONDS → "requests_per_sec p99_us errors cpu_us_per_request redis_cpu_us_per_request"
 measured() {
     local before after redis_before redis_after result rps
+    # Each measured run starts from an empty Redis: streams grown by the runs before it (up to gigabytes) would
+    # charge it for their memory, and the servers run in a fixed order.
+    redis-cli -p "$redis_port" flushall sync >/dev/null
     before=$(cpu_ticks "$1")
     redis_before=$(cpu_ticks "$redis_pid")
     result=$(run "$2" "$3" "$5" "$4")
@@ -98,13 +96,12 @@ for round in $(seq "$rounds"); do
     read -r r _ e0 < <(run "$raw_port" /events/logs "$seconds" "$work/log.json")
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
     raw+=("$r")
-    length_before=$(stream_length bench)
     read -r s p e2 u ru < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
-    length_after=$(stream_length bench)
+    length_after=$(stream_length bench)  # measured starts from an empty Redis
     read -r b _ e3 bu bru < <(measured "$gateway_pid" "$gateway_port" /events/logs/batch "$work/batch.json" "$seconds")
     ceiling+=("$c"); single+=("$s"); p99+=("$p"); batch+=("$((b * 100))"); cpu+=("$u"); redis_cpu+=("$ru")
     batch_cpu+=("$(per_event "$bu")"); batch_redis+=("$(per_event "$bru")")
-    entries+=("$(awk -v e=$((length_after - length_before)) -v n=$((s * seconds)) 'BEGIN {printf "%.3f", e / n}')")
+    entries+=("$(awk -v e="$length_after" -v n=$((s * seconds)) 'BEGIN {printf "%.3f", e / n}')")
     errors=$((errors + e0 + e1 + e2 + e3))
     read -r gs gp e6 gu gru < <(measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds")
     read -r gb _ e7 gbu gbru < <(measured "$go_pid" "$go_port" /events/logs/batch "$work/batch.json" "$seconds")

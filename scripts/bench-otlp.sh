@@ -22,12 +22,7 @@ python=$(ensure_otel_python "$PWD/.build/otel-venv")
 with_scratch otlpbench
 
 start_bench_redis 6420
-gateway_port=$(spare_port 3601)
-OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$gateway_port OPERYN_KEY_PREFIX=bench OPERYN_LOG_LEVEL=warning \
-    OPERYN_BACKLOG_HIGH_WATER=1000000000 "$bin/operyn-gateway" 2>"$work/gateway.log" &
-gateway_pid=$!
-pids+=($gateway_pid)
-wait_for_port "$gateway_port" 30
+start_bench_gateway 3601
 
 bench_bodies "$work"
 "$python" Benchmarks/otlp/bodies.py "$work"

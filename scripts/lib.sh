@@ -180,6 +180,18 @@ start_bench_redis() {
     wait_for_port "$redis_port" 10
 }
 
+# start_bench_gateway FROM: the release operyn-gateway ($bin) of a benchmark on its Redis ($redis_port), prefix bench,
+# no backpressure, on the first spare port from FROM; sets $gateway_port and $gateway_pid, adds it to $pids and waits
+# until it listens.
+start_bench_gateway() {
+    gateway_port=$(spare_port "$1")
+    OPERYN_REDIS_URL="redis://127.0.0.1:$redis_port" OPERYN_PORT=$gateway_port OPERYN_KEY_PREFIX=bench OPERYN_LOG_LEVEL=warning \
+        OPERYN_BACKLOG_HIGH_WATER=1000000000 "$bin/operyn-gateway" 2>"$work/gateway.log" &
+    gateway_pid=$!
+    pids+=($gateway_pid)
+    wait_for_port "$gateway_port" 30
+}
+
 # ensure_otel_python DIR: a virtualenv in DIR with the OpenTelemetry Python SDK and its OTLP/HTTP exporters pinned in
 # Tests/otel/requirements.txt (from PyPI; installed again only when the pins change); prints its python.
 ensure_otel_python() {

@@ -58,20 +58,8 @@ public struct OTLPMetrics: Sendable {
         switch metric.data {
         case .gauge(let gauge): return Points(count: gauge.dataPoints.count) { number(gauge.dataPoints[$0]) }
         case .sum(let sum): return Points(count: sum.dataPoints.count) { number(sum.dataPoints[$0]) }
-        case .histogram(let histogram):
-            return Points(count: histogram.dataPoints.count) { index in
-                let point = histogram.dataPoints[index]
-                return distribution(
-                    point.attributes, point.timeUnixNano, point.flags, count: point.count, sum: point.hasSum ? point.sum : nil,
-                    min: point.hasMin ? point.min : nil, max: point.hasMax ? point.max : nil)
-            }
-        case .exponentialHistogram(let histogram):
-            return Points(count: histogram.dataPoints.count) { index in
-                let point = histogram.dataPoints[index]
-                return distribution(
-                    point.attributes, point.timeUnixNano, point.flags, count: point.count, sum: point.hasSum ? point.sum : nil,
-                    min: point.hasMin ? point.min : nil, max: point.hasMax ? point.max : nil)
-            }
+        case .histogram(let histogram): return Points(count: histogram.dataPoints.count) { distribution(histogram.dataPoints[$0]) }
+        case .exponentialHistogram(let histogram): return Points(count: histogram.dataPoints.count) { distribution(histogram.dataPoints[$0]) }
         case .summary(let summary):
             return Points(count: summary.dataPoints.count) { index in
                 let point = summary.dataPoints[index]
@@ -97,12 +85,12 @@ public struct OTLPMetrics: Sendable {
         return Point(attributes: point.attributes, timeUnixNano: point.timeUnixNano, flags: point.flags, values: [("", nil, value, nil)])
     }
 
-    static func distribution(_ attributes: [OTLPKeyValue], _ time: UInt64, _ flags: UInt32, count: UInt64, sum: Double?, min: Double?, max: Double?) -> Point {
-        var values: [(suffix: String, unit: String?, value: Double?, label: (key: String, value: String)?)] = [("_count", "1", Double(count), nil)]
-        if let sum { values.append(("_sum", nil, sum, nil)) }
-        if let min { values.append(("_min", nil, min, nil)) }
-        if let max { values.append(("_max", nil, max, nil)) }
-        return Point(attributes: attributes, timeUnixNano: time, flags: flags, values: values)
+    static func distribution(_ point: some OTLPDistributionPoint) -> Point {
+        var values: [(suffix: String, unit: String?, value: Double?, label: (key: String, value: String)?)] = [("_count", "1", Double(point.count), nil)]
+        if point.hasSum { values.append(("_sum", nil, point.sum, nil)) }
+        if point.hasMin { values.append(("_min", nil, point.min, nil)) }
+        if point.hasMax { values.append(("_max", nil, point.max, nil)) }
+        return Point(attributes: point.attributes, timeUnixNano: point.timeUnixNano, flags: point.flags, values: values)
     }
 
     /// `DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK`.
@@ -130,3 +118,20 @@ public struct OTLPMetrics: Sendable {
         return rows
     }
 }
+
+/// What histogram and exponential histogram points have in common: the rows are made from these.
+protocol OTLPDistributionPoint {
+    var attributes: [OTLPKeyValue] { get }
+    var timeUnixNano: UInt64 { get }
+    var flags: UInt32 { get }
+    var count: UInt64 { get }
+    var sum: Double { get }
+    var hasSum: Bool { get }
+    var min: Double { get }
+    var hasMin: Bool { get }
+    var max: Double { get }
+    var hasMax: Bool { get }
+}
+
+extension OTLPHistogramDataPoint: OTLPDistributionPoint {}
+extension OTLPExponentialHistogramDataPoint: OTLPDistributionPoint {}
