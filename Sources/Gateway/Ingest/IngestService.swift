@@ -125,13 +125,12 @@ struct IngestService: Sendable {
         let counter = metrics.accepted[route.kind]
         let answered = eventLoop.makePromise(of: Answer.self)
         let organization = admission.organization
-        let record = Self.record(parsed.answer, encoding: admission.encoding)
         let idempotency = admission.idempotencyKey.map { key in
             GuardedAppend.Idempotency(
                 record: keys.idempotency(org: organization, key: key),
                 digest: APIKey.sha256(
                     bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0, admission.encoding == .protobuf ? 1 : 0] + body.readableBytesView),
-                answer: record, ttlSeconds: idempotencyTTLSeconds)
+                answer: Self.record(parsed.answer, encoding: admission.encoding), ttlSeconds: idempotencyTTLSeconds)
         }
         let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
         if idempotency == nil, let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
