@@ -27,8 +27,8 @@ struct RedisFailureTests {
             }
             #expect(failure?.isRetryable == true, "\(String(describing: failure))")
             // The timeout is 500 ms; the rest is slack for a loaded 2-core machine running other suites in parallel
-            // (1 781 ms seen once): the point is a bounded failure, never a hang.
-            #expect(elapsed < 2_500, "a command while Redis is down took \(elapsed) ms")
+            // (1 781 ms seen once, 2 828 ms in a fresh-clone CI run): the point is a bounded failure, never a hang.
+            #expect(elapsed < 5_000, "a command while Redis is down took \(elapsed) ms")
         }
 
         try server.start()
