@@ -47,20 +47,34 @@ extension OTLPEncoding {
     /// `AnyValue` inside a list inside a value… 20 levels down) is refused before it can exhaust a stack.
     static let depthLimit = 64
 
-    /// Decodes a request body.
-    public func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(OTLPBodyError) -> Request {
+    /// Decodes a logs export request.
+    public func decode(_ type: OTLPExportLogsServiceRequest.Type, from bytes: UnsafeRawBufferPointer) throws(OTLPBodyError)
+        -> OTLPExportLogsServiceRequest
+    {
+        try decoded(type, from: bytes)
+    }
+
+    /// Decodes a metrics export request.
+    public func decode(_ type: OTLPExportMetricsServiceRequest.Type, from bytes: UnsafeRawBufferPointer) throws(OTLPBodyError)
+        -> OTLPExportMetricsServiceRequest
+    {
+        try decoded(type, from: bytes)
+    }
+
+    /// Protobuf through `OTLPBinaryDecoder` (specialized here for each request type), JSON through swift-protobuf's
+    /// JSON decoder.
+    private func decoded<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: UnsafeRawBufferPointer) throws(OTLPBodyError)
+        -> Request
+    {
         do {
             switch self {
             case .protobuf:
-                var options = BinaryDecodingOptions()
-                options.messageDepthLimit = Self.depthLimit
-                options.discardUnknownFields = true
-                return try Request(serializedBytes: bytes, options: options)
+                return try OTLPBinaryDecoder.decode(type, from: bytes, depthLimit: Self.depthLimit)
             case .json:
                 var options = JSONDecodingOptions()
                 options.messageDepthLimit = Self.depthLimit
                 options.ignoreUnknownFields = true
-                return try Request(jsonUTF8Bytes: bytes, options: options)
+                return try Request(jsonUTF8Bytes: Array(bytes), options: options)
             }
         } catch {
             let what = String(describing: Request.protoMessageName.split(separator: ".").last ?? "message")

@@ -219,13 +219,14 @@ struct IngestService: Sendable {
     private func otlp(_ body: ByteBuffer, kind: EventKind, encoding: OTLPEncoding, organization: String, receivedAt: Timestamp) throws(GatewayError)
         -> Parsed
     {
-        let bytes = Array(body.readableBytesView)
         let batch: OTLPBatch
         let answer: [UInt8]
         do {
             switch kind {
             case .metrics:
-                let request = try encoding.decode(OTLPExportMetricsServiceRequest.self, from: bytes)
+                let request = try body.withUnsafeReadableBytes { bytes throws(OTLPBodyError) in
+                    try encoding.decode(OTLPExportMetricsServiceRequest.self, from: bytes)
+                }
                 batch = OTLPMetrics(validator: validator).events(request, now: receivedAt)
                 try checkCount(batch.events.count, of: "metric rows")
                 var response = OTLPExportMetricsServiceResponse()
@@ -235,7 +236,9 @@ struct IngestService: Sendable {
                 }
                 answer = encoding.encode(response)
             default:
-                let request = try encoding.decode(OTLPExportLogsServiceRequest.self, from: bytes)
+                let request = try body.withUnsafeReadableBytes { bytes throws(OTLPBodyError) in
+                    try encoding.decode(OTLPExportLogsServiceRequest.self, from: bytes)
+                }
                 try checkCount(OTLPLogs.recordCount(request), of: "log records")
                 batch = OTLPLogs(validator: validator).events(request, encoding: encoding, now: receivedAt)
                 var response = OTLPExportLogsServiceResponse()
@@ -254,7 +257,7 @@ struct IngestService: Sendable {
         }
         let ids = EventID.make(count: batch.events.count, milliseconds: receivedAt.milliseconds)
         return Parsed(
-            events: zip(ids, batch.events).map { QueuedEvent(id: $0, org: organization, receivedAt: receivedAt, event: $1) }, bytes: bytes.count,
+            events: zip(ids, batch.events).map { QueuedEvent(id: $0, org: organization, receivedAt: receivedAt, event: $1) }, bytes: body.readableBytes,
             answer: answer)
     }
 
