@@ -9,13 +9,27 @@ public enum OTLPEncoding: Sendable, Equatable {
 
     /// The encoding a `Content-Type` names (parameters such as `charset` aside), or `nil` for any other media type.
     public init?(contentType: String?) {
-        guard let contentType else { return nil }
-        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        switch mediaType {
-        case "application/x-protobuf", "application/protobuf": self = .protobuf
-        case "application/json": self = .json
-        default: return nil
+        guard var mediaType = contentType?.utf8[...] else { return nil }
+        // Read on every request: bytes compared in place (Foundation's trimming and lowercasing cost 1.6 % of the
+        // gateway's CPU on OTLP batches).
+        if let semicolon = mediaType.firstIndex(of: UInt8(ascii: ";")) { mediaType = mediaType[..<semicolon] }
+        let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        while let first = mediaType.first, blank(first) { mediaType = mediaType.dropFirst() }
+        while let last = mediaType.last, blank(last) { mediaType = mediaType.dropLast() }
+        func named(_ name: StaticString) -> Bool {
+            let bytes = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+            // ASCII letters lowercased by setting bit 5; the names are lowercase letters and `-`, `/`.
+            return mediaType.count == bytes.count
+                && zip(mediaType, bytes).allSatisfy { byte, expected in
+                    byte == expected || (expected >= UInt8(ascii: "a") && expected <= UInt8(ascii: "z") && byte | 0x20 == expected)
+                }
+        }
+        if named("application/x-protobuf") || named("application/protobuf") {
+            self = .protobuf
+        } else if named("application/json") {
+            self = .json
+        } else {
+            return nil
         }
     }
 

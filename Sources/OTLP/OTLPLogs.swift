@@ -29,11 +29,14 @@ public struct OTLPLogs: Sendable {
             }
             for (s, scopeLogs) in resourceLogs.scopeLogs.enumerated() {
                 let scope = Result { () throws(Rejection) in try member("scope", Self.scope(scopeLogs.scope)) }
-                for (l, record) in scopeLogs.logRecords.enumerated() {
+                // By index: the record is borrowed, not copied.
+                for l in scopeLogs.logRecords.indices {
                     do {
                         let (name, resourceJSON) = try service.get()
                         batch.events.append(
-                            try event(record, service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding, now: now))
+                            try event(
+                                scopeLogs.logRecords[l], service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding,
+                                now: now))
                     } catch {
                         batch.reject("resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]", error)
                     }
@@ -60,7 +63,7 @@ public struct OTLPLogs: Sendable {
     }
 
     private func event(
-        _ record: OTLPLogRecord, service: String, resource: JSONValue?, scope: JSONValue?, encoding: OTLPEncoding, now: Timestamp
+        _ record: borrowing OTLPLogRecord, service: String, resource: JSONValue?, scope: JSONValue?, encoding: OTLPEncoding, now: Timestamp
     ) throws(Rejection) -> IngestEvent {
         guard let level = Self.level(number: record.severityNumber.rawValue, text: record.severityText) else {
             throw Rejection("severity_number must be 0 to 24, got \(record.severityNumber.rawValue)")
@@ -76,6 +79,7 @@ public struct OTLPLogs: Sendable {
         let traceId = try OTLPValues.hexID(record.traceID, length: 16, encoding: encoding, field: "trace_id").get()
         let spanId = try OTLPValues.hexID(record.spanID, length: 8, encoding: encoding, field: "span_id").get()
         var metadata: [(key: String, value: JSONValue)] = []
+        metadata.reserveCapacity(5)
         if !record.attributes.isEmpty { metadata.append(("attributes", try member("attributes", OTLPValues.object(record.attributes))!)) }
         if let resource { metadata.append(("resource", resource)) }
         if let scope { metadata.append(("scope", scope)) }

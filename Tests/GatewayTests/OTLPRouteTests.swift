@@ -368,6 +368,19 @@ struct OTLPRouteTests {
         #expect(gateway.publisher.events.isEmpty)
     }
 
+    @Test("media types: the name before any parameter, blanks and case aside")
+    func mediaTypeNames() {
+        let cases: [(String?, OTLPEncoding?)] = [
+            ("application/x-protobuf", .protobuf), ("application/protobuf", .protobuf), ("Application/X-Protobuf; charset=binary", .protobuf),
+            (" \tapplication/json ", .json), ("APPLICATION/JSON;charset=utf-8", .json), ("application/json;", .json),
+            ("application/jsonx", nil), ("application/jso", nil), ("application/x_protobuf", nil), ("text/plain", nil),
+            ("application/json\u{0}", nil), ("applicationNjson", nil), ("", nil), (";application/json", nil), (nil, nil),
+        ]
+        for (contentType, encoding) in cases {
+            #expect(OTLPEncoding(contentType: contentType) == encoding, "\(String(describing: contentType))")
+        }
+    }
+
     @Test func mediaTypesAuthenticationAndLimits() async throws {
         var limits = EventLimits()
         limits.maxBatchEvents = 3

@@ -103,7 +103,7 @@ extension EventValidator {
     ///
     /// `metadataChecked`: the caller has checked every member of the metadata with `checkMetadataMember` (members
     /// shared by many events are checked once) and their count.
-    public func checked(_ event: IngestEvent, path: String, metadataChecked: Bool = false) throws(ValidationError) -> IngestEvent {
+    public func checked(_ event: consuming IngestEvent, path: String, metadataChecked: Bool = false) throws(ValidationError) -> IngestEvent {
         let fields = Fields(kind: event.kind, object: .null, path: path, limits: limits)
         func service(_ raw: String) throws(ValidationError) -> String {
             try fields.checkText(raw, at: "service", maxBytes: limits.maxStringBytes)
