@@ -29,16 +29,16 @@ public struct OTLPLogs: Sendable {
             }
             for (s, scopeLogs) in resourceLogs.scopeLogs.enumerated() {
                 let scope = Result { () throws(Rejection) in try member("scope", Self.scope(scopeLogs.scope)) }
-                // By index: the record is borrowed, not copied.
-                for l in scopeLogs.logRecords.indices {
-                    do {
-                        let (name, resourceJSON) = try service.get()
-                        batch.events.append(
-                            try event(
-                                scopeLogs.logRecords[l], service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding,
-                                now: now))
-                    } catch {
-                        batch.reject("resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]", error)
+                // Through the buffer: each record is borrowed, not copied.
+                scopeLogs.logRecords.withUnsafeBufferPointer { records in
+                    for l in records.indices {
+                        do throws(Rejection) {
+                            let (name, resourceJSON) = try service.get()
+                            batch.events.append(
+                                try event(records[l], service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding, now: now))
+                        } catch {
+                            batch.reject("resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]", error)
+                        }
                     }
                 }
             }
