@@ -29,15 +29,23 @@ public struct OTLPLogs: Sendable {
             }
             for (s, scopeLogs) in resourceLogs.scopeLogs.enumerated() {
                 let scope = Result { () throws(Rejection) in try member("scope", Self.scope(scopeLogs.scope)) }
+                let path = { (l: Int) in "resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]" }
+                // Unwrapped once for all the scope's records (not copied out of their `Result` per record).
+                let shared: (name: String, resource: JSONValue?, scope: JSONValue?)
+                switch (service, scope) {
+                case (.success(let service), .success(let scope)): shared = (service.0, service.1, scope)
+                case (.failure(let rejection), _), (_, .failure(let rejection)):
+                    for l in scopeLogs.logRecords.indices { batch.reject(path(l), rejection) }
+                    continue
+                }
                 // Through the buffer: each record is borrowed, not copied.
                 scopeLogs.logRecords.withUnsafeBufferPointer { records in
                     for l in records.indices {
                         do throws(Rejection) {
-                            let (name, resourceJSON) = try service.get()
                             batch.events.append(
-                                try event(records[l], service: name, resource: resourceJSON, scope: try scope.get(), encoding: encoding, now: now))
+                                try event(records[l], service: shared.name, resource: shared.resource, scope: shared.scope, encoding: encoding, now: now))
                         } catch {
-                            batch.reject("resourceLogs[\(r)].scopeLogs[\(s)].logRecords[\(l)]", error)
+                            batch.reject(path(l), error)
                         }
                     }
                 }
