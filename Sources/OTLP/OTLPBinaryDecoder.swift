@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import SwiftProtobuf
 
 /// The protobuf wire format read into the generated OTLP messages: swift-protobuf's `Decoder` protocol, which the
@@ -364,47 +365,12 @@ struct OTLPBinaryDecoder: SwiftProtobuf.Decoder {
         Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
     }
 
-    /// The bytes as a string when they are UTF-8. (The standard library's `String(validating:as:)` runs unspecialized
-    /// from here, asking the runtime for metadata on each string: 4 % of the gateway's CPU on a log batch.)
+    /// The bytes as a string when they are UTF-8 (`UTF8Text`: the standard library's `String(validating:as:)` would
+    /// run unspecialized from here, asking the runtime for metadata on each string).
     private static func string(_ bytes: UnsafeRawBufferPointer) throws -> String {
         if bytes.isEmpty { return "" }
-        guard isUTF8(bytes) else { throw BinaryDecodingError.invalidUTF8 }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Whether `bytes` are well-formed UTF-8 (the Unicode standard's table 3-7: no overlong forms, no surrogates,
-    /// nothing past U+10FFFF), ASCII eight bytes at a time.
-    static func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var index = 0
-        let count = bytes.count
-        while index < count {
-            if index + 8 <= count, bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-                index += 8
-                continue
-            }
-            let lead = bytes[index]
-            if lead < 0x80 {
-                index += 1
-                continue
-            }
-            let length: Int
-            var low: UInt8 = 0x80
-            var high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: (length, low) = (3, 0xA0)
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: (length, high) = (3, 0x9F)
-            case 0xF0: (length, low) = (4, 0x90)
-            case 0xF1...0xF3: length = 4
-            case 0xF4: (length, high) = (4, 0x8F)
-            default: return false
-            }
-            guard index + length <= count, (low...high).contains(bytes[index + 1]) else { return false }
-            for continuation in (index + 2)..<(index + length) where bytes[continuation] & 0xC0 != 0x80 { return false }
-            index += length
-        }
-        return true
+        guard let text = UTF8Text.validated(bytes.assumingMemoryBound(to: UInt8.self)) else { throw BinaryDecodingError.invalidUTF8 }
+        return text
     }
 
     private static func data(_ bytes: UnsafeRawBufferPointer) -> Data {

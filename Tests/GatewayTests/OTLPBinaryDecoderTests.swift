@@ -351,33 +351,3 @@ struct OTLPBinaryDecoderTests {
         #expect(Self.ours(OTLPLogRecord.self, []) == .decoded(OTLPLogRecord()))
     }
 }
-
-extension OTLPBinaryDecoderTests {
-    /// Every 1- and 2-byte sequence, every 3-byte sequence with a lead of E0–EF, and random longer runs: the decoder's
-    /// UTF-8 check says what the standard library's validating decoder says.
-    @Test("the UTF-8 check agrees with the standard library's")
-    func utf8() {
-        func agree(_ bytes: [UInt8]) -> Bool {
-            bytes.withUnsafeBytes { OTLPBinaryDecoder.isUTF8($0) } == (String(validating: bytes, as: UTF8.self) != nil)
-        }
-        var disagreements: [[UInt8]] = []
-        for a in 0...255 {
-            if !agree([UInt8(a)]) { disagreements.append([UInt8(a)]) }
-            for b in 0...255 {
-                if !agree([UInt8(a), UInt8(b)]) { disagreements.append([UInt8(a), UInt8(b)]) }
-                if a >= 0xE0, a <= 0xF4 {
-                    for c in [0x00, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF] where !agree([UInt8(a), UInt8(b), UInt8(c), 0x80]) {
-                        disagreements.append([UInt8(a), UInt8(b), UInt8(c), 0x80])
-                    }
-                }
-            }
-        }
-        var random = Seeded(state: 3)
-        let pieces: [[UInt8]] = [Array("plain ascii text".utf8), Array("é日本🙂".utf8), [0x80], [0xF4, 0x90, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xC0, 0xAF]]
-        for _ in 0..<5000 {
-            let bytes = (0..<Int.random(in: 1...6, using: &random)).flatMap { _ in pieces.randomElement(using: &random)! }
-            if !agree(bytes) { disagreements.append(bytes) }
-        }
-        #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
-    }
-}

@@ -23,4 +23,34 @@ struct UTF8TextTests {
             }
         }
     }
+
+    /// Every 1- and 2-byte sequence, every 3-byte sequence with a lead of E0–F4 and edge continuations, and runs of up to three
+    /// pieces: the check says
+    /// what the standard library's validating decoder says.
+    @Test("agrees with the standard library's validating decoder")
+    func utf8() {
+        func agree(_ bytes: [UInt8]) -> Bool {
+            (validated(bytes) != nil) == (String(validating: bytes, as: UTF8.self) != nil)
+        }
+        var disagreements: [[UInt8]] = []
+        for a in 0...255 {
+            if !agree([UInt8(a)]) { disagreements.append([UInt8(a)]) }
+            for b in 0...255 {
+                if !agree([UInt8(a), UInt8(b)]) { disagreements.append([UInt8(a), UInt8(b)]) }
+                if a >= 0xE0, a <= 0xF4 {
+                    for c in [0x00, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF] where !agree([UInt8(a), UInt8(b), UInt8(c), 0x80]) {
+                        disagreements.append([UInt8(a), UInt8(b), UInt8(c), 0x80])
+                    }
+                }
+            }
+        }
+        // Every run of up to three pieces, valid and not, across the eight-byte ASCII steps.
+        let pieces: [[UInt8]] = [Array("plain ascii text".utf8), Array("é日本🙂".utf8), [0x80], [0xF4, 0x90, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xC0, 0xAF]]
+        for first in pieces {
+            for second in [[]] + pieces {
+                for third in [[]] + pieces where !agree(first + second + third) { disagreements.append(first + second + third) }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
+    }
 }

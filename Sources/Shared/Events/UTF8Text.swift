@@ -1,9 +1,10 @@
 /// Strings from bytes that must be valid UTF-8, without `String(validating:as:)`, which instantiates generic metadata
-/// on every call (8 % of the gateway's CPU on batches, a few percent of the worker's).
-enum UTF8Text {
+/// on every call (8 % of the gateway's CPU on batches, a few percent of the worker's). The JSON parser, the stream
+/// entry codec and the OTLP protobuf decoder read their strings through it.
+public enum UTF8Text {
     /// `bytes` as a string when they are valid UTF-8. ASCII needs no check; otherwise decoding repairs invalid bytes,
     /// so the repaired text differs from its input exactly when the input was invalid.
-    static func validated(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    public static func validated(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         let text = String(decoding: bytes, as: UTF8.self)
         if isASCII(bytes) { return text }
         return text.utf8.elementsEqual(bytes) ? text : nil
