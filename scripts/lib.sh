@@ -51,12 +51,46 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 start_postgres() {
     local dir=$1 port=$2
     shift 2
-    local settings="-p $port -k $dir/sock -c listen_addresses=127.0.0.1"
-    for setting in "$@"; do settings="$settings -c $setting"; done
+    init_postgres "$dir"
+    run_postgres "$dir" "$port" "$@"
+}
+
+# start_postgres_tls DIR PORT CERTS [SETTING...]: as start_postgres, but TLS only (`ssl = on` with CERTS/server.pem,
+# and a pg_hba.conf of `hostssl` lines alone: a plain connection is refused). The user operyn_app signs in with the
+# password s3cret (scram-sha-256), every other user by trust.
+start_postgres_tls() {
+    local dir=$1 port=$2 certs=$3
+    shift 3
+    init_postgres "$dir"
+    cp "$certs/server.pem" "$dir/data/server.pem"
+    cp "$certs/server.key" "$dir/data/server.key"
+    chmod 600 "$dir/data/server.key"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir/data/server.pem" "$dir/data/server.key"
+    cat >"$dir/data/pg_hba.conf" <<'HBA'
+local all all trust
+hostssl all operyn_app 127.0.0.1/32 scram-sha-256
+hostssl all all 127.0.0.1/32 trust
+HBA
+    run_postgres "$dir" "$port" ssl=on ssl_cert_file=server.pem ssl_key_file=server.key "$@"
+    as_pg "$(pg_bin)/psql" -h "$dir/sock" -p "$port" -U operyn -d postgres -q \
+        -c "CREATE ROLE operyn_app LOGIN SUPERUSER PASSWORD 's3cret'" >/dev/null
+}
+
+# init_postgres DIR: initdb into DIR/data (superuser operyn, trust auth).
+init_postgres() {
+    local dir=$1
     mkdir -p "$dir/data" "$dir/sock"
     chmod 755 "$dir"
     [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir/data" "$dir/sock"
     as_pg "$(pg_bin)/initdb" -D "$dir/data" -A trust -U operyn >"$dir/sock/initdb.log" 2>&1
+}
+
+# run_postgres DIR PORT [SETTING...]: starts the cluster of DIR on 127.0.0.1:PORT with extra `-c` settings.
+run_postgres() {
+    local dir=$1 port=$2
+    shift 2
+    local settings="-p $port -k $dir/sock -c listen_addresses=127.0.0.1"
+    for setting in "$@"; do settings="$settings -c $setting"; done
     as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -w -l "$dir/sock/postgres.log" -o "$settings" start >/dev/null
 }
 
@@ -120,26 +154,33 @@ spare_cluster_ports() {
     done
 }
 
-# start_redis_cluster DIR FIRST_PORT: a throwaway Redis Cluster on 127.0.0.1 of 6 nodes, ports FIRST_PORT to
-# FIRST_PORT+5 (3 masters, each with a replica; AOF on), each node's files and log in DIR/<port>. Prints the pids,
-# one a line, to DIR/pids. Fails unless every slot is served within 30 s.
+# start_redis_cluster DIR FIRST_PORT [CERTS]: a throwaway Redis Cluster on 127.0.0.1 of 6 nodes, ports FIRST_PORT to
+# FIRST_PORT+5 (3 masters, each with a replica; AOF on), each node's files and log in DIR/<port>. With CERTS (a folder
+# of make-test-certs.sh), TLS only: clients, the cluster bus and replication (`--tls-cluster`, `--tls-replication`).
+# Prints the pids, one a line, to DIR/pids. Fails unless every slot is served within 30 s.
 start_redis_cluster() {
-    local dir=$1 first=$2 port nodes=()
+    local dir=$1 first=$2 certs=${3:-} port nodes=() cli=(redis-cli)
     mkdir -p "$dir"
     : >"$dir/pids"
     for port in $(seq "$first" $((first + 5))); do
         mkdir -p "$dir/$port"
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
+        local listen=(--port "$port")
+        if [ -n "$certs" ]; then
+            listen=(--port 0 --tls-port "$port" --tls-cluster yes --tls-replication yes --tls-auth-clients no
+                --tls-cert-file "$certs/server.pem" --tls-key-file "$certs/server.key" --tls-ca-cert-file "$certs/ca.pem")
+        fi
+        redis-server "${listen[@]}" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
             --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly yes --save "" \
             --maxmemory-policy noeviction --daemonize no --loglevel warning >"$dir/$port/redis.log" 2>&1 &
         echo $! >>"$dir/pids"
         nodes+=("127.0.0.1:$port")
     done
+    [ -n "$certs" ] && cli+=(--tls --cacert "$certs/ca.pem")
     for port in $(seq "$first" $((first + 5))); do wait_for_port "$port" 10; done
-    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
+    "${cli[@]}" --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
     local deadline=$((SECONDS + 30))
-    until redis-cli -p "$first" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
-        [ "$(redis-cli -p "$first" cluster nodes | grep -c slave)" -eq 3 ]; do
+    until "${cli[@]}" -p "$first" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
+        [ "$("${cli[@]}" -p "$first" cluster nodes | grep -c slave)" -eq 3 ]; do
         [ $SECONDS -ge $deadline ] && { echo "the Redis Cluster on $first-$((first + 5)) is not ready after 30 s" >&2; cat "$dir/create.log" >&2; return 1; }
         sleep 0.2
     done

@@ -27,9 +27,12 @@ struct AdminOptions: ParsableArguments {
 
     /// Runs `body` with a client on `--redis-url`, shut down afterwards; Redis errors become a clear failure.
     func withRedis<T>(_ body: (RedisClient) async throws -> T) async throws -> T {
+        // The URL from the command line; the password file and TLS settings from the environment, as the
+        // gateway and worker read them.
         let configuration: RedisConfiguration
         do {
-            configuration = try RedisConfiguration(url: redisURL)
+            let environment = try ConfigurationReader(environment: ProcessInfo.processInfo.environment, arguments: [])
+            configuration = try RedisConfiguration(environment, url: redisURL)
         } catch {
             throw ValidationError("invalid --redis-url: \(error.message)")
         }

@@ -38,8 +38,9 @@ func buildApplication(
         organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil,
         redis: redis
     )
+    // The gateway's Redis user may not read entries: the events per entry come from what the workers publish.
     let monitor = StreamBacklogMonitor(
-        redis: redis, keys: configuration.keys, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
+        redis: redis, keys: configuration.keys, shape: .published, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
     ) { backlog.update($0.totalEvents) }
     let redisReachable = StartupCheck(timeoutSeconds: configuration.startupTimeoutSeconds) {
         _ = try await redis.send(PING())
@@ -52,7 +53,7 @@ func buildApplication(
         router: buildRouter(configuration, dependencies, ingest: ingest),
         server: GuardedHTTP1Channel.builder(
             ingest: ingest, ingestMetrics: IngestMetrics(factory: factory), settings: configuration.connections,
-            metrics: ConnectionMetrics(factory: factory), logger: logger),
+            metrics: ConnectionMetrics(factory: factory), tls: configuration.tls, logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
         services: services + [monitor, redisReachable],

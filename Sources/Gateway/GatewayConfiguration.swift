@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import Shared
 
 /// Everything `operyn-gateway` is configured with; each field is an environment variable and an option.
@@ -7,8 +8,12 @@ struct GatewayConfiguration: Sendable {
     var host = "127.0.0.1"
     /// `OPERYN_PORT` (3001): the port to bind.
     var port = 3001
-    /// `OPERYN_API_KEY` (unset): the server-wide API key; unset leaves the endpoints open.
+    /// `OPERYN_API_KEY` (unset): the server-wide API key; unset leaves the endpoints open. `OPERYN_API_KEY_FILE`
+    /// names a file holding it instead (a mounted secret), and wins when both are set.
     var apiKey: String?
+    /// `OPERYN_TLS_CERT_FILE` and `OPERYN_TLS_KEY_FILE` (unset: plain HTTP): the listener's certificate chain and
+    /// private key, PEM; with both, the gateway serves HTTPS only.
+    var tls: TLSConfiguration?
     /// `OPERYN_REQUIRE_API_KEY` (false): refuse requests without a valid key even when `OPERYN_API_KEY` is unset
     /// (deployments with organization keys only). Always on when `OPERYN_API_KEY` is set.
     var requireAPIKey = false
@@ -76,7 +81,8 @@ struct GatewayConfiguration: Sendable {
 
     static let variables =
         [
-            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_REQUIRE_API_KEY", "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
+            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_API_KEY_FILE", "OPERYN_TLS_CERT_FILE", "OPERYN_TLS_KEY_FILE", "OPERYN_REQUIRE_API_KEY",
+            "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
             "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
@@ -92,7 +98,8 @@ struct GatewayConfiguration: Sendable {
         try reader.checkKnown(Self.variables)
         host = reader.string("OPERYN_HOST", default: host)
         port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535)
-        apiKey = reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
+        apiKey = try reader.secretFile("OPERYN_API_KEY_FILE") ?? reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
+        tls = try Self.listenerTLS(certificateFile: reader.string("OPERYN_TLS_CERT_FILE"), keyFile: reader.string("OPERYN_TLS_KEY_FILE"))
         requireAPIKey = try reader.boolean("OPERYN_REQUIRE_API_KEY", default: requireAPIKey)
         organizationKeys = try reader.boolean("OPERYN_ORG_KEYS", default: organizationKeys)
         apiKeyCacheMilliseconds = try reader.integer("OPERYN_API_KEY_CACHE_MS", default: apiKeyCacheMilliseconds, in: 0...300_000)
@@ -121,5 +128,34 @@ struct GatewayConfiguration: Sendable {
         eventLoops = try reader.integer("OPERYN_EVENT_LOOPS", default: eventLoops, in: 1...1_024)
         coalesce = try reader.boolean("OPERYN_COALESCE", default: coalesce)
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
+    }
+
+    /// The listener's TLS from its two files, both or neither; each file is read now, so a bad one is a
+    /// configuration error at start.
+    static func listenerTLS(certificateFile: String?, keyFile: String?) throws(ConfigurationError) -> TLSConfiguration? {
+        guard certificateFile != nil || keyFile != nil else { return nil }
+        guard let certificateFile, let keyFile else {
+            throw ConfigurationError(message: "OPERYN_TLS_CERT_FILE and OPERYN_TLS_KEY_FILE must be set together")
+        }
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+        } catch {
+            throw ConfigurationError(message: "OPERYN_TLS_CERT_FILE: cannot read a PEM certificate from \(certificateFile)")
+        }
+        guard !chain.isEmpty else { throw ConfigurationError(message: "OPERYN_TLS_CERT_FILE: \(certificateFile) holds no PEM certificate") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+        } catch {
+            throw ConfigurationError(message: "OPERYN_TLS_KEY_FILE: cannot read a PEM private key from \(keyFile)")
+        }
+        let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ConfigurationError(message: "OPERYN_TLS_CERT_FILE/OPERYN_TLS_KEY_FILE: the key does not go with the certificate (\(error))")
+        }
+        return configuration
     }
 }

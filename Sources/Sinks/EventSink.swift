@@ -37,7 +37,8 @@ public struct SinkError: Error, Sendable, CustomStringConvertible {
 
 /// Picks the sink from `OPERYN_DATABASE_URL`.
 public enum SinkFactory {
-    public static func make(url: String) throws(SinkError) -> any EventSink {
+    /// The sink of `url`; `password` (from `OPERYN_DATABASE_PASSWORD_FILE`) wins over a PostgreSQL URL's own.
+    public static func make(url: String, password: String? = nil) throws(SinkError) -> any EventSink {
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path.removeFirst(2) }
@@ -45,7 +46,7 @@ public enum SinkFactory {
             return SQLiteSink(path: path)
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            return try PostgresSink(url: url)
+            return try PostgresSink(url: url, password: password)
         }
         throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL must start with sqlite: or postgres://")
     }

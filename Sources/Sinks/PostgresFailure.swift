@@ -1,4 +1,8 @@
+import Foundation
+import NIOCore
+import NIOSSL
 import PostgresNIO
+import Shared
 
 /// What a PostgreSQL error means for the events that met it, read from the error itself (SQLSTATE class,
 /// connection state), with postgres-nio's wrappers (`PostgresTransactionError`) taken off first.
@@ -41,18 +45,37 @@ enum PostgresFailure: Error, Equatable {
             var message = "PostgreSQL \(state): \(error.serverInfo?[.message] ?? "server error")"
             if let detail = error.serverInfo?[.detail] { message += " (\(detail))" }
             let stateClass = state.prefix(2)
-            if Self.unavailableClasses.contains(stateClass) || Self.unavailableSchemaStates.contains(state) {
+            if stateClass == "28" {
+                // Invalid authorization (28000: no pg_hba.conf entry, such as a plain client where only TLS is
+                // taken) or a wrong password (28P01): the events wait until an operator fixes it.
+                self = .unavailable("PostgreSQL refused authentication: \(message)")
+            } else if Self.unavailableClasses.contains(stateClass) || Self.unavailableSchemaStates.contains(state) {
                 self = .unavailable(message)
             } else if Self.rejectedClasses.contains(stateClass) || stateClass == "42" {
                 self = .rejected(message)
             } else {
                 self = .unknown(message)
             }
-        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .sslUnsupported,
-            .failedToAddSSLHandler, .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
+        case .sslUnsupported:
+            self = .unavailable("PostgreSQL does not offer TLS, and the URL's sslmode requires it (a server without ssl = on?)")
+        case .connectionError, .failedToAddSSLHandler:
+            self = .unavailable(Self.connectionMessage(error.underlying))
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .unsupportedAuthMechanism,
+            .authMechanismRequiresPassword, .saslError:
             self = .unavailable("PostgreSQL unreachable: \(error.code)")
         default:
             self = .unknown("PostgreSQL: \(error.code)")
         }
+    }
+
+    /// A connection that could not be made or secured, in words: the TLS reason (wrong CA, expired, name mismatch,
+    /// client certificate required, a server that does not speak TLS) or the socket's.
+    static func connectionMessage(_ underlying: (any Error)?) -> String {
+        guard let underlying else { return "PostgreSQL unreachable" }
+        if underlying is NIOSSLError || underlying is NIOSSLExtraError || underlying is BoringSSLError {
+            return "PostgreSQL TLS: \(TLSFailure.reason(underlying, serverName: nil))"
+        }
+        if let io = underlying as? IOError { return "PostgreSQL unreachable: \(String(cString: strerror(io.errnoCode)))" }
+        return "PostgreSQL unreachable: \(underlying)"
     }
 }

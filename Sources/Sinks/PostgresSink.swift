@@ -50,17 +50,12 @@ final class PostgresSink: EventSink, Service {
             "id uuid, org_id text, service text, version text, environment text, git_hash text, timestamp timestamptz, metadata jsonb, received_at timestamptz",
     ]
 
-    /// A sink for `postgres://user:password@host:port/database`.
-    init(url: String, timeout: Duration = .seconds(10)) throws(SinkError) {
+    /// A sink for `postgres://user:password@host:port/database[?sslmode=…]` (`PostgresURL`); `password` (from
+    /// `OPERYN_DATABASE_PASSWORD_FILE`) wins over the URL's.
+    init(url: String, password: String? = nil, timeout: Duration = .seconds(10)) throws(SinkError) {
         self.timeout = timeout
-        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL is not a postgres://user:password@host:port/database URL")
-        }
-        let database = String(components.path.drop { $0 == "/" })
-        var configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: components.user ?? "postgres", password: components.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        configuration.options.connectTimeout = .seconds(5)
+        var configuration = try PostgresURL(url, password: password).configuration
+        if configuration.options.connectTimeout == .seconds(10) { configuration.options.connectTimeout = .seconds(5) }
         configuration.options.maximumConnections = 4
         client = PostgresClient(configuration: configuration)
     }

@@ -19,7 +19,9 @@ func buildServices(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
     // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
     var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
-    let lagMonitor = StreamBacklogMonitor(redis: commands, keys: configuration.keys, intervalMilliseconds: 2_000, logger: logger) { backlog in
+    let lagMonitor = StreamBacklogMonitor(
+        redis: commands, keys: configuration.keys, shape: .sampleAndPublish, intervalMilliseconds: 2_000, logger: logger
+    ) { backlog in
         for kind in EventKind.allCases {
             metrics.lag[kind]?.record(backlog.lag[kind] ?? 0)
             metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)

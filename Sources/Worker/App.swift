@@ -20,7 +20,7 @@ struct App {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let sink: any EventSink
         do {
-            sink = try SinkFactory.make(url: configuration.databaseURL)
+            sink = try SinkFactory.make(url: configuration.databaseURL, password: configuration.databasePassword)
         } catch {
             Startup.fail("configuration error: \(error.message)", exitCode: 2)
         }

@@ -6,6 +6,9 @@ import Sinks
 struct WorkerConfiguration: Sendable {
     /// `OPERYN_DATABASE_URL` (sqlite:./data/operyn.sqlite): where events are stored.
     var databaseURL = "sqlite:./data/operyn.sqlite"
+    /// `OPERYN_DATABASE_PASSWORD_FILE` (unset): a file holding the database password (a mounted secret); it wins
+    /// over a password in `OPERYN_DATABASE_URL`.
+    var databasePassword: String?
     /// `OPERYN_REDIS_URL` and the Redis timeouts.
     var redis = RedisConfiguration()
     /// `OPERYN_KEY_PREFIX` (operyn).
@@ -30,7 +33,8 @@ struct WorkerConfiguration: Sendable {
 
     static let variables =
         [
-            "OPERYN_DATABASE_URL", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE", "OPERYN_BLOCK_MS",
+            "OPERYN_DATABASE_URL", "OPERYN_DATABASE_PASSWORD_FILE", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE",
+            "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
             "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS", "OPERYN_METRICS_MAX_ORGS", "OPERYN_METRICS_ORG_MIN_EVENTS",
         ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
@@ -42,6 +46,7 @@ struct WorkerConfiguration: Sendable {
     init(_ reader: ConfigurationReader) throws(ConfigurationError) {
         try reader.checkKnown(Self.variables)
         databaseURL = reader.string("OPERYN_DATABASE_URL", default: databaseURL)
+        databasePassword = try reader.secretFile("OPERYN_DATABASE_PASSWORD_FILE")
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader, clustered: redis.isCluster)
         metricsPort = try reader.integer("OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535)

@@ -85,7 +85,7 @@ struct RedisConnectionStateTests {
 
     func channel() throws -> (EmbeddedChannel, RedisChannelHandler, Lost) {
         let lost = Lost()
-        let handler = RedisChannelHandler { _, error in lost.errors.append(error) }
+        let handler = RedisChannelHandler(address: RedisAddress(host: "127.0.0.1", port: 6379), tls: false) { _, error in lost.errors.append(error) }
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RedisReplyDecoder()))
         try channel.pipeline.syncOperations.addHandler(handler)

@@ -54,6 +54,22 @@ struct StreamBacklogTests {
         backlog = try await StreamBacklog.read(redis: redis, keys: keys)
         #expect(backlog.eventsPerEntry[.logs] == 2, "the newest entries tell")
         #expect(backlog.totalEvents == (5 + StreamBacklog.sampleSize) * 2)
-        _ = try await redis.send(DEL([stream]))
+        _ = try await redis.send(DEL([stream, keys.backlogShape]))
+    }
+
+    /// A gateway, whose Redis user may not read entries, takes the events per entry that a worker's reading
+    /// published: 1 each until one has.
+    @Test func theGatewaysReadTheShapeTheWorkersPublish() async throws {
+        let redis = try TestRedis.client()
+        defer { redis.shutdown() }
+        let keys = RedisKeys(prefix: TestRedis.prefix())
+        let event = QueuedEvent(
+            id: "e", org: "o", receivedAt: .now, event: try EventValidator().event(.logs, body: Array(#"{"service":"s","level":"info","message":"m"}"#.utf8)))
+        for _ in 0..<3 { _ = try await redis.send(XADD(keys.stream(.logs), fields: StreamEntryCodec.encodeChunks(Array(repeating: event, count: 10))[0])) }
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published).totalEvents == 3, "nothing published yet")
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .sampleAndPublish).totalEvents == 30)
+        #expect(try await redis.send(HGETALL(keys.backlogShape)) == [keys.stream(.logs): "10.0"])
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published).totalEvents == 30)
+        _ = try await redis.send(DEL([keys.stream(.logs), keys.backlogShape]))
     }
 }

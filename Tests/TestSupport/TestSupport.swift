@@ -90,6 +90,53 @@ public enum TestRedis {
     }
 }
 
+/// The test CA and certificates the test command makes (`OPERYN_TEST_TLS_DIR`, scripts/make-test-certs.sh) and the
+/// TLS servers it starts.
+public enum TestTLS {
+    /// A file of the certificates' folder: `ca.pem`, `other-ca.pem`, `server.pem`, `server.key`, `client.pem`,
+    /// `client.key`, `expired.pem`, `expired.key`.
+    public static func file(_ name: String) throws -> String {
+        try environment("OPERYN_TEST_TLS_DIR") + "/" + name
+    }
+
+    /// `rediss://localhost:<port>`: a TLS-only Redis whose certificate names localhost only.
+    public static var redisURL: String { get throws { try environment("OPERYN_TEST_REDIS_TLS_URL") } }
+    /// A TLS-only Redis that requires a client certificate (`tls-auth-clients yes`).
+    public static var mutualRedisURL: String { get throws { try environment("OPERYN_TEST_REDIS_MTLS_URL") } }
+    /// `rediss+cluster://…`: a TLS-only Redis Cluster (bus and replication on TLS too), whose nodes announce addresses.
+    public static var clusterURL: String { get throws { try environment("OPERYN_TEST_REDIS_TLS_CLUSTER_URL") } }
+    /// `postgres://operyn@localhost:<port>/postgres`: a PostgreSQL that takes TLS connections only.
+    public static var postgresURL: String { get throws { try environment("OPERYN_TEST_POSTGRES_TLS_URL") } }
+
+    /// A Redis configuration for `url` trusting the test CA (or `ca`), with a client certificate when asked, and the
+    /// name to verify (localhost for the cluster's addresses).
+    public static func redis(
+        _ url: String, ca: String = "ca.pem", clientCertificate: Bool = false, serverName: String? = nil, commandTimeout: Int = 2_000
+    ) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.tls = try RedisTLS(
+            caFile: try file(ca), certificateFile: clientCertificate ? try file("client.pem") : nil,
+            keyFile: clientCertificate ? try file("client.key") : nil, serverName: serverName)
+        configuration.commandTimeoutMilliseconds = commandTimeout
+        return configuration
+    }
+
+    /// The environment a gateway, worker or admin needs for TLS to `url` with the test CA.
+    public static func environment(redis url: String, serverName: String? = nil, clientCertificate: Bool = false) throws -> [String: String] {
+        var environment = ["OPERYN_REDIS_URL": url, "OPERYN_REDIS_TLS_CA_FILE": try file("ca.pem")]
+        if let serverName { environment["OPERYN_REDIS_TLS_SERVER_NAME"] = serverName }
+        if clientCertificate {
+            environment["OPERYN_REDIS_TLS_CERT_FILE"] = try file("client.pem")
+            environment["OPERYN_REDIS_TLS_KEY_FILE"] = try file("client.key")
+        }
+        return environment
+    }
+
+    private static func environment(_ name: String) throws -> String {
+        try #require(ProcessInfo.processInfo.environment[name], "\(name) is not set: run the tests with scripts/test.sh, which starts the TLS servers")
+    }
+}
+
 /// A `redis-server` of a test's own, on a free port, that the test may stop, stall and restart.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
@@ -97,11 +144,31 @@ public final class RedisServer: @unchecked Sendable {
     public private(set) var pid: pid_t?
     private let extraArguments: [String]
 
+    /// Whether the server listens for TLS only (its `port` is the TLS port).
+    public let tls: Bool
+
     public init(arguments: [String] = []) throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         extraArguments = arguments
+        tls = false
+        try start()
+    }
+
+    /// A server that takes TLS only, with the certificate `certificate` (a name of `TestTLS`'s folder: `server`,
+    /// `expired`) and, with `clientCertificates`, requiring client certificates signed by the test CA.
+    public init(tlsCertificate certificate: String, clientCertificates: Bool = false, arguments: [String] = []) throws {
+        port = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        extraArguments =
+            [
+                "--tls-port", "\(port)", "--tls-cert-file", try TestTLS.file("\(certificate).pem"), "--tls-key-file",
+                try TestTLS.file("\(certificate).key"), "--tls-ca-cert-file", try TestTLS.file("ca.pem"), "--tls-auth-clients",
+                clientCertificates ? "yes" : "no",
+            ] + arguments
+        tls = true
         try start()
     }
 
@@ -110,12 +177,13 @@ public final class RedisServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    public var url: String { "redis://127.0.0.1:\(port)" }
+    public var url: String { tls ? "rediss://localhost:\(port)" : "redis://127.0.0.1:\(port)" }
 
     public func start() throws {
         let arguments =
             [
-                try Self.redisServerPath(), "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes",
+                try Self.redisServerPath(), "--port", tls ? "0" : "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly",
+                "yes",
                 "--daemonize", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path,
             ] + extraArguments
         let pid = try ChildProcess.spawn(arguments)

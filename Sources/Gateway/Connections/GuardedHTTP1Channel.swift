@@ -1,9 +1,11 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
 import NIOHTTPTypes
+import NIOSSL
 import Synchronization
 
 /// Hummingbird's HTTP/1.1 child channel with a `ConnectionGuard` around it, the ingestion routes served on the event
@@ -25,15 +27,19 @@ struct GuardedHTTP1Channel: ServerChildChannel {
     let metrics: ConnectionMetrics
     let logger: Logger
 
-    /// A server builder for `Application(server:)`.
+    /// A server builder for `Application(server:)`; with `tls`, every connection is TLS first (Hummingbird's
+    /// `TLSChannel`), the guard and the routes inside it.
     static func builder(
-        ingest: IngestService, ingestMetrics: IngestMetrics, settings: ConnectionSettings, metrics: ConnectionMetrics, logger: Logger
+        ingest: IngestService, ingestMetrics: IngestMetrics, settings: ConnectionSettings, metrics: ConnectionMetrics, tls: TLSConfiguration? = nil,
+        logger: Logger
     ) -> HTTPServerBuilder {
         let counter = ConnectionCounter()
         return HTTPServerBuilder { responder in
-            GuardedHTTP1Channel(
+            let channel = GuardedHTTP1Channel(
                 http: HTTP1Channel(responder: responder), ingest: ingest, ingestMetrics: ingestMetrics, settings: settings, counter: counter,
                 metrics: metrics, logger: logger)
+            guard let tls else { return channel }
+            return try TLSChannel(channel, tlsConfiguration: tls)
         }
     }
 

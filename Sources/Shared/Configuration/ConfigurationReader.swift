@@ -102,6 +102,32 @@ public struct ConfigurationReader: Sendable {
         }
     }
 
+    /// A secret kept in the file that `variable` names (a Docker or Kubernetes secret), with trailing line breaks
+    /// removed; `nil` when the variable is not given. An unreadable or empty file is an error that names the
+    /// variable and the path, never the contents.
+    public func secretFile(_ variable: String) throws(ConfigurationError) -> String? {
+        guard let path = string(variable) else { return nil }
+        guard let file = fopen(path, "rb") else {
+            throw ConfigurationError(message: "\(variable): cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            bytes += chunk[0..<count]
+            if count < chunk.count { break }
+            guard bytes.count <= 65_536 else { throw ConfigurationError(message: "\(variable): \(path) is over 64 KiB, not a secret") }
+        }
+        guard ferror(file) == 0 else { throw ConfigurationError(message: "\(variable): cannot read \(path): \(String(cString: strerror(errno)))") }
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw ConfigurationError(message: "\(variable): \(path) is empty") }
+        guard let secret = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError(message: "\(variable): \(path) is not UTF-8 text")
+        }
+        return secret
+    }
+
     /// Rejects options that no setting reads, so a typo does not pass silently.
     public func checkKnown(_ variables: [String]) throws(ConfigurationError) {
         let known = Set(variables.map(Self.optionName)).union(["help"])

@@ -1,5 +1,11 @@
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Decodes RESP replies with hiredis's reader, however the bytes are split across reads.
 final class RedisReplyDecoder: ByteToMessageDecoder {
     typealias InboundOut = RedisReply
@@ -44,9 +50,19 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private var timer: Scheduled<Void>?
     private var failed = false
     private let onClose: (RedisChannelHandler, RedisError) -> Void
+    /// The server, for messages.
+    private let address: RedisAddress
+    /// Whether the link is TLS.
+    private let tls: Bool
+    /// Whether any reply came: a server that closes a new plain link before its first reply may be a TLS port.
+    private var answered = false
 
     /// `onClose` learns when the link is gone, and why.
-    init(onClose: @escaping (RedisChannelHandler, RedisError) -> Void) { self.onClose = onClose }
+    init(address: RedisAddress, tls: Bool, onClose: @escaping (RedisChannelHandler, RedisError) -> Void) {
+        self.address = address
+        self.tls = tls
+        self.onClose = onClose
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -74,6 +90,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = unwrapInboundIn(data)
+        answered = true
         guard !pending.isEmpty else {
             return fail(RedisError(code: .protocolError, message: "Redis sent a reply nobody asked for"), context: context)
         }
@@ -85,12 +102,21 @@ final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        fail(RedisError(code: .connectionClosed, message: "Redis closed the connection"), context: context)
+        let hint = answered || tls || pending.isEmpty ? "" : " before its first reply (a TLS port? use rediss://)"
+        fail(RedisError(code: .connectionClosed, message: "Redis at \(address) closed the connection\(hint)"), context: context)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail((error as? RedisError) ?? RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)"), context: context)
+        if let error = error as? RedisError { return fail(error, context: context) }
+        let reason: String
+        if tls && !(error is IOError) {
+            reason = "TLS: \(TLSFailure.reason(error, serverName: nil))"
+        } else {
+            let hint = answered || tls || pending.isEmpty ? "" : " before its first reply (a TLS port? use rediss://)"
+            reason = "connection failed\(hint): \((error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)")"
+        }
+        fail(RedisError(code: .connectionClosed, message: "Redis at \(address): \(reason)"), context: context)
     }
 
     /// While commands wait: when the oldest is past its deadline, everything in flight fails.

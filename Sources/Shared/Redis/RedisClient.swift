@@ -44,6 +44,11 @@ public final class RedisClient: Sendable, Service {
     ) {
         var connections: [RedisConnection] = []
         loops = Array(group.makeIterator())
+        if let tls = configuration.tls, !tls.verify {
+            logger.warning(
+                "redis.tls.insecure",
+                metadata: ["redis.client": "\(name)", "reason": "OPERYN_REDIS_TLS_INSECURE is on: Redis certificates are not verified (development only)"])
+        }
         if configuration.isCluster {
             cluster = RedisCluster(configuration: configuration, loops: loops, name: name, logger: logger)
         } else {

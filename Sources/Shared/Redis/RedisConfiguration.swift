@@ -16,7 +16,7 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// Where and how to reach Redis: parsed from `redis://[user:password@]host:port[/db]` for one server, or
 /// `redis+cluster://[user:password@]host:port[,host:port…]` for a Redis Cluster known by some of its nodes (the
-/// seeds; the client learns the rest from them).
+/// seeds; the client learns the rest from them). `rediss://` and `rediss+cluster://` connect over TLS (`tls`).
 public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// Host name or address (the first seed of a cluster).
     public var host: String
@@ -30,6 +30,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     /// Database selected after connecting.
     public var database: Int
+    /// TLS for every connection (`rediss://`); `nil` for plain TCP.
+    public var tls: RedisTLS?
     /// Longest wait for a TCP connection and its handshake, in milliseconds.
     public var connectTimeoutMilliseconds: Int
     /// Longest wait for a command's reply, in milliseconds, counted from when it was sent.
@@ -65,17 +67,21 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// Whether this is a Redis Cluster.
     public var isCluster: Bool { !clusterSeeds.isEmpty }
 
-    /// Parses `redis://[user:password@]host:port[/db]`; the password may also stand alone (`redis://:secret@host`).
+    /// Parses `redis://[user:password@]host:port[/db]` (`rediss://` for TLS, verified against the system's trust
+    /// store until `tls` is set otherwise); the password may also stand alone (`redis://:secret@host`).
     /// Percent-escapes in the user and password are decoded. Errors never repeat the password.
     /// `redis+cluster://[user:password@]host:port[,host:port…]` names a cluster by its seeds (no database: a
     /// cluster has only database 0).
     public init(url: String) throws(RedisError) {
         self.init()
-        let cluster = url.hasPrefix("redis+cluster://")
-        guard url.hasPrefix("redis://") || cluster else {
-            throw RedisError(code: .invalidConfiguration, message: "Redis URL must start with redis:// (or redis+cluster:// for a cluster)")
+        guard let scheme = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"].first(where: { url.hasPrefix($0) }) else {
+            throw RedisError(
+                code: .invalidConfiguration,
+                message: "Redis URL must start with redis:// or rediss:// (TLS), or redis+cluster:// or rediss+cluster:// for a cluster")
         }
-        var rest = Substring(url.dropFirst(cluster ? "redis+cluster://".count : "redis://".count))
+        let cluster = scheme.hasSuffix("+cluster://")
+        if scheme.hasPrefix("rediss") { tls = try RedisTLS() }
+        var rest = Substring(url.dropFirst(scheme.count))
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -158,10 +164,11 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         if username != nil || password != nil {
             credentials = "\(username ?? ""):\(password == nil ? "" : "***")@"
         }
+        let scheme = tls == nil ? "redis" : "rediss"
         if isCluster {
-            return "redis+cluster://\(credentials)\(clusterSeeds.map(\.description).joined(separator: ","))"
+            return "\(scheme)+cluster://\(credentials)\(clusterSeeds.map(\.description).joined(separator: ","))"
         }
-        return "redis://\(credentials)\(RedisAddress(host: host, port: port))/\(database)"
+        return "\(scheme)://\(credentials)\(RedisAddress(host: host, port: port))/\(database)"
     }
 
     /// This configuration for one node of its cluster: same credentials and timeouts, that node's address.

@@ -1,7 +1,14 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One connection to Redis living on a NIO event loop: commands are written from the loop and replies read by it,
 /// in the same `epoll` as the HTTP connections of that loop, so a command wakes no other thread. Commands written in
@@ -38,6 +45,8 @@ final class RedisConnection: @unchecked Sendable {
     private var heldTimer: Scheduled<Void>?
     /// Which connection attempt is current: a late answer to an abandoned one is closed unused.
     private var attempt = 0
+    /// Whether the current attempt has its TCP connection and waits for the TLS handshake.
+    private var handshaking = false
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, name: String, logger: Logger) {
         self.configuration = configuration
@@ -145,6 +154,7 @@ final class RedisConnection: @unchecked Sendable {
     /// An attempt not finished by `deadline` counts as failed, and its connection, if it comes later, is closed.
     private func connect(deadline: NIODeadline) {
         attempt += 1
+        handshaking = false
         let thisAttempt = attempt
         eventLoop.assumeIsolated().scheduleTask(deadline: deadline + .milliseconds(100)) {
             guard self.attempt == thisAttempt, self.machine.state == .connecting || self.machine.state == .handshaking else { return }
@@ -152,22 +162,50 @@ final class RedisConnection: @unchecked Sendable {
             if let channel = self.channel { channel.close(promise: nil) }
             self.channel = nil
             self.handler = nil
-            self.attemptFailed(
-                RedisError(code: .connectionFailed, message: "Redis at \(self.configuration.host):\(self.configuration.port) did not answer in time"))
+            let what = self.configuration.tls != nil && self.handshaking ? "the TLS handshake in time (a plain port, not TLS?)" : "in time"
+            self.attemptFailed(RedisError(code: .connectionFailed, message: "Redis at \(self.address) did not answer \(what)"))
         }
-        let handler = RedisChannelHandler(onClose: { [weak self] handler, error in self?.lost(handler, error) })
+        let handler = RedisChannelHandler(
+            address: address, tls: configuration.tls != nil, onClose: { [weak self] handler, error in self?.lost(handler, error) })
         let boundHandler = NIOLoopBound(handler, eventLoop: eventLoop)  // the channel is made on this same loop
+        let tls = configuration.tls
+        let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
+        let host = configuration.host
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(max(deadline.millisecondsFromNow, 1))))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, let handshake {
+                        try channel.pipeline.syncOperations.addHandler(try tls.makeHandler(host: host))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(done: handshake))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RedisReplyDecoder()))
                     try channel.pipeline.syncOperations.addHandler(boundHandler.value)
                 }
             }
             .connect(host: configuration.host, port: configuration.port)
+            .flatMapError { error in
+                self.eventLoop.makeFailedFuture(
+                    RedisError(code: .connectionFailed, message: "Redis at \(self.address) is unreachable: \(Self.reason(error))"))
+            }
+            .flatMap { channel in
+                // Over TLS, ready once the handshake is done; its failure is named (wrong CA, expired, name, ...).
+                guard let tls, let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
+                self.eventLoop.execute { if self.attempt == thisAttempt { self.handshaking = true } }
+                return handshake.futureResult.map { channel }.flatMapError { error in
+                    channel.close(promise: nil)
+                    let reason = TLSFailure.reason(error, serverName: tls.serverName(for: host))
+                    guard TLSFailure.isVerificationFailure(error) else {
+                        return channel.eventLoop.makeFailedFuture(self.tlsError(reason))
+                    }
+                    return TLSFailure.diagnose(
+                        host: host, port: self.configuration.port, context: tls.context, serverName: tls.serverName(for: host),
+                        eventLoop: channel.eventLoop, timeout: .milliseconds(Int64(max(deadline.millisecondsFromNow, 1))), fallback: reason
+                    ).flatMapThrowing { throw self.tlsError($0) }
+                }
+            }
             .hop(to: eventLoop)
             .assumeIsolated()
             .whenComplete { result in
@@ -178,11 +216,29 @@ final class RedisConnection: @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     self.connected(channel, handler, deadline: deadline)
-                case .failure:
+                case .failure(let error):
                     self.attemptFailed(
-                        RedisError(code: .connectionFailed, message: "Redis at \(self.configuration.host):\(self.configuration.port) is unreachable"))
+                        (error as? RedisError) ?? RedisError(code: .connectionFailed, message: "Redis at \(self.address) is unreachable: \(error)"))
                 }
             }
+    }
+
+    /// `host:port` of the server, for messages.
+    private var address: RedisAddress { RedisAddress(host: configuration.host, port: configuration.port) }
+
+    private func tlsError(_ reason: String) -> RedisError {
+        RedisError(code: .connectionFailed, message: "Redis at \(address): TLS: \(reason)")
+    }
+
+    /// Why a TCP connection could not be made, in words (`Connection refused`, a name that does not resolve).
+    private static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if let connect = error as? NIOConnectionError {
+            if let first = connect.connectionErrors.first { return reason(first.error) }
+            return connect.dnsAAAAError == nil && connect.dnsAError == nil ? "no address to connect to" : "its name does not resolve"
+        }
+        if error is ChannelError, case .connectTimeout = error as! ChannelError { return "no answer to the connection in time" }
+        return "\(error)"
     }
 
     private func connected(_ channel: any Channel, _ handler: RedisChannelHandler, deadline: NIODeadline) {
@@ -206,8 +262,7 @@ final class RedisConnection: @unchecked Sendable {
                 return promise.futureResult.flatMapThrowing { replies in
                     if case .error(let error) = replies[0] {
                         // The server's text names no secret, but keep only its code to be sure.
-                        throw RedisError(
-                            code: .connectionFailed, message: "Redis \(step) failed: \(error.serverPrefix ?? "ERR")", serverPrefix: error.serverPrefix)
+                        throw Self.handshakeError(step: step, error, address: self.address, username: self.configuration.username)
                     }
                 }
             }
@@ -225,6 +280,19 @@ final class RedisConnection: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// The error of a refused handshake step: `AUTH` refused is an authentication failure, named as one.
+    static func handshakeError(step: String, _ error: RedisError, address: RedisAddress, username: String?) -> RedisError {
+        let code = error.serverPrefix ?? "ERR"
+        guard step == "AUTH" else {
+            return RedisError(code: .connectionFailed, message: "Redis at \(address): \(step) failed: \(code)", serverPrefix: error.serverPrefix)
+        }
+        let user = username.map { "user '\($0)'" } ?? "the default user"
+        return RedisError(
+            code: .connectionFailed,
+            message: "Redis at \(address): authentication failed for \(user) (\(code): wrong password, or no such ACL user)",
+            serverPrefix: error.serverPrefix)
     }
 
     private func ready(reconnected: Bool) {

@@ -64,6 +64,8 @@ struct RedisConnectionStateMachine {
     private(set) var delayMilliseconds: Int
     /// An outage is in progress and has been logged.
     private var down = false
+    /// Why the last attempt failed: commands refused while backing off say it (a wrong CA, a wrong password).
+    private(set) var lastFailure: String?
 
     init(reconnectDelayMilliseconds: Int, maxReconnectDelayMilliseconds: Int) {
         initialDelayMilliseconds = reconnectDelayMilliseconds
@@ -82,7 +84,9 @@ struct RedisConnectionStateMachine {
             state = .connecting
             return .connectAndHold
         case .backingOff(let until):
-            guard now >= until else { return .fail(RedisError(code: .unavailable, message: "Redis is unreachable; reconnecting")) }
+            guard now >= until else {
+                return .fail(RedisError(code: .unavailable, message: "\(lastFailure ?? "Redis is unreachable"); reconnecting"))
+            }
             state = .connecting
             return .connectAndHold
         case .closed:
@@ -109,6 +113,7 @@ struct RedisConnectionStateMachine {
     private mutating func becameReady() -> Bool {
         state = .ready
         delayMilliseconds = initialDelayMilliseconds
+        lastFailure = nil
         defer { down = false }
         return down
     }
@@ -119,6 +124,7 @@ struct RedisConnectionStateMachine {
             return .failHeld(state == .closed ? RedisError(code: .shutdown, message: "Redis client is shut down") : error, firstFailure: false)
         }
         state = .backingOff(until: now + .milliseconds(Int64(delayMilliseconds)))
+        lastFailure = error.message
         delayMilliseconds = min(delayMilliseconds * 2, maxDelayMilliseconds)
         defer { down = true }
         return .failHeld(error, firstFailure: !down)

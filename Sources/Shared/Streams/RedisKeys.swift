@@ -111,6 +111,11 @@ public struct RedisKeys: Sendable, Equatable {
         clustered ? "\(prefix):usage:{\(tags[partition(of: org)])}:\(org):\(day)" : "\(prefix):org:\(org):usage:\(day)"
     }
 
+    /// `<prefix>:backlog:shape`: the mean events per entry of each stream's newest entries (hash; stream key →
+    /// number), which the workers sample and publish so that gateways estimate their backlog in events without the
+    /// right to read entries.
+    public var backlogShape: String { "\(prefix):backlog:shape" }
+
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
     public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
 

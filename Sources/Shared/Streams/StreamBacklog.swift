@@ -57,39 +57,59 @@ public struct StreamBacklog: Sendable, Equatable {
         return max(1, Double(events) / Double(entries))
     }
 
-    /// Reads `XINFO GROUPS` and `XLEN` on every stream (and, where the backlog is not empty, the events per entry of the
-    /// newest entries); a stream without the group counts its whole length as lag.
+    /// How a reader learns each stream's events per entry.
+    public enum Shape: Sendable {
+        /// Samples the newest entries (a script that reads them) and publishes the figures to
+        /// `RedisKeys.backlogShape`: the workers, whose Redis user may read entries.
+        case sampleAndPublish
+        /// Reads what the workers published: the gateways, whose Redis user may not read entries (1 per entry
+        /// until a worker has published).
+        case published
+    }
+
+    /// Reads `XINFO GROUPS` and `XLEN` on every stream, and, where the backlog is not empty, the events per entry as
+    /// `shape` says; a stream without the group counts its whole length as lag.
     /// The lag is never taken above the stream's length minus its pending entries: Redis derives it from counters
     /// (`entries-added` − `entries-read`) that it cannot always tell (null) and that can go wrong after an AOF
     /// reload under faults (seen in the soak: a lag of 110 604 on a stream holding nothing), while undelivered
     /// entries are always in the stream.
     /// In a cluster each kind's figures are the sums over its partitions (events per entry weighted by entries).
-    public static func read(redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> StreamBacklog {
+    public static func read(redis: RedisClient, keys: RedisKeys, shape: Shape = .sampleAndPublish) async throws(RedisError) -> StreamBacklog {
         var backlog = StreamBacklog()
+        let published = shape == .published ? try await redis.send(HGETALL(keys.backlogShape)) : [:]
+        var sampled: [String: String] = [:]
         for kind in EventKind.allCases {
             var (lag, pending, events) = (0, 0, 0.0)
             for stream in keys.streams(kind) {
                 let reading = try await read(redis: redis, stream: stream, group: keys.consumerGroup)
                 lag += reading.lag
                 pending += reading.pending
-                events += Double(reading.lag + reading.pending) * reading.eventsPerEntry
+                guard reading.lag + reading.pending > 0 else { continue }
+                let perEntry: Double
+                switch shape {
+                case .published:
+                    perEntry = published[stream].flatMap(Double.init).map { max(1, $0) } ?? 1
+                case .sampleAndPublish:
+                    perEntry = try await eventsPerEntry(redis: redis, stream: stream)
+                    sampled[stream] = String(perEntry)
+                }
+                events += Double(reading.lag + reading.pending) * perEntry
             }
             backlog.lag[kind] = lag
             backlog.pending[kind] = pending
             backlog.eventsPerEntry[kind] = lag + pending > 0 ? max(1, events / Double(lag + pending)) : 1
         }
+        if !sampled.isEmpty { _ = try await redis.send(HSET(keys.backlogShape, fields: sampled.map { ($0.key, $0.value) })) }
         return backlog
     }
 
-    /// One stream's lag, pending entries and events per entry (1 when both are 0).
-    public static func read(redis: RedisClient, stream: String, group name: String) async throws(RedisError) -> (
-        lag: Int, pending: Int, eventsPerEntry: Double
-    ) {
+    /// One stream's lag and pending entries.
+    public static func read(redis: RedisClient, stream: String, group name: String) async throws(RedisError) -> (lag: Int, pending: Int) {
         let groups: [[String: RedisReply]]
         do {
             groups = try await redis.send(XINFOGROUPS(stream))
         } catch  where error.serverPrefix == "ERR" {
-            return (0, 0, 1)  // no such stream yet
+            return (0, 0)  // no such stream yet
         }
         let length = try await redis.send(XLEN(stream))
         var (lag, pending) = (length, 0)
@@ -98,7 +118,7 @@ public struct StreamBacklog: Sendable, Equatable {
             let bound = max(0, length - pending)
             lag = group["lag"]?.integer.map { min(max(0, Int($0)), bound) } ?? bound
         }
-        return (lag, pending, lag + pending > 0 ? try await eventsPerEntry(redis: redis, stream: stream) : 1)
+        return (lag, pending)
     }
 }
 
@@ -108,15 +128,18 @@ public struct StreamBacklog: Sendable, Equatable {
 public struct StreamBacklogMonitor: Service {
     let redis: RedisClient
     let keys: RedisKeys
+    let shape: StreamBacklog.Shape
     let intervalMilliseconds: Int
     let logger: Logger
     let onReading: @Sendable (StreamBacklog) -> Void
 
     /// A monitor reading every `intervalMilliseconds`.
     public init(
-        redis: RedisClient, keys: RedisKeys, intervalMilliseconds: Int, logger: Logger, onReading: @escaping @Sendable (StreamBacklog) -> Void
+        redis: RedisClient, keys: RedisKeys, shape: StreamBacklog.Shape, intervalMilliseconds: Int, logger: Logger,
+        onReading: @escaping @Sendable (StreamBacklog) -> Void
     ) {
         self.redis = redis
+        self.shape = shape
         self.keys = keys
         self.intervalMilliseconds = intervalMilliseconds
         self.logger = logger
@@ -126,7 +149,7 @@ public struct StreamBacklogMonitor: Service {
     public func run() async throws {
         var durabilityLogged = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if let reading = try? await StreamBacklog.read(redis: redis, keys: keys) {
+            if let reading = try? await StreamBacklog.read(redis: redis, keys: keys, shape: shape) {
                 onReading(reading)
                 if !durabilityLogged, let durability = try? await RedisDurability.read(from: redis) {
                     durability.log(to: logger)
