@@ -12,6 +12,8 @@ import Shared
 /// The pool runs as a service: `run()` must be running (the worker's service group runs it).
 final class PostgresSink: EventSink, Service {
     let client: PostgresClient
+    /// One connection's configuration, to learn why connecting fails while the pool only waits.
+    private let direct: PostgresConnection.Configuration
     /// Each call must finish within this, or the database counts as unavailable (the pool would otherwise
     /// wait a long time for a connection to a server that is down).
     let timeout: Duration
@@ -54,8 +56,10 @@ final class PostgresSink: EventSink, Service {
     /// `OPERYN_DATABASE_PASSWORD_FILE`) wins over the URL's.
     init(url: String, password: String? = nil, timeout: Duration = .seconds(10)) throws(SinkError) {
         self.timeout = timeout
-        var configuration = try PostgresURL(url, password: password).configuration
+        let parsed = try PostgresURL(url, password: password)
+        var configuration = parsed.configuration
         if configuration.options.connectTimeout == .seconds(10) { configuration.options.connectTimeout = .seconds(5) }
+        direct = parsed.connection
         configuration.options.maximumConnections = 4
         client = PostgresClient(configuration: configuration)
     }
@@ -173,10 +177,28 @@ final class PostgresSink: EventSink, Service {
     private func attempt<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> Result<T, PostgresFailure> {
         do {
             if let value = try await withTimeout(timeout, body) { return .success(value) }
-            return .failure(.unknown("PostgreSQL did not answer within \(timeout)"))
+            return .failure(await diagnosis() ?? .unknown("PostgreSQL did not answer within \(timeout)"))
         } catch {
             return .failure(PostgresFailure(error))
         }
+    }
+
+    /// Why no connection could be had, learned from one connection of its own (the pool retries quietly and
+    /// callers only wait): a refused or failed TLS handshake, a refused password, an unreachable host. `nil` when
+    /// that connection works, or takes longer than the timeout too.
+    private func diagnosis() async -> PostgresFailure? {
+        let configuration = direct
+        let logger = logger
+        let outcome = try? await withTimeout(timeout) { () async -> PostgresFailure? in
+            do {
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+                try? await connection.close()
+                return nil
+            } catch {
+                return PostgresFailure(error)
+            }
+        }
+        return outcome ?? nil
     }
 
     /// Whether the database answers `SELECT 1` within the timeout.

@@ -19,6 +19,8 @@ import PostgresNIO
 public struct PostgresURL: Sendable {
     /// The client's configuration: host, port, user, password, database and TLS.
     public let configuration: PostgresClient.Configuration
+    /// The same for one connection of its own, which tells why connecting fails (the pool only waits).
+    let connection: PostgresConnection.Configuration
     /// The `sslmode` in force.
     public let sslMode: String
 
@@ -48,9 +50,20 @@ public struct PostgresURL: Sendable {
         }
         sslMode = mode
         let database = String(components.path.drop { $0 == "/" })
+        let tls = try Self.tls(mode: mode, query: query)
         var configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: components.user ?? "postgres", password: password ?? components.password,
-            database: database.isEmpty ? nil : database, tls: try Self.tls(mode: mode, query: query))
+            database: database.isEmpty ? nil : database, tls: tls.map { mode == "prefer" || mode == "allow" ? .prefer($0) : .require($0) } ?? .disable)
+        let context: NIOSSLContext?
+        do {
+            context = try tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL: the TLS files cannot be used together: \(error)")
+        }
+        connection = PostgresConnection.Configuration(
+            host: host, port: configuration.port ?? 5432, username: configuration.username, password: configuration.password,
+            database: configuration.database,
+            tls: context.map { mode == "prefer" || mode == "allow" ? .prefer($0) : .require($0) } ?? .disable)
         if let timeout = query["connect_timeout"] {
             guard let seconds = Int(timeout), seconds > 0 else {
                 throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL: connect_timeout must be a whole number of seconds, got '\(timeout)'")
@@ -60,9 +73,9 @@ public struct PostgresURL: Sendable {
         self.configuration = configuration
     }
 
-    /// The TLS of `sslmode` with the files of the query.
-    private static func tls(mode: String, query: [String: String]) throws(SinkError) -> PostgresClient.Configuration.TLS {
-        guard mode != "disable" else { return .disable }
+    /// The TLS of `sslmode` with the files of the query; `nil` for `disable`.
+    private static func tls(mode: String, query: [String: String]) throws(SinkError) -> TLSConfiguration? {
+        guard mode != "disable" else { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
         let rootFile = query["sslrootcert"]
         switch mode {
@@ -86,7 +99,7 @@ public struct PostgresURL: Sendable {
         default:
             throw SinkError(code: .rejected, message: "OPERYN_DATABASE_URL: sslcert and sslkey must be given together")
         }
-        return mode == "prefer" || mode == "allow" ? .prefer(tls) : .require(tls)
+        return tls
     }
 
     private static func certificates(_ path: String, parameter: String) throws(SinkError) -> [NIOSSLCertificate] {
