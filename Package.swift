@@ -132,6 +132,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "Shared", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings

@@ -9,7 +9,7 @@ final class Cluster: @unchecked Sendable {
     /// The server-wide key, the one the spec's examples send.
     static let serverKey = "your-api-key"
 
-    let prefix = TestRedis.prefix("e2e")
+    let prefix: String
     let directory: String
     let databaseURL: String
     let redisURL: String
@@ -17,12 +17,18 @@ final class Cluster: @unchecked Sendable {
     private var processes: [(name: String, pid: pid_t)] = []
     private var gatewaySettings: [Int: [String: String]] = [:]
     private var workerSettings: [String: [String: String]] = [:]
+    /// Settings each kind of process gets besides the cluster's own (`gateway`, `worker`, `admin`): TLS files, a Redis
+    /// user of its role.
+    var roleSettings: [String: [String: String]] = [:]
+    /// How the test's own clients reach Redis; `redisURL` as it is when `nil`.
+    var testRedisConfiguration: RedisConfiguration?
 
-    var keys: RedisKeys { RedisKeys(prefix: prefix, clustered: redisURL.hasPrefix("redis+cluster://")) }
+    var keys: RedisKeys { RedisKeys(prefix: prefix, clustered: redisURL.contains("+cluster://")) }
 
     /// A cluster on `redisURL` (the test command's Redis when `nil`) storing into `databaseURL`, or into a SQLite
-    /// file of its own when `nil`.
-    init(redisURL: String? = nil, databaseURL: String? = nil) throws {
+    /// file of its own when `nil`, under `prefix` (a fresh one when `nil`).
+    init(redisURL: String? = nil, databaseURL: String? = nil, prefix: String? = nil) throws {
+        self.prefix = prefix ?? TestRedis.prefix("e2e")
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-e2e-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.databaseURL = databaseURL ?? "sqlite:\(directory)/operyn.sqlite"
@@ -46,7 +52,7 @@ final class Cluster: @unchecked Sendable {
     }
 
     /// A client on the cluster's Redis; the caller shuts it down.
-    func redis() throws -> RedisClient { RedisClient(configuration: try RedisConfiguration(url: redisURL)) }
+    func redis() throws -> RedisClient { RedisClient(configuration: try testRedisConfiguration ?? RedisConfiguration(url: redisURL)) }
 
     var sqlitePath: String? { databaseURL.hasPrefix("sqlite:") ? String(databaseURL.dropFirst("sqlite:".count)) : nil }
 
@@ -58,6 +64,7 @@ final class Cluster: @unchecked Sendable {
             "OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix, "OPERYN_PORT": "\(port)", "OPERYN_API_KEY": Self.serverKey,
             "OPERYN_API_KEY_CACHE_MS": "300", "OPERYN_BACKLOG_REFRESH_MS": "100",
         ]
+        settings.merge(roleSettings["gateway"] ?? [:]) { $1 }
         settings.merge(gatewaySettings[port] ?? environment) { $1 }
         gatewaySettings[port] = gatewaySettings[port] ?? environment
         let pid = try ChildProcess.spawn(
@@ -75,6 +82,7 @@ final class Cluster: @unchecked Sendable {
             "OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix, "OPERYN_DATABASE_URL": databaseURL, "OPERYN_METRICS_PORT": "0",
             "OPERYN_CONSUMER_NAME": name, "OPERYN_BLOCK_MS": "100", "OPERYN_CLAIM_IDLE_MS": "2000",
         ]
+        settings.merge(roleSettings["worker"] ?? [:]) { $1 }
         settings.merge(workerSettings[name] ?? environment) { $1 }
         workerSettings[name] = workerSettings[name] ?? environment
         let pid = try ChildProcess.spawn([ChildProcess.binDirectory() + "/operyn-worker"], environment: settings, output: "\(directory)/\(name).log")
@@ -106,18 +114,22 @@ final class Cluster: @unchecked Sendable {
     func admin(_ arguments: String...) throws -> (status: Int32, output: String) {
         let output = "\(directory)/admin-\(UUID().uuidString).out"
         let pid = try ChildProcess.spawn(
-            [ChildProcess.binDirectory() + "/operyn-admin"] + arguments,
-            environment: ["OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
+            [ChildProcess.binDirectory() + "/operyn-admin"] + arguments, environment: adminSettings, output: output, errors: output + ".err")
         let status = ChildProcess.wait(pid)
         return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    /// The environment of `operyn-admin` on this cluster.
+    private var adminSettings: [String: String] {
+        ["OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix].merging(roleSettings["admin"] ?? [:]) { $1 }
     }
 
     /// `operyn-admin ... --json`, parsed.
     func adminJSON(_ arguments: String...) throws -> JSONValue {
         let output = "\(directory)/admin-\(UUID().uuidString).out"
         let pid = try ChildProcess.spawn(
-            [ChildProcess.binDirectory() + "/operyn-admin"] + arguments + ["--json"],
-            environment: ["OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix], output: output, errors: output + ".err")
+            [ChildProcess.binDirectory() + "/operyn-admin"] + arguments + ["--json"], environment: adminSettings, output: output,
+            errors: output + ".err")
         guard ChildProcess.wait(pid) == 0 else {
             throw TestSetupError("operyn-admin \(arguments) failed: \(try String(contentsOfFile: output + ".err", encoding: .utf8))")
         }

@@ -10,6 +10,8 @@ struct ConfigurationTests {
         #expect(full.username == "ingest" && full.password == "s@cret" && full.host == "10.0.0.5" && full.port == 7000 && full.database == 3)
         let passwordOnly = try RedisConfiguration(url: "redis://:hunter2@localhost")
         #expect(passwordOnly.username == nil && passwordOnly.password == "hunter2" && passwordOnly.port == 6379)
+        let userOnly = try RedisConfiguration(url: "rediss://operyn-gateway@localhost")
+        #expect(userOnly.username == "operyn-gateway" && userOnly.password == nil, "a user whose password comes from a file, as redis-py reads it")
         let ipv6 = try RedisConfiguration(url: "redis://[::1]:6390/1")
         #expect(ipv6.host == "::1" && ipv6.port == 6390 && ipv6.database == 1)
         #expect(full.redactedURL == "redis://ingest:***@10.0.0.5:7000/3")

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import NIOSSL
 import PostgresNIO
 
 /// Rows of a query on a SQLite file, every column as text (NULL as nil); no rows when the file is missing.
@@ -37,20 +38,27 @@ public enum PostgresTestDatabase {
         }
     }
 
-    /// Creates an empty database and returns its URL.
-    public static func create() async throws -> String {
-        let components = try components(of: serverURL)
+    /// Creates an empty database and returns its URL: on the test command's PostgreSQL, or on the one of `server`
+    /// (a URL with its `?sslmode=…`, kept in the answer).
+    public static func create(on server: String? = nil) async throws -> String {
+        let server = try server ?? serverURL
+        let components = try components(of: server)
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        _ = try await query(url: serverURL, "CREATE DATABASE \(name)")
-        return "postgres://\(components.user ?? "operyn")@\(components.host!):\(components.port ?? 5432)/\(name)"
+        _ = try await query(url: server, "CREATE DATABASE \(name)")
+        let query = components.query.map { "?\($0)" } ?? ""
+        return "postgres://\(components.user ?? "operyn")@\(components.host!):\(components.port ?? 5432)/\(name)\(query)"
     }
 
     /// Rows of `sql` on the database at `url`, every column as text; cast non-text columns in the query (results are binary).
     public static func query(url: String, _ sql: String) async throws -> [[String?]] {
         let components = try components(of: url)
+        // A URL with an sslmode (the TLS-only server's) is reached over TLS; the test reads, it does not check names.
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        let encrypted = components.queryItems?.contains { $0.name == "sslmode" && $0.value != "disable" } == true
         let configuration = PostgresClient.Configuration(
             host: components.host!, port: components.port ?? 5432, username: components.user ?? "operyn", password: components.password,
-            database: String(components.path.dropFirst()), tls: .disable)
+            database: String(components.path.dropFirst()), tls: encrypted ? .require(tls) : .disable)
         let client = PostgresClient(configuration: configuration)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }

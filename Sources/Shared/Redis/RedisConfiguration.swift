@@ -68,7 +68,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var isCluster: Bool { !clusterSeeds.isEmpty }
 
     /// Parses `redis://[user:password@]host:port[/db]` (`rediss://` for TLS, verified against the system's trust
-    /// store until `tls` is set otherwise); the password may also stand alone (`redis://:secret@host`).
+    /// store until `tls` is set otherwise); the password may also stand alone (`redis://:secret@host`), and so may
+    /// the user (`redis://ingest@host`, its password from a file).
     /// Percent-escapes in the user and password are decoded. Errors never repeat the password.
     /// `redis+cluster://[user:password@]host:port[,host:port…]` names a cluster by its seeds (no database: a
     /// cluster has only database 0).
@@ -90,7 +91,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
                 username = user.isEmpty ? nil : try Self.percentDecoded(user)
                 password = try Self.percentDecoded(credentials[credentials.index(after: colon)...])
             } else if !credentials.isEmpty {
-                password = try Self.percentDecoded(credentials)
+                // As redis-py reads it: a user without a password, whose password comes from OPERYN_REDIS_PASSWORD_FILE.
+                username = try Self.percentDecoded(credentials)
             }
         }
         if cluster {

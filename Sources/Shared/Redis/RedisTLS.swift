@@ -108,6 +108,12 @@ final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
         done.fail(ChannelError.eof)
         context.fireChannelInactive()
     }
+
+    /// Removed after the handshake, or with a channel that never became active (its connection failed): the
+    /// promise is settled either way (a later completion is ignored).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        done.fail(ChannelError.ioOnClosedChannel)
+    }
 }
 
 /// TLS failures in words: what went wrong with the handshake to a server, for the error messages of the Redis and

@@ -1,0 +1,156 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+/// The deployment a platform runs: every connection on TLS (Redis, the Redis Cluster, PostgreSQL with
+/// `verify-full`), each process under the Redis ACL user of its role from `deploy/redis-users.acl`, secrets in files.
+@Suite("End to end over TLS, each process under its own Redis user", .serialized)
+struct TLSEndToEndTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The three roles' users and passwords.
+    static let roles = ["gateway", "worker", "admin"]
+
+    /// `deploy/redis-users.acl` for `prefix`, with a password per role, as `scripts/redis-acl.sh` renders it; the
+    /// default user stays on for the test's own checks (a deployment turns it off).
+    static func aclFile(prefix: String, directory: String) throws -> String {
+        var text = try String(contentsOf: root.appendingPathComponent("deploy/redis-users.acl"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "@PREFIX@", with: prefix)
+        for role in roles { text = text.replacingOccurrences(of: "@\(role.uppercased())_PASSWORD@", with: "pw-\(role)") }
+        text = text.replacingOccurrences(of: "user default off", with: "user default on nopass ~* &* +@all")
+        let path = directory + "/users.acl"
+        try text.split(separator: "\n").filter { !$0.hasPrefix("#") }.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A TLS-only Redis of the test's own with the ACL users, and a cluster on it whose processes sign in as their
+    /// roles, with their passwords in files and the test CA, storing into `databaseURL`.
+    static func restrictedCluster(databaseURL: String?, arguments: [String] = []) throws -> (RedisServer, Cluster) {
+        let prefix = TestRedis.prefix("tls")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-acl-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let server = try RedisServer(tlsCertificate: "server", arguments: ["--aclfile", try aclFile(prefix: prefix, directory: directory)] + arguments)
+        let cluster = try Cluster(redisURL: server.url, databaseURL: databaseURL, prefix: prefix)
+        for role in roles {
+            let passwordFile = "\(directory)/\(role).password"
+            try "pw-\(role)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+            cluster.roleSettings[role] = try TestTLS.environment(redis: server.url.replacingOccurrences(of: "://", with: "://operyn-\(role)@"))
+                .merging(["OPERYN_REDIS_PASSWORD_FILE": passwordFile]) { $1 }
+        }
+        cluster.testRedisConfiguration = try TestTLS.redis(server.url)
+        return (server, cluster)
+    }
+
+    @Test func theWholeServiceOverTLSWithARoleUserPerProcess() async throws {
+        let database = try await PostgresTestDatabase.create(
+            on: try TestTLS.postgresURL + "?sslmode=verify-full&sslrootcert=\(try TestTLS.file("ca.pem"))")
+        let (server, cluster) = try Self.restrictedCluster(databaseURL: database)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        _ = server
+        let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
+        for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
+
+        var ids: [String: String] = [:]
+        try EndToEndTests().sendTheSpecExamples(cluster, ports: ports, ids: &ids)
+        try await EndToEndTests().useOrganizationKeys(cluster, ports: ports, ids: &ids)
+        try await EndToEndTests().replayADeadLetter(cluster, ids: &ids)
+        try await EndToEndTests().expectEverythingStoredAndReported(cluster, ids: ids)
+        for name in cluster.running {
+            #expect(!cluster.log(name).contains("NOPERM"), "\(name) had every right it needed: \(cluster.log(name).suffix(2_000))")
+            #expect(!cluster.log(name).contains("pw-"), "no password in \(name)'s log")
+        }
+        let exits = cluster.stop()
+        #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
+        passed = true
+    }
+
+    /// Each role's user is refused what its process never does: the gateway cannot read entries, flush or
+    /// reconfigure; the worker cannot flush or reconfigure; the admin cannot flush, reconfigure or reach another
+    /// prefix's keys.
+    @Test func eachRoleIsRefusedWhatItNeverDoes() async throws {
+        let (server, cluster) = try Self.restrictedCluster(databaseURL: nil)
+        defer { cluster.tearDown() }
+        func user(_ role: String) throws -> RedisClient {
+            var configuration = try TestTLS.redis(server.url)
+            configuration.username = "operyn-\(role)"
+            configuration.password = "pw-\(role)"
+            return RedisClient(configuration: configuration)
+        }
+        let stream = cluster.keys.stream(.logs)
+        let refused: [String: [[String]]] = [
+            "gateway": [
+                ["XRANGE", stream, "-", "+"], ["XREADGROUP", "GROUP", "g", "c", "STREAMS", stream, ">"], ["FLUSHALL"], ["CONFIG", "SET", "maxmemory", "1"],
+                ["DEL", stream], ["XTRIM", stream, "MAXLEN", "0"], ["EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')", "1", stream],
+            ],
+            "worker": [["FLUSHALL"], ["CONFIG", "SET", "maxmemory", "1"], ["DEL", stream], ["ACL", "LIST"]],
+            "admin": [["FLUSHALL"], ["CONFIG", "SET", "maxmemory", "1"], ["KEYS", "*"], ["GET", "elsewhere:key"], ["SCRIPT", "FLUSH"]],
+        ]
+        for (role, commands) in refused {
+            let redis = try user(role)
+            defer { redis.shutdown() }
+            #expect(try await redis.send(PING()) == "PONG", "\(role) signs in")
+            for command in commands {
+                do {
+                    let reply = try await redis.send(RawCommand(arguments: command.map { Array($0.utf8) }))
+                    Issue.record("\(role) ran \(command.joined(separator: " ")): \(reply)")
+                } catch {
+                    // A command a script calls is refused inside the script: an ERR that says so.
+                    #expect(
+                        error.serverPrefix == "NOPERM" || error.message.contains("can't run this command"), "\(role) \(command[0]): \(error.message)")
+                }
+            }
+        }
+        let gateway = try user("gateway")
+        defer { gateway.shutdown() }
+        _ = try await gateway.send(XADD(stream, fields: [(Array("k".utf8), Array("v".utf8))]))
+        #expect(try await gateway.send(XLEN(stream)) == 1, "the gateway appends and counts")
+    }
+
+    /// A ledger run on TLS with Redis killed with `kill -9` and restarted: nothing accepted is lost.
+    @Test func redisKilledAndRestartedUnderTLS() async throws {
+        let (server, cluster) = try Self.restrictedCluster(databaseURL: nil, arguments: ["--appendfsync", "always"])
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"])
+        try cluster.startWorker("w1")
+        let ledger = Ledger()
+        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
+        var acceptedBefore = 0
+        try await underLoad(load) {
+            try await Task.sleep(for: .milliseconds(1_500))
+            acceptedBefore = ledger.counts.accepted
+            server.crash()
+            try await Task.sleep(for: .milliseconds(1_500))
+            #expect((load.statusCounts[503] ?? 0) > 0, "503 while Redis is down: \(load.statusCounts)")
+            try server.start()
+            try await Task.sleep(for: .milliseconds(2_500))
+        }
+        #expect(ledger.counts.accepted > acceptedBefore, "accepting again after the restart, over TLS")
+        let report = try await cluster.drainAndVerify(ledger)
+        #expect(report.isClean && report.accepted > 0 && acceptedBefore > 0, "\(report)")
+        passed = report.isClean
+    }
+
+    /// The spec's examples on the TLS-only Redis Cluster (bus and replication on TLS), whose nodes announce
+    /// addresses: every process verifies the name localhost.
+    @Test func theSpecExamplesOnATLSCluster() async throws {
+        let cluster = try Cluster(redisURL: try TestTLS.clusterURL)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let environment = try TestTLS.environment(redis: try TestTLS.clusterURL, serverName: "localhost")
+        for role in Self.roles { cluster.roleSettings[role] = environment }
+        cluster.testRedisConfiguration = try TestTLS.redis(try TestTLS.clusterURL, serverName: "localhost")
+        let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
+        for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
+        var ids: [String: String] = [:]
+        try EndToEndTests().sendTheSpecExamples(cluster, ports: ports, ids: &ids)
+        try await EndToEndTests().useOrganizationKeys(cluster, ports: ports, ids: &ids)
+        try await EndToEndTests().replayADeadLetter(cluster, ids: &ids)
+        try await EndToEndTests().expectEverythingStoredAndReported(cluster, ids: ids)
+        let exits = cluster.stop()
+        #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
+        passed = true
+    }
+}
