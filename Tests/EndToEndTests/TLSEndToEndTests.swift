@@ -133,6 +133,48 @@ struct TLSEndToEndTests {
         passed = report.isClean
     }
 
+    /// The gateway's own listener on TLS; its Redis failing the handshake after a restart (an expired certificate
+    /// deployed) is a 503 with `Retry-After`, and the same gateway accepts again once the certificate is renewed.
+    @Test func aGatewayOnHTTPSAnswers503WhileItsRedisHandshakeFailsAndRecovers() async throws {
+        let server = try RedisServer(tlsCertificate: "server")
+        let cluster = try Cluster(redisURL: server.url)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        for role in Self.roles { cluster.roleSettings[role] = try TestTLS.environment(redis: server.url) }
+        cluster.testRedisConfiguration = try TestTLS.redis(server.url)
+        let port = try await cluster.startGateway([
+            "OPERYN_TLS_CERT_FILE": try TestTLS.file("server.pem"), "OPERYN_TLS_KEY_FILE": try TestTLS.file("server.key"),
+            "OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500",
+        ])
+        let body = "\(cluster.directory)/event.json"
+        try #"{"service":"api","level":"info","message":"over https"}"#.write(toFile: body, atomically: true, encoding: .utf8)
+        let post =
+            "curl --cacert '\(try TestTLS.file("ca.pem"))' -X POST https://localhost:\(port)/events/logs -H 'x-api-key: \(Cluster.serverKey)'"
+            + " -H 'Content-Type: application/json' --data-binary @'\(body)' -D '\(body).headers'"
+        var answer = try cluster.shell(post)
+        #expect(answer.status == 202, "\(answer.body)")
+        #expect(try cluster.shell("curl http://127.0.0.1:\(port)/health/live").status != 200, "no plain HTTP on a TLS listener")
+
+        try server.restart(tlsCertificate: "expired")
+        for _ in 0..<100 {
+            answer = try cluster.shell(post)
+            if answer.status == 503 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let headers = try String(contentsOfFile: body + ".headers", encoding: .utf8).lowercased()
+        #expect(answer.status == 503 && headers.contains("retry-after"), "\(answer.status) \(answer.body) \(headers)")
+        #expect(cluster.log("gateway-\(port)").contains("expired on 2021-01-01"), "the gateway's log names the cause")
+
+        try server.restart(tlsCertificate: "server")
+        for _ in 0..<100 {
+            answer = try cluster.shell(post)
+            if answer.status == 202 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(answer.status == 202, "reconnected once the certificate is renewed: \(answer.body)")
+        passed = true
+    }
+
     /// The spec's examples on the TLS-only Redis Cluster (bus and replication on TLS), whose nodes announce
     /// addresses: every process verifies the name localhost.
     @Test func theSpecExamplesOnATLSCluster() async throws {

@@ -142,7 +142,7 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     let directory: URL
     public private(set) var pid: pid_t?
-    private let extraArguments: [String]
+    private var extraArguments: [String]
 
     /// Whether the server listens for TLS only (its `port` is the TLS port).
     public let tls: Bool
@@ -194,6 +194,17 @@ public final class RedisServer: @unchecked Sendable {
             usleep(20_000)
         }
         throw RedisError(code: .connectionFailed, message: "test redis-server did not start on \(port)")
+    }
+
+    /// Stops a TLS server and starts it again on its port and files, with the certificate `certificate` (an
+    /// operator renewing it, or a wrong one deployed).
+    public func restart(tlsCertificate certificate: String) throws {
+        precondition(tls, "a TLS server")
+        stop()
+        for (index, argument) in extraArguments.enumerated() where argument == "--tls-cert-file" || argument == "--tls-key-file" {
+            extraArguments[index + 1] = try TestTLS.file("\(certificate).\(argument == "--tls-cert-file" ? "pem" : "key")")
+        }
+        try start()
     }
 
     /// Stops the server (SIGCONT first, in case it was stalled) and reaps it.
