@@ -12,6 +12,8 @@
 # same, emptied tables. It prints the drain's ratio to it.
 # BASELINE_WORKER=/path/to/an/older/operyn-worker runs every round a second time with that build instead (the way
 # to show a change does not regress the worker; B is then the baseline).
+# PG_TLS_B=1 starts PostgreSQL with TLS on (a throwaway CA from scripts/make-test-certs.sh) and runs every round
+# twice: A with sslmode=disable, B with sslmode=require (the TLS goal: B >= 0.9 x A).
 # PER_ENTRY (default 100) is how many events each preloaded stream entry holds: chunks as batch requests make them;
 # PER_ENTRY=1 preloads one format-1 entry per event, as gateways before chunks wrote (what an older
 # BASELINE_WORKER can read).
@@ -27,8 +29,9 @@ rounds=${4:-3}
 
 build_release
 variants=(A)
-[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] && variants=(A B)
+[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] || [ -n "${PG_TLS_B:-}" ] && variants=(A B)
 b_label=${BASELINE_WORKER:+the baseline $BASELINE_WORKER}
+[ -n "${PG_TLS_B:-}" ] && b_label="PostgreSQL with sslmode=require"
 b_label=${b_label:-with ${WORKER_ENV_B:-}}
 
 with_scratch wkbench
@@ -43,7 +46,16 @@ redis_url="redis://127.0.0.1:$redis_port"
 if [[ " $engines " == *" postgres "* ]]; then
     pg_port=$(spare_port 5450)
     # Durable settings (fsync on, synchronous_commit on): the benchmark measures what production gets.
-    start_postgres "$work/pg" "$pg_port"
+    if [ -n "${PG_TLS_B:-}" ]; then
+        bash scripts/make-test-certs.sh "$work/tls"
+        init_postgres "$work/pg"
+        cp "$work/tls/server.pem" "$work/tls/server.key" "$work/pg/data/"
+        chmod 600 "$work/pg/data/server.key"
+        [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg/data/server.pem" "$work/pg/data/server.key"
+        run_postgres "$work/pg" "$pg_port" ssl=on ssl_cert_file=server.pem ssl_key_file=server.key
+    else
+        start_postgres "$work/pg" "$pg_port"
+    fi
 fi
 
 # Undelivered + pending entries of the three streams, from one redis-cli (the poll should cost the workers nothing).
@@ -74,6 +86,9 @@ for engine in $engines; do
             postgres)
                 psql -h 127.0.0.1 -p "$pg_port" -U operyn -d postgres -qc "CREATE DATABASE bench$suffix" >/dev/null
                 database="postgres://operyn@127.0.0.1:$pg_port/bench$suffix"
+                if [ -n "${PG_TLS_B:-}" ]; then
+                    [ "$variant" = B ] && database="$database?sslmode=require" || database="$database?sslmode=disable"
+                fi
                 ;;
         esac
         echo "[$engine] preloading $count events, ${PER_ENTRY:-100} per entry…"

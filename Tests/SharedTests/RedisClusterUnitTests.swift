@@ -50,7 +50,8 @@ struct RedisClusterUnitTests {
         let node = cluster.node(RedisAddress(host: "10.0.0.9", port: 7005))
         #expect(node.host == "10.0.0.9" && node.port == 7005 && !node.isCluster, "a master's connection: plain, to that node")
         #expect(node.username == "ingest" && node.password == "s@cret" && node.handshake.map(\.step) == ["AUTH"], "with the same credentials")
-        for bad in ["redis+cluster://h:1/2", "redis+cluster://h:1,h:x", "redis+cluster://h:0", "rediss+cluster://h:1"] {
+        #expect(try RedisConfiguration(url: "rediss+cluster://h:1").tls != nil, "a cluster over TLS")
+        for bad in ["redis+cluster://h:1/2", "redis+cluster://h:1,h:x", "redis+cluster://h:0", "redis+clusters://h:1"] {
             #expect(throws: RedisError.self, "\(bad)") { try RedisConfiguration(url: bad) }
         }
     }
