@@ -185,11 +185,11 @@ final class PostgresSink: EventSink, Service {
 
     /// Why no connection could be had, learned from one connection of its own (the pool retries quietly and
     /// callers only wait): a refused or failed TLS handshake, a refused password, an unreachable host. `nil` when
-    /// that connection works, or takes longer than the timeout too.
+    /// that connection works, or takes longer than the timeout (at most 5 s) too.
     private func diagnosis() async -> PostgresFailure? {
         let configuration = direct
         let logger = logger
-        let outcome = try? await withTimeout(timeout) { () async -> PostgresFailure? in
+        let outcome = try? await withTimeout(min(timeout, .seconds(5))) { () async -> PostgresFailure? in
             do {
                 let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
                 try? await connection.close()

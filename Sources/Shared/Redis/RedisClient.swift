@@ -17,50 +17,41 @@ import Synchronization
 /// command goes to the connection living on that loop and the answer comes back on it, with no thread hop and no
 /// task. `async` callers are served by the connections in turn.
 ///
-/// With a `redis+cluster://` configuration it serves a Redis Cluster (`RedisCluster`): each command goes to the
-/// master of its key's slot, a transaction's commands must share a slot, and a pipeline's commands are sent each to
+/// Its requests go through a `RedisRouter`: one server (`RedisNode`) or, with a `redis+cluster://` configuration, a
+/// Redis Cluster (`RedisCluster`), where each command goes to the master of its key's slot, a transaction's commands must share a slot, and a pipeline's commands are sent each to
 /// its own master (still sharing round trips per connection).
 ///
 /// The client is a `Service`: run it in the executable's service group, which closes its connections once the
 /// services that use it have stopped. A blocking command (`XREADGROUP … BLOCK`) holds up every command queued
 /// behind it on its connection: give it a client of its own.
 public final class RedisClient: Sendable, Service {
-    /// A single server's connections (none for a cluster).
-    private let connections: [RedisConnection]
-    /// The connections by the identity of their loop.
-    private let byLoop: [ObjectIdentifier: RedisConnection]
-    private let nextConnection = Atomic<Int>(0)
+    /// Where requests go: one server, or the cluster.
+    private let router: any RedisRouter
+    private let nextLoop = Atomic<Int>(0)
     /// The cluster, for a `redis+cluster://` configuration.
-    let cluster: RedisCluster?
+    var cluster: RedisCluster? { router as? RedisCluster }
     /// The loops of the client: where `async` callers' commands are sent from.
     private let loops: [any EventLoop]
 
     /// The configuration the client connects with.
     public let configuration: RedisConfiguration
 
-    /// A client with one connection on each loop of `group`; each connects at once and whenever its link is lost.
+    /// A client with one connection on each loop of `group` (to each master, in a cluster); each connects at once
+    /// and whenever its link is lost.
     public init(
         configuration: RedisConfiguration, group: any EventLoopGroup, name: String = "redis", logger: Logger = Logger(label: "operyn.redis")
     ) {
-        var connections: [RedisConnection] = []
         loops = Array(group.makeIterator())
         if let tls = configuration.tls, !tls.verify {
             logger.warning(
                 "redis.tls.insecure",
                 metadata: ["redis.client": "\(name)", "reason": "OPERYN_REDIS_TLS_INSECURE is on: Redis certificates are not verified (development only)"])
         }
-        if configuration.isCluster {
-            cluster = RedisCluster(configuration: configuration, loops: loops, name: name, logger: logger)
-        } else {
-            cluster = nil
-            for (index, eventLoop) in loops.enumerated() {
-                connections.append(RedisConnection(configuration: configuration, eventLoop: eventLoop, name: "\(name)-\(index)", logger: logger))
-            }
-        }
         self.configuration = configuration
-        self.connections = connections
-        byLoop = Dictionary(connections.map { (ObjectIdentifier($0.eventLoop), $0) }, uniquingKeysWith: { first, _ in first })
-        for connection in connections { connection.start() }
+        router =
+            configuration.isCluster
+            ? RedisCluster(configuration: configuration, loops: loops, name: name, logger: logger)
+            : RedisNode(configuration: configuration, loops: loops, name: name, logger: logger)
     }
 
     /// A client with one connection, on `eventLoop` (by default one of the process's shared loops).
@@ -85,13 +76,10 @@ public final class RedisClient: Sendable, Service {
 
     /// Closes the connections now. The service does this when its group stops; a caller that runs the client
     /// outside a service group (a test) calls it when done.
-    public func shutdown() {
-        for connection in connections { connection.shutdown() }
-        cluster?.shutdown()
-    }
+    public func shutdown() { router.shutdown() }
 
     /// Whether every connection is up right now (for a cluster: every slot has a master, and its connections are up).
-    public var isConnected: Bool { cluster?.isConnected ?? connections.allSatisfy(\.isConnected) }
+    public var isConnected: Bool { router.isConnected }
 
     /// In a cluster: the address of the master serving `key` now, as this client knows it; `nil` on a single server.
     public func node(of key: String) -> String? { cluster?.master(ofSlot: RedisHashSlot.of(key))?.description }
@@ -122,14 +110,7 @@ public final class RedisClient: Sendable, Service {
                 var payload: [UInt8] = []
                 command.encode(into: &payload)
                 let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds))
-                let replies: [RedisReply]
-                do {
-                    replies = try await cluster.execute(payload, replies: 1, at: master.address, deadline: deadline, on: loops[0]).get()
-                } catch let error as RedisError {
-                    throw error
-                } catch {
-                    throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
-                }
+                let replies = try await cluster.execute(payload, replies: 1, at: master.address, deadline: deadline, on: loops[0]).redisValue()
                 return try Self.decode(replies[0], for: command)
             }
         }
@@ -138,23 +119,12 @@ public final class RedisClient: Sendable, Service {
 
     /// In a cluster: loads the cluster's map now (it is also loaded at start and kept fresh).
     public func refreshClusterMap() async throws(RedisError) {
-        do {
-            try await cluster?.refresh().get()
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw RedisError(code: .unavailable, message: "\(error)")
-        }
+        try await cluster?.refresh().redisValue()
     }
 
     /// One of the client's loops, each in turn: where a caller not on a loop may send `on:` commands from.
     public var anyEventLoop: any EventLoop {
-        loops.count == 1 ? loops[0] : loops[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
-    }
-
-    /// The connection for a caller not on a loop: each in turn.
-    private var anyConnection: RedisConnection {
-        connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
+        loops.count == 1 ? loops[0] : loops[nextLoop.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
     }
 
     /// Where pre-encoded commands go in a cluster: the slot of their key (`nil`: any master), plain or as a
@@ -166,43 +136,27 @@ public final class RedisClient: Sendable, Service {
         static let anyNode = Route(key: nil)
     }
 
-    /// Sends pre-encoded commands on the connection of `eventLoop` (or, when it has none, another one) and answers
-    /// their replies on `eventLoop`.
+    /// Sends pre-encoded commands through the router and answers their replies on `eventLoop`; from a loop's own
+    /// connection, with no hop.
     private func execute(
         _ payload: [UInt8], replies: Int, blockingMilliseconds: Int, route: Route, on eventLoop: any EventLoop
     ) -> EventLoopFuture<[RedisReply]> {
-        if let cluster {
-            let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
-            let request = RedisCluster.Request(
-                payload: payload, replies: replies, slot: route.key.map { RedisHashSlot.of($0) }, transaction: route.transaction, deadline: deadline)
-            return cluster.execute(request, on: eventLoop)
-        }
-        let connection = byLoop[ObjectIdentifier(eventLoop)] ?? anyConnection
-        let promise = connection.eventLoop.makePromise(of: [RedisReply].self)
-        connection.enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
-        return promise.futureResult.hop(to: eventLoop)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(configuration.commandTimeoutMilliseconds + blockingMilliseconds))
+        let slot = router.routesBySlot ? route.key.map { RedisHashSlot.of($0) } : nil
+        return router.execute(
+            RedisRequest(payload: payload, replies: replies, slot: slot, transaction: route.transaction, deadline: deadline), on: eventLoop)
     }
 
-    /// `execute(_:replies:blockingMilliseconds:route:on:)` for a caller not on a loop.
+    /// `execute(_:replies:blockingMilliseconds:route:on:)` for a caller not on a loop: from the client's loops in turn.
     private func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, route: Route) async throws(RedisError) -> [RedisReply] {
-        guard cluster != nil else {
-            return try await anyConnection.execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds)
-        }
-        let eventLoop = anyEventLoop
-        do {
-            return try await execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, route: route, on: eventLoop).get()
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
-        }
+        try await execute(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, route: route, on: anyEventLoop).redisValue()
     }
 
     /// The route of a transaction: the slot its commands share. In a cluster, commands of several slots cannot
     /// run atomically: that is a mistake of the caller's, refused before anything is sent.
     private func transactionRoute(_ keys: [[UInt8]?]) throws(RedisError) -> Route {
         let keyed = keys.compactMap { $0 }
-        guard cluster != nil, let first = keyed.first else { return Route(key: keyed.first, transaction: true) }
+        guard router.routesBySlot, let first = keyed.first else { return Route(key: keyed.first, transaction: true) }
         let slot = RedisHashSlot.of(first)
         guard keyed.allSatisfy({ RedisHashSlot.of($0) == slot }) else {
             throw RedisError(code: .crossSlot, message: "a transaction's keys must share one hash slot in a Redis Cluster")
@@ -279,7 +233,7 @@ public final class RedisClient: Sendable, Service {
     }
 
     private func route<Command: RedisCommand>(of command: Command) -> Route {
-        cluster == nil ? .anyNode : Route(key: command.routingKey)
+        router.routesBySlot ? Route(key: command.routingKey) : .anyNode
     }
 
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
@@ -292,19 +246,10 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends commands back to back in one round trip; each gets its own result.
     public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
-        guard !commands.isEmpty else { return [] }
-        if cluster != nil {
-            var pipeline = RedisPipeline()
-            let slots = commands.map { pipeline.add($0) }
-            let results = try await self.pipeline(pipeline)
-            return slots.map { results[$0] }
-        }
-        var payload: [UInt8] = []
-        for command in commands { command.encode(into: &payload) }
-        let replies = try await anyConnection.execute(payload, replies: commands.count, blockingMilliseconds: 0)
-        return zip(replies, commands).map { reply, command in
-            Result { () throws(RedisError) in try Self.decode(reply, for: command) }
-        }
+        var pipeline = RedisPipeline()
+        let slots = commands.map { pipeline.add($0) }
+        let results = try await self.pipeline(pipeline)
+        return slots.map { results[$0] }
     }
 
     /// Runs commands atomically in `MULTI`/`EXEC`, in one round trip: all run or none does.
@@ -339,31 +284,26 @@ public final class RedisClient: Sendable, Service {
         return responses
     }
 
-    /// Sends the commands of `pipeline`, of any types, back to back in one round trip; each gets its own result.
+    /// Sends the commands of `pipeline`, of any types, back to back in one round trip; each gets its own result. In a
+    /// cluster each command goes to the master of its slot, all at once (a connection still writes those of one tick
+    /// together).
     public func pipeline(_ pipeline: RedisPipeline) async throws(RedisError) -> RedisPipeline.Results {
         guard !pipeline.isEmpty else { return RedisPipeline.Results(results: []) }
-        if cluster != nil {
-            // Each command to the master of its slot, all at once: a connection still writes those of one tick together.
-            let eventLoop = anyEventLoop
-            let sent = (0..<pipeline.count).map { index in
-                let command = pipeline.command(at: index)
-                return execute(Array(command.payload), replies: 1, blockingMilliseconds: 0, route: Route(key: command.key), on: eventLoop)
-            }
-            let replies = try? await EventLoopFuture.whenAllComplete(sent, on: eventLoop).get()
+        guard router.routesBySlot else {
+            let replies = try await execute(pipeline.payload, replies: pipeline.count, blockingMilliseconds: 0, route: .anyNode)
             return RedisPipeline.Results(
-                results: (replies ?? []).enumerated().map { index, reply in
-                    Result { () throws(RedisError) in
-                        switch reply {
-                        case .success(let replies): try pipeline.decode(replies[0], at: index)
-                        case .failure(let error as RedisError): throw error
-                        case .failure(let error): throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
-                        }
-                    }
-                })
+                results: replies.enumerated().map { index, reply in Result { () throws(RedisError) in try pipeline.decode(reply, at: index) } })
         }
-        let replies = try await anyConnection.execute(pipeline.payload, replies: pipeline.count, blockingMilliseconds: 0)
+        let eventLoop = anyEventLoop
+        let sent = (0..<pipeline.count).map { index in
+            let command = pipeline.command(at: index)
+            return execute(Array(command.payload), replies: 1, blockingMilliseconds: 0, route: Route(key: command.key), on: eventLoop)
+        }
+        let replies = try? await EventLoopFuture.whenAllComplete(sent, on: eventLoop).get()
         return RedisPipeline.Results(
-            results: replies.enumerated().map { index, reply in Result { () throws(RedisError) in try pipeline.decode(reply, at: index) } })
+            results: (replies ?? []).enumerated().map { index, reply in
+                Result { () throws(RedisError) in try pipeline.decode(try reply.mapError { RedisError($0) }.get()[0], at: index) }
+            })
     }
 
     /// Runs the commands of `pipeline`, of any types, atomically in `MULTI`/`EXEC` in one round trip; throws as

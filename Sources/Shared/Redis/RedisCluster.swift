@@ -3,57 +3,23 @@ import NIOCore
 import Synchronization
 
 /// A Redis Cluster as one process sees it: which master serves each hash slot (`RedisClusterTopology`, from
-/// `CLUSTER SLOTS`), and a `RedisConnection` to each master on each event loop of the client.
+/// `CLUSTER SLOTS`), and a `RedisNode` (a `RedisConnection` on each event loop of the client) for each master.
 ///
 /// A command goes to the master of its key's slot. The cluster's answers are followed: `MOVED` (the slot lives
 /// elsewhere now: remember it, resend there, and refresh the whole map soon), `ASK` (resend there once after
 /// `ASKING`, during a slot migration), `TRYAGAIN`, `CLUSTERDOWN`, `LOADING` and `MASTERDOWN` (resend after a short
-/// backoff). A command that could not be written because its node is unreachable is resent after the map is
+/// backoff): `RedisClusterRequestStateMachine` decides, this type sends. A command that could not be written because its node is unreachable is resent after the map is
 /// refreshed (a failover promotes a replica). Every wait ends at the command's deadline: past it the caller gets
 /// the last error. A command that was written and whose reply was lost is never resent: it may have run.
 ///
 /// The map is loaded at start, refreshed after a redirect or an unreachable node (at most every 100 ms) and every
 /// 5 s, from the known masters and then the seeds.
-final class RedisCluster: Sendable {
-    /// One master: a connection on each loop of the client.
-    final class Node: Sendable {
-        let address: RedisAddress
-        let connections: [RedisConnection]
-        private let byLoop: [ObjectIdentifier: RedisConnection]
-        private let next = Atomic<Int>(0)
-
-        init(address: RedisAddress, configuration: RedisConfiguration, loops: [any EventLoop], name: String, logger: Logger) {
-            self.address = address
-            connections = loops.enumerated().map { index, loop in
-                RedisConnection(configuration: configuration.node(address), eventLoop: loop, name: "\(name)-\(address)-\(index)", logger: logger)
-            }
-            byLoop = Dictionary(connections.map { (ObjectIdentifier($0.eventLoop), $0) }, uniquingKeysWith: { first, _ in first })
-            for connection in connections { connection.start() }
-        }
-
-        /// The connection living on `eventLoop`, or else each in turn.
-        func connection(for eventLoop: (any EventLoop)?) -> RedisConnection {
-            if let eventLoop, let own = byLoop[ObjectIdentifier(eventLoop)] { return own }
-            return connections.count == 1 ? connections[0] : connections[next.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
-        }
-    }
-
-    /// What is sent: pre-encoded commands of one slot (or of none), plain or as one `MULTI`/`EXEC`.
-    struct Request: Sendable {
-        var payload: [UInt8]
-        var replies: Int
-        /// The slot of the commands' keys; `nil`: any node.
-        var slot: Int?
-        /// `payload` is `MULTI` … `EXEC`: a redirect shows in the replies of the queued commands.
-        var transaction: Bool
-        var deadline: NIODeadline
-    }
-
+final class RedisCluster: RedisRouter {
     private struct State: Sendable {
         /// Index into `owners` of each slot's master; -1 while unknown.
         var slots = [Int16](repeating: -1, count: RedisHashSlot.count)
         var owners: [RedisAddress] = []
-        var nodes: [RedisAddress: Node] = [:]
+        var nodes: [RedisAddress: RedisNode] = [:]
         var refreshing: EventLoopFuture<Void>?
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var periodic: RepeatedTask?
@@ -61,8 +27,6 @@ final class RedisCluster: Sendable {
         var closed = false
     }
 
-    /// Redirects followed for one command before its error reply is answered as it is.
-    static let maxRedirects = 5
     /// How often the map is refreshed when nothing asks for it sooner.
     static let refreshInterval = TimeAmount.seconds(5)
 
@@ -90,13 +54,13 @@ final class RedisCluster: Sendable {
             state.periodic?.cancel()
             return Array(state.nodes.values)
         }
-        for node in nodes { for connection in node.connections { connection.shutdown() } }
+        for node in nodes { node.shutdown() }
     }
 
     /// Whether every slot has a master and every master's connections are up.
     var isConnected: Bool {
         let (owners, covered) = state.withLock { state in (state.owners.compactMap { state.nodes[$0] }, !state.slots.contains(-1)) }
-        return covered && owners.allSatisfy { $0.connections.allSatisfy(\.isConnected) }
+        return covered && owners.allSatisfy(\.isConnected)
     }
 
     /// The masters serving slots now, in slot order, with the slots of each.
@@ -113,11 +77,14 @@ final class RedisCluster: Sendable {
         state.withLock { state in state.slots[slot] >= 0 ? state.owners[Int(state.slots[slot])] : nil }
     }
 
+    var routesBySlot: Bool { true }
+
     /// Sends `request` to the master of its slot, following the cluster's redirects, and answers its replies on
     /// `eventLoop`.
-    func execute(_ request: Request, on eventLoop: any EventLoop) -> EventLoopFuture<[RedisReply]> {
+    func execute(_ request: RedisRequest, on eventLoop: any EventLoop) -> EventLoopFuture<[RedisReply]> {
         let promise = eventLoop.makePromise(of: [RedisReply].self)
-        attempt(request, at: nil, asking: false, tries: 0, promise: promise)
+        let machine = RedisClusterRequestStateMachine(transaction: request.transaction, deadline: request.deadline)
+        perform(machine.start(), request, machine, promise: promise)
         return promise.futureResult
     }
 
@@ -125,87 +92,60 @@ final class RedisCluster: Sendable {
     func execute(_ payload: [UInt8], replies: Int, at address: RedisAddress, deadline: NIODeadline, on eventLoop: any EventLoop) -> EventLoopFuture<
         [RedisReply]
     > {
-        let connection = node(at: address).connection(for: eventLoop)
-        let promise = connection.eventLoop.makePromise(of: [RedisReply].self)
-        connection.enqueue(payload, replies: replies, deadline: deadline, promise: promise)
-        return promise.futureResult.hop(to: eventLoop)
+        node(at: address).execute(RedisRequest(payload: payload, replies: replies, transaction: false, deadline: deadline), on: eventLoop)
     }
 
-    private func attempt(_ request: Request, at address: RedisAddress?, asking: Bool, tries: Int, promise: EventLoopPromise<[RedisReply]>) {
+    /// Carries out `action` of `machine` for `request`, and what follows from its outcome, until the promise is
+    /// settled. Each step hands the machine on by value: one request's steps never run at once.
+    private func perform(
+        _ action: RedisClusterRequestStateMachine.Action, _ request: RedisRequest, _ machine: RedisClusterRequestStateMachine,
+        promise: EventLoopPromise<[RedisReply]>
+    ) {
         let eventLoop = promise.futureResult.eventLoop
-        guard let node = address.map({ node(at: $0) }) ?? node(forSlot: request.slot) else {
-            // No map yet (or the slot has no master): wait for one, then try again.
+        switch action {
+        case .answer(let replies):
+            promise.succeed(replies)
+        case .fail(let error):
+            promise.fail(error)
+        case .retry(let delay):
+            eventLoop.scheduleTask(in: delay) { self.perform(.sendBySlot, request, machine, promise: promise) }
+        case .refreshMap:
             refresh().hop(to: eventLoop).whenComplete { _ in
-                self.again(request, tries: tries, promise: promise) {
-                    RedisError(code: .unavailable, message: "Redis Cluster has no master for slot \(request.slot ?? -1)")
-                }
+                var next = machine
+                self.perform(next.mapRefreshed(now: .now(), slot: request.slot), request, next, promise: promise)
             }
-            return
+        case .sendBySlot:
+            guard let master = node(forSlot: request.slot) else { return perform(machine.noMaster(), request, machine, promise: promise) }
+            send(request, to: master, asking: false, machine, promise: promise)
+        case .send(let address, let asking):
+            send(request, to: node(at: address), asking: asking, machine, promise: promise)
         }
-        var payload = request.payload
-        var replies = request.replies
+    }
+
+    /// Sends `request` to `node` (after `ASKING` when `asking`) and performs what `machine` makes of the outcome.
+    private func send(
+        _ request: RedisRequest, to node: RedisNode, asking: Bool, _ machine: RedisClusterRequestStateMachine, promise: EventLoopPromise<[RedisReply]>
+    ) {
+        var sent = request
         if asking {
-            payload = Self.asking + payload
-            replies += 1
+            sent.payload = Self.asking + sent.payload
+            sent.replies += 1
         }
-        let connection = node.connection(for: eventLoop)
-        let sent = connection.eventLoop.makePromise(of: [RedisReply].self)
-        connection.enqueue(payload, replies: replies, deadline: request.deadline, promise: sent)
-        sent.futureResult.hop(to: eventLoop).whenComplete { result in
+        node.execute(sent, on: promise.futureResult.eventLoop).whenComplete { result in
+            var next = machine
             switch result {
-            case .success(var answers):
-                if asking { answers.removeFirst() }
-                switch Self.outcome(of: answers, transaction: request.transaction) {
-                case .done:
-                    promise.succeed(answers)
-                case .redirect(let redirect):
-                    guard tries < Self.maxRedirects else { return promise.succeed(answers) }
-                    if !redirect.asking { self.learn(redirect) }
-                    self.attempt(request, at: redirect.address, asking: redirect.asking, tries: tries + 1, promise: promise)
-                case .retry:
-                    self.again(request, tries: tries, promise: promise, orAnswer: answers) { nil }
-                }
+            case .success(var replies):
+                if asking { replies.removeFirst() }
+                let (action, moved) = next.replied(replies, now: .now())
+                if let moved { self.learn(moved) }
+                self.perform(action, request, next, promise: promise)
             case .failure(let error):
                 // The node is unreachable, stalled or gone: a failover may be moving its slots.
                 _ = self.refresh(soon: true)
-                // Only a command never written is sent again; one that was may have run.
-                guard (error as? RedisError)?.code == .connectionFailed else { return promise.fail(error) }
-                self.again(request, tries: tries, promise: promise) { error as? RedisError }
+                let action = next.failed(RedisError(error), now: .now())
+                self.perform(action, request, next, promise: promise)
             }
         }
-    }
-
-    /// Tries `request` again from the map after a backoff, or, when its deadline leaves no time, answers `replies`
-    /// (an error reply the caller will see) or fails with `failure`.
-    private func again(
-        _ request: Request, tries: Int, promise: EventLoopPromise<[RedisReply]>, orAnswer replies: [RedisReply]? = nil,
-        failure: @escaping @Sendable () -> RedisError?
-    ) {
-        let delay = TimeAmount.milliseconds(Int64(min(20 << min(tries, 4), 200)))
-        guard NIODeadline.now() + delay < request.deadline, tries < 50 else {
-            if let replies { return promise.succeed(replies) }
-            return promise.fail(failure() ?? RedisError(code: .timeout, message: "Redis Cluster did not answer in time"))
-        }
-        promise.futureResult.eventLoop.scheduleTask(in: delay) {
-            self.attempt(request, at: nil, asking: false, tries: tries + 1, promise: promise)
-        }
-    }
-
-    private enum Outcome {
-        case done
-        case redirect(RedisRedirect)
-        case retry
-    }
-
-    /// Whether the replies are final, or the cluster asks for the command elsewhere or later. In a transaction the
-    /// redirect is in a queued command's reply (and `EXEC` aborted, so nothing ran).
-    private static func outcome(of replies: [RedisReply], transaction: Bool) -> Outcome {
-        let inspected = transaction ? replies.dropLast() : replies.prefix(1)
-        for case .error(let error) in inspected {
-            if let redirect = RedisRedirect(error) { return .redirect(redirect) }
-            if ["TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN"].contains(error.serverPrefix ?? "") { return .retry }
-        }
-        return .done
     }
 
     private static let asking: [UInt8] = {
@@ -217,20 +157,20 @@ final class RedisCluster: Sendable {
     // MARK: The map
 
     /// The node at `address`, made (and connected) when new.
-    private func node(at address: RedisAddress) -> Node {
+    private func node(at address: RedisAddress) -> RedisNode {
         if let known = state.withLock({ $0.nodes[address] }) { return known }
-        let made = Node(address: address, configuration: configuration, loops: loops, name: name, logger: logger)
+        let made = RedisNode(configuration: configuration, address: address, loops: loops, name: "\(name)-\(address)", logger: logger)
         let (node, closed) = state.withLock { state in
             if let raced = state.nodes[address] { return (raced, false) }
             state.nodes[address] = made
             return (made, state.closed)
         }
-        if node !== made || closed { for connection in made.connections { connection.shutdown() } }
+        if node !== made || closed { made.shutdown() }
         return node
     }
 
     /// The master of `slot`, or any master for a command without a key; `nil` while unknown.
-    private func node(forSlot slot: Int?) -> Node? {
+    private func node(forSlot slot: Int?) -> RedisNode? {
         state.withLock { state in
             guard let slot else { return state.owners.first.flatMap { state.nodes[$0] } }
             let owner = state.slots[slot]

@@ -83,19 +83,6 @@ final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Sends pre-encoded commands expecting `replies` replies and waits for them.
-    func execute(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int) async throws(RedisError) -> [RedisReply] {
-        let promise = eventLoop.makePromise(of: [RedisReply].self)
-        enqueue(payload, replies: replies, blockingMilliseconds: blockingMilliseconds, promise: promise)
-        do {
-            return try await promise.futureResult.get()
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
-        }
-    }
-
     /// Sends pre-encoded commands and completes `promise` (of this connection's loop) with their replies. From the
     /// connection's own loop this costs no hop.
     func enqueue(_ payload: [UInt8], replies: Int, blockingMilliseconds: Int, promise: EventLoopPromise<[RedisReply]>) {

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// An error from the Redis client: a connection problem or an error reply from the server.
 public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What kind of failure this is.
@@ -66,4 +68,23 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "RedisError(\(code)): \(message)" }
+}
+
+extension RedisError {
+    /// Any error met while talking to Redis as a `RedisError`: itself, or a connection that failed, naming the
+    /// cause. The one place where the transport's errors become the client's.
+    init(_ error: any Error) {
+        self = (error as? RedisError) ?? RedisError(code: .connectionClosed, message: "Redis connection failed: \(error)")
+    }
+}
+
+extension EventLoopFuture {
+    /// The value, or the failure as a `RedisError`.
+    func redisValue() async throws(RedisError) -> Value {
+        do {
+            return try await get()
+        } catch {
+            throw RedisError(error)
+        }
+    }
 }
