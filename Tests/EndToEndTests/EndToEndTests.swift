@@ -15,11 +15,7 @@ struct EndToEndTests {
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
 
-        var ids: [String: String] = [:]  // event id → organization
-        try sendTheSpecExamples(cluster, ports: ports, ids: &ids)
-        try await useOrganizationKeys(cluster, ports: ports, ids: &ids)
-        try await replayADeadLetter(cluster, ids: &ids)
-        try await expectEverythingStoredAndReported(cluster, ids: ids)
+        try await useTheWholeService(cluster, ports: ports)
 
         let exits = cluster.stop()
         #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
@@ -58,6 +54,15 @@ struct EndToEndTests {
         let exits = cluster.stop()
         #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
         passed = true
+    }
+
+    /// The spec's examples, organization keys, a dead letter replayed, and everything stored and reported.
+    func useTheWholeService(_ cluster: Cluster, ports: [Int]) async throws {
+        var ids: [String: String] = [:]  // event id → organization
+        try sendTheSpecExamples(cluster, ports: ports, ids: &ids)
+        try await useOrganizationKeys(cluster, ports: ports, ids: &ids)
+        try await replayADeadLetter(cluster, ids: &ids)
+        try await expectEverythingStoredAndReported(cluster, ids: ids)
     }
 
     /// Every curl example of the spec, as written, on both gateways.

@@ -30,26 +30,32 @@ struct FaultTests {
         let cluster = try await Cluster(store: store, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
-        let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"])
-        try cluster.startWorker("w1")
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        var acceptedBefore = 0
-        try await underLoad(load) {
-            try await Task.sleep(for: .milliseconds(1_500))
-            acceptedBefore = ledger.counts.accepted
-            server.crash()
-            try await Task.sleep(for: .milliseconds(1_500))
-            #expect((load.statusCounts[503] ?? 0) > 0, "503 while Redis is down: \(load.statusCounts)")
-            try server.start()
-            try await Task.sleep(for: .milliseconds(2_500))
-        }
-        #expect(ledger.counts.accepted > acceptedBefore, "accepting again after the restart")
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean, "\(report)")
-        #expect(report.accepted > 0 && acceptedBefore > 0, "\(report)")
-        passed = report.isClean
+        passed = try await redisKilledAndRestartedUnderLoad(server, cluster)
     }
+}
+
+/// A gateway and a worker on `server` under load while Redis is killed with `kill -9` and restarted from its AOF:
+/// 503 while it is down, accepting again after, and a clean ledger. Answers whether the ledger was clean.
+func redisKilledAndRestartedUnderLoad(_ server: RedisServer, _ cluster: Cluster) async throws -> Bool {
+    let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"])
+    try cluster.startWorker("w1")
+    let ledger = Ledger()
+    let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
+    var acceptedBefore = 0
+    try await underLoad(load) {
+        try await Task.sleep(for: .milliseconds(1_500))
+        acceptedBefore = ledger.counts.accepted
+        server.crash()
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect((load.statusCounts[503] ?? 0) > 0, "503 while Redis is down: \(load.statusCounts)")
+        try server.start()
+        try await Task.sleep(for: .milliseconds(2_500))
+    }
+    #expect(ledger.counts.accepted > acceptedBefore, "accepting again after the restart")
+    let report = try await cluster.drainAndVerify(ledger)
+    #expect(report.isClean, "\(report)")
+    #expect(report.accepted > 0 && acceptedBefore > 0, "\(report)")
+    return report.isClean
 }
 
 /// Clients that retry every unknown answer with their `Idempotency-Key` (to the other gateway) through a Redis stall

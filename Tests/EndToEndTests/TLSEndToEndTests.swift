@@ -52,11 +52,7 @@ struct TLSEndToEndTests {
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
 
-        var ids: [String: String] = [:]
-        try EndToEndTests().sendTheSpecExamples(cluster, ports: ports, ids: &ids)
-        try await EndToEndTests().useOrganizationKeys(cluster, ports: ports, ids: &ids)
-        try await EndToEndTests().replayADeadLetter(cluster, ids: &ids)
-        try await EndToEndTests().expectEverythingStoredAndReported(cluster, ids: ids)
+        try await EndToEndTests().useTheWholeService(cluster, ports: ports)
         for name in cluster.running {
             #expect(!cluster.log(name).contains("NOPERM"), "\(name) had every right it needed: \(cluster.log(name).suffix(2_000))")
             #expect(!cluster.log(name).contains("pw-"), "no password in \(name)'s log")
@@ -113,24 +109,7 @@ struct TLSEndToEndTests {
         let (server, cluster) = try Self.restrictedCluster(databaseURL: nil, arguments: ["--appendfsync", "always"])
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
-        let port = try await cluster.startGateway(["OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500"])
-        try cluster.startWorker("w1")
-        let ledger = Ledger()
-        let load = LoadGenerator(ledger: ledger, ports: [port], apiKey: Cluster.serverKey)
-        var acceptedBefore = 0
-        try await underLoad(load) {
-            try await Task.sleep(for: .milliseconds(1_500))
-            acceptedBefore = ledger.counts.accepted
-            server.crash()
-            try await Task.sleep(for: .milliseconds(1_500))
-            #expect((load.statusCounts[503] ?? 0) > 0, "503 while Redis is down: \(load.statusCounts)")
-            try server.start()
-            try await Task.sleep(for: .milliseconds(2_500))
-        }
-        #expect(ledger.counts.accepted > acceptedBefore, "accepting again after the restart, over TLS")
-        let report = try await cluster.drainAndVerify(ledger)
-        #expect(report.isClean && report.accepted > 0 && acceptedBefore > 0, "\(report)")
-        passed = report.isClean
+        passed = try await redisKilledAndRestartedUnderLoad(server, cluster)
     }
 
     /// The gateway's own listener on TLS; its Redis failing the handshake after a restart (an expired certificate
@@ -186,11 +165,7 @@ struct TLSEndToEndTests {
         cluster.testRedisConfiguration = try TestTLS.redis(try TestTLS.clusterURL, serverName: "localhost")
         let ports = [try await cluster.startGateway(), try await cluster.startGateway()]
         for name in ["w1", "w2", "w3"] { try cluster.startWorker(name) }
-        var ids: [String: String] = [:]
-        try EndToEndTests().sendTheSpecExamples(cluster, ports: ports, ids: &ids)
-        try await EndToEndTests().useOrganizationKeys(cluster, ports: ports, ids: &ids)
-        try await EndToEndTests().replayADeadLetter(cluster, ids: &ids)
-        try await EndToEndTests().expectEverythingStoredAndReported(cluster, ids: ids)
+        try await EndToEndTests().useTheWholeService(cluster, ports: ports)
         let exits = cluster.stop()
         #expect(exits.values.allSatisfy { $0 == 0 }, "every process exits 0 on SIGTERM: \(exits)")
         passed = true
