@@ -61,11 +61,11 @@ extension SinkFactory {
     }
 }
 
-/// The columns of each table, in order; both sinks use them.
+/// The columns of each table, in order, from each kind's description (`EventKind.fields`); both sinks use them.
 enum Schema {
-    static let logs = ["id", "org_id", "service", "level", "message", "timestamp", "trace_id", "span_id", "metadata", "received_at"]
-    static let metrics = ["id", "org_id", "service", "name", "value", "unit", "timestamp", "labels", "received_at"]
-    static let deployments = ["id", "org_id", "service", "version", "environment", "git_hash", "timestamp", "metadata", "received_at"]
+    static let logs = EventKind.logs.columns
+    static let metrics = EventKind.metrics.columns
+    static let deployments = EventKind.deployments.columns
 }
 
 /// One stored value of a row.

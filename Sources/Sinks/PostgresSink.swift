@@ -42,15 +42,22 @@ final class PostgresSink: EventSink, Service {
         """
     ]
 
-    /// Column types of each table, in the order `forEachColumn` visits them.
-    static let recordTypes: [EventKind: String] = [
-        .logs:
-            "id uuid, org_id text, service text, level text, message text, timestamp timestamptz, trace_id text, span_id text, metadata jsonb, received_at timestamptz",
-        .metrics:
-            "id uuid, org_id text, service text, name text, value double precision, unit text, timestamp timestamptz, labels jsonb, received_at timestamptz",
-        .deployments:
-            "id uuid, org_id text, service text, version text, environment text, git_hash text, timestamp timestamptz, metadata jsonb, received_at timestamptz",
-    ]
+    /// Column types of each table, in the order `forEachColumn` visits them, from each kind's description.
+    static let recordTypes: [EventKind: String] = Dictionary(
+        uniqueKeysWithValues: EventKind.allCases.map { kind in
+            (kind, kind.fields.map { "\($0.column) \(type(of: $0))" }.joined(separator: ", "))
+        })
+
+    /// The PostgreSQL type a described field is stored as.
+    static func type(of field: EventField) -> String {
+        switch field.type {
+        case .uuid: "uuid"
+        case .text: "text"
+        case .double: "double precision"
+        case .timestamp: "timestamptz"
+        case .json: "jsonb"
+        }
+    }
 
     /// A sink for `postgres://user:password@host:port/database[?sslmode=…]` (`PostgresURL`); `password` (from
     /// `OPERYN_DATABASE_PASSWORD_FILE`) wins over the URL's.

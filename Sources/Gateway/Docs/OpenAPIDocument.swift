@@ -227,6 +227,11 @@ enum OpenAPIDocument {
             ]
         }
 
+        /// The JSON names a request of `kind` must give, from its description (`EventKind.fields`).
+        static func required(_ kind: EventKind) -> JSONValue {
+            .array(kind.fields.filter(\.required).compactMap(\.json).map { .string($0) })
+        }
+
         func service(_ description: String) -> JSONValue {
             [
                 "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank\(Self.noNUL)"), "minLength": 1,
@@ -236,7 +241,7 @@ enum OpenAPIDocument {
 
         var logEvent: JSONValue {
             [
-                "type": "object", "required": ["service", "level", "message"],
+                "type": "object", "required": Self.required(.logs),
                 "properties": [
                     "service": service("Name of the originating service"),
                     "level": ["type": "string", "enum": .array(LogLevel.allCases.map { .string($0.rawValue) })],
@@ -254,7 +259,7 @@ enum OpenAPIDocument {
 
         var metricEvent: JSONValue {
             [
-                "type": "object", "required": ["service", "name", "value", "unit"],
+                "type": "object", "required": Self.required(.metrics),
                 "properties": [
                     "service": service("Name of the originating service"),
                     "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
@@ -276,7 +281,7 @@ enum OpenAPIDocument {
 
         var deploymentEvent: JSONValue {
             [
-                "type": "object", "required": ["service", "version", "environment"],
+                "type": "object", "required": Self.required(.deployments),
                 "properties": [
                     "service": service("Name of the service being deployed"),
                     "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
