@@ -66,7 +66,7 @@ public struct ConfigurationReader: Sendable {
         \(purpose)
         Every setting is an environment variable and the option named after it (OPERYN_REDIS_URL = --redis-url):
         \(variables.map { "  --\(optionName($0))  (\($0))" }.joined(separator: "\n"))
-        See the README for defaults.
+        Defaults, ranges and meanings: docs/configuration.md.
         """
     }
 
