@@ -43,7 +43,6 @@ gateway wait "$cluster_url" OPERYN_REDIS_WAIT_REPLICAS=1
 
 bench_bodies "$work"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks_to_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'; }
 # run PORT PATH BODY → "requests_per_sec p99_us errors"
 run() {

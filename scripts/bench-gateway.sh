@@ -55,13 +55,8 @@ fi
 
 bench_bodies "$work"
 
-# run PORT PATH BODY SECONDS → "requests_per_sec p99_us errors"
-run() {
-    BODY_FILE="$4" wrk -t2 -c"$connections" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
-        awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
-}
-# cpu_ticks PID → user + system clock ticks the process has used (/proc/PID/stat fields 14 and 15)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run PORT PATH SECONDS BODY → "requests_per_sec p99_us errors"
+run() { wrk_post "$1" "$2" "$3" "$4" "$connections"; }
 # measured PID PORT PATH BODY SECONDS → "requests_per_sec p99_us errors cpu_us_per_request redis_cpu_us_per_request"
 measured() {
     local before after redis_before redis_after result rps

@@ -33,7 +33,6 @@ for check in "/events/logs/batch application/json batch.json" "/v1/logs applicat
     case "$code" in 200 | 202) ;; *) echo "$path ($type) answered $code: $(head -c 300 "$work/answer")" >&2; exit 1 ;; esac
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measured PATH TYPE FILE → "events_per_sec p99_us errors gateway_us_per_event redis_us_per_event"
 measured() {
     local before redis_before result

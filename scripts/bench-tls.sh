@@ -45,18 +45,14 @@ gateway plain "redis://127.0.0.1:$redis_port"
 gateway tls "rediss://localhost:$tls_port" OPERYN_REDIS_TLS_CA_FILE="$work/tls/ca.pem"
 
 bench_bodies "$work"
-run() {
-    BODY_FILE="$4" wrk -t2 -c"$connections" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
-        awk '/^RESULT/ { split($2,a,"="); split($5,c,"="); split($6,d,"="); print a[2], c[2] + d[2] }'
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { wrk_post "$1" "$2" "$3" "$4" "$connections"; }
 # measured PID PORT PATH BODY PER_REQUEST → "per_second errors gateway_us redis_us" (per request, or per event of a batch)
 measured() {
     local before after redis_before redis_after rate errors
     redis-cli -p "$redis_port" flushall sync >/dev/null
     before=$(cpu_ticks "$1")
     redis_before=$(cpu_ticks "$redis_pid")
-    read -r rate errors < <(run "$2" "$3" "$seconds" "$4")
+    read -r rate _ errors < <(run "$2" "$3" "$seconds" "$4")
     after=$(cpu_ticks "$1")
     redis_after=$(cpu_ticks "$redis_pid")
     awk -v r="$rate" -v e="$errors" -v n="$5" -v s="$seconds" -v g=$((after - before)) -v x=$((redis_after - redis_before)) -v hz="$(getconf CLK_TCK)" \

@@ -233,6 +233,16 @@ start_bench_gateway() {
     wait_for_port "$gateway_port" 30
 }
 
+# cpu_ticks PID → user + system clock ticks the process has used (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wrk_post PORT PATH SECONDS BODY_FILE [CONNECTIONS] → "requests_per_sec p99_us errors": wrk posting BODY_FILE to
+# 127.0.0.1:PORT/PATH with Benchmarks/wrk/post.lua (2 threads, 64 connections unless given; ORGS passes through).
+wrk_post() {
+    BODY_FILE="$4" wrk -t2 -c"${5:-64}" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
+        awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
+}
+
 # ensure_otel_python DIR: a virtualenv in DIR with the OpenTelemetry Python SDK and its OTLP/HTTP exporters pinned in
 # Tests/otel/requirements.txt (from PyPI; installed again only when the pins change); prints its python.
 ensure_otel_python() {
