@@ -25,10 +25,11 @@ extension RedisConfiguration {
         connectTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_CONNECT_TIMEOUT_MS", default: 1_000, in: 1...600_000)
         commandTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_COMMAND_TIMEOUT_MS", default: 2_000, in: 1...600_000)
         if let password = try reader.secretFile("OPERYN_REDIS_PASSWORD_FILE") { self.password = password }
-        let tlsVariables = ["OPERYN_REDIS_TLS_CA_FILE", "OPERYN_REDIS_TLS_CERT_FILE", "OPERYN_REDIS_TLS_KEY_FILE", "OPERYN_REDIS_TLS_SERVER_NAME"]
         let insecure = try reader.boolean("OPERYN_REDIS_TLS_INSECURE", default: false)
         guard tls != nil else {
-            if let given = (tlsVariables + (insecure ? ["OPERYN_REDIS_TLS_INSECURE"] : [])).first(where: { reader.string($0) != nil }) {
+            // A TLS setting on a plain URL is a mistake (the switch only when it is on): said at start.
+            let given = Self.variables.filter { $0.hasPrefix("OPERYN_REDIS_TLS_") && (insecure || $0 != "OPERYN_REDIS_TLS_INSECURE") }
+            if let given = given.first(where: { reader.string($0) != nil }) {
                 throw ConfigurationError(message: "\(given) is set but OPERYN_REDIS_URL is not a rediss:// URL (TLS)")
             }
             return

@@ -101,9 +101,13 @@ final class RedisChannelHandler: ChannelInboundHandler {
         }
     }
 
+    /// Said of a plain link that a server dropped with commands waiting and no reply ever: it may be a TLS port.
+    private var plainPortHint: String {
+        answered || tls || pending.isEmpty ? "" : " before its first reply (a TLS port? use rediss://)"
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        let hint = answered || tls || pending.isEmpty ? "" : " before its first reply (a TLS port? use rediss://)"
-        fail(RedisError(code: .connectionClosed, message: "Redis at \(address) closed the connection\(hint)"), context: context)
+        fail(RedisError(code: .connectionClosed, message: "Redis at \(address) closed the connection\(plainPortHint)"), context: context)
         context.fireChannelInactive()
     }
 
@@ -113,8 +117,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
         if tls && !(error is IOError) {
             reason = "TLS: \(TLSFailure.reason(error, serverName: nil))"
         } else {
-            let hint = answered || tls || pending.isEmpty ? "" : " before its first reply (a TLS port? use rediss://)"
-            reason = "connection failed\(hint): \((error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)")"
+            reason = "connection failed\(plainPortHint): \((error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)")"
         }
         fail(RedisError(code: .connectionClosed, message: "Redis at \(address): \(reason)"), context: context)
     }

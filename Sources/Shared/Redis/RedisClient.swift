@@ -18,8 +18,9 @@ import Synchronization
 /// task. `async` callers are served by the connections in turn.
 ///
 /// Its requests go through a `RedisRouter`: one server (`RedisNode`) or, with a `redis+cluster://` configuration, a
-/// Redis Cluster (`RedisCluster`), where each command goes to the master of its key's slot, a transaction's commands must share a slot, and a pipeline's commands are sent each to
-/// its own master (still sharing round trips per connection).
+/// Redis Cluster (`RedisCluster`), where each command goes to the master of its key's slot, a transaction's commands
+/// must share a slot, and a pipeline's commands are sent each to its own master (still sharing round trips per
+/// connection).
 ///
 /// The client is a `Service`: run it in the executable's service group, which closes its connections once the
 /// services that use it have stopped. A blocking command (`XREADGROUP … BLOCK`) holds up every command queued
