@@ -24,6 +24,7 @@ cleanup() {
     stop_redis_cluster "$work/tls-cluster"
     stop_postgres "$work/pg"
     stop_postgres "$work/pg-tls"
+    umount "$work/small-disk" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,6 +62,14 @@ export OPERYN_TEST_REDIS_TLS_CLUSTER_URL="rediss+cluster://127.0.0.1:$tls_cluste
 pg_port=$(spare_port "${OPERYN_TEST_POSTGRES_PORT:-5440}")
 start_postgres "$work/pg" "$pg_port" fsync=off max_connections=200
 export OPERYN_TEST_POSTGRES_URL="postgres://operyn@127.0.0.1:$pg_port/postgres"
+# A 16 MiB filesystem for the full-disk test, where the machine lets us mount one: the test puts a PostgreSQL
+# tablespace on it (SQLite's full disk is its max_page_count, anywhere).
+mkdir -p "$work/small-disk"
+if mount -t tmpfs -o size=16m,mode=0777 tmpfs "$work/small-disk" 2>/dev/null; then
+    export OPERYN_TEST_SMALL_DISK="$work/small-disk"
+else
+    echo "no small filesystem (mount refused): PostgreSQL's full-disk test is skipped"
+fi
 pg_tls_port=$(spare_port "$((pg_port + 1))")
 start_postgres_tls "$work/pg-tls" "$pg_tls_port" "$certs" fsync=off max_connections=100
 # TLS only (hostssl); the host is localhost, the name in the server's certificate.

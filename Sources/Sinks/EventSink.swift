@@ -9,6 +9,28 @@ public protocol EventSink: Sendable {
     func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int
     /// Closes connections; later calls fail.
     func close() async
+    /// Makes sure the days around `now` can take rows without waiting (PostgreSQL's day partitions: yesterday to
+    /// the day after tomorrow); nothing to do in SQLite.
+    func prepareDays(around now: Timestamp) async throws(SinkError)
+    /// Removes what has expired by `policy` at `now`, in steps of at most `stepRows` rows or one partition, each
+    /// its own short transaction, asking `proceed` before each: when it answers false (the lease is lost, the
+    /// worker stops), the run ends there and the next one goes on from where it is.
+    func expire(_ policy: RetentionPolicy, now: Timestamp, stepRows: Int, proceed: @Sendable () async -> Bool) async throws(SinkError)
+        -> RetentionOutcome
+    /// What each kind's table holds now.
+    func storage() async throws(SinkError) -> [EventKind: StorageReport]
+}
+
+/// What one retention run removed.
+public struct RetentionOutcome: Sendable, Equatable {
+    /// Rows deleted, by kind (rows in dropped partitions are not counted here).
+    public var expiredRows: [EventKind: Int] = [:]
+    /// Day partitions dropped, by kind.
+    public var droppedPartitions: [EventKind: Int] = [:]
+    /// Whether the run got through everything (false: `proceed` stopped it).
+    public var finished = true
+
+    public init() {}
 }
 
 /// Why a store failed.

@@ -3,9 +3,10 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Shared
+import Synchronization
 
 /// Stores events in PostgreSQL through a postgres-nio connection pool: one transaction per batch, one
-/// `INSERT … SELECT … FROM unnest($1::text[], …) … ON CONFLICT (id) DO NOTHING` per table with a binary `text[]`
+/// `INSERT … SELECT … FROM unnest($1::text[], …) … ON CONFLICT (id, received_at) DO NOTHING` per table with a binary `text[]`
 /// parameter per column, so a batch of any size is one round trip per kind, the database reads each value with its
 /// type's input function (as `COPY` does) and a redelivered event never makes a second row.
 ///
@@ -17,30 +18,45 @@ final class PostgresSink: EventSink, Service {
     /// Each call must finish within this, or the database counts as unavailable (the pool would otherwise
     /// wait a long time for a connection to a server that is down).
     let timeout: Duration
-    private let logger = Logger(label: "operyn.postgres")
+    let logger = Logger(label: "operyn.postgres")
 
-    /// Versioned migrations; each runs once, in order, under an advisory lock so workers starting together
-    /// do not race.
-    static let migrations: [String] = [
-        """
-        CREATE TABLE logs (
-            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, level text NOT NULL, message text NOT NULL,
-            timestamp timestamptz NOT NULL, trace_id text, span_id text, metadata jsonb, received_at timestamptz NOT NULL
-        );
-        CREATE INDEX logs_org_service_time ON logs (org_id, service, timestamp);
-        CREATE INDEX logs_org_time ON logs (org_id, timestamp);
-        CREATE TABLE metrics (
-            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, name text NOT NULL, value double precision NOT NULL,
-            unit text NOT NULL, timestamp timestamptz NOT NULL, labels jsonb, received_at timestamptz NOT NULL
-        );
-        CREATE INDEX metrics_org_service_name_time ON metrics (org_id, service, name, timestamp);
-        CREATE TABLE deployments (
-            id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, version text NOT NULL, environment text NOT NULL,
-            git_hash text, timestamp timestamptz NOT NULL, metadata jsonb, received_at timestamptz NOT NULL
-        );
-        CREATE INDEX deployments_org_service_time ON deployments (org_id, service, timestamp);
-        """
+    /// Versioned migrations, each a list of statements; each runs once, in order, in one transaction, under an
+    /// advisory lock so workers starting together do not race.
+    static let migrations: [[String]] = [
+        statements(
+            """
+            CREATE TABLE logs (
+                id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, level text NOT NULL, message text NOT NULL,
+                timestamp timestamptz NOT NULL, trace_id text, span_id text, metadata jsonb, received_at timestamptz NOT NULL
+            );
+            CREATE INDEX logs_org_service_time ON logs (org_id, service, timestamp);
+            CREATE INDEX logs_org_time ON logs (org_id, timestamp);
+            CREATE TABLE metrics (
+                id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, name text NOT NULL, value double precision NOT NULL,
+                unit text NOT NULL, timestamp timestamptz NOT NULL, labels jsonb, received_at timestamptz NOT NULL
+            );
+            CREATE INDEX metrics_org_service_name_time ON metrics (org_id, service, name, timestamp);
+            CREATE TABLE deployments (
+                id uuid PRIMARY KEY, org_id text NOT NULL, service text NOT NULL, version text NOT NULL, environment text NOT NULL,
+                git_hash text, timestamp timestamptz NOT NULL, metadata jsonb, received_at timestamptz NOT NULL
+            );
+            CREATE INDEX deployments_org_service_time ON deployments (org_id, service, timestamp);
+            """),
+        // 2: each kind's table partitioned by the UTC day of `received_at`, the unique key `(id, received_at)`. The
+        // table of migration 1 becomes the partition of the days its rows span (no row is copied; a table without
+        // rows is dropped), and a default partition catches what no day partition takes (a safety net: workers make
+        // each day's partition before a batch needs it). Logs gain a `trace_id` index; deployments are indexed by
+        // service and environment.
+        [PartitionSQL.catalog, PartitionSQL.ensure, PartitionSQL.adopt]
+            + EventKind.allCases.flatMap { kind in
+                PartitionSQL.partitioned(kind, indexes: PartitionSQL.indexes[kind]!, before: PartitionSQL.formerIndexes[kind]!)
+            },
     ]
+
+    /// The statements of `sql`, split at each `;`.
+    private static func statements(_ sql: String) -> [String] {
+        sql.split(separator: ";").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    }
 
     /// Column types of each table, in the order `forEachColumn` visits them, from each kind's description.
     static let recordTypes: [EventKind: String] = Dictionary(
@@ -91,8 +107,7 @@ final class PostgresSink: EventSink, Service {
                     }
                     for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
                         try await connection.withTransaction(logger: self.logger) { transaction in
-                            for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) })
-                            where !statement.isEmpty {
+                            for statement in migration {
                                 try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
                             }
                             try await transaction.query("INSERT INTO schema_migrations (version) VALUES (\(index + 1))", logger: self.logger)
@@ -113,7 +128,7 @@ final class PostgresSink: EventSink, Service {
     }
 
     /// `INSERT INTO <table> (<columns>) SELECT <each column cast to its type> FROM unnest($1::text[], …) AS r(<columns>)
-    /// ON CONFLICT (id) DO NOTHING`: one binary `text[]` parameter per column.
+    /// ON CONFLICT (id, received_at) DO NOTHING`: one binary `text[]` parameter per column.
     static let insertStatements: [EventKind: String] = Dictionary(
         uniqueKeysWithValues: EventKind.allCases.map { kind in
             let typed = recordTypes[kind]!.split(separator: ",").map { $0.split(separator: " ", maxSplits: 1).map(String.init) }
@@ -122,7 +137,7 @@ final class PostgresSink: EventSink, Service {
             let parameters = typed.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
             return (
                 kind,
-                "INSERT INTO \(kind.rawValue) (\(names)) SELECT \(casts) FROM unnest(\(parameters)) AS r(\(names)) ON CONFLICT (id) DO NOTHING RETURNING 1"
+                "INSERT INTO \(kind.rawValue) (\(names)) SELECT \(casts) FROM unnest(\(parameters)) AS r(\(names)) ON CONFLICT (id, received_at) DO NOTHING RETURNING 1"
             )
         })
 
@@ -144,6 +159,7 @@ final class PostgresSink: EventSink, Service {
             for column in columns { bindings.append(column) }
             return PostgresQuery(unsafeSQL: Self.insertStatements[kind]!, binds: bindings)
         }
+        try await ensurePartitions(for: events)
         return try await classify {
             try await self.client.withTransaction(logger: self.logger) { connection in
                 var inserted = 0
@@ -157,12 +173,58 @@ final class PostgresSink: EventSink, Service {
 
     func close() async {}
 
+    // MARK: Day partitions
+
+    /// The UTC days (days since 1970-01-01) each kind is known to have a partition for.
+    let partitionedDays = Mutex<[EventKind: Set<Int64>]>([:])
+
+    /// Makes the partitions `events` need that are not known to exist: a worker draining an old backlog makes
+    /// past days' partitions as its batches reach them. Each is made in its own short transaction, before the
+    /// batch's, so the batch's transaction takes no lock that partition creation needs.
+    private func ensurePartitions(for events: [QueuedEvent]) async throws(SinkError) {
+        var needed: [(EventKind, Int64)] = []
+        partitionedDays.withLock { known in
+            var last: (EventKind, Int64)?
+            for event in events {
+                let day = event.receivedAt.milliseconds >= 0 ? event.receivedAt.milliseconds / 86_400_000 : (event.receivedAt.milliseconds + 1) / 86_400_000 - 1
+                let kind = event.event.kind
+                if let last, last.0 == kind, last.1 == day { continue }
+                last = (kind, day)
+                if known[kind]?.contains(day) != true, !needed.contains(where: { $0 == (kind, day) }) { needed.append((kind, day)) }
+            }
+        }
+        for (kind, day) in needed { try await ensurePartition(kind, day: day) }
+    }
+
+    /// Makes `kind`'s partition of `day` (days since 1970-01-01) unless one covers it.
+    private func ensurePartition(_ kind: EventKind, day: Int64) async throws(SinkError) {
+        let date = String(Timestamp(milliseconds: day * 86_400_000).iso8601.prefix(10))
+        let made = try await classify { () async throws -> Bool in
+            var made = false
+            for try await value in try await self.client.query(
+                "SELECT operyn_ensure_partition(\(kind.rawValue), \(date)::date)", logger: self.logger
+            ).decode(Bool.self) {
+                made = value
+            }
+            return made
+        }
+        if made { logger.info("partition made", metadata: ["kind": "\(kind.rawValue)", "day": "\(date)"]) }
+        partitionedDays.withLock { _ = $0[kind, default: []].insert(day) }
+    }
+
+    func prepareDays(around now: Timestamp) async throws(SinkError) {
+        let today = now.milliseconds / 86_400_000
+        for kind in EventKind.allCases {
+            for day in (today - 1)...(today + 2) { try await ensurePartition(kind, day: day) }
+        }
+    }
+
     /// Runs `body` within the timeout, turning what fails into a `SinkError` by `PostgresFailure`. An error that
     /// says nothing of its cause (and a timeout) is settled by the database itself: when `SELECT 1` answers and
     /// the batch fails again, the database is up and the events are what it refuses (`rejected`: the worker
     /// splits the batch and counts attempts); otherwise the database is `unavailable`. So no misread error can
     /// hold a batch forever.
-    private func classify<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(SinkError) -> T {
+    func classify<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(SinkError) -> T {
         var failure = await attempt(body)
         if case .success(let value) = failure { return value }
         if case .failure(.unknown) = failure, await probe() {

@@ -11,7 +11,7 @@ import Shared
 final class SQLiteSink: EventSink, @unchecked Sendable {
     let path: String
     private let queue = DispatchQueue(label: "operyn.sqlite")
-    private var database: OpaquePointer?
+    var database: OpaquePointer?
     private var statements: [EventKind: OpaquePointer] = [:]
     /// One row's text values, written back to back and bound in place (`SQLITE_STATIC`): reused from row to
     /// row, so binding a row allocates nothing.
@@ -44,15 +44,30 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
             git_hash TEXT, timestamp TEXT NOT NULL, metadata TEXT, received_at TEXT NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX deployments_org_service_time ON deployments (org_id, service, timestamp);
+        """,
+        // 2: retention deletes one organization's oldest rows through (org_id, received_at); logs gain a trace_id
+        // lookup; deployments are indexed by service and environment.
         """
+        CREATE INDEX logs_org_received ON logs (org_id, received_at);
+        CREATE INDEX metrics_org_received ON metrics (org_id, received_at);
+        CREATE INDEX deployments_org_received ON deployments (org_id, received_at);
+        CREATE INDEX logs_org_trace ON logs (org_id, trace_id) WHERE trace_id IS NOT NULL;
+        DROP INDEX deployments_org_service_time;
+        CREATE INDEX deployments_org_service_environment_time ON deployments (org_id, service, environment, timestamp);
+        """,
     ]
 
     /// How long a write waits for another connection's lock before the database counts as unavailable.
     let busyTimeoutMilliseconds: Int32
 
-    init(path: String, busyTimeoutMilliseconds: Int32 = 5_000) {
+    /// The most pages the file may hold (`PRAGMA max_page_count`; `nil`: SQLite's default, in effect none): writes
+    /// past it fail with `SQLITE_FULL`, as on a full disk.
+    let maxPageCount: Int?
+
+    init(path: String, busyTimeoutMilliseconds: Int32 = 5_000, maxPageCount: Int? = nil) {
         self.path = path
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.maxPageCount = maxPageCount
     }
 
     deinit {
@@ -78,7 +93,7 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         }
     }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable () throws(SinkError) -> T) async throws(SinkError) -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws(SinkError) -> T) async throws(SinkError) -> T {
         let result: Result<T, SinkError> = await withCheckedContinuation { continuation in
             queue.async {
                 do throws(SinkError) {
@@ -100,7 +115,7 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
 
     // MARK: On `queue`
 
-    private func openAndMigrate() throws(SinkError) {
+    func openAndMigrate() throws(SinkError) {
         if database == nil {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -123,8 +138,12 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
             }
             database = handle
             sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+            // A new file releases the pages retention frees (`PRAGMA incremental_vacuum`); this must be said before
+            // its first table.
+            if try integer("SELECT count(*) FROM sqlite_master") == 0 { try execute("PRAGMA auto_vacuum=INCREMENTAL;") }
             // A 64 MiB page cache and memory-mapped reads keep index pages in memory between batches.
             try execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;")
+            if let maxPageCount { try execute("PRAGMA max_page_count=\(maxPageCount);") }
         }
         try execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);")
         let applied = try currentVersion()
@@ -144,6 +163,24 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
                 throw error
             }
         }
+        // A file made before retention did not release freed pages: one VACUUM turns that on (it rewrites the
+        // file, so it runs once, at the first start of this release; freed pages are reused meanwhile).
+        if try integer("PRAGMA auto_vacuum") == 0 {
+            do throws(SinkError) {
+                try execute("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
+            } catch {
+                FileHandle.standardError.write(Data("operyn-worker: SQLite VACUUM for incremental vacuum postponed: \(error.message)\n".utf8))
+            }
+        }
+    }
+
+    /// The first column of the first row of `sql`, as an integer.
+    func integer(_ sql: String) throws(SinkError) -> Int {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK else { throw failure("run \(sql)") }
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { throw failure("run \(sql)") }
+        return Int(sqlite3_column_int64(statement, 0))
     }
 
     private func currentVersion() throws(SinkError) -> Int {
@@ -233,7 +270,7 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         }
     }
 
-    private func execute(_ sql: String) throws(SinkError) {
+    func execute(_ sql: String) throws(SinkError) {
         var message: UnsafeMutablePointer<CChar>?
         let status = sqlite3_exec(database, sql, nil, nil, &message)
         if status != SQLITE_OK {
@@ -243,7 +280,7 @@ final class SQLiteSink: EventSink, @unchecked Sendable {
         }
     }
 
-    private func failure(_ action: String, status: Int32? = nil) -> SinkError {
+    func failure(_ action: String, status: Int32? = nil) -> SinkError {
         let code = status ?? sqlite3_errcode(database)
         return SinkError(code: Self.code(code), message: "SQLite could not \(action): \(String(cString: sqlite3_errmsg(database)))")
     }

@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Shared
 import Sinks
 
-/// The worker's services: the consumer, the lag monitor, and (unless its port is 0) the HTTP endpoint
+/// The worker's services: the consumer, the lag monitor, retention, and (unless its port is 0) the HTTP endpoint
 /// with `/metrics`, `/health/live` and `/health/ready`.
 func buildServices(
     _ configuration: WorkerConfiguration, commands: RedisClient, reader: RedisClient, sink: any EventSink,
@@ -28,7 +28,10 @@ func buildServices(
             metrics.backlogEvents[kind]?.record(backlog.lagEvents(kind) + backlog.pendingEvents(kind))
         }
     }
-    services += [consumer, lagMonitor]
+    let retention = RetentionRunner(
+        redis: commands, keys: configuration.keys, sink: sink, settings: configuration.retention, holder: configuration.consumer.consumer,
+        metrics: metrics, logger: logger)
+    services += [consumer, lagMonitor, retention]
     if configuration.metricsPort != 0 {
         let router = Router()
         router.get("health/live") { _, _ in #"{"status":"ok"}"# }

@@ -24,6 +24,8 @@ struct WorkerConfiguration: Sendable {
     /// `OPERYN_SHUTDOWN_GRACE_SECONDS` (10): after `SIGTERM`, how long the batch in hand may take to finish before it is
     /// abandoned unacknowledged.
     var shutdownGraceSeconds = 10
+    /// Retention: the default and how the runs go.
+    var retention = RetentionSettings()
     /// Reading, claiming and retrying.
     var consumer = ConsumerSettings(consumer: WorkerConfiguration.defaultConsumerName)
 
@@ -37,7 +39,7 @@ struct WorkerConfiguration: Sendable {
             "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
             "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS", "OPERYN_METRICS_MAX_ORGS", "OPERYN_METRICS_ORG_MIN_EVENTS",
-        ] + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
+        ] + RetentionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
 
@@ -64,6 +66,30 @@ struct WorkerConfiguration: Sendable {
         consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)
         consumer.startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: consumer.startupTimeoutSeconds, in: 0...86_400)
         consumer.databaseURL = SinkFactory.redacted(databaseURL)
+        retention = try RetentionSettings(reader)
         shutdownGraceSeconds = try reader.integer("OPERYN_SHUTDOWN_GRACE_SECONDS", default: shutdownGraceSeconds, in: 1...3_600)
+    }
+}
+
+/// How the worker expires stored events (`RetentionRunner`).
+struct RetentionSettings: Sendable, Equatable {
+    /// `OPERYN_RETENTION_DAYS` (unset: for ever): days events are kept unless an organization's override says
+    /// otherwise.
+    var defaultDays: Int?
+    /// `OPERYN_RETENTION_INTERVAL_SECONDS` (300): how often a worker tries to run retention (one at a time does).
+    var intervalSeconds = 300
+    /// `OPERYN_RETENTION_STEP_ROWS` (5000): rows one delete step removes, each step its own transaction.
+    var stepRows = 5_000
+
+    static let variables = ["OPERYN_RETENTION_DAYS", "OPERYN_RETENTION_INTERVAL_SECONDS", "OPERYN_RETENTION_STEP_ROWS"]
+
+    init() {}
+
+    init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        if reader.string("OPERYN_RETENTION_DAYS") != nil {
+            defaultDays = try reader.integer("OPERYN_RETENTION_DAYS", default: 0, in: 1...RetentionPolicy.maximumDays)
+        }
+        intervalSeconds = try reader.integer("OPERYN_RETENTION_INTERVAL_SECONDS", default: intervalSeconds, in: 1...86_400)
+        stepRows = try reader.integer("OPERYN_RETENTION_STEP_ROWS", default: stepRows, in: 100...1_000_000)
     }
 }

@@ -18,6 +18,11 @@ final class WorkerMetrics: Sendable {
     /// `operyn_worker_commit_duration_seconds`: one database transaction.
     let commitDuration: Timer
     /// `operyn_stream_lag{kind}` and `operyn_stream_pending{kind}`, in entries.
+    /// Rows removed by retention's deletes, and day partitions it dropped, by kind.
+    let retentionExpiredRows: [EventKind: Counter]
+    let retentionDroppedPartitions: [EventKind: Counter]
+    /// Retention runs this worker finished (`outcome="finished"`), stopped (`"stopped"`) or failed (`"failed"`).
+    let retentionRuns: [String: Counter]
     let lag: [EventKind: Gauge]
     let pending: [EventKind: Gauge]
     /// `operyn_stream_backlog_events{kind}`: lag plus pending in events (estimated from the newest entries' counts).
@@ -29,6 +34,18 @@ final class WorkerMetrics: Sendable {
         deadLettered = Counter(label: "operyn_worker_dead_lettered_total", dimensions: [], factory: factory)
         batchDuration = Timer(label: "operyn_worker_batch_duration_seconds", dimensions: [], factory: factory)
         commitDuration = Timer(label: "operyn_worker_commit_duration_seconds", dimensions: [], factory: factory)
+        var expired: [EventKind: Counter] = [:]
+        var dropped: [EventKind: Counter] = [:]
+        for kind in EventKind.allCases {
+            expired[kind] = Counter(label: "operyn_worker_retention_expired_rows_total", dimensions: [("kind", kind.rawValue)], factory: factory)
+            dropped[kind] = Counter(label: "operyn_worker_retention_dropped_partitions_total", dimensions: [("kind", kind.rawValue)], factory: factory)
+        }
+        retentionExpiredRows = expired
+        retentionDroppedPartitions = dropped
+        retentionRuns = Dictionary(
+            uniqueKeysWithValues: ["finished", "stopped", "failed"].map {
+                ($0, Counter(label: "operyn_worker_retention_runs_total", dimensions: [("outcome", $0)], factory: factory))
+            })
         var lag: [EventKind: Gauge] = [:]
         var pending: [EventKind: Gauge] = [:]
         var backlogEvents: [EventKind: Gauge] = [:]

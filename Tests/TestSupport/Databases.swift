@@ -76,3 +76,20 @@ public enum PostgresTestDatabase {
         return components
     }
 }
+
+/// Runs `sql` (statements separated by `;`) on a SQLite file, making it when missing.
+public func sqliteExecute(path: String, _ sql: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    var database: OpaquePointer?
+    guard sqlite3_open_v2(path, &database, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK else {
+        sqlite3_close_v2(database)
+        throw TestSetupError("cannot open \(path)")
+    }
+    defer { sqlite3_close_v2(database) }
+    var message: UnsafeMutablePointer<CChar>?
+    guard sqlite3_exec(database, sql, nil, nil, &message) == SQLITE_OK else {
+        let text = message.map { String(cString: $0) } ?? "?"
+        sqlite3_free(message)
+        throw TestSetupError("SQLite: \(text)")
+    }
+}

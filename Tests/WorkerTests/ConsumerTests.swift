@@ -301,6 +301,16 @@ struct RefusingSink: EventSink {
     }
 
     func close() async { await inner.close() }
+
+    func prepareDays(around now: Timestamp) async throws(SinkError) { try await inner.prepareDays(around: now) }
+
+    func expire(_ policy: RetentionPolicy, now: Timestamp, stepRows: Int, proceed: @Sendable () async -> Bool) async throws(SinkError)
+        -> RetentionOutcome
+    {
+        try await inner.expire(policy, now: now, stepRows: stepRows, proceed: proceed)
+    }
+
+    func storage() async throws(SinkError) -> [EventKind: StorageReport] { try await inner.storage() }
 }
 
 @Suite("Worker into both engines")

@@ -13,7 +13,7 @@ struct SinkTests {
         let target = try await SinkUnderTest.make(engine)
         try await target.sink.prepare()
         try await target.sink.prepare()
-        #expect(try await target.query("SELECT CAST(MAX(version) AS TEXT), CAST(COUNT(*) AS TEXT) FROM schema_migrations") == [["1", "1"]])
+        #expect(try await target.query("SELECT CAST(MAX(version) AS TEXT), CAST(COUNT(*) AS TEXT) FROM schema_migrations") == [["2", "2"]])
 
         let log = Sample.log(org: "org_a")
         let metric = Sample.metric()
@@ -90,7 +90,7 @@ struct SinkTests {
             }
             try await group.waitForAll()
         }
-        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM schema_migrations") == [["1"]])
+        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM schema_migrations") == [[String(SQLiteSink.migrations.count)]])
         for sink in sinks { await sink.close() }
     }
 

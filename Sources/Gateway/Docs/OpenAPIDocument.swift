@@ -186,8 +186,11 @@ enum OpenAPIDocument {
         /// A string without U+0000, as a pattern.
         static let noNULPattern: JSONValue = "^[^\\u0000]*$"
 
-        func text(_ description: String, required: Bool = false) -> JSONValue {
-            let description = JSONValue.string("\(description); at most \(limits.maxStringBytes) UTF-8 bytes\(Self.noNUL)")
+        /// A text field; `indexed`: one the stores index, bounded by `EventLimits.maxIndexedBytes`.
+        func text(_ description: String, required: Bool = false, indexed: Bool = false) -> JSONValue {
+            let bytes = indexed ? limits.maxIndexedBytes : limits.maxStringBytes
+            let maxString = JSONValue.number(String(bytes))
+            let description = JSONValue.string("\(description); at most \(bytes) UTF-8 bytes\(Self.noNUL)")
             return required
                 ? ["type": "string", "description": description, "minLength": 1, "maxLength": maxString, "pattern": Self.noNULPattern]
                 : ["type": ["string", "null"], "description": description, "maxLength": maxString, "pattern": Self.noNULPattern]
@@ -235,7 +238,7 @@ enum OpenAPIDocument {
         func service(_ description: String) -> JSONValue {
             [
                 "type": "string", "description": .string("\(description); whitespace is trimmed, so it must not be blank\(Self.noNUL)"), "minLength": 1,
-                "maxLength": maxString, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+                "maxLength": .number(String(limits.maxIndexedBytes)), "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
             ]
         }
 
@@ -250,7 +253,7 @@ enum OpenAPIDocument {
                         "pattern": Self.noNULPattern,
                     ],
                     "timestamp": timestamp,
-                    "traceId": text("Distributed trace ID for correlation"),
+                    "traceId": text("Distributed trace ID for correlation", indexed: true),
                     "spanId": text("Span ID within the trace"),
                     "metadata": metadata("Arbitrary key-value pairs (region, env, team, etc.)"),
                 ],
@@ -262,7 +265,7 @@ enum OpenAPIDocument {
                 "type": "object", "required": Self.required(.metrics),
                 "properties": [
                     "service": service("Name of the originating service"),
-                    "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true),
+                    "name": text("Metric name (e.g. http_5xx_rate, cpu_utilization)", required: true, indexed: true),
                     "value": ["type": "number", "description": "Numeric value of the metric (finite)"],
                     "unit": [
                         "type": "string",
@@ -285,7 +288,7 @@ enum OpenAPIDocument {
                 "properties": [
                     "service": service("Name of the service being deployed"),
                     "version": text("Version or tag being deployed (e.g. v1.2.3)", required: true),
-                    "environment": text("Environment (e.g. production, staging)", required: true),
+                    "environment": text("Environment (e.g. production, staging)", required: true, indexed: true),
                     "gitHash": text("Git commit hash"),
                     "timestamp": timestamp,
                     "metadata": metadata("Additional deployment context"),

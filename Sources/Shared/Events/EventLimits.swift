@@ -10,6 +10,13 @@ public struct EventLimits: Sendable, Equatable {
     public var maxMessageBytes: Int = 256 << 10
     /// Longest other string, keys and values inside `metadata` and `labels` included, in UTF-8 bytes (`OPERYN_MAX_STRING_BYTES`, 1 KiB).
     public var maxStringBytes: Int = 1 << 10
+    /// The most bytes a text that a store indexes may have (`service`, a metric's `name`, a deployment's
+    /// `environment`, a log's `traceId`), whatever `maxStringBytes` says: so no accepted event makes an index row
+    /// larger than PostgreSQL's btree takes (2 704 bytes; the widest index holds the organization id, two such texts
+    /// and a timestamp).
+    public static let indexedBytesCeiling = 1 << 10
+    /// Longest indexed text, in UTF-8 bytes: `maxStringBytes`, at most `indexedBytesCeiling`.
+    public var maxIndexedBytes: Int { min(maxStringBytes, Self.indexedBytesCeiling) }
     /// Most keys in `labels` and in any object inside `metadata` (`OPERYN_MAX_OBJECT_KEYS`, 128).
     public var maxObjectKeys: Int = 128
     /// Deepest nesting of `metadata`, the object itself being level 1 (`OPERYN_MAX_OBJECT_DEPTH`, 8).

@@ -21,6 +21,8 @@ public struct EventField: Sendable, Equatable {
         case none
         /// `OPERYN_MAX_STRING_BYTES`.
         case string
+        /// `OPERYN_MAX_STRING_BYTES`, at most 1 024: a text the stores index (`EventLimits.maxIndexedBytes`).
+        case indexed
         /// `OPERYN_MAX_MESSAGE_BYTES`.
         case message
         /// An object: `OPERYN_MAX_OBJECT_KEYS`, `OPERYN_MAX_OBJECT_DEPTH`, and the string limit on its keys and values.
@@ -74,19 +76,19 @@ extension EventKind {
 
     private static let logFields =
         head + [
-            EventField("service", "service", .text, required: true, limit: .string),
+            EventField("service", "service", .text, required: true, limit: .indexed),
             EventField("level", "level", .text, required: true),
             EventField("message", "message", .text, required: true, limit: .message),
             EventField("timestamp", "timestamp", .timestamp, defaulted: true),
-            EventField("traceId", "trace_id", .text, limit: .string),
+            EventField("traceId", "trace_id", .text, limit: .indexed),
             EventField("spanId", "span_id", .text, limit: .string),
             EventField("metadata", "metadata", .json, limit: .object),
         ] + tail
 
     private static let metricFields =
         head + [
-            EventField("service", "service", .text, required: true, limit: .string),
-            EventField("name", "name", .text, required: true, limit: .string),
+            EventField("service", "service", .text, required: true, limit: .indexed),
+            EventField("name", "name", .text, required: true, limit: .indexed),
             EventField("value", "value", .double, required: true),
             EventField("unit", "unit", .text, required: true, limit: .string),
             EventField("timestamp", "timestamp", .timestamp, defaulted: true),
@@ -95,9 +97,9 @@ extension EventKind {
 
     private static let deploymentFields =
         head + [
-            EventField("service", "service", .text, required: true, limit: .string),
+            EventField("service", "service", .text, required: true, limit: .indexed),
             EventField("version", "version", .text, required: true, limit: .string),
-            EventField("environment", "environment", .text, required: true, limit: .string),
+            EventField("environment", "environment", .text, required: true, limit: .indexed),
             EventField("gitHash", "git_hash", .text, limit: .string),
             EventField("timestamp", "timestamp", .timestamp, defaulted: true),
             EventField("metadata", "metadata", .json, limit: .object),

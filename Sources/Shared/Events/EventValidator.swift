@@ -67,7 +67,7 @@ public struct EventValidator: Sendable {
                     level: level,
                     message: try fields.string("message", required: true, maxBytes: limits.maxMessageBytes)!,
                     timestamp: try fields.timestamp(now: now),
-                    traceId: try fields.string("traceId"),
+                    traceId: try fields.string("traceId", maxBytes: limits.maxIndexedBytes),
                     spanId: try fields.string("spanId"),
                     metadata: try fields.metadata("metadata")
                 ))
@@ -75,7 +75,7 @@ public struct EventValidator: Sendable {
             return .metric(
                 MetricEvent(
                     service: try fields.service(),
-                    name: try fields.string("name", required: true, nonEmpty: true)!,
+                    name: try fields.string("name", required: true, nonEmpty: true, maxBytes: limits.maxIndexedBytes)!,
                     value: try fields.number("value"),
                     unit: try fields.string("unit", required: true)!,
                     timestamp: try fields.timestamp(now: now),
@@ -86,7 +86,7 @@ public struct EventValidator: Sendable {
                 DeploymentEvent(
                     service: try fields.service(),
                     version: try fields.string("version", required: true, nonEmpty: true)!,
-                    environment: try fields.string("environment", required: true, nonEmpty: true)!,
+                    environment: try fields.string("environment", required: true, nonEmpty: true, maxBytes: limits.maxIndexedBytes)!,
                     gitHash: try fields.string("gitHash"),
                     timestamp: try fields.timestamp(now: now),
                     metadata: try fields.metadata("metadata")
@@ -106,7 +106,7 @@ extension EventValidator {
     public func checked(_ event: consuming IngestEvent, path: String, metadataChecked: Bool = false) throws(ValidationError) -> IngestEvent {
         let fields = Fields(kind: event.kind, object: .null, path: path, limits: limits)
         func service(_ raw: String) throws(ValidationError) -> String {
-            try fields.checkText(raw, at: "service", maxBytes: limits.maxStringBytes)
+            try fields.checkText(raw, at: "service", maxBytes: limits.maxIndexedBytes)
             let trimmed = Fields.trimmed(raw)
             guard !trimmed.isEmpty else { throw fields.error("service", "must not be empty") }
             return trimmed
@@ -125,14 +125,14 @@ extension EventValidator {
             log.service = try service(log.service)
             try fields.checkText(log.message, at: "message", maxBytes: limits.maxMessageBytes)
             try timestamp(log.timestamp)
-            if let traceId = log.traceId { try fields.checkText(traceId, at: "traceId", maxBytes: limits.maxStringBytes) }
+            if let traceId = log.traceId { try fields.checkText(traceId, at: "traceId", maxBytes: limits.maxIndexedBytes) }
             if let spanId = log.spanId { try fields.checkText(spanId, at: "spanId", maxBytes: limits.maxStringBytes) }
             try metadata(log.metadata)
             return .log(log)
         case .metric(var metric):
             metric.service = try service(metric.service)
             guard !metric.name.isEmpty else { throw fields.error("name", "must not be empty") }
-            try fields.checkText(metric.name, at: "name", maxBytes: limits.maxStringBytes)
+            try fields.checkText(metric.name, at: "name", maxBytes: limits.maxIndexedBytes)
             try fields.checkText(metric.unit, at: "unit", maxBytes: limits.maxStringBytes)
             guard metric.value.isFinite else { throw fields.error("value", "must be a finite number within ±1.8e308") }
             try timestamp(metric.timestamp)
@@ -148,6 +148,7 @@ extension EventValidator {
             return .metric(metric)
         case .deployment(var deployment):
             deployment.service = try service(deployment.service)
+            try fields.checkText(deployment.environment, at: "environment", maxBytes: limits.maxIndexedBytes)
             try timestamp(deployment.timestamp)
             try metadata(deployment.metadata)
             return .deployment(deployment)
@@ -195,7 +196,7 @@ private struct Fields {
     }
 
     func service() throws(ValidationError) -> String {
-        let raw = try string("service", required: true)!
+        let raw = try string("service", required: true, maxBytes: limits.maxIndexedBytes)!
         let trimmed = Self.trimmed(raw)
         guard !trimmed.isEmpty else { throw error("service", "must not be empty") }
         return trimmed

@@ -84,7 +84,7 @@ public struct RedisKeys: Sendable, Equatable {
     /// `<prefix>:org:<org>:services`: the set of services an organization has used.
     public func services(org: String) -> String { "\(prefix):org:\(self.org(org)):services" }
 
-    /// `<prefix>:org:<org>:settings`: per-organization settings (hash; field `service_limit`).
+    /// `<prefix>:org:<org>:settings`: per-organization settings (hash; fields `service_limit`, the rate limit's, `retention_days` and `retention_days:<kind>`).
     public func settings(org: String) -> String { "\(prefix):org:\(self.org(org)):settings" }
 
     /// `<prefix>:org:<org>:counts`: per-organization counters (hash; `stored:<kind>`, `rejected:<reason>`).
@@ -115,6 +115,18 @@ public struct RedisKeys: Sendable, Equatable {
     /// number), which the workers sample and publish so that gateways estimate their backlog in events without the
     /// right to read entries.
     public var backlogShape: String { "\(prefix):backlog:shape" }
+
+    /// `<prefix>:retention:orgs`: the organizations with a retention override (set), so that workers read the
+    /// overrides without scanning every organization.
+    public var retentionOrganizations: String { "\(prefix):retention:orgs" }
+
+    /// `<prefix>:retention:lease`: which worker runs retention now (string: its consumer name, with an expiry), so
+    /// one worker at a time does.
+    public var retentionLease: String { "\(prefix):retention:lease" }
+
+    /// `<prefix>:storage`: what the stores hold, as the retention run last read it (hash; `retention_days`, `at`,
+    /// `<kind>:oldest_day`, `<kind>:partitions`, `<kind>:bytes`; `StorageReport`).
+    public var storage: String { "\(prefix):storage" }
 
     /// `<prefix>:org:<org>:keys`: an organization's API keys (hash; key id → SHA-256 of the key, hex).
     public func apiKeys(org: String) -> String { "\(prefix):org:\(self.org(org)):keys" }
