@@ -6,8 +6,8 @@ import Shared
 struct OrgsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orgs",
-        abstract: "Organizations: list them, show one, set its service limit and its rate limit.",
-        subcommands: [List.self, Show.self, SetLimit.self, SetRate.self]
+        abstract: "Organizations: list them, show one, set its service limit, its rate limit and its retention.",
+        subcommands: [List.self, Show.self, SetLimit.self, SetRate.self, SetRetention.self]
     )
 
     /// The limit the workers apply without an override, as the worker reads it.
@@ -83,6 +83,52 @@ struct OrgsCommand: AsyncParsableCommand {
         }
     }
 
+    struct SetRetention: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-retention",
+            abstract:
+                "Set how many days an organization's events are kept, for every kind or one (an override of the workers' OPERYN_RETENTION_DAYS, kept in Redis).",
+            discussion:
+                "The workers apply it at their next retention run (OPERYN_RETENTION_INTERVAL_SECONDS). --clear removes the override (of --kind alone when given): the next one down applies again (the organization's for every kind, then the default)."
+        )
+
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The organization id.") var organization: String
+        @Option(help: "Only this kind: logs, metrics or deployments.") var kind: String?
+        @Option(help: "Days events are kept after they were accepted (1 to \(RetentionPolicy.maximumDays)).") var days: Int?
+        @Flag(help: "Remove the override.") var clear = false
+
+        func validate() throws {
+            if let kind, EventKind(rawValue: kind) == nil { throw ValidationError("--kind must be logs, metrics or deployments, got '\(kind)'") }
+            guard clear != (days != nil) else { throw ValidationError("give either --days N or --clear") }
+            if let days, !(1...RetentionPolicy.maximumDays).contains(days) {
+                throw ValidationError("--days must be 1 to \(RetentionPolicy.maximumDays), got \(days)")
+            }
+        }
+
+        func run() async throws {
+            let organization = try checkedOrganization(organization)
+            let kind = self.kind.flatMap(EventKind.init(rawValue:))
+            try await options.withRedis { redis in
+                let key = options.keys.settings(org: organization)
+                let field = RetentionPolicy.field(kind)
+                if let days {
+                    _ = try await redis.send(HSET(key, fields: [(field, String(days))]))
+                    _ = try await redis.send(SADD(options.keys.retentionOrganizations, members: [organization]))
+                } else {
+                    _ = try await redis.send(HDEL(key, fields: [field]))
+                    let left = try await redis.send(HMGET(key, fields: RetentionPolicy.fields)).compactMap { $0 }
+                    if left.isEmpty { _ = try await redis.send(SREM(options.keys.retentionOrganizations, members: [organization])) }
+                }
+                let storage = try await StorageSummary.read(redis: redis, keys: options.keys, organization: organization)
+                let scope = kind.map { "\($0.rawValue) of \(organization)" } ?? organization
+                options.output(
+                    .object([("org", .string(organization)), ("retention", storage.policy.json(organization: organization))]),
+                    table: (days.map { "retention of \(scope) set to \($0) days" } ?? "retention override of \(scope) removed") + "\n\n" + storage.table)
+            }
+        }
+    }
+
     struct SetRate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-rate",
@@ -148,6 +194,8 @@ struct OrganizationSummary {
     var rateLimit: RateLimit?
     /// What it sent and what became of it, today and the 30 days before (`orgs show` only).
     var usage: UsageReport?
+    /// Its retention of each kind, with what the stores hold (`orgs show` only).
+    var storage: StorageSummary?
 
     var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
     var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
@@ -180,17 +228,20 @@ struct OrganizationSummary {
         return OrganizationSummary(
             organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
             keyCount: keyCount, rateLimit: rateLimit,
-            usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil)
+            usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil,
+            storage: withUsage ? try await StorageSummary.read(redis: redis, keys: keys, organization: organization) : nil)
     }
 
     var json: JSONValue {
-        .object(
+        var extra: [(key: String, value: JSONValue)] = usage.map { [("usage", $0.json)] } ?? []
+        if let storage { extra += [("retention", storage.policy.json(organization: organization)), ("storage", storage.json)] }
+        return .object(
             [
                 ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
                 ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
                 ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
                 ("keys", .number(String(keyCount))), ("rateLimit", rateLimit?.json ?? .null),
-            ] + (usage.map { [("usage", $0.json)] } ?? []))
+            ] + extra)
     }
 
     var table: String {
@@ -212,6 +263,7 @@ struct OrganizationSummary {
                 "\n\nusage by the UTC day events were accepted (all kinds; --json has each kind):\n"
                 + Table.render(["DAY", "ACCEPTED", "RATE-LIMITED", "QUOTA-REJECTED", "STORED", "DEAD-LETTERED"], rows, empty: "(nothing in 31 days)")
         }
+        if let storage { text += "\n\n" + storage.table }
         return text
     }
 }

@@ -71,6 +71,8 @@ struct QueueStatus {
     var strays: [(key: String, length: Int)] = []
     var deadLetters: Int
     var rejected: Int
+    /// What the stores hold and keep.
+    var storage: StorageSummary
 
     static func read(redis: RedisClient, keys: RedisKeys) async throws -> QueueStatus {
         try await redis.refreshClusterMap()
@@ -92,7 +94,7 @@ struct QueueStatus {
         }
         return QueueStatus(
             streams: streams, nodes: nodes, strays: strays, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
-            rejected: try await redis.send(XLEN(keys.rejectedStream)))
+            rejected: try await redis.send(XLEN(keys.rejectedStream)), storage: try await StorageSummary.read(redis: redis, keys: keys))
     }
 
     private static func read(_ kind: EventKind, partition: Int, redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> Stream {
@@ -153,7 +155,7 @@ struct QueueStatus {
                     })
             ),
             ("otherStreams", .array(strays.map { .object([("stream", .string($0.key)), ("length", .number(String($0.length)))]) })),
-            ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))),
+            ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))), ("storage", storage.json),
         ])
     }
 
@@ -174,6 +176,8 @@ struct QueueStatus {
             Table.render(["STREAM", "CONSUMER", "PENDING", "IDLE"], consumerRows, empty: "(no consumers)"),
             "",
             "dead letters: \(deadLetters)    rejected (capped stream): \(rejected)",
+            "",
+            storage.table,
         ]
         .joined(separator: "\n") + nodeTable
     }

@@ -249,12 +249,13 @@ struct RetentionTests {
         defer { Task { await harness.cleanUp() } }
         try await harness.sink.prepare()
         _ = try await harness.sink.store(Aged.events(.logs, org: "org_a", count: 50, receivedAt: Aged.ago(10)))
+        let registry = PrometheusCollectorRegistry()
         func runner(_ name: String) -> RetentionRunner {
             var settings = RetentionSettings()
             settings.defaultDays = 3
             return RetentionRunner(
                 redis: harness.redis, keys: harness.keys, sink: harness.sink, settings: settings, holder: name,
-                metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), logger: Logger(label: "test"))
+                metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry)), logger: Logger(label: "test"))
         }
         let a = runner("worker-a")
         let b = runner("worker-b")
@@ -263,6 +264,11 @@ struct RetentionTests {
         #expect(try harness.count("logs") == 50)
         let outcome = await a.runOnce(now: Aged.now)
         #expect(outcome?.expiredRows[.logs] == 50)
+        var text: [UInt8] = []
+        registry.emit(into: &text)
+        let metrics = String(decoding: text, as: UTF8.self)
+        #expect(metrics.contains(#"operyn_worker_retention_expired_rows_total{kind="logs"} 50"#), "\(metrics)")
+        #expect(metrics.contains(#"operyn_worker_retention_runs_total{outcome="finished"} 1"#))
         #expect(try await harness.redis.send(GET(harness.keys.retentionLease)) == nil, "given up after the run")
         // The report is published for operyn-admin and GET /usage.
         let published = try await StorageReport.read(redis: harness.redis, keys: harness.keys)
@@ -283,6 +289,46 @@ struct RetentionTests {
         #expect(policy.days(organization: "org_a", kind: .metrics) == 30)
         #expect(policy.longest(.logs) == 30)
         #expect(RetentionPolicy(overrides: ["org_b": [nil: 7]]).longest(.logs) == nil, "the default keeps for ever")
+    }
+
+    /// `OPERYN_MAX_STRING_BYTES` far above 1 KiB: the indexed texts stay within 1 KiB (the gateway says so with a 400),
+    /// and the widest of them fit PostgreSQL's btree rows, so an accepted event is never dead-lettered for its index.
+    @Test func theWidestAcceptedIndexedTextsFitEveryIndex() async throws {
+        var limits = EventLimits()
+        limits.maxStringBytes = 8_192
+        let validator = EventValidator(limits: limits)
+        func text(_ bytes: Int) -> String { String((0..<bytes).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".randomElement()! }) }
+        let wide = EventLimits.indexedBytesCeiling
+        do {
+            _ = try validator.event(.logs, body: Array(#"{"service":"\#(text(wide + 1))","level":"info","message":"m"}"#.utf8))
+            Issue.record("a service past the indexed bound was accepted")
+        } catch {
+            #expect(error.message.contains("service"), "\(error.message)")
+            #expect(error.message.contains("\(wide)"), "\(error.message)")
+        }
+        #expect(throws: ValidationError.self) {
+            try validator.event(.deployments, body: Array(#"{"service":"s","version":"v","environment":"\#(text(wide + 1))"}"#.utf8))
+        }
+        let org = String(repeating: "o", count: 64)
+        let events = [
+            QueuedEvent(
+                id: UUID().uuidString.lowercased(), org: org, receivedAt: .now,
+                event: try validator.event(
+                    .logs, body: Array(#"{"service":"\#(text(wide))","level":"info","message":"m","traceId":"\#(text(wide))"}"#.utf8))),
+            QueuedEvent(
+                id: UUID().uuidString.lowercased(), org: org, receivedAt: .now,
+                event: try validator.event(.metrics, body: Array(#"{"service":"\#(text(wide))","name":"\#(text(wide))","value":1,"unit":"u"}"#.utf8))),
+            QueuedEvent(
+                id: UUID().uuidString.lowercased(), org: org, receivedAt: .now,
+                event: try validator.event(
+                    .deployments, body: Array(#"{"service":"\#(text(wide))","version":"\#(text(8_000))","environment":"\#(text(wide))"}"#.utf8))),
+        ]
+        for engine in SinkEngine.allCases {
+            let target = try await SinkUnderTest.make(engine)
+            try await target.sink.prepare()
+            #expect(try await target.sink.store(events) == 3, "\(engine)")
+            await target.close()
+        }
     }
 
     @Test func aFullSQLiteFileIsUnavailableAndRetentionFreesIt() async throws {

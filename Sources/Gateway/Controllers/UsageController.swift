@@ -65,10 +65,13 @@ struct UsageController {
                     ("remaining", .object(remaining)),
                 ])
             }
+            let published = try await redis.send(HGET(keys.storage, field: "retention_days")).flatMap { Int($0) }
+            let retention = try await RetentionPolicy.read(redis: redis, keys: keys, organization: organization, defaultDays: published)
             let body: JSONValue = .object([
                 ("org", .string(organization)),
                 ("services", .object([("used", .array(services.map { .string($0) })), ("limit", .number(String(serviceLimit)))])),
                 ("rateLimit", rate),
+                ("retention", retention.json(organization: organization)),
                 ("days", report.json),
             ])
             var bytes: [UInt8] = []

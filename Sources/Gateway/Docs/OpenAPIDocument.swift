@@ -134,8 +134,14 @@ enum OpenAPIDocument {
                 "type": "object", "required": ["logs", "metrics", "deployments"],
                 "properties": ["logs": ["type": "integer"], "metrics": ["type": "integer"], "deployments": ["type": "integer"]],
             ],
+            "Retention": [
+                "type": "object", "required": ["days", "source"],
+                "properties": [
+                    "days": ["type": ["integer", "null"], "minimum": 1], "source": ["type": "string", "enum": ["default", "organization", "kind"]],
+                ],
+            ],
             "Usage": [
-                "type": "object", "required": ["org", "services", "rateLimit", "days"],
+                "type": "object", "required": ["org", "services", "rateLimit", "retention", "days"],
                 "properties": [
                     "org": ["type": "string"],
                     "services": [
@@ -149,6 +155,15 @@ enum OpenAPIDocument {
                             "eventsPerSecond": ["type": "integer"], "eventsBurst": ["type": "integer"], "bytesPerSecond": ["type": "integer"],
                             "bytesBurst": ["type": "integer"],
                             "remaining": ["type": "object", "properties": ["events": ["type": "integer"], "bytes": ["type": "integer"]]],
+                        ],
+                    ],
+                    "retention": [
+                        "description":
+                            "How long each kind of the organization's events is kept after it was accepted: days (null: for ever) and where that comes from (default: the workers' OPERYN_RETENTION_DAYS; organization or kind: an override)",
+                        "type": "object", "required": ["logs", "metrics", "deployments"],
+                        "properties": [
+                            "logs": ["$ref": "#/components/schemas/Retention"], "metrics": ["$ref": "#/components/schemas/Retention"],
+                            "deployments": ["$ref": "#/components/schemas/Retention"],
                         ],
                     ],
                     "days": [

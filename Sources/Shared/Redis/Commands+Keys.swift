@@ -62,6 +62,18 @@ public struct SADD: RedisCommand {
     public func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("SADD") }
 }
 
+/// `SREM key member ...`: answers how many members were removed.
+public struct SREM: RedisCommand {
+    public var arguments: [[UInt8]]
+
+    /// Removes `members` from the set `key`.
+    public init(_ key: String, members: [String]) {
+        arguments = [Array("SREM".utf8), Array(key.utf8)] + members.map { Array($0.utf8) }
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("SREM") }
+}
+
 /// `SISMEMBER key member`.
 public struct SISMEMBER: RedisCommand {
     public var arguments: [[UInt8]]
