@@ -14,6 +14,10 @@
 # to show a change does not regress the worker; B is then the baseline).
 # PG_TLS_B=1 starts PostgreSQL with TLS on (a throwaway CA from scripts/make-test-certs.sh) and runs every round
 # twice: A with sslmode=disable, B with sslmode=require (the TLS goal: B >= 0.9 x A).
+# RETENTION_B=1 runs every round twice: B with a million rows of an organization whose retention (1 day, an
+# override) has passed already in the database, and the workers running retention every second, so that bounded
+# deletes expire them while the workers drain (the goal: B >= 0.8 x A); it prints how many were left at the end.
+# For PostgreSQL it then times dropping a day partition of a million rows (the goal: under a second).
 # PER_ENTRY (default 100) is how many events each preloaded stream entry holds: chunks as batch requests make them;
 # PER_ENTRY=1 preloads one format-1 entry per event, as gateways before chunks wrote (what an older
 # BASELINE_WORKER can read).
@@ -29,9 +33,10 @@ rounds=${4:-3}
 
 build_release
 variants=(A)
-[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] || [ -n "${PG_TLS_B:-}" ] && variants=(A B)
+[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] || [ -n "${PG_TLS_B:-}" ] || [ -n "${RETENTION_B:-}" ] && variants=(A B)
 b_label=${BASELINE_WORKER:+the baseline $BASELINE_WORKER}
 [ -n "${PG_TLS_B:-}" ] && b_label="PostgreSQL with sslmode=require"
+[ -n "${RETENTION_B:-}" ] && b_label="with retention expiring 1 000 000 rows during the drain"
 b_label=${b_label:-with ${WORKER_ENV_B:-}}
 
 with_scratch wkbench
@@ -65,6 +70,37 @@ backlog() {
         awk '/^pending$/ {getline; t += $1} /^lag$/ {getline; t += $1} END {print t + 0}'
 }
 
+# sql ENGINE DB SQL: runs SQL on the round's database.
+sql() {
+    case $1 in
+        sqlite) sqlite3 "$work/$2/operyn.sqlite" "$3" ;;
+        postgres) psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench${2#postgres-}" -qtAc "$3" ;;
+    esac
+}
+
+# expiring ENGINE DB DATABASE_URL PREFIX: makes the round's schema (a worker started on an empty prefix), loads a
+# million logs of the organization `expiring` accepted three days ago, and gives it a retention of one day.
+expiring() {
+    local engine=$1 db=$2 database=$3 prefix=$4
+    OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX="$prefix-schema" OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
+        OPERYN_LOG_LEVEL=warning "$bin/operyn-worker" 2>>"$work/worker.log" &
+    local pid=$!
+    until [ "$(sql "$engine" "$db" "SELECT COUNT(*) FROM schema_migrations" 2>/dev/null)" = 2 ]; do sleep 0.2; done
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    case $engine in
+        sqlite) sql sqlite "$db" "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1000000)
+            INSERT INTO logs (id, org_id, service, level, message, timestamp, received_at)
+            SELECT printf('00000000-0000-4000-8000-%012d', n), 'expiring', 'api', 'info', 'an expired event of some length ' || n,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days') FROM g" ;;
+        postgres) sql postgres "$db" "SELECT operyn_ensure_partition('logs', (now() - interval '3 days')::date);
+            INSERT INTO logs (id, org_id, service, level, message, timestamp, received_at)
+            SELECT gen_random_uuid(), 'expiring', 'api', 'info', 'an expired event of some length ' || n, now() - interval '3 days',
+                now() - interval '3 days' FROM generate_series(1, 1000000) n" >/dev/null ;;
+    esac
+    redis-cli -p "$redis_port" hset "$prefix:org:expiring:settings" retention_days 1 >/dev/null
+    redis-cli -p "$redis_port" sadd "$prefix:retention:orgs" expiring >/dev/null
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 for engine in $engines; do
@@ -91,6 +127,11 @@ for engine in $engines; do
                 fi
                 ;;
         esac
+        if [ "$variant" = B ] && [ -n "${RETENTION_B:-}" ]; then
+            echo "[$engine] loading 1 000 000 rows whose retention has passed…"
+            expiring "$engine" "$db" "$database" "$prefix"
+            extra=(OPERYN_RETENTION_INTERVAL_SECONDS=1)
+        fi
         echo "[$engine] preloading $count events, ${PER_ENTRY:-100} per entry…"
         "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
         # Start from a settled Redis: rewrite the AOF the preload grew now, so that rewriting the preloaded
@@ -123,10 +164,10 @@ for engine in $engines; do
             kill -TERM "$pid"
         done
         for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-        case $engine in
-            sqlite) rows=$(sqlite3 "$work/$db/operyn.sqlite" "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
-            postgres) rows=$(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$suffix" -tAc "SELECT (SELECT COUNT(*) FROM logs) + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)") ;;
-        esac
+        rows=$(sql "$engine" "$db" "SELECT (SELECT COUNT(*) FROM logs WHERE org_id <> 'expiring') + (SELECT COUNT(*) FROM metrics) + (SELECT COUNT(*) FROM deployments)")
+        if [ "$variant" = B ] && [ -n "${RETENTION_B:-}" ]; then
+            echo "[$engine] expired rows left when the drain ended: $(sql "$engine" "$db" "SELECT COUNT(*) FROM logs WHERE org_id = 'expiring'") of 1000000"
+        fi
         seconds=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
         rate=$(awk -v n="$count" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
         # Where Redis spent its time for the workers (microseconds of its one main thread, per command).
@@ -142,7 +183,7 @@ for engine in $engines; do
                 sqlite) ceiling=$("$bin/operyn-sink-ceiling" "sqlite:$work/ceiling-$suffix/operyn.sqlite" "$count") ;;
                 postgres)
                     pg=(psql -h 127.0.0.1 -p "$pg_port" -U operyn -d "bench$suffix" -q)
-                    for table in logs metrics deployments; do "${pg[@]}" -c "\\copy $table TO '$work/$table.csv' CSV"; done
+                    for table in logs metrics deployments; do "${pg[@]}" -c "\\copy (SELECT * FROM $table) TO '$work/$table.csv' CSV"; done
                     "${pg[@]}" -c "TRUNCATE logs, metrics, deployments"
                     copy_start=$(date +%s.%N)
                     for table in logs metrics deployments; do "${pg[@]}" -c "\\copy $table FROM '$work/$table.csv' CSV"; done
@@ -164,6 +205,19 @@ for engine in $engines; do
     if [ "${#variants[@]}" -gt 1 ]; then
         b=$(printf '%s\n' ${rates_of[B]} | median)
         echo "[$engine] $b_label: median $b events/s; this build / B = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+    fi
+    if [ "$engine" = postgres ] && [ -n "${RETENTION_B:-}" ]; then
+        # Dropping a day partition of a million rows, as retention does (the catalog row with it).
+        db="postgres-${rounds}a"
+        sql postgres "$db" "SELECT operyn_ensure_partition('logs', '2020-01-01');
+            INSERT INTO logs (id, org_id, service, level, message, timestamp, received_at)
+            SELECT gen_random_uuid(), 'old', 'api', 'info', 'an old event of some length ' || n, '2020-01-01', timestamptz '2020-01-01 00:00:00+00' + n * interval '50 ms'
+            FROM generate_series(1, 1000000) n; CHECKPOINT" >/dev/null
+        echo "[$engine] a day partition of $(sql postgres "$db" "SELECT COUNT(*) FROM logs_p20200101") rows, $(sql postgres "$db" "SELECT pg_size_pretty(pg_total_relation_size('logs_p20200101'))")"
+        drop_start=$(date +%s.%N)
+        sql postgres "$db" "BEGIN; SET LOCAL lock_timeout = '50ms'; DROP TABLE logs_p20200101; DELETE FROM operyn_partitions WHERE name = 'logs_p20200101'; COMMIT"
+        drop_end=$(date +%s.%N)
+        echo "[$engine] dropped it in $(awk -v s="$drop_start" -v e="$drop_end" 'BEGIN {printf "%.3f", e - s}') s (psql's start included; the goal: under 1 s)"
     fi
     unset rates_of
 done

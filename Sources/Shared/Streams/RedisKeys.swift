@@ -120,8 +120,8 @@ public struct RedisKeys: Sendable, Equatable {
     /// overrides without scanning every organization.
     public var retentionOrganizations: String { "\(prefix):retention:orgs" }
 
-    /// `<prefix>:retention:lease`: which worker runs retention now (string: its consumer name, with an expiry), so
-    /// one worker at a time does.
+    /// `<prefix>:retention:lease`: which worker runs retention now (hash; field `holder`: its consumer name; with an
+    /// expiry), so one worker at a time does.
     public var retentionLease: String { "\(prefix):retention:lease" }
 
     /// `<prefix>:storage`: what the stores hold, as the retention run last read it (hash; `retention_days`, `at`,

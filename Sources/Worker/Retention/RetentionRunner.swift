@@ -12,20 +12,23 @@ import Sinks
 /// killed mid-step leaves the lease to expire; the next run, of whichever worker, goes on where the steps stopped
 /// (every step is its own transaction, so none is left half done).
 struct RetentionRunner: Service {
-    /// KEYS[1] the lease; ARGV[1] the holder, ARGV[2] its life in ms. Takes or renews the lease; 1 when held.
+    /// KEYS[1] the lease; ARGV[1] the holder, ARGV[2] its life in ms. Takes or renews the lease; 1 when held. A hash
+    /// (field `holder`), so the worker's Redis user needs no `SET` or `DEL`, which could clobber a stream.
     static let acquire = RedisScript(
         """
-        local holder = redis.call('GET', KEYS[1])
+        local holder = redis.call('HGET', KEYS[1], 'holder')
         if holder and holder ~= ARGV[1] then return 0 end
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
         return 1
         """
     )
 
-    /// KEYS[1] the lease; ARGV[1] the holder. Gives the lease up if it is still this holder's.
+    /// KEYS[1] the lease; ARGV[1] the holder. Gives the lease up if it is still this holder's (the hash goes with its
+    /// last field).
     static let release = RedisScript(
         """
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'holder') end
         return 0
         """
     )
