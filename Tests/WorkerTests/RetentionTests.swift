@@ -331,6 +331,30 @@ struct RetentionTests {
         }
     }
 
+    /// Day after day of the same volume under a retention that holds: the file stops growing (freed pages are
+    /// reused, and released by incremental vacuum).
+    @Test func aSQLiteFileStopsGrowingOnceRetentionHolds() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-steady-\(UUID().uuidString)/operyn.sqlite").path
+        let sink = SQLiteSink(path: path)
+        try await sink.prepare()
+        let policy = RetentionPolicy(defaultDays: 2)
+        var sizes: [Int] = []
+        for day in 0..<8 {
+            let now = Timestamp(milliseconds: Aged.now.milliseconds + Int64(day) * Aged.day)
+            for batch in 0..<5 {
+                _ = try await sink.store(
+                    Aged.events(.logs, org: "org_a", count: 400, receivedAt: now, message: "\(day)-\(batch)-\(String(repeating: "z", count: 300))"))
+            }
+            _ = try await sink.expire(policy, now: now, stepRows: 500, proceed: Aged.proceed)
+            let pages = try sqliteQuery(path: path, "PRAGMA page_count")
+            sizes.append(Int(pages[0][0]!)!)
+        }
+        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM logs") == [["4000"]], "two days of rows")
+        // From the third day on, each day's rows take the pages the expired day left.
+        #expect(sizes[7] <= sizes[3] + sizes[3] / 10, "pages per day: \(sizes)")
+        await sink.close()
+    }
+
     @Test func aFullSQLiteFileIsUnavailableAndRetentionFreesIt() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-full-\(UUID().uuidString)/operyn.sqlite").path
         let sink = SQLiteSink(path: path, maxPageCount: 800)
