@@ -349,7 +349,8 @@ struct RetentionTests {
             let pages = try sqliteQuery(path: path, "PRAGMA page_count")
             sizes.append(Int(pages[0][0]!)!)
         }
-        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM logs") == [["4000"]], "two days of rows")
+        // Kept: rows received at or after two days before the last day's clock: that day's and the two before.
+        #expect(try sqliteQuery(path: path, "SELECT COUNT(*) FROM logs") == [["6000"]])
         // From the third day on, each day's rows take the pages the expired day left.
         #expect(sizes[7] <= sizes[3] + sizes[3] / 10, "pages per day: \(sizes)")
         await sink.close()
