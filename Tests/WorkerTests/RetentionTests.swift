@@ -387,11 +387,10 @@ struct RetentionTests {
         await sink.close()
     }
 
-    @Test func aFullPostgreSQLTablespaceIsUnavailableAndDroppingAPartitionFreesIt() async throws {
-        guard let disk = ProcessInfo.processInfo.environment["OPERYN_TEST_SMALL_DISK"] else {
-            Issue.record("OPERYN_TEST_SMALL_DISK is not set: scripts/test.sh mounts a small filesystem")
-            return
-        }
+    /// On the small filesystem `scripts/test.sh` mounts where the machine lets it (it says so when it cannot).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["OPERYN_TEST_SMALL_DISK"] != nil, "no small filesystem (OPERYN_TEST_SMALL_DISK)"))
+    func aFullPostgreSQLTablespaceIsUnavailableAndDroppingAPartitionFreesIt() async throws {
+        let disk = ProcessInfo.processInfo.environment["OPERYN_TEST_SMALL_DISK"]!
         let directory = disk + "/pg-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0 { try FileManager.default.setAttributes([.ownerAccountName: "postgres"], ofItemAtPath: directory) }
