@@ -8,7 +8,7 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---- build: the official Swift image, release build of the three executables ----
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis-dev libsqlite3-dev zlib1g-dev \
+    && apt-get install -y --no-install-recommends libhiredis-dev libsqlite3-dev libzstd-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so source edits reuse the resolved and fetched packages layer.
@@ -26,7 +26,7 @@ RUN swift build -c release --static-swift-stdlib --product operyn-gateway \
 # ---- run: slim Debian with the C libraries only, as a non-root user ----
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis0.14 libsqlite3-0 zlib1g libstdc++6 ca-certificates tzdata curl \
+    && apt-get install -y --no-install-recommends libhiredis0.14 libsqlite3-0 libzstd1 zlib1g libstdc++6 ca-certificates tzdata curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/operyn --create-home operyn \
     && mkdir -p /var/lib/operyn/data \

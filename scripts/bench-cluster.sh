@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config wrk
 
 rounds=${1:-3}
 seconds=${2:-10}

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk strace golang-go golang-github-gomodule-redigo-dev
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config wrk strace golang-go golang-github-gomodule-redigo-dev
 
 rounds=${1:-3}
 seconds=${2:-10}

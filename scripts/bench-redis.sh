@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config
 
 rounds=${1:-5}
 count=${2:-500000}

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config wrk openssl
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config wrk openssl
 
 rounds=${1:-5}
 seconds=${2:-10}

@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql sqlite3
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config postgresql sqlite3
 
 count=${1:-1000000}
 workers=${2:-2}

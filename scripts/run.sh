@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config sqlite3
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config sqlite3
 
 export OPERYN_REDIS_URL=${OPERYN_REDIS_URL:-redis://127.0.0.1:6379}
 export OPERYN_PORT=${OPERYN_PORT:-3001}

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev pkg-config postgresql curl python3-venv openssl
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config postgresql curl python3-venv openssl
 export OPERYN_TEST_OTEL_PYTHON="${OPERYN_TEST_OTEL_PYTHON:-$(ensure_otel_python "$PWD/.build/otel-venv")}"
 
 echo "checking formatting (.swift-format)…"

@@ -36,6 +36,10 @@ struct HostileInputTests {
                 body = expand(entry["body"]?.text ?? "", keys)
             }
             if entry["gzip"] == .bool(true) { body = try gzip(body) }
+            if entry["zstd"] == .bool(true) {
+                body = Zstd.compress(body)
+                if let cut = entry["truncate"]?.text.flatMap({ Int($0) }) { body.removeLast(cut) }
+            }
             return Case(
                 name: entry["name"]?.text ?? "?", method: entry["method"]?.text ?? "POST", path: entry["path"]?.text ?? "/events/logs",
                 headers: headers, body: body, status: Int(entry["status"]?.text ?? "") ?? 0, message: entry["message"]?.text)

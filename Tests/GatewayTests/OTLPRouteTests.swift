@@ -425,10 +425,17 @@ struct OTLPRouteTests {
             #expect(notGzip.status == .badRequest)
             #expect(try RPCStatus(serializedBytes: Array(notGzip.body.readableBytesView)).message == "Request body is not valid gzip")
 
+            // zstd, as the OpenTelemetry Collector's exporter may send it.
+            var zstdKey = key
+            zstdKey[.contentEncoding] = "zstd"
+            #expect(try await client.execute(uri: "/v1/logs", method: .post, headers: zstdKey, body: ByteBuffer(bytes: Zstd.compress(two))).status == .ok)
+            let notZstd = try await client.execute(uri: "/v1/logs", method: .post, headers: zstdKey, body: ByteBuffer(bytes: two))
+            #expect(try RPCStatus(serializedBytes: Array(notZstd.body.readableBytesView)).message == "Request body is not valid zstd")
+
             let get = try await client.execute(uri: "/v1/logs", method: .get)
             #expect(get.status == .methodNotAllowed && get.headers[.allow] == "POST")
         }
-        #expect(gateway.publisher.events.count == 4)
+        #expect(gateway.publisher.events.count == 6, "two records each: protobuf, gzip, zstd")
     }
 
     @Test func rateLimitsAndBackpressureAreRetryable() async throws {

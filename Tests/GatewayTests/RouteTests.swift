@@ -123,8 +123,25 @@ struct RouteTests {
             let garbage = try await client.execute(
                 uri: "/events/logs", method: .post, headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: ByteBuffer(string: "not gzip"))
             #expect(garbage.status == .badRequest)
+
+            // zstd: the same event, a bomb past the limit, a frame cut short, and bytes that are not zstd.
+            let zstd: HTTPFields = [.contentType: "application/json", .contentEncoding: "zstd"]
+            let packed = try await client.execute(
+                uri: "/events/logs", method: .post, headers: zstd, body: ByteBuffer(bytes: Zstd.compress(Array(specLog.utf8))))
+            #expect(packed.status == .accepted, "\(packed.text)")
+            let zstdBomb = Zstd.compress(Array((String(repeating: " ", count: 10_000_000) + specLog).utf8), level: 19)
+            #expect(zstdBomb.count < 1_000)
+            let zstdExploded = try await client.execute(uri: "/events/logs", method: .post, headers: zstd, body: ByteBuffer(bytes: zstdBomb))
+            #expect(
+                zstdExploded.status == .contentTooLarge
+                    && zstdExploded.json?["message"] == .string("Request body (decompressed) exceeds the limit of 1000 bytes"))
+            let cut = Zstd.compress(Array(specLog.utf8)).dropLast(4)
+            let truncated = try await client.execute(uri: "/events/logs", method: .post, headers: zstd, body: ByteBuffer(bytes: cut))
+            #expect(truncated.status == .badRequest && truncated.json?["message"] == .string("Request body is not valid zstd"), "\(truncated.text)")
+            let notZstd = try await client.execute(uri: "/events/logs", method: .post, headers: zstd, body: ByteBuffer(string: "not zstd"))
+            #expect(notZstd.status == .badRequest && notZstd.json?["message"] == .string("Request body is not valid zstd"))
         }
-        #expect(gateway.publisher.events.count == 3)
+        #expect(gateway.publisher.events.count == 4, "three JSON events and one zstd")
     }
 
     @Test func unknownPathsAndWrongMethods() async throws {

@@ -19,7 +19,7 @@ extension OpenAPIDocument {
         return [
             "summary": .string(summary),
             "description": .string(
-                "OTLP/HTTP, as the OpenTelemetry protocol defines it: an export request in protobuf (application/x-protobuf) or in OTLP's JSON mapping (application/json: hex trace and span ids, enum values as numbers, 64-bit integers as strings or numbers), gzip allowed. At most \(limits.maxBatchBodyBytes) bytes after decoding and \(limits.maxBatchEvents) records. Records that map to valid events are queued like any event (same stream, quota, rate limit and stores); the others are counted in partialSuccess. Errors are a google.rpc.Status in the request's encoding."
+                "OTLP/HTTP, as the OpenTelemetry protocol defines it: an export request in protobuf (application/x-protobuf) or in OTLP's JSON mapping (application/json: hex trace and span ids, enum values as numbers, 64-bit integers as strings or numbers), gzip or zstd allowed. At most \(limits.maxBatchBodyBytes) bytes after decoding and \(limits.maxBatchEvents) records. Records that map to valid events are queued like any event (same stream, quota, rate limit and stores); the others are counted in partialSuccess. Errors are a google.rpc.Status in the request's encoding."
             ),
             "tags": ["opentelemetry"],
             "security": [["apiKey": []], [:]],
@@ -34,11 +34,11 @@ extension OpenAPIDocument {
                         "Exported: every record queued, or partialSuccess says how many were refused and why (the rest queued). In the request's encoding",
                     "content": ["application/json": ["schema": .string("#/components/schemas/\(response)").reference], "application/x-protobuf": binary],
                 ],
-                "400": error("The body is not an export request in its encoding, or its gzip is broken"),
+                "400": error("The body is not an export request in its encoding, or its gzip or zstd is broken"),
                 "401": error("x-api-key is missing or invalid"),
                 "403": error("The organization key belongs to another organization than x-organization-id"),
                 "413": error("The body, or its record count, is over the limit, or larger than the organization's rate-limit burst"),
-                "415": error("Content-Type is neither application/x-protobuf nor application/json, or Content-Encoding is not gzip"),
+                "415": error("Content-Type is neither application/x-protobuf nor application/json, or Content-Encoding is neither gzip nor zstd"),
                 "422": error("The Idempotency-Key was already used with another request of this organization"),
                 "429": retryable,
                 "503": retryable,

@@ -78,7 +78,8 @@ enum OpenAPIDocument {
                     "TooLarge": error(
                         "The body is over the size limit, or the request is larger than its organization's rate-limit burst (it would never be admitted: send smaller requests)",
                         "Request body exceeds the limit of \(limits.maxBodyBytes) bytes"),
-                    "UnsupportedMediaType": error("The body is not JSON, or its Content-Encoding is not gzip", "Content-Type must be application/json"),
+                    "UnsupportedMediaType": error(
+                        "The body is not JSON, or its Content-Encoding is neither gzip nor zstd", "Content-Type must be application/json"),
                     "Unavailable": error(
                         "The event queue is unavailable or over its backlog, or the gateway is at its connection cap; retry after Retry-After seconds",
                         "Event queue is unavailable; retry later",
@@ -320,7 +321,7 @@ enum OpenAPIDocument {
             "parameters": [["$ref": "#/components/parameters/OrganizationId"], ["$ref": "#/components/parameters/IdempotencyKey"]],
             "requestBody": [
                 "required": true,
-                "description": .string("At most \(maxBody) bytes (after decoding, with Content-Encoding: gzip)"),
+                "description": .string("At most \(maxBody) bytes (after decoding, with Content-Encoding: gzip or zstd)"),
                 "content": ["application/json": ["schema": .string("#/components/schemas/\(schema)").reference, "example": example]],
             ],
             "responses": [

@@ -11,7 +11,7 @@ import Shared
 /// 2. `admit`: backpressure (503), then what the head shows of the body: media type and encoding (415), declared
 ///    length (413);
 /// 3. the body is read by `IngestHandler` up to the route's limit (413);
-/// 4. `accept`: gzip (413, 400), validation (400), the organization's rate limit and the append to Redis, in one
+/// 4. `accept`: gzip or zstd (413, 400), validation (400), the organization's rate limit and the append to Redis, in one
 ///    step (429, or 413 for a request larger than the burst; 503), and the 202.
 ///
 /// The OTLP routes take the same steps with an export request for a body (protobuf or JSON; 400 when it is neither):
@@ -41,13 +41,20 @@ struct IngestService: Sendable {
     /// What a request's head allowed: where its events go and how to read its body.
     struct Admission {
         let organization: String
-        let gzip: Bool
-        /// The most bytes its body may have, before and after gzip decoding.
+        /// Its body's `Content-Encoding`, unless identity.
+        let compression: Compression?
+        /// The most bytes its body may have, before and after decoding.
         let limit: Int
         /// Its `Idempotency-Key`, if it has one.
         var idempotencyKey: String? = nil
         /// The encoding of an OTLP request (and of its answer).
         var encoding: OTLPEncoding? = nil
+    }
+
+    /// The body encodings taken (`Content-Encoding`), each decoded within the body's size limit.
+    enum Compression: UInt8 {
+        case gzip = 1
+        case zstd = 2
     }
 
     /// Step 2.
@@ -70,12 +77,13 @@ struct IngestService: Sendable {
                 return .failure(.unsupportedMediaType("Content-Type must be application/json, got '\(mediaType.prefix(100))'"))
             }
         }
-        var gzip = false
+        var compression: Compression?
         if let raw = request.headerFields[.contentEncoding], case let encoding = raw.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty {
             switch encoding {
-            case "gzip", "x-gzip": gzip = true
+            case "gzip", "x-gzip": compression = .gzip
+            case "zstd": compression = .zstd
             case "identity": break
-            default: return .failure(.unsupportedMediaType("Content-Encoding must be gzip or identity, got '\(encoding.prefix(100))'"))
+            default: return .failure(.unsupportedMediaType("Content-Encoding must be gzip, zstd or identity, got '\(encoding.prefix(100))'"))
             }
         }
         if let length = request.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
@@ -88,7 +96,7 @@ struct IngestService: Sendable {
             }
             idempotencyKey = key
         }
-        return .success(Admission(organization: organization, gzip: gzip, limit: limit, idempotencyKey: idempotencyKey, encoding: encoding))
+        return .success(Admission(organization: organization, compression: compression, limit: limit, idempotencyKey: idempotencyKey, encoding: encoding))
     }
 
     /// A success's status, body and header fields (the rate-limit fields of a limited organization).
@@ -129,7 +137,7 @@ struct IngestService: Sendable {
             GuardedAppend.Idempotency(
                 record: keys.idempotency(org: organization, key: key),
                 digest: APIKey.sha256(
-                    bytes: Array(route.path.utf8) + [admission.gzip ? 1 : 0, admission.encoding == .protobuf ? 1 : 0] + body.readableBytesView),
+                    bytes: Array(route.path.utf8) + [admission.compression?.rawValue ?? 0, admission.encoding == .protobuf ? 1 : 0] + body.readableBytesView),
                 answer: Self.record(parsed.answer, encoding: admission.encoding), ttlSeconds: idempotencyTTLSeconds)
         }
         let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
@@ -184,7 +192,8 @@ struct IngestService: Sendable {
     /// The body decoded and validated, each event with its id and the time it was received.
     private func parsed(_ body: ByteBuffer, route: IngestRoute, admission: Admission) throws(GatewayError) -> Parsed {
         var body = body
-        if admission.gzip {
+        switch admission.compression {
+        case .gzip:
             do {
                 body = try body.decompress(with: .gzip(), maxSize: admission.limit)
             } catch let error as CompressNIOError where error == .bufferOverflow {
@@ -192,6 +201,15 @@ struct IngestService: Sendable {
             } catch {
                 throw .badRequest("Request body is not valid gzip")
             }
+        case .zstd:
+            do {
+                body = try Zstd.decompress(body, maxSize: admission.limit)
+            } catch .tooLarge {
+                throw .tooLarge(limit: admission.limit, what: "body (decompressed)")
+            } catch {
+                throw .badRequest("Request body is not valid zstd")
+            }
+        case nil: break
         }
         let receivedAt = Timestamp.now
         if let encoding = admission.encoding {
