@@ -1,9 +1,10 @@
--- POSTs the file named by BODY_FILE as JSON (or as CONTENT_TYPE); prints p50/p99/max latency in microseconds and the
+-- POSTs the file named by BODY_FILE as JSON (or as CONTENT_TYPE), with CONTENT_ENCODING when set; prints p50/p99/max latency in microseconds and the
 -- timeouts at the end.
 -- With ORGS=N, each request names one of N organizations in turn (x-organization-id: tenant-0 …), so that a Redis
 -- Cluster's partitions all get traffic; without it every request is the same (wrk's fast path: no Lua per request).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
+if os.getenv("CONTENT_ENCODING") then wrk.headers["Content-Encoding"] = os.getenv("CONTENT_ENCODING") end
 local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.body = file:read("*a")
 file:close()
