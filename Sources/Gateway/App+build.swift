@@ -28,19 +28,21 @@ func buildApplication(
 ) -> some ApplicationProtocol {
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
+    let shape = AppendShape()
     let dependencies = GatewayDependencies(
         publisher: RedisEventPublisher(
             redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil,
-            waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds),
+            waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds, shape: shape),
         backlog: backlog,
         registry: registry,
         metrics: metrics,
         organizationKeys: configuration.organizationKeys ? APIKeyStore(redis: redis, keys: configuration.keys) : nil,
         redis: redis
     )
-    // The gateway's Redis user may not read entries: the events per entry come from what the workers publish.
+    // The gateway's Redis user may not read entries: the events per entry come from what the workers publish, or
+    // from what this gateway appended when that says more.
     let monitor = StreamBacklogMonitor(
-        redis: redis, keys: configuration.keys, shape: .published, intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
+        redis: redis, keys: configuration.keys, shape: .published(own: shape), intervalMilliseconds: configuration.backlogRefreshMilliseconds, logger: logger
     ) { backlog.update($0.totalEvents) }
     let redisReachable = StartupCheck(timeoutSeconds: configuration.startupTimeoutSeconds) {
         _ = try await redis.send(PING())

@@ -66,10 +66,14 @@ struct StreamBacklogTests {
         let event = QueuedEvent(
             id: "e", org: "o", receivedAt: .now, event: try EventValidator().event(.logs, body: Array(#"{"service":"s","level":"info","message":"m"}"#.utf8)))
         for _ in 0..<3 { _ = try await redis.send(XADD(keys.stream(.logs), fields: StreamEntryCodec.encodeChunks(Array(repeating: event, count: 10))[0])) }
-        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published).totalEvents == 3, "nothing published yet")
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published()).totalEvents == 3, "nothing published yet")
         #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .sampleAndPublish).totalEvents == 30)
         #expect(try await redis.send(HGETALL(keys.backlogShape)) == [keys.stream(.logs): "10.0"])
-        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published).totalEvents == 30)
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published()).totalEvents == 30)
+        // A gateway that appended entries of 20 events takes its own figure where it says more.
+        let own = AppendShape()
+        own.record(.logs, events: 20)
+        #expect(try await StreamBacklog.read(redis: redis, keys: keys, shape: .published(own: own)).totalEvents == 60)
         _ = try await redis.send(DEL([keys.stream(.logs), keys.backlogShape]))
     }
 }

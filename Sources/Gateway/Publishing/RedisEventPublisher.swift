@@ -19,21 +19,26 @@ struct RedisEventPublisher: EventPublisher {
     var waitReplicas = 0
     /// `OPERYN_REDIS_WAIT_TIMEOUT_MS`: how long to wait for them.
     var waitTimeoutMilliseconds = 500
+    /// The events per entry this gateway appends, for its backlog's estimate.
+    var shape: AppendShape? = nil
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
         let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: events[0].org))
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout) = (redis, waitReplicas, waitTimeoutMilliseconds)
+        let (redis, replicas, timeout, shape) = (redis, waitReplicas, waitTimeoutMilliseconds, shape)
         let appended: EventLoopFuture<Void>
         if chunks.count == 1, let coalescer {
             appended = coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
-                redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in }
+                shape?.record(chunk.kind, events: chunk.count)
+                return redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in }
             }
         } else if chunks.count == 1 {
+            shape?.record(chunks[0].kind, events: chunks[0].count)
             appended = redis.send(AppendChunk(chunks[0], to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
                 .map { _ in }
         } else {
+            for chunk in chunks { shape?.record(chunk.kind, events: chunk.count) }
             appended = redis.transaction(
                 chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
             ).map { _ in }

@@ -62,9 +62,10 @@ public struct StreamBacklog: Sendable, Equatable {
         /// Samples the newest entries (a script that reads them) and publishes the figures to
         /// `RedisKeys.backlogShape`: the workers, whose Redis user may read entries.
         case sampleAndPublish
-        /// Reads what the workers published: the gateways, whose Redis user may not read entries (1 per entry
-        /// until a worker has published).
-        case published
+        /// Reads what the workers published: the gateways, whose Redis user may not read entries. Where `own` (the
+        /// gateway's `AppendShape`) says more events per entry, that is taken instead, so a backlog whose workers
+        /// were stopped before they published is not counted at 1 per entry; 1 per entry when neither tells.
+        case published(own: AppendShape? = nil)
     }
 
     /// Reads `XINFO GROUPS` and `XLEN` on every stream, and, where the backlog is not empty, the events per entry as
@@ -76,7 +77,12 @@ public struct StreamBacklog: Sendable, Equatable {
     /// In a cluster each kind's figures are the sums over its partitions (events per entry weighted by entries).
     public static func read(redis: RedisClient, keys: RedisKeys, shape: Shape = .sampleAndPublish) async throws(RedisError) -> StreamBacklog {
         var backlog = StreamBacklog()
-        let published = shape == .published ? try await redis.send(HGETALL(keys.backlogShape)) : [:]
+        var published: [String: String] = [:]
+        var own: AppendShape?
+        if case .published(let appended) = shape {
+            published = try await redis.send(HGETALL(keys.backlogShape))
+            own = appended
+        }
         var sampled: [String: String] = [:]
         for kind in EventKind.allCases {
             var (lag, pending, events) = (0, 0, 0.0)
@@ -88,7 +94,7 @@ public struct StreamBacklog: Sendable, Equatable {
                 let perEntry: Double
                 switch shape {
                 case .published:
-                    perEntry = published[stream].flatMap(Double.init).map { max(1, $0) } ?? 1
+                    perEntry = max(1, published[stream].flatMap(Double.init) ?? 1, own?.eventsPerEntry(kind) ?? 1)
                 case .sampleAndPublish:
                     perEntry = try await eventsPerEntry(redis: redis, stream: stream)
                     sampled[stream] = String(perEntry)
