@@ -15,6 +15,30 @@ struct OpenAPIEventSchemaTests {
         #expect(Set(properties.map(\.key)) == Set(kind.fields.compactMap(\.json)))
         #expect(schema["required"] == .array(kind.fields.filter(\.required).compactMap(\.json).map { .string($0) }))
     }
+
+    /// `metadata`'s depth is bounded in the schema where the validator bounds it: containers down to
+    /// `OPERYN_MAX_OBJECT_DEPTH`, only scalars below (a recursive schema let fuzzers send what the gateway refuses).
+    @Test(arguments: [3, 8])
+    func metadataDepthIsTheValidatorsInTheSchema(maxDepth: Int) throws {
+        var limits = EventLimits()
+        limits.maxObjectDepth = maxDepth
+        let schemas = try #require(try JSONParser.parse(Array(OpenAPIDocument.json(limits: limits).utf8))["components"]?["schemas"])
+        func allowsContainers(_ depth: Int) throws -> Bool {
+            let name = depth == 2 ? "MetadataValue" : "MetadataValue\(depth)"
+            guard case .array(let kinds) = try #require(schemas[name]?["anyOf"], "\(name)") else { throw ExpectationFailedError() }
+            return kinds.count == 4
+        }
+        for depth in 2...maxDepth { #expect(try allowsContainers(depth), "containers at depth \(depth)") }
+        #expect(try !allowsContainers(maxDepth + 1), "scalars only past the bound")
+        #expect(schemas["MetadataValue\(maxDepth + 2)"] == nil)
+        // The validator agrees: a metadata of maxDepth levels passes, one more is refused.
+        func metadata(levels: Int) -> String { String(repeating: #"{"k":"#, count: levels) + #""leaf""# + String(repeating: "}", count: levels) }
+        let validator = EventValidator(limits: limits)
+        _ = try validator.event(.logs, body: Array(#"{"service":"s","level":"info","message":"m","metadata":\#(metadata(levels: maxDepth))}"#.utf8))
+        #expect(throws: ValidationError.self) {
+            try validator.event(.logs, body: Array(#"{"service":"s","level":"info","message":"m","metadata":\#(metadata(levels: maxDepth + 1))}"#.utf8))
+        }
+    }
 }
 
 private struct ExpectationFailedError: Error {}

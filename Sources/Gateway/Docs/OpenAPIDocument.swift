@@ -118,14 +118,13 @@ enum OpenAPIDocument {
 
     private static func eventSchemas(_ limits: EventLimits) -> JSONValue {
         let fields = SchemaFields(limits: limits)
-        return [
+        let schemas: JSONValue = [
             "LogEvent": fields.logEvent,
             "LogEventBatch": [
                 "type": "array", "minItems": 1, "maxItems": .number(String(limits.maxBatchEvents)), "items": ["$ref": "#/components/schemas/LogEvent"],
             ],
             "MetricEvent": fields.metricEvent,
             "DeploymentEvent": fields.deploymentEvent,
-            "MetadataValue": fields.metadataValue,
             "Queued": [
                 "type": "object", "required": ["id", "queued"],
                 "properties": ["id": ["type": "string", "format": "uuid"], "queued": ["type": "boolean", "const": true]],
@@ -189,6 +188,8 @@ enum OpenAPIDocument {
                 "properties": ["statusCode": ["type": "integer"], "message": ["type": "string"]],
             ],
         ]
+        guard case .object(let members) = schemas else { return schemas }
+        return .object(members + fields.metadataValues)
     }
 
     /// The schemas of event fields under the configured limits. Optional fields may also be null, which the gateway
@@ -231,19 +232,30 @@ enum OpenAPIDocument {
         }
 
         /// Any JSON value inside `metadata`: strings without U+0000, numbers, booleans, null, arrays and objects of them.
-        var metadataValue: JSONValue {
-            [
-                "anyOf": [
-                    ["type": "string", "maxLength": maxString, "pattern": Self.noNULPattern],
-                    ["type": ["number", "boolean", "null"]],
-                    ["type": "array", "items": ["$ref": "#/components/schemas/MetadataValue"]],
+        /// The name of the schema of a value at `depth` inside `metadata` (the object itself at 1).
+        static func metadataValueName(_ depth: Int) -> String { depth == 2 ? "MetadataValue" : "MetadataValue\(depth)" }
+
+        /// Any JSON value at `depth` inside `metadata`: strings without U+0000, numbers, booleans, null, and, while
+        /// `depth` is within `OPERYN_MAX_OBJECT_DEPTH`, arrays and objects of the next depth's values. One schema per
+        /// depth, since a recursive schema cannot bound how deep it goes.
+        func metadataValue(depth: Int) -> JSONValue {
+            var kinds: [JSONValue] = [["type": "string", "maxLength": maxString, "pattern": Self.noNULPattern], ["type": ["number", "boolean", "null"]]]
+            if depth <= limits.maxObjectDepth {
+                let next: JSONValue = ["$ref": .string("#/components/schemas/\(Self.metadataValueName(depth + 1))")]
+                kinds += [
+                    ["type": "array", "items": next],
                     [
                         "type": "object", "maxProperties": .number(String(limits.maxObjectKeys)),
-                        "propertyNames": ["maxLength": maxString, "pattern": Self.noNULPattern],
-                        "additionalProperties": ["$ref": "#/components/schemas/MetadataValue"],
+                        "propertyNames": ["maxLength": maxString, "pattern": Self.noNULPattern], "additionalProperties": next,
                     ],
                 ]
-            ]
+            }
+            return ["anyOf": .array(kinds)]
+        }
+
+        /// The schemas of every depth inside `metadata`, by name.
+        var metadataValues: [(key: String, value: JSONValue)] {
+            (2...(limits.maxObjectDepth + 1)).map { (Self.metadataValueName($0), metadataValue(depth: $0)) }
         }
 
         /// The JSON names a request of `kind` must give, from its description (`EventKind.fields`).
