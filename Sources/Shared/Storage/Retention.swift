@@ -70,25 +70,24 @@ public struct RetentionPolicy: Sendable, Equatable {
         guard !organizations.isEmpty else { return policy }
         let results = try await redis.pipeline(organizations.map { HMGET(keys.settings(org: $0), fields: fields) })
         for (organization, result) in zip(organizations, results) {
-            let values = try result.get()
-            var own: [EventKind?: Int] = [:]
-            if let days = values[0].flatMap({ Int($0) }) { own[nil] = days }
-            for (index, kind) in EventKind.allCases.enumerated() {
-                if let days = values[index + 1].flatMap({ Int($0) }) { own[kind] = days }
-            }
+            let own = overrides(from: try result.get())
             if !own.isEmpty { policy.overrides[organization] = own }
         }
         return policy
     }
 
+    /// An organization's overrides from the values of `fields`, in their order.
+    private static func overrides(from values: [String?]) -> [EventKind?: Int] {
+        var own: [EventKind?: Int] = [:]
+        for (kind, value) in zip([nil] + EventKind.allCases.map(Optional.some), values) {
+            if let days = value.flatMap({ Int($0) }) { own[kind] = days }
+        }
+        return own
+    }
+
     /// One organization's overrides (for `GET /usage` and `orgs show`), with `defaultDays`.
     public static func read(redis: RedisClient, keys: RedisKeys, organization: String, defaultDays: Int?) async throws(RedisError) -> RetentionPolicy {
-        let values = try await redis.send(HMGET(keys.settings(org: organization), fields: fields))
-        var own: [EventKind?: Int] = [:]
-        if let days = values[0].flatMap({ Int($0) }) { own[nil] = days }
-        for (index, kind) in EventKind.allCases.enumerated() {
-            if let days = values[index + 1].flatMap({ Int($0) }) { own[kind] = days }
-        }
+        let own = overrides(from: try await redis.send(HMGET(keys.settings(org: organization), fields: fields)))
         return RetentionPolicy(defaultDays: defaultDays, overrides: own.isEmpty ? [:] : [organization: own])
     }
 
