@@ -92,7 +92,7 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
 /// spec's shape around everything, metrics, health, `/metrics` and the API documents.
 func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayDependencies, ingest: IngestService) -> Router<GatewayRequestContext> {
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: ErrorMiddleware(allowedMethods: knownPaths))
+    router.add(middleware: ErrorMiddleware(allowedMethods: allowedMethods(for:)))
     router.add(middleware: MetricsMiddleware())
     router.addRoutes(
         OperationsController(publisher: dependencies.publisher, registry: dependencies.registry, retryAfterSeconds: configuration.retryAfterSeconds).endpoints
@@ -102,13 +102,21 @@ func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayD
             authenticator: ingest.authenticator, redis: dependencies.redis, keys: configuration.keys, rateLimits: ingest.rateLimits,
             defaultServiceLimit: configuration.defaultServiceLimit, retryAfterSeconds: configuration.retryAfterSeconds
         ).endpoints)
+    router.addRoutes(ElasticsearchController(authenticator: ingest.authenticator, retryAfterSeconds: configuration.retryAfterSeconds).endpoints)
     router.addRoutes(DocsController(document: OpenAPIDocument.json(limits: configuration.limits), assetsURL: configuration.docsAssetsURL).endpoints)
     return router
 }
 
-/// Every path the gateway serves, with its methods: 405 answers name them.
-let knownPaths: [String: [HTTPRequest.Method]] = [
-    "/events/logs": [.post], "/events/logs/batch": [.post], "/events/metrics": [.post], "/events/deployments": [.post],
-    "/v1/logs": [.post], "/v1/metrics": [.post], "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get],
-    "/openapi.json": [.get], "/api": [.get], "/reference": [.get],
+/// The paths Hummingbird's router serves, with their methods (the ingestion routes are `IngestRoute.table`'s).
+let routerPaths: [String: [HTTPRequest.Method]] = [
+    "/": [.get, .head], "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get], "/openapi.json": [.get],
+    "/api": [.get], "/reference": [.get],
 ]
+
+/// Every path the gateway serves, as the OpenAPI document names them (`{index}` for a parameter).
+var knownPaths: [String] { IngestRoute.table.map(\.path) + routerPaths.keys }
+
+/// The methods the gateway answers at `path`, for 405 answers; `nil` for a path it does not serve.
+@Sendable func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
+    routerPaths[path] ?? IngestRoute.methods(for: path)
+}

@@ -192,7 +192,7 @@ struct IngestHandlerTests {
 
     @Test func pathsMatchAsTheRouterMatchesThem() {
         func route(_ method: HTTPRequest.Method, _ path: String) -> IngestRoute? {
-            IngestRoute.match(HTTPRequest(method: method, scheme: nil, authority: nil, path: path))
+            IngestRoute.match(HTTPRequest(method: method, scheme: nil, authority: nil, path: path))?.route
         }
         #expect(route(.post, "/events/logs") == .logs)
         #expect(route(.post, "/events/logs?x=1") == .logs)
@@ -203,6 +203,11 @@ struct IngestHandlerTests {
             #expect(route(.post, path) == nil, "\(path)")
         }
         #expect(route(.get, "/events/logs") == nil && route(.put, "/events/logs") == nil)
+        #expect(route(.post, "/_bulk") == .bulk && route(.put, "/_bulk?refresh=false") == .bulk && route(.get, "/_bulk") == nil)
+        let indexed = IngestRoute.match(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "//logs-app%2Dx/_bulk/?pipeline=p"))
+        #expect(indexed?.route == .indexBulk && indexed?.parameter == "logs-app-x" && indexed?.path == "/logs-app%2Dx/_bulk")
+        #expect(route(.post, "/a/b/_bulk") == nil && route(.post, "/_bulk/x") == nil)
+        #expect(IngestRoute.methods(for: "/x/_bulk") == [.post, .put] && IngestRoute.methods(for: "/events/logs") == [.post])
     }
 
     @Test func shutdownWaitsForTheAnswerInHandThenCloses() async throws {

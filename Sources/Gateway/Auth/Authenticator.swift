@@ -58,6 +58,11 @@ struct Authenticator: Sendable {
     /// The organization `request` writes to, or the error to answer (429, 401, 403, 400, or 503 when Redis cannot
     /// be asked about a key). `peer` is the connection's address.
     func organization(of request: HTTPRequest, peer: String, on eventLoop: any EventLoop) -> Decision {
+        organization(of: Credentials(headers: request), request: request, peer: peer, on: eventLoop)
+    }
+
+    /// The organization `credentials` (as the request's format read them) write to.
+    func organization(of credentials: Credentials, request: HTTPRequest, peer: String, on eventLoop: any EventLoop) -> Decision {
         let client = clientAddress(request, peer: peer)
         if let seconds = failures.retryAfter(client: client) {
             return .now(
@@ -66,18 +71,19 @@ struct Authenticator: Sendable {
                         status: .tooManyRequests, message: "Too many failed authentication attempts; retry after \(seconds) seconds",
                         headers: [.retryAfter: String(seconds)])))
         }
-        let header = request.headerFields[.organizationID]
-        guard let provided = request.headerFields[.apiKey] else {
-            return .now(keyRequired ? refused(client) : organization(header, key: nil))
+        let header = credentials.organization
+        let source = credentials.organizationSource
+        guard let provided = credentials.key else {
+            return .now(keyRequired ? refused(client) : organization(header, key: nil, source: source))
         }
-        if let serverKey, Self.constantTimeEqual(provided.utf8, serverKey) { return .now(organization(header, key: nil)) }
+        if let serverKey, Self.constantTimeEqual(provided.utf8, serverKey) { return .now(organization(header, key: nil, source: source)) }
         guard let organizationKeys, provided.hasPrefix(APIKey.scheme) else {
-            return .now(keyRequired ? refused(client) : organization(header, key: nil))
+            return .now(keyRequired ? refused(client) : organization(header, key: nil, source: source))
         }
         let now = Timestamp.now.milliseconds
         let digest = APIKey.sha256(provided)
         if let cached = organizationKeys.cachedRecord(sha256: digest) {
-            return .now(decide(cached, header: header, client: client, now: now))
+            return .now(decide(cached, header: header, source: source, client: client, now: now))
         }
         let retryAfterSeconds = retryAfterSeconds
         return .later(
@@ -85,12 +91,12 @@ struct Authenticator: Sendable {
                 .flatMapErrorThrowing { _ in
                     throw GatewayError.unavailable("Authentication is unavailable; retry later", retryAfter: retryAfterSeconds)
                 }
-                .flatMapThrowing { record in try decide(record, header: header, client: client, now: now).get() })
+                .flatMapThrowing { record in try decide(record, header: header, source: source, client: client, now: now).get() })
     }
 
-    private func decide(_ record: APIKeyRecord?, header: String?, client: String, now: Int64) -> Result<String, GatewayError> {
-        if let record, record.isValid(at: now) { return organization(header, key: record.organization) }
-        return keyRequired ? refused(client) : organization(header, key: nil)
+    private func decide(_ record: APIKeyRecord?, header: String?, source: String, client: String, now: Int64) -> Result<String, GatewayError> {
+        if let record, record.isValid(at: now) { return organization(header, key: record.organization, source: source) }
+        return keyRequired ? refused(client) : organization(header, key: nil, source: source)
     }
 
     private func refused(_ client: String) -> Result<String, GatewayError> {
@@ -99,10 +105,10 @@ struct Authenticator: Sendable {
     }
 
     /// `x-organization-id` checked against the allow-list and against the key's own organization.
-    private func organization(_ header: String?, key keyOrganization: String?) -> Result<String, GatewayError> {
+    private func organization(_ header: String?, key keyOrganization: String?, source: String = "x-organization-id") -> Result<String, GatewayError> {
         guard let header else { return .success(keyOrganization ?? OrganizationID.default) }
         guard OrganizationID.isValid(header) else {
-            return .failure(.badRequest("Invalid x-organization-id: must match ^[A-Za-z0-9_-]{1,64}$"))
+            return .failure(.badRequest("Invalid \(source): must match ^[A-Za-z0-9_-]{1,64}$"))
         }
         if let keyOrganization, keyOrganization != header {
             return .failure(GatewayError(status: .forbidden, message: "API key does not belong to organization \(header)"))

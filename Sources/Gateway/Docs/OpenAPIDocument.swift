@@ -16,34 +16,21 @@ enum OpenAPIDocument {
                     "Accepts logs, metrics and deployment events. The /events endpoints return 202 Accepted on success; the OpenTelemetry endpoints (/v1/logs, /v1/metrics) answer as OTLP/HTTP does, 200 with an export response.",
             ],
             "servers": [["url": "http://localhost:3001"]],
-            "paths": [
-                "/events/logs": ["post": ingest("Ingest a single log event", "LogEvent", "Queued", example: logExample, maxBody: limits.maxBodyBytes)],
-                "/events/logs/batch": [
-                    "post": ingest("Ingest multiple log events", "LogEventBatch", "BatchAccepted", example: [logExample], maxBody: limits.maxBatchBodyBytes)
-                ],
-                "/events/metrics": [
-                    "post": ingest("Ingest a single metric data point", "MetricEvent", "Queued", example: metricExample, maxBody: limits.maxBodyBytes)
-                ],
-                "/events/deployments": [
-                    "post": ingest("Record a deployment event", "DeploymentEvent", "Queued", example: deploymentExample, maxBody: limits.maxBodyBytes)
-                ],
-                "/v1/logs": [
-                    "post": otlp("Export OpenTelemetry logs (OTLP/HTTP)", request: "OTLPLogsRequest", response: "OTLPLogsResponse", limits: limits)
-                ],
-                "/v1/metrics": [
-                    "post": otlp("Export OpenTelemetry metrics (OTLP/HTTP)", request: "OTLPMetricsRequest", response: "OTLPMetricsResponse", limits: limits)
-                ],
-                "/health/live": ["get": operation("Liveness: the process is up", content: "application/json")],
-                "/health/ready": ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)],
-                "/metrics": ["get": operation("Prometheus metrics", content: "text/plain")],
-                "/usage": ["get": usage],
-            ],
+            "paths": paths(limits),
             "components": [
                 "securitySchemes": [
                     "apiKey": [
                         "type": "apiKey", "in": "header", "name": "x-api-key",
                         "description": "The server-wide key (required when OPERYN_API_KEY is set) or an organization key (opk_...)",
-                    ]
+                    ],
+                    "elasticApiKey": [
+                        "type": "apiKey", "in": "header", "name": "Authorization",
+                        "description": "Elasticsearch routes only: 'ApiKey ' and the base64 of organization:key (an empty organization leaves it to the key)",
+                    ],
+                    "basic": [
+                        "type": "http", "scheme": "basic",
+                        "description": "Elasticsearch routes only: the organization as the user (empty: the key's), the key as the password",
+                    ],
                 ],
                 "parameters": [
                     "OrganizationId": [
@@ -89,15 +76,30 @@ enum OpenAPIDocument {
         ]
     }
 
-    private static let logExample: JSONValue = [
+    /// The ingestion routes' operations (`IngestRoute.table`, each format describing its own), then the others.
+    private static func paths(_ limits: EventLimits) -> JSONValue {
+        var paths: [(key: String, value: JSONValue)] = IngestRoute.table.map { route in
+            (route.path, .object(route.methods.map { (key: $0.rawValue.lowercased(), value: route.format.operation(route, limits: limits)) }))
+        }
+        paths += [
+            ("/", ElasticsearchBulkFormat.rootOperations),
+            ("/health/live", ["get": operation("Liveness: the process is up", content: "application/json")]),
+            ("/health/ready", ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)]),
+            ("/metrics", ["get": operation("Prometheus metrics", content: "text/plain")]),
+            ("/usage", ["get": usage]),
+        ]
+        return .object(paths)
+    }
+
+    static let logExample: JSONValue = [
         "service": "api-gateway", "level": "error", "message": "Upstream timeout connecting to auth-service", "traceId": "abc-123-def",
         "metadata": ["region": "us-east-1", "env": "prod", "team": "platform"],
     ]
-    private static let metricExample: JSONValue = [
+    static let metricExample: JSONValue = [
         "service": "api-gateway", "name": "request_latency_p99", "value": .number("2.34"), "unit": "seconds",
         "labels": ["region": "us-east-1", "env": "prod", "endpoint": "/api/v1/users"],
     ]
-    private static let deploymentExample: JSONValue = [
+    static let deploymentExample: JSONValue = [
         "service": "payment-service", "version": "v2.0.1", "environment": "production", "gitHash": "a1b2c3d4",
         "metadata": ["deployedBy": "jenkins", "deployId": "job-123"],
     ]
@@ -113,7 +115,7 @@ enum OpenAPIDocument {
 
     private static func schemas(_ limits: EventLimits) -> JSONValue {
         guard case .object(let members) = eventSchemas(limits) else { return eventSchemas(limits) }
-        return .object(members + otlpSchemas)
+        return .object(members + otlpSchemas + ElasticsearchBulkFormat.schemas)
     }
 
     private static func eventSchemas(_ limits: EventLimits) -> JSONValue {
@@ -325,7 +327,7 @@ enum OpenAPIDocument {
         }
     }
 
-    private static func ingest(_ summary: String, _ schema: String, _ accepted: String, example: JSONValue, maxBody: Int) -> JSONValue {
+    static func ingest(_ summary: String, _ schema: String, _ accepted: String, example: JSONValue, maxBody: Int) -> JSONValue {
         [
             "summary": .string(summary),
             "tags": ["events"],
@@ -373,7 +375,7 @@ enum OpenAPIDocument {
         ]
     }
 
-    private static func operation(_ summary: String, content: String, unavailable: Bool = false) -> JSONValue {
+    static func operation(_ summary: String, content: String, unavailable: Bool = false) -> JSONValue {
         var responses: [(key: String, value: JSONValue)] = [("200", ["description": "OK", "content": [content: ["schema": [:]]]])]
         if unavailable { responses.append(("503", ["$ref": "#/components/responses/Unavailable"])) }
         return ["summary": .string(summary), "tags": ["operations"], "security": [], "responses": .object(responses)]

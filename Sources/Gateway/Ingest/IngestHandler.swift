@@ -2,7 +2,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import OTLP
 
 /// Serves the ingestion routes on the event loop that read the request, start to finish, with no task per
 /// request: the head is checked and authenticated as it arrives, the body collected, and the events handed to the
@@ -21,7 +20,7 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// One ingestion request, from its head to its answer.
     private final class Exchange {
-        let route: IngestRoute
+        let match: IngestRoute.Match
         let request: HTTPRequest
         let started = NIODeadline.now()
         var admission: IngestService.Admission?
@@ -34,13 +33,12 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         enum Closing { case outputClosed, closed }
 
-        init(route: IngestRoute, request: HTTPRequest) {
-            self.route = route
+        init(match: IngestRoute.Match, request: HTTPRequest) {
+            self.match = match
             self.request = request
         }
 
-        /// How an OTLP route's answers are encoded: as the request's body (JSON when it names neither encoding).
-        var encoding: OTLPEncoding { OTLPEncoding(contentType: request.headerFields[.contentType]) ?? .json }
+        var route: IngestRoute { match.route }
 
         /// Whether the client asked to close after this answer.
         var closeRequested: Bool {
@@ -128,8 +126,8 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let request)):
-            if let route = IngestRoute.match(request) {
-                begin(Exchange(route: route, request: request), context: context)
+            if let match = IngestRoute.match(request) {
+                begin(Exchange(match: match, request: request), context: context)
             } else {
                 state = .forwarding(requestEnded: false, responseEnded: false)
                 context.fireChannelRead(wrapInboundOut(part))
@@ -171,7 +169,12 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Steps 1 and 2 as the head arrives: the organization (perhaps after a key lookup), then the head's checks.
     private func begin(_ exchange: Exchange, context: ChannelHandlerContext) {
         state = .ingesting(exchange)
-        switch service.authenticator.organization(of: exchange.request, peer: peer, on: context.eventLoop) {
+        let credentials: Credentials
+        switch exchange.route.format.credentials(of: exchange.request) {
+        case .success(let read): credentials = read
+        case .failure(let error): return answer(exchange, error: error, context: context)
+        }
+        switch service.authenticator.organization(of: credentials, request: exchange.request, peer: peer, on: context.eventLoop) {
         case .now(.success(let organization)):
             admit(exchange, organization: organization, context: context)
         case .now(.failure(let error)):
@@ -207,7 +210,8 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let admission = exchange.admission else { return }
         let body = exchange.body ?? ByteBuffer()
         exchange.body = nil
-        service.accept(body, route: exchange.route, admission: admission, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        service.accept(body, match: exchange.match, admission: admission, started: exchange.started, on: context.eventLoop).assumeIsolated().whenComplete {
+            result in
             guard let context = self.context else { return }
             switch result {
             case .success(let answer):
@@ -224,20 +228,10 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Answers
 
     private func answer(_ exchange: Exchange, error: GatewayError, context: ChannelHandlerContext) {
-        if exchange.route.isOTLP {
-            // OTLP/HTTP's error body: a google.rpc.Status in the request's encoding.
-            let encoding = exchange.encoding
-            answer(
-                exchange, status: error.status, headers: error.headers,
-                body: ByteBuffer(bytes: encoding.status(httpStatus: error.status.code, message: error.message)), contentType: encoding.contentType,
-                context: context)
-        } else {
-            answer(
-                exchange, status: error.status, headers: error.headers,
-                body: ByteBuffer(bytes: GatewayError.body(status: error.status, message: error.message)), context: context)
-        }
+        let answer = exchange.route.format.answer(error, request: exchange.request)
+        self.answer(exchange, status: answer.status, headers: answer.headers, body: answer.body, contentType: answer.contentType, context: context)
         let metadata: Logger.Metadata = [
-            "hb.request.id": "\(RequestIDs.next())", "http.method": "POST", "http.path": "\(exchange.request.path ?? "")",
+            "hb.request.id": "\(RequestIDs.next())", "http.method": "\(exchange.request.method)", "http.path": "\(exchange.request.path ?? "")",
             "http.status": "\(error.status.code)", "error": "\(error.cause.map { "\(error.message) (\($0))" } ?? error.message)",
         ]
         if error.status.code >= 500 {
@@ -256,6 +250,7 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.body = nil
         let closing = quiescing || exchange.closeRequested
         var fields = headers
+        if let formatFields = exchange.route.format.answerFields { fields.append(contentsOf: formatFields) }
         fields[.contentType] = contentType
         fields[.contentLength] = String(body.readableBytes)
         fields[.date] = HTTPDate.now
@@ -272,7 +267,7 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
-        metrics.record(exchange.route, status: status, nanoseconds: (NIODeadline.now() - exchange.started).nanoseconds)
+        metrics.record(exchange.route, method: exchange.request.method, status: status, nanoseconds: (NIODeadline.now() - exchange.started).nanoseconds)
         if exchange.requestEnded { finished(context: context) }
     }
 

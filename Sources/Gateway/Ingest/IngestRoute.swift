@@ -1,57 +1,91 @@
+import Foundation
 import HTTPTypes
 import Shared
 
-/// One of the ingestion routes: the API's `POST /events/logs`, `/events/logs/batch`, `/events/metrics`,
-/// `/events/deployments`, and OTLP/HTTP's `POST /v1/logs` and `/v1/metrics`.
+/// One ingestion route: a path, its methods and the format of its bodies. `table` holds them all, and drives
+/// `IngestHandler`'s matching, the 405 answers' `Allow` (`allowedMethods(for:)`), the request metrics and the OpenAPI
+/// paths: a new format is one file and one row here.
 struct IngestRoute: Sendable, Hashable {
-    /// The kind of event it takes.
-    let kind: EventKind
-    /// Whether it takes many events at once (the batch limits apply).
-    let isBatch: Bool
-    /// Its path, as metrics and logs name it.
+    /// Its path, as metrics, logs and the OpenAPI document name it; `{name}` stands for any one segment.
     let path: String
-    /// Whether it speaks OTLP/HTTP: protobuf or JSON export requests, answered 200 with an export response, errors as
-    /// `google.rpc.Status`.
-    var isOTLP = false
+    /// The methods it answers.
+    let methods: [HTTPRequest.Method]
+    /// What its bodies are and how it answers.
+    let format: any IngestFormat
+    /// The path's segments.
+    private let segments: [Substring]
 
-    static let logs = IngestRoute(kind: .logs, isBatch: false, path: "/events/logs")
-    static let logsBatch = IngestRoute(kind: .logs, isBatch: true, path: "/events/logs/batch")
-    static let metrics = IngestRoute(kind: .metrics, isBatch: false, path: "/events/metrics")
-    static let deployments = IngestRoute(kind: .deployments, isBatch: false, path: "/events/deployments")
-    static let otlpLogs = IngestRoute(kind: .logs, isBatch: true, path: "/v1/logs", isOTLP: true)
-    static let otlpMetrics = IngestRoute(kind: .metrics, isBatch: true, path: "/v1/metrics", isOTLP: true)
-    /// All six.
-    static let all = [logs, logsBatch, metrics, deployments, otlpLogs, otlpMetrics]
+    init(_ path: String, _ format: any IngestFormat, methods: [HTTPRequest.Method] = [.post]) {
+        self.path = path
+        self.methods = methods
+        self.format = format
+        segments = path.split(separator: "/")
+    }
 
-    /// The route a request is for, or `nil` for anything else (another path, or a method other than POST). Matches
-    /// as the router does: the query is ignored and so are empty path segments (`//events/logs/`).
-    static func match(_ request: HTTPRequest) -> IngestRoute? {
-        guard request.method == .post, let target = request.path else { return nil }
-        switch target {
-        case "/events/logs": return .logs
-        case "/events/logs/batch": return .logsBatch
-        case "/events/metrics": return .metrics
-        case "/events/deployments": return .deployments
-        case "/v1/logs": return .otlpLogs
-        case "/v1/metrics": return .otlpMetrics
-        default: break
+    /// Whether the path has a `{parameter}`.
+    var isTemplate: Bool { path.contains("{") }
+
+    static func == (lhs: IngestRoute, rhs: IngestRoute) -> Bool { lhs.path == rhs.path }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(path) }
+
+    static let logs = IngestRoute("/events/logs", JSONEventFormat(kind: .logs, isBatch: false))
+    static let logsBatch = IngestRoute("/events/logs/batch", JSONEventFormat(kind: .logs, isBatch: true))
+    static let metrics = IngestRoute("/events/metrics", JSONEventFormat(kind: .metrics, isBatch: false))
+    static let deployments = IngestRoute("/events/deployments", JSONEventFormat(kind: .deployments, isBatch: false))
+    static let otlpLogs = IngestRoute("/v1/logs", OTLPFormat(kind: .logs))
+    static let otlpMetrics = IngestRoute("/v1/metrics", OTLPFormat(kind: .metrics))
+    static let bulk = IngestRoute("/_bulk", ElasticsearchBulkFormat(), methods: [.post, .put])
+    static let indexBulk = IngestRoute("/{index}/_bulk", ElasticsearchBulkFormat(), methods: [.post, .put])
+
+    /// Every ingestion route.
+    static let table = [logs, logsBatch, metrics, deployments, otlpLogs, otlpMetrics, bulk, indexBulk]
+
+    /// The routes without parameters, by path: most requests are matched by one lookup.
+    private static let exact = Dictionary(uniqueKeysWithValues: table.filter { !$0.isTemplate }.map { ($0.path, $0) })
+
+    /// A request's route, the path it was asked by and its parameter.
+    struct Match {
+        let route: IngestRoute
+        /// The path without its query or empty segments (`/logs-app/_bulk`).
+        let path: String
+        /// The value of the path's `{parameter}`, percent-decoded.
+        let parameter: String?
+    }
+
+    /// The route a request is for, or `nil` for anything else (another path, or a method the route does not answer).
+    /// Matches as the router does: the query is ignored and so are empty path segments (`//events/logs/`).
+    static func match(_ request: HTTPRequest) -> Match? {
+        guard let target = request.path else { return nil }
+        if let route = exact[target] {
+            return route.methods.contains(request.method) ? Match(route: route, path: route.path, parameter: nil) : nil
         }
+        guard let found = find(target), found.route.methods.contains(request.method) else { return nil }
+        return found
+    }
+
+    /// The methods the route at `path` answers, if one is there.
+    static func methods(for path: String) -> [HTTPRequest.Method]? { find(path)?.route.methods }
+
+    private static func find(_ target: String) -> Match? {
         let path = target.prefix { $0 != "?" && $0 != "#" }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        if segments.count == 2, segments[0] == "v1" {
-            switch segments[1] {
-            case "logs": return .otlpLogs
-            case "metrics": return .otlpMetrics
-            default: return nil
+        let segments = path.split(separator: "/")
+        for route in table where route.segments.count == segments.count {
+            var parameter: Substring?
+            var matched = true
+            for (pattern, segment) in zip(route.segments, segments) {
+                if pattern.first == "{" {
+                    parameter = segment
+                } else if pattern != segment {
+                    matched = false
+                    break
+                }
+            }
+            if matched {
+                let decoded = parameter.map { String($0).removingPercentEncoding ?? String($0) }
+                return Match(route: route, path: "/" + segments.joined(separator: "/"), parameter: decoded)
             }
         }
-        guard segments.count >= 2, segments.count <= 3, segments[0] == "events" else { return nil }
-        switch (segments[1], segments.count == 3 ? segments[2] : nil) {
-        case ("logs", nil): return .logs
-        case ("logs", "batch"): return .logsBatch
-        case ("metrics", nil): return .metrics
-        case ("deployments", nil): return .deployments
-        default: return nil
-        }
+        return nil
     }
 }

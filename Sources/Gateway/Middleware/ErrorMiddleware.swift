@@ -6,8 +6,8 @@ import NIOCore
 /// Answers every error in the spec's shape, logs one line per failed request, and turns a 404 on a
 /// known path into a 405 with `Allow`. Nothing internal (Redis text, stack traces) reaches the client.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// The methods each known path accepts, for 405 answers.
-    let allowedMethods: [String: [HTTPRequest.Method]]
+    /// The methods a known path accepts, for 405 answers; `nil` for an unknown path.
+    let allowedMethods: @Sendable (String) -> [HTTPRequest.Method]?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -34,7 +34,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case is NIOTooManyBytesError:
             return GatewayError.response(status: .contentTooLarge, message: "Request body exceeds the limit")
         case let error as HTTPError:
-            if error.status == .notFound, let allowed = allowedMethods[request.uri.path], !allowed.contains(request.method) {
+            if error.status == .notFound, let allowed = allowedMethods(request.uri.path), !allowed.contains(request.method) {
                 return GatewayError.response(
                     status: .methodNotAllowed,
                     message: "Method \(request.method) is not allowed on \(request.uri.path); use \(allowed.map(\.rawValue).joined(separator: ", "))",

@@ -19,6 +19,11 @@ public struct JSONParser {
         return try result.get()
     }
 
+    /// Parses one JSON document in `bytes` (a line of a larger body, read in place).
+    public static func parse(bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
+        try parse(bytes).get()
+    }
+
     private static func parse(_ buffer: UnsafeRawBufferPointer) -> Result<JSONValue, JSONParseError> {
         var parser = JSONParser(buffer)
         do throws(JSONParseError) {
