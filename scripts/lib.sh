@@ -243,6 +243,28 @@ wrk_post() {
         awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
 }
 
+# ensure_syslog_ng DIR: syslog-ng with its http module and its configuration library (elasticsearch-http()) unpacked
+# into DIR from Debian's packages, beside rsyslog: the two are system loggers Debian will not install together, so
+# syslog-ng is unpacked (dpkg -x) rather than installed, its libraries installed as usual. Prints DIR.
+ensure_syslog_ng() {
+    local dir=$1
+    if [ ! -x "$dir/usr/sbin/syslog-ng" ]; then
+        ensure_packages libivykis0 libnet1 libjson-c5 libwrap0 libcurl4 libpcre3 libglib2.0-0 >&2
+        local downloads
+        downloads=$(mktemp -d)
+        chmod 777 "$downloads"
+        if ! (cd "$downloads" && apt-get download -qq syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null 2>&1); then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+            (cd "$downloads" && apt-get download -qq syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null 2>&1)
+        fi
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        for package in "$downloads"/*.deb; do dpkg -x "$package" "$dir"; done
+        rm -rf "$downloads"
+    fi
+    echo "$dir"
+}
+
 # ensure_otel_python DIR: a virtualenv in DIR with the OpenTelemetry Python SDK and its OTLP/HTTP exporters pinned in
 # Tests/otel/requirements.txt (from PyPI; installed again only when the pins change); prints its python.
 ensure_otel_python() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Passes the tests on a fresh Debian machine: installs what is missing (Debian packages, and the OpenTelemetry Python
-# SDK from PyPI into .build/otel-venv), makes a throwaway CA and certificates with openssl, starts on spare ports a
+# Passes the tests on a fresh Debian machine: installs what is missing (Debian packages, rsyslog among them; syslog-ng
+# unpacked into .build/syslog-ng; the OpenTelemetry Python SDK and the Elasticsearch client from PyPI into
+# .build/otel-venv), makes a throwaway CA and certificates with openssl, starts on spare ports a
 # redis-server, a 6-node Redis Cluster (3 masters, 3 replicas) and PostgreSQL, and beside them their TLS twins: a
 # TLS-only redis-server, one that requires client certificates, a TLS-only 6-node cluster and a PostgreSQL that takes
 # TLS connections only; runs `swift test` (arguments are passed on), and stops them all whatever happens.
@@ -8,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config postgresql curl python3-venv openssl
+ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config postgresql curl python3-venv openssl \
+    rsyslog rsyslog-elasticsearch
 export OPERYN_TEST_OTEL_PYTHON="${OPERYN_TEST_OTEL_PYTHON:-$(ensure_otel_python "$PWD/.build/otel-venv")}"
+export OPERYN_TEST_SYSLOG_NG="${OPERYN_TEST_SYSLOG_NG:-$(ensure_syslog_ng "$PWD/.build/syslog-ng")}"
 
 echo "checking formatting (.swift-format)…"
 swift format lint --strict -r Sources Tests Benchmarks Package.swift
