@@ -5,6 +5,8 @@
   no times (the gateway's receipt, as for the JSON events).
 - logs-100-sdk.pb: the same records as an OpenTelemetry SDK sends them, with the SDK's resource attributes, a scope,
   both times, severity text, and trace and span ids; more to decode, map and store per record.
+- bulk-100.ndjson: the same records as 100 ECS documents for the Elasticsearch bulk API, as a shipper sends them: a
+  create action, then @timestamp, message, log.level, service.name and labels.region.
 
     python bodies.py DIR
 """
@@ -52,3 +54,14 @@ with open(f"{directory}/logs-100-sdk.pb", "wb") as output:
 document = MessageToDict(request(sdk=False), use_integers_for_enums=True)
 with open(f"{directory}/logs-100.json", "w") as output:
     json.dump(document, output, separators=(",", ":"))
+with open(f"{directory}/bulk-100.ndjson", "w") as output:
+    for i in range(1, 101):
+        output.write(json.dumps({"create": {"_index": "logs-billing"}}, separators=(",", ":")) + "\n")
+        document = {
+            "@timestamp": "2025-11-24T16:00:00.%03dZ" % i,
+            "message": "Retry attempt %d for payment gateway" % i,
+            "log": {"level": "warn"},
+            "service": {"name": "billing-service"},
+            "labels": {"region": "eu-west-1"},
+        }
+        output.write(json.dumps(document, separators=(",", ":")) + "\n")

@@ -102,14 +102,18 @@ func buildRouter(_ configuration: GatewayConfiguration, _ dependencies: GatewayD
             authenticator: ingest.authenticator, redis: dependencies.redis, keys: configuration.keys, rateLimits: ingest.rateLimits,
             defaultServiceLimit: configuration.defaultServiceLimit, retryAfterSeconds: configuration.retryAfterSeconds
         ).endpoints)
-    router.addRoutes(ElasticsearchController(authenticator: ingest.authenticator, retryAfterSeconds: configuration.retryAfterSeconds).endpoints)
+    router.addRoutes(
+        ElasticsearchController(
+            authenticator: ingest.authenticator, publisher: dependencies.publisher, retryAfterSeconds: configuration.retryAfterSeconds
+        ).endpoints)
     router.addRoutes(DocsController(document: OpenAPIDocument.json(limits: configuration.limits), assetsURL: configuration.docsAssetsURL).endpoints)
     return router
 }
 
 /// The paths Hummingbird's router serves, with their methods (the ingestion routes are `IngestRoute.table`'s).
 let routerPaths: [String: [HTTPRequest.Method]] = [
-    "/": [.get, .head], "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get], "/openapi.json": [.get],
+    "/": [.get, .head], "/_license": [.get], "/_cluster/health": [.get], "/health/live": [.get], "/health/ready": [.get], "/metrics": [.get], "/usage": [.get],
+    "/openapi.json": [.get],
     "/api": [.get], "/reference": [.get],
 ]
 

@@ -221,6 +221,14 @@ struct ElasticsearchBulkRouteTests {
             #expect(ping.status == .ok && ping.body.readableBytes == 0)
             let refused = try await client.execute(uri: "/", method: .get)
             #expect(refused.status == .unauthorized && refused.json?["error"]?["type"] == .string("security_exception"))
+            let license = try await client.execute(uri: "/_license", method: .get, headers: [.apiKey: "server-secret"])
+            #expect(license.json?["license"]?["status"] == .string("active") && license.headers[.elasticProduct] == "Elasticsearch")
+            let health = try await client.execute(uri: "/_cluster/health", method: .get, headers: [.apiKey: "server-secret"])
+            #expect(health.status == .ok && health.json?["status"] == .string("green"))
+            gateway.publisher.setFailing(true)
+            let red = try await client.execute(uri: "/_cluster/health", method: .get, headers: [.apiKey: "server-secret"])
+            #expect(red.status == .serviceUnavailable && red.json?["error"]?["reason"] == .string("Redis is not reachable"))
+            #expect(try await client.execute(uri: "/_license", method: .get).status == .unauthorized)
         }
     }
 

@@ -83,6 +83,8 @@ enum OpenAPIDocument {
         }
         paths += [
             ("/", ElasticsearchBulkFormat.rootOperations),
+            ("/_license", ElasticsearchBulkFormat.probe("Elasticsearch license: an active basic license, for the shippers that check one")),
+            ("/_cluster/health", ElasticsearchBulkFormat.probe("Elasticsearch cluster health: green while Redis answers (503 otherwise)", unavailable: true)),
             ("/health/live", ["get": operation("Liveness: the process is up", content: "application/json")]),
             ("/health/ready", ["get": operation("Readiness: Redis answers", content: "application/json", unavailable: true)]),
             ("/metrics", ["get": operation("Prometheus metrics", content: "text/plain")]),

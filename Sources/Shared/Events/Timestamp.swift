@@ -27,7 +27,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// `years` bounds the year as written: the stored form covers 0000–9999, and event input takes 0001–9998 so that
     /// no zone offset carries an instant out of that range.
     public init?(iso8601 text: String, years: ClosedRange<Int> = 0...9_999) {
-        var scanner = ISO8601Scanner(Array(text.utf8))
+        // Read in place: no copy of the text's bytes (every timestamp of every event comes through here).
+        var text = text
+        guard let milliseconds = text.withUTF8({ Self.milliseconds(iso8601: $0, years: years) }) else { return nil }
+        self.milliseconds = milliseconds
+    }
+
+    private static func milliseconds(iso8601 bytes: UnsafeBufferPointer<UInt8>, years: ClosedRange<Int>) -> Int64? {
+        var scanner = ISO8601Scanner(bytes)
         guard scanner.bytes.count >= 10, scanner.bytes.count <= 64 else { return nil }
         guard let (year, month, day) = scanner.date(), years.contains(year) else { return nil }
         var time = (hour: 0, minute: 0, second: 0, millisecond: 0)
@@ -40,17 +47,18 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         guard scanner.atEnd else { return nil }
         let days = Self.daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(time.hour * 3600 + time.minute * 60 + time.second) - Int64(offsetMinutes * 60)
-        milliseconds = seconds * 1000 + Int64(time.millisecond)
+        let milliseconds = seconds * 1000 + Int64(time.millisecond)
         // An offset may carry year 0000 or 9999 out of the four-digit range the text form has.
         guard milliseconds >= Self.earliest, milliseconds <= Self.latest else { return nil }
+        return milliseconds
     }
 
     /// Reads the parts of an ISO 8601 date-time from its bytes, front to back.
     private struct ISO8601Scanner {
-        var bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
 
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
         var atEnd: Bool { index == bytes.count }
 

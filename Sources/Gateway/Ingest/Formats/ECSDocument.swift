@@ -1,3 +1,4 @@
+import Foundation
 import OTLP
 import Shared
 
@@ -37,7 +38,9 @@ struct ECSDocument {
                 throw Refusal(reason: "field [\(Self.clipped(member.key))] appears twice once nested objects are flattened")
             }
         }
-        var metadata = fields.metadata
+        // Moved out, not shared: appending to a copy still held by `fields` would copy it whole.
+        var metadata: [(key: String, value: JSONValue)] = []
+        swap(&metadata, &fields.metadata)
         let service: String
         if let name = fields.serviceName {
             service = try Self.text(name, field: "service.name")
@@ -53,13 +56,21 @@ struct ECSDocument {
         if let index, index != service { metadata.append(("_index", .string(index))) }
         if let id { metadata.append(("_id", .string(id))) }
         var level = LogLevel.info
-        let candidates = [("log.level", fields.logLevel), ("level", fields.level), ("severity", fields.severity)]
-        if let chosen = candidates.firstIndex(where: { $0.1 != nil }) {
-            let (name, value) = (candidates[chosen].0, candidates[chosen].1!)
+        var chosen = false
+        func consider(_ name: String, _ value: JSONValue?) throws(Refusal) {
+            guard let value else { return }
+            if chosen {
+                metadata.append((name, value))
+                return
+            }
+            chosen = true
             level = try Self.level(value, field: name)
-            if value != .string(level.rawValue) { metadata.append((name, value)) }
-            for (other, value) in candidates[(chosen + 1)...] { if let value { metadata.append((other, value)) } }
+            if case .string(let text) = value, text == level.rawValue { return }
+            metadata.append((name, value))
         }
+        try consider("log.level", fields.logLevel)
+        try consider("level", fields.level)
+        try consider("severity", fields.severity)
         let message: String
         switch fields.message {
         case .string(let text): message = text
@@ -94,25 +105,30 @@ struct ECSDocument {
         /// A name had a dot of its own: two fields may have become one name.
         var sawDottedName = false
 
+        static func hasDot(_ key: String) -> Bool {
+            key.utf8.withContiguousStorageIfAvailable { $0.isEmpty ? false : memchr($0.baseAddress!, Int32(UInt8(ascii: ".")), $0.count) != nil }
+                ?? key.utf8.contains(UInt8(ascii: "."))
+        }
+
         mutating func flatten(_ members: [(key: String, value: JSONValue)], prefix: String?) {
             for (key, value) in members {
-                if !sawDottedName && key.utf8.contains(UInt8(ascii: ".")) { sawDottedName = true }
-                let name = prefix.map { "\($0).\(key)" } ?? key
-                if case .object(let nested) = value, !nested.isEmpty, name != "message" {
-                    flatten(nested, prefix: name)
+                if !sawDottedName && Self.hasDot(key) { sawDottedName = true }
+                if case .object(let nested) = value, !nested.isEmpty, prefix != nil || key != "message" {
+                    flatten(nested, prefix: prefix.map { $0 + "." + key } ?? key)
                     continue
                 }
-                switch name {
-                case "service.name": serviceName = value
-                case "service": service = value
-                case "log.level": logLevel = value
-                case "level": level = value
-                case "severity": severity = value
-                case "message": message = value
-                case "@timestamp": timestamp = value
-                case "trace.id": traceId = value
-                case "span.id": spanId = value
-                default: metadata.append((name, value))
+                // The fields the mapping reads, matched without making their dotted names.
+                switch (prefix, key) {
+                case ("service"?, "name"), (nil, "service.name"): serviceName = value
+                case (nil, "service"): service = value
+                case ("log"?, "level"), (nil, "log.level"): logLevel = value
+                case (nil, "level"): level = value
+                case (nil, "severity"): severity = value
+                case (nil, "message"): message = value
+                case (nil, "@timestamp"): timestamp = value
+                case ("trace"?, "id"), (nil, "trace.id"): traceId = value
+                case ("span"?, "id"), (nil, "span.id"): spanId = value
+                default: metadata.append((prefix.map { $0 + "." + key } ?? key, value))
                 }
             }
         }
@@ -128,6 +144,8 @@ struct ECSDocument {
     static func level(_ value: JSONValue, field: String) throws(Refusal) -> LogLevel {
         switch value {
         case .string(let text):
+            // The five names as they are, without reading the text's letters.
+            if let level = LogLevel(rawValue: text) { return level }
             return OTLPLogs.level(number: 0, text: text) ?? .info
         case .number(let text):
             switch Int(text) {

@@ -90,6 +90,39 @@ extension ElasticsearchBulkFormat {
         return ["get": get, "head": head]
     }
 
+    /// A `GET` that shippers ask before they send (`/_license`, `/_cluster/health`).
+    static func probe(_ summary: String, unavailable: Bool = false) -> JSONValue {
+        var responses: [(key: String, value: JSONValue)] = [
+            (
+                "200",
+                ["description": "As Elasticsearch 8 answers it", "headers": productHeader, "content": ["application/json": ["schema": ["type": "object"]]]]
+            ),
+            (
+                "401",
+                [
+                    "description": "The key is missing or invalid", "headers": productHeader,
+                    "content": ["application/json": ["schema": ["$ref": "#/components/schemas/ElasticsearchError"]]],
+                ]
+            ),
+        ]
+        if unavailable {
+            responses.append(
+                (
+                    "503",
+                    [
+                        "description": "Redis is not reachable", "headers": productHeader,
+                        "content": ["application/json": ["schema": ["$ref": "#/components/schemas/ElasticsearchError"]]],
+                    ]
+                ))
+        }
+        return [
+            "get": [
+                "summary": .string(summary), "tags": ["elasticsearch"], "security": [["apiKey": []], ["elasticApiKey": []], ["basic": []], [:]],
+                "responses": .object(responses),
+            ]
+        ]
+    }
+
     /// The schemas of the bulk answers and errors, and the security schemes of `Authorization`.
     static let schemas: [(key: String, value: JSONValue)] = [
         (
