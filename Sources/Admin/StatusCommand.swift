@@ -66,8 +66,9 @@ struct QueueStatus {
 
     var streams: [Stream]
     var nodes: [Node]
-    /// In a cluster: event streams of another partition count (`OPERYN_STREAM_PARTITIONS` changed) that still hold
-    /// entries, which no worker of this configuration reads.
+    /// Event streams of another layout that still hold entries: of another partition count (`OPERYN_STREAM_PARTITIONS`
+    /// changed), which no worker of this configuration reads, or on one server the streams before partitions, which
+    /// workers read until they are empty.
     var strays: [(key: String, length: Int)] = []
     var deadLetters: Int
     var rejected: Int
@@ -85,12 +86,12 @@ struct QueueStatus {
             return Node(address: master.address, slots: master.slots, streams: served.count, length: served.reduce(0) { $0 + $1.length })
         }
         var strays: [(key: String, length: Int)] = []
-        if keys.clustered {
-            let known = Set(keys.allStreams)
-            for key in try await redis.keys(matching: "\(keys.prefix):stream:{*}:*").sorted() where !known.contains(key) {
-                let length = try await redis.send(XLEN(key))
-                if length > 0 { strays.append((key, length)) }
-            }
+        let known = Set(keys.allStreams + [keys.deadLetterStream, keys.rejectedStream])
+        for key in try await redis.keys(matching: "\(keys.prefix):stream:*").sorted() where !known.contains(key) {
+            // Only event streams: `<prefix>:stream:<kind>` or `<prefix>:stream:{<tag>}:<kind>`.
+            guard EventKind.allCases.contains(where: { key.hasSuffix(":\($0.rawValue)") }) else { continue }
+            let length = try await redis.send(XLEN(key))
+            if length > 0 { strays.append((key, length)) }
         }
         return QueueStatus(
             streams: streams, nodes: nodes, strays: strays, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
@@ -182,15 +183,18 @@ struct QueueStatus {
         .joined(separator: "\n") + nodeTable
     }
 
-    /// In a cluster, the masters: where the streams' work lands.
+    /// In a cluster, the masters: where the streams' work lands; then streams of another layout that hold entries.
     private var nodeTable: String {
-        guard !nodes.isEmpty else { return "" }
-        let rows = nodes.map { [$0.address, String($0.slots), String($0.streams), String($0.length)] }
-        var text = "\n\n" + Table.render(["MASTER", "SLOTS", "STREAMS", "LENGTH"], rows)
+        var text = ""
+        if !nodes.isEmpty {
+            let rows = nodes.map { [$0.address, String($0.slots), String($0.streams), String($0.length)] }
+            text = "\n\n" + Table.render(["MASTER", "SLOTS", "STREAMS", "LENGTH"], rows)
+        }
         if !strays.isEmpty {
             text +=
-                "\n\nwarning: streams of another OPERYN_STREAM_PARTITIONS hold entries no worker reads"
-                + " (docs/operations.md#changing-the-partition-count):\n" + Table.render(["STREAM", "LENGTH"], strays.map { [$0.key, String($0.length)] })
+                "\n\nwarning: streams of another layout hold entries (another OPERYN_STREAM_PARTITIONS, or on one server the"
+                + " streams before partitions, which workers read until they are empty; docs/operations.md#changing-the-partition-count):\n"
+                + Table.render(["STREAM", "LENGTH"], strays.map { [$0.key, String($0.length)] })
         }
         return text
     }

@@ -44,7 +44,7 @@ struct LiveRedisTests {
         }
         let validator = EventValidator()
         for (kind, body) in [(EventKind.logs, specLog), (.metrics, specMetric), (.deployments, specDeployment)] {
-            let entry = try #require(try await redis.send(XRANGE(keys.stream(kind))).first)
+            let entry = try #require(try await redis.send(XRANGE(keys.stream(kind, partition: keys.partition(of: "org_live")))).first)
             let fields = try #require(entry.fields)
             #expect(fields.map { String(decoding: $0.name, as: UTF8.self) } == ["v", "kind", "org", "received_at", "count", "events"], "a chunk")
             let queued = try #require(try StreamEntryCodec.decodeEvents(fields).first)
@@ -52,7 +52,7 @@ struct LiveRedisTests {
             let expected = try validator.event(kind, body: Array(body.utf8), now: queued.event.timestampForTest)
             #expect(queued.event == expected)
         }
-        let logs = try await redis.send(XRANGE(keys.stream(.logs)))
+        let logs = try await redis.send(XRANGE(keys.stream(.logs, partition: keys.partition(of: "org_live"))))
         #expect(logs.count == 2, "one entry per request")
         #expect(try StreamEntryCodec.decodeEvents(logs[1].fields!).count == 2, "the batch's two events in one chunk")
         _ = try await redis.send(DEL(keys.allStreams))
@@ -70,7 +70,7 @@ struct LiveRedisTests {
             let response = try await client.post("/events/logs/batch", body)
             #expect(response.status == .accepted && response.text == #"{"accepted":10000}"#)
         }
-        let entries = try await redis.send(XRANGE(keys.stream(.logs)))
+        let entries = try await redis.send(XRANGE(keys.stream(.logs, partition: keys.partition(of: "default"))))
         #expect(entries.count > 4)
         var events: [QueuedEvent] = []
         for entry in entries {
@@ -83,7 +83,7 @@ struct LiveRedisTests {
                 if case .log(let log) = event.event { return log.message == "\(message) \(index)" }
                 return false
             }, "in order")
-        _ = try await redis.send(DEL([keys.stream(.logs)]))
+        _ = try await redis.send(DEL(keys.allStreams))
         redis.shutdown()
     }
 
@@ -109,7 +109,7 @@ struct LiveRedisTests {
                 #expect(!response.text.contains("OOM"), "Redis text never reaches the client")
             }
         }
-        #expect(try await redis.send(RawCommand("EXISTS", RedisKeys(prefix: prefix).stream(.logs))) == .integer(0))
+        #expect(try await redis.send(RawCommand(arguments: (["EXISTS"] + RedisKeys(prefix: prefix).allStreams).map { Array($0.utf8) })) == .integer(0))
         redis.shutdown()
     }
 

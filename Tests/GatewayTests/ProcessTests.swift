@@ -32,8 +32,10 @@ struct GatewayProcessTests {
         #expect(output.contains(#""message":"redis.durability""#), "JSON logs with Redis's durability settings")
         #expect(!output.contains("k3y"), "the API key never reaches the log")
         let redis = try TestRedis.client()
-        #expect(try await redis.send(XLEN(RedisKeys(prefix: prefix).stream(.logs))) == 1)
-        _ = try await redis.send(DEL([RedisKeys(prefix: prefix).stream(.logs)]))
+        let keys = RedisKeys(prefix: prefix)
+        let stream = keys.stream(.logs, partition: keys.partition(of: "org_123456789"))
+        #expect(try await redis.send(XLEN(stream)) == 1, "in the organization's partition")
+        _ = try await redis.send(DEL([stream]))
         redis.shutdown()
     }
 

@@ -15,7 +15,7 @@ struct APIKeyStoreTests {
         #expect(try await store.record(sha256: APIKey.sha256(key)) == record)
 
         // Nothing in Redis holds the key itself.
-        let names = try await redis.send(SCAN(match: keys.prefix + ":*")).keys
+        let names = try await redis.keys(matching: keys.prefix + ":*")
         #expect(Set(names) == [keys.apiKey(sha256: APIKey.sha256(key)), keys.apiKeys(org: "acme")])
         for name in names {
             let fields = try await redis.send(HGETALL(name))

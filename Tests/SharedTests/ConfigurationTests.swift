@@ -67,7 +67,7 @@ struct ConfigurationTests {
 
     @Test func keysStartWithThePrefix() {
         let keys = RedisKeys(prefix: "t1")
-        #expect(keys.stream(.logs) == "t1:stream:logs")
+        #expect(keys.stream(.logs).hasPrefix("t1:stream:{p0-") && RedisKeys(prefix: "t1", partitions: 1).stream(.logs) == "t1:stream:logs")
         #expect(keys.services(org: "default") == "t1:org:default:services")
         #expect(keys.consumerGroup == "t1-workers")
     }

@@ -88,13 +88,27 @@ struct RedisClusterUnitTests {
         #expect(RedisRedirect(RedisError(serverReply: "MOVED nonsense")) == nil)
     }
 
-    @Test func singleServerKeysKeepTheirNames() {
+    @Test func singleServerKeysKeepTheirNamesButTheStreamsArePartitionedAsInACluster() {
         let keys = RedisKeys(prefix: "operyn")
-        #expect(!keys.clustered && keys.partitions == 1)
-        #expect(keys.stream(.logs) == "operyn:stream:logs" && keys.streams(.metrics) == ["operyn:stream:metrics"])
-        #expect(keys.services(org: "acme") == "operyn:org:acme:services" && keys.partition(of: "acme") == 0)
-        #expect(keys.locate(stream: "operyn:stream:deployments")! == (.deployments, 0))
-        #expect(RedisKeys(prefix: "operyn", clustered: false, partitions: 8).partitions == 1)
+        let cluster = RedisKeys(prefix: "operyn", clustered: true)
+        #expect(!keys.clustered && keys.partitions == 16 && !keys.isUnpartitioned)
+        #expect(keys.allStreams == cluster.allStreams, "the same streams on one server as in a cluster")
+        #expect(keys.partition(of: "acme") == cluster.partition(of: "acme"))
+        #expect(keys.stream(.logs, partition: 3).hasPrefix("operyn:stream:{p3-") && keys.stream(.logs, partition: 3).hasSuffix("}:logs"))
+        #expect(keys.services(org: "acme") == "operyn:org:acme:services" && keys.rateState(org: "acme") == "operyn:org:acme:rate")
+        // The layout before partitions: read by workers as one more partition, until empty.
+        #expect(keys.previousLayoutPartition == 16 && cluster.previousLayoutPartition == nil)
+        #expect(keys.stream(.deployments, partition: 16) == "operyn:stream:deployments")
+        #expect(keys.locate(stream: "operyn:stream:deployments")! == (.deployments, 16))
+        #expect(cluster.locate(stream: "operyn:stream:deployments") == nil)
+        for stream in keys.allStreams {
+            let (kind, partition) = try! #require(keys.locate(stream: stream))
+            #expect(keys.stream(kind, partition: partition) == stream)
+        }
+        // One partition on one server is the layout before partitions.
+        let one = RedisKeys(prefix: "operyn", clustered: false, partitions: 1)
+        #expect(one.isUnpartitioned && one.stream(.logs) == "operyn:stream:logs" && one.streams(.metrics) == ["operyn:stream:metrics"])
+        #expect(one.partition(of: "acme") == 0 && one.previousLayoutPartition == nil && one.locate(stream: "operyn:stream:logs")! == (.logs, 0))
     }
 
     @Test func clusterKeysShareSlotsWhereScriptsNeedThem() {

@@ -10,7 +10,8 @@ import Testing
 struct ProcessTests {
     func environment(_ harness: WorkerHarness, name: String) throws -> [String: String] {
         [
-            "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": harness.keys.prefix, "OPERYN_DATABASE_URL": "sqlite:\(harness.databasePath)",
+            "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": harness.keys.prefix,
+            "OPERYN_STREAM_PARTITIONS": "\(harness.keys.partitions)", "OPERYN_DATABASE_URL": "sqlite:\(harness.databasePath)",
             "OPERYN_METRICS_PORT": "0", "OPERYN_CONSUMER_NAME": name, "OPERYN_BATCH_SIZE": "200", "OPERYN_BLOCK_MS": "100", "OPERYN_LOG_LEVEL": "warning",
         ]
     }

@@ -18,9 +18,12 @@ struct WorkerHarness {
     let databasePath: String
     let sink: SQLiteSink
 
-    init(redisURL: String? = nil, busyTimeoutMilliseconds: Int32 = 5_000, name: String = #function) throws {
+    /// `partitions`: streams per kind; on one server 1 (the layout before partitions, one stream per kind, which these
+    /// tests read and write directly) unless a test asks for more.
+    init(redisURL: String? = nil, busyTimeoutMilliseconds: Int32 = 5_000, partitions: Int? = nil, name: String = #function) throws {
         let url = try redisURL ?? TestRedis.url
-        keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: url.hasPrefix("redis+cluster://"))
+        let clustered = url.hasPrefix("redis+cluster://")
+        keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: clustered, partitions: partitions ?? (clustered ? RedisKeys.defaultPartitions : 1))
         redis = try RedisClient(url: url)
         reader = try RedisClient(url: url)
         databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-test-\(UUID().uuidString)/operyn.sqlite").path

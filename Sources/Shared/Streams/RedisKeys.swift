@@ -1,19 +1,31 @@
 /// Every Redis key and name the project uses, derived from `OPERYN_KEY_PREFIX` in this one place.
 /// docs/operations.md lists them for operators using `redis-cli`.
 ///
-/// On a single server the names are as they always were. In a Redis Cluster (`clustered`) they carry hash tags, so
-/// that what one script or transaction touches shares a slot: each kind's stream is split into `partitions` streams,
-/// the streams of one partition sharing a tag (`<prefix>:stream:{p3-…}:logs`), and an organization's keys are tagged
-/// by the organization (`<prefix>:org:{acme}:services`).
+/// Each kind's stream is split into `partitions` streams, on one server as in a Redis Cluster, an organization's events
+/// all going to one (`partition(of:)`): the streams of one partition share a hash tag (`<prefix>:stream:{p3-…}:logs`),
+/// so the layout is the same on both. In a cluster (`clustered`) the other keys carry hash tags too, so that what one
+/// script or transaction touches shares a slot: an organization's keys are tagged by the organization
+/// (`<prefix>:org:{acme}:services`); on one server they are as they always were.
+///
+/// One partition on one server (`OPERYN_STREAM_PARTITIONS=1`) is the layout before partitions: one stream per kind,
+/// `<prefix>:stream:<kind>`. With more, workers on one server also read those streams until they are empty
+/// (`previousLayoutPartition`), so an upgrade loses nothing.
 public struct RedisKeys: Sendable, Equatable {
     /// The prefix of every key (default `operyn`).
     public let prefix: String
     /// Whether the keys are a Redis Cluster's (hash-tagged).
     public let clustered: Bool
-    /// How many streams each kind is split into: 1 on a single server.
+    /// How many streams each kind is split into.
     public let partitions: Int
     /// Each partition's hash tag.
     private let tags: [String]
+    /// Each event stream's kind and partition, by key (the previous layout's included).
+    private let locations: [String: Location]
+
+    private struct Location: Equatable {
+        var kind: EventKind
+        var partition: Int
+    }
 
     /// The default number of partitions in a cluster.
     public static let defaultPartitions = 16
@@ -22,15 +34,36 @@ public struct RedisKeys: Sendable, Equatable {
     public init(prefix: String = "operyn", clustered: Bool = false, partitions: Int = RedisKeys.defaultPartitions) {
         self.prefix = prefix
         self.clustered = clustered
-        self.partitions = clustered ? max(1, partitions) : 1
-        tags = clustered ? (0..<self.partitions).map { Self.tag(partition: $0, of: max(1, partitions)) } : []
+        self.partitions = max(1, partitions)
+        tags = (0..<self.partitions).map { Self.tag(partition: $0, of: max(1, partitions)) }
+        var locations: [String: Location] = [:]
+        let tagged = clustered || self.partitions > 1
+        for kind in EventKind.allCases {
+            let unpartitioned = "\(prefix):stream:\(kind.rawValue)"
+            for partition in 0..<self.partitions {
+                locations[tagged ? "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)" : unpartitioned] = Location(kind: kind, partition: partition)
+            }
+            if !clustered && self.partitions > 1 { locations[unpartitioned] = Location(kind: kind, partition: self.partitions) }
+        }
+        self.locations = locations
     }
 
-    /// `<prefix>:stream:<kind>`, or in a cluster `<prefix>:stream:{<tag>}:<kind>`: the stream of `partition` the
-    /// gateway appends events of `kind` to.
+    /// Whether each kind has the one stream of the layout before partitions (one partition on one server).
+    public var isUnpartitioned: Bool { !clustered && partitions == 1 }
+
+    /// `<prefix>:stream:{<tag>}:<kind>`: the stream of `partition` the gateway appends events of `kind` to;
+    /// `<prefix>:stream:<kind>` with one partition on one server, and for `previousLayoutPartition`.
     public func stream(_ kind: EventKind, partition: Int = 0) -> String {
-        clustered ? "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)" : "\(prefix):stream:\(kind.rawValue)"
+        if isUnpartitioned || partition == previousLayoutPartition { return unpartitionedStream(kind) }
+        return "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)"
     }
+
+    /// `<prefix>:stream:<kind>`: the stream of each kind before partitions.
+    public func unpartitionedStream(_ kind: EventKind) -> String { "\(prefix):stream:\(kind.rawValue)" }
+
+    /// On one server with partitions: the partition number (one past the last) that stands for the streams of the
+    /// layout before partitions, which workers read until they are empty; `nil` in a cluster or with one partition.
+    public var previousLayoutPartition: Int? { clustered || partitions == 1 ? nil : partitions }
 
     /// Every stream of `kind`, by partition.
     public func streams(_ kind: EventKind) -> [String] { (0..<partitions).map { stream(kind, partition: $0) } }
@@ -38,12 +71,10 @@ public struct RedisKeys: Sendable, Equatable {
     /// Every event stream: each kind's, of every partition.
     public var allStreams: [String] { EventKind.allCases.flatMap { streams($0) } }
 
-    /// The kind and partition of an event stream's key, if it is one.
+    /// The kind and partition of an event stream's key, if it is one (the previous layout's as
+    /// `previousLayoutPartition`).
     public func locate(stream key: String) -> (kind: EventKind, partition: Int)? {
-        for kind in EventKind.allCases {
-            if let partition = streams(kind).firstIndex(of: key) { return (kind, partition) }
-        }
-        return nil
+        locations[key].map { ($0.kind, $0.partition) }
     }
 
     /// The partition an organization's events go to: fixed for a given organization and partition count, so its

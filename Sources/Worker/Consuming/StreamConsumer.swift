@@ -15,8 +15,11 @@ struct ReadEntry: Sendable {
 /// Turns stream entries into stored rows: ensure the group → re-read own pending → loop { claim idle
 /// entries of silent consumers → read a batch → quota → persist in one transaction → XACK → trim }.
 ///
-/// In a Redis Cluster every partition's streams are read (one `XREADGROUP` per partition: its streams share a slot),
-/// claimed and trimmed; every worker reads every partition, and the consumer group shares the entries out.
+/// Every partition's streams are read, claimed and trimmed; every worker reads every partition, and the consumer group
+/// shares the entries out. Reads are fair between partitions (`ReadShares`): each stream gives at most its share of a
+/// batch, the deep ones splitting the batch between them, so one partition's backlog never keeps another's events
+/// waiting more than a batch. On one server, the streams of the layout before partitions are read too until they are
+/// empty (`PreviousLayout`).
 ///
 /// Nothing is acknowledged before it is committed, rejected into the rejected stream, or dead-lettered.
 /// A graceful shutdown finishes the batch in hand.
@@ -31,6 +34,8 @@ struct StreamConsumer: Service {
     let logLimiter = LogLimiter()
     let admittedServices = AdmittedServices()
     let readSize = ReadSize()
+    let shares = ReadShares()
+    let previousLayout = PreviousLayout()
     /// The partition read blocking next when a cluster's partitions were all empty.
     let blockingPartitions = Rotation()
     let logger: Logger
@@ -55,6 +60,7 @@ struct StreamConsumer: Service {
             for stream in keys.allStreams {
                 _ = try await commands.send(XGROUPCREATE(stream, group: keys.consumerGroup))
             }
+            try await checkPreviousLayout()
         } failure: { error in
             StartupError("OPERYN_REDIS_URL=\(commands.configuration.redactedURL): Redis is not reachable after \(timeout) s: \(error)")
         }
@@ -94,9 +100,47 @@ struct StreamConsumer: Service {
         logger.info("worker.stopped", metadata: ["worker.consumer": "\(settings.consumer)"])
     }
 
+    /// The partitions read: every partition, and the previous layout's while any of its streams holds entries.
+    var readPartitions: [Int] {
+        guard let previous = keys.previousLayoutPartition, previousLayout.isActive else { return Array(0..<keys.partitions) }
+        return Array(0..<keys.partitions) + [previous]
+    }
+
+    /// The streams read: each kind's of every partition, and those of the previous layout that hold entries.
+    var readStreams: [String] {
+        (0..<keys.partitions).flatMap { partition in EventKind.allCases.map { keys.stream($0, partition: partition) } }
+            + previousLayout.kinds.compactMap { kind in keys.previousLayoutPartition.map { keys.stream(kind, partition: $0) } }
+    }
+
+    /// On one server with partitions: whether the streams of the layout before partitions (`<prefix>:stream:<kind>`)
+    /// still hold entries, read or not. While they do, they are read with the others (the group created on them);
+    /// once empty, no longer.
+    func checkPreviousLayout() async throws {
+        guard let previous = keys.previousLayoutPartition else { return }
+        var holding: [EventKind] = []
+        for kind in EventKind.allCases {
+            // XLEN (0 for a stream that is not there), not EXISTS: the worker's Redis user may not run EXISTS.
+            let stream = keys.stream(kind, partition: previous)
+            if try await commands.send(XLEN(stream)) > 0 {
+                _ = try await commands.send(XGROUPCREATE(stream, group: keys.consumerGroup))
+                holding.append(kind)
+            } else if let groups = try? await commands.send(XINFOGROUPS(stream)),
+                let pending = groups.first(where: { $0["name"]?.string == keys.consumerGroup })?["pending"]?.integer, pending > 0
+            {
+                holding.append(kind)
+            }
+        }
+        if holding != previousLayout.kinds {
+            previousLayout.set(holding)
+            logger.info(
+                holding.isEmpty ? "worker.previous_layout.drained" : "worker.previous_layout.reading",
+                metadata: ["redis.streams": "\(holding.map { keys.unpartitionedStream($0) })"])
+        }
+    }
+
     /// Re-reads the entries this consumer had been given before a restart.
     func drainOwnPending() async throws {
-        var after = Dictionary(uniqueKeysWithValues: keys.allStreams.map { ($0, "0") })
+        var after = Dictionary(uniqueKeysWithValues: readStreams.map { ($0, "0") })
         while !Task.isCancelled {
             let batch = try await read(ids: after, block: nil)
             if batch.isEmpty { return }
@@ -110,6 +154,16 @@ struct StreamConsumer: Service {
     func claimIdle() async throws {
         for kind in EventKind.allCases {
             for partition in 0..<keys.partitions { try await claimIdle(kind, partition: partition) }
+        }
+        if let previous = keys.previousLayoutPartition {
+            for kind in previousLayout.kinds { try await claimIdle(kind, partition: previous) }
+        }
+        if previousLayout.isActive {
+            do {
+                try await checkPreviousLayout()
+            } catch {
+                logger.warning("worker.previous_layout.check_failed", metadata: ["redis.error": "\(error)"])
+            }
         }
     }
 
@@ -146,47 +200,47 @@ struct StreamConsumer: Service {
     }
 
     private func read(ids: String, block: Int?) async throws -> [ReadEntry] {
-        try await read(ids: Dictionary(uniqueKeysWithValues: keys.allStreams.map { ($0, ids) }), block: block)
+        try await read(ids: Dictionary(uniqueKeysWithValues: readStreams.map { ($0, ids) }), block: block)
     }
 
-    /// Reads from every partition, after `ids` (by stream key). On one server: one `XREADGROUP` of every kind's
-    /// stream, blocking up to `block`. In a cluster: one `XREADGROUP` per partition (its kinds' streams share a
-    /// slot), all at once and not blocking, each asking for a share of the batch; when none has anything, one
+    /// Reads from every partition, after `ids` (by stream key), each stream giving at most `ReadShares.count` entries.
+    /// On one server: one `XREADGROUP` of every stream read, blocking up to `block`. In a cluster: one `XREADGROUP`
+    /// per partition (its kinds' streams share a slot), all at once and not blocking; when none has anything, one
     /// partition in turn is read blocking for at most `clusterBlockMilliseconds`, so a quiet cluster costs a few reads
     /// a second and an event waits at most that long.
     private func read(ids: [String: String], block: Int?) async throws -> [ReadEntry] {
         let wanted = readSize.entries(forEvents: settings.batchSize)
-        func command(_ partition: Int, count: Int, block: Int?) -> XREADGROUP {
+        let count = shares.count(wanted: wanted)
+        let partitions = Array(0..<keys.partitions)
+        func streams(_ partition: Int) -> [String] { EventKind.allCases.map { keys.stream($0, partition: partition) } }
+        func command(_ streams: [String], block: Int?) -> XREADGROUP {
             XREADGROUP(
-                group: keys.consumerGroup, consumer: settings.consumer, count: count, block: block,
-                streams: EventKind.allCases.map { kind in
-                    let stream = keys.stream(kind, partition: partition)
-                    return (stream, ids[stream] ?? ">")
-                })
+                group: keys.consumerGroup, consumer: settings.consumer, count: count, block: block, streams: streams.map { ($0, ids[$0] ?? ">") })
         }
         var entries: [ReadEntry] = []
         do {
-            if keys.partitions == 1 {
-                entries = located(try await reader.send(command(0, count: wanted, block: block)))
+            if !keys.clustered {
+                entries = located(try await reader.send(command(readStreams, block: block)))
             } else {
-                let share = max(1, (wanted * 2 + keys.partitions - 1) / keys.partitions)
-                for result in try await reader.pipeline((0..<keys.partitions).map { command($0, count: share, block: nil) }) {
+                for result in try await reader.pipeline(partitions.map { command(streams($0), block: nil) }) {
                     entries += located(try result.get())
                 }
                 if entries.isEmpty, let block {
-                    let partition = blockingPartitions.next(of: keys.partitions)
-                    entries = located(try await reader.send(command(partition, count: share, block: min(block, Self.clusterBlockMilliseconds))))
+                    let partition = partitions[blockingPartitions.next(of: partitions.count)]
+                    entries = located(try await reader.send(command(streams(partition), block: min(block, Self.clusterBlockMilliseconds))))
                 }
             }
         } catch {
             if error.serverPrefix == "NOGROUP" {
                 for stream in keys.allStreams { _ = try? await commands.send(XGROUPCREATE(stream, group: keys.consumerGroup)) }
+                try? await checkPreviousLayout()
             }
             logger.warning("worker.read.failed", metadata: ["redis.error": "\(error.message)"])
             try await Task.sleep(for: .milliseconds(250))
             return []
         }
         readSize.observe(entries)
+        shares.observe(entries, count: count)
         return entries
     }
 
@@ -224,6 +278,41 @@ struct StreamConsumer: Service {
     }
 }
 
+/// How many entries each stream may give a read, so that partitions share the workers fairly: a batch's worth when no
+/// stream was deep (gave all it was asked for) at the last read, else the batch split between the deep ones. A
+/// partition's backlog is then read a batch at a time, and every other stream's few entries come with each of those
+/// reads: an event in a shallow partition waits for at most one batch, and a lone deep partition still drains a full
+/// batch per read.
+final class ReadShares: Sendable {
+    /// Streams that gave all they were asked for at the last read.
+    private let deep = Atomic<Int>(0)
+
+    init() {}
+
+    /// Entries each stream may give, of `wanted` for the batch.
+    func count(wanted: Int) -> Int { max(1, wanted / max(1, deep.load(ordering: .relaxed))) }
+
+    /// Learns from a read that asked each stream for `count`.
+    func observe(_ entries: [ReadEntry], count: Int) {
+        var perStream: [Int: Int] = [:]
+        for entry in entries { perStream[entry.partition &* 4 &+ entry.kind.ordinal, default: 0] += 1 }
+        deep.store(perStream.values.filter { $0 >= count }.count, ordering: .relaxed)
+    }
+}
+
+/// Which streams of the layout before partitions are read: those of the kinds that still hold entries.
+final class PreviousLayout: Sendable {
+    private let reading = Mutex<[EventKind]>([])
+
+    init() {}
+
+    var kinds: [EventKind] { reading.withLock { $0 } }
+
+    var isActive: Bool { !kinds.isEmpty }
+
+    func set(_ kinds: [EventKind]) { reading.withLock { $0 = kinds } }
+}
+
 /// Takes turns: 0, 1, … `count` - 1, 0, …
 final class Rotation: Sendable {
     private let counter = Atomic<Int>(0)
@@ -255,5 +344,16 @@ final class ReadSize: Sendable {
         let observed = events * 1_000 / entries.count
         let previous = perEntry.load(ordering: .relaxed)
         perEntry.store((previous + observed * 3) / 4, ordering: .relaxed)  // mostly the latest read
+    }
+}
+
+extension EventKind {
+    /// The kind's place among the three, for counting by stream.
+    fileprivate var ordinal: Int {
+        switch self {
+        case .logs: 0
+        case .metrics: 1
+        case .deployments: 2
+        }
     }
 }
