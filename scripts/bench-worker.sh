@@ -20,7 +20,8 @@
 # For PostgreSQL it then times dropping a day partition of a million rows (the goal: under a second).
 # PER_ENTRY (default 100) is how many events each preloaded stream entry holds: chunks as batch requests make them;
 # PER_ENTRY=1 preloads one format-1 entry per event, as gateways before chunks wrote (what an older
-# BASELINE_WORKER can read).
+# BASELINE_WORKER can read). The streams are those of OPERYN_STREAM_PARTITIONS (default 16) partitions, each event in
+# its organization's; a BASELINE_WORKER's are the layout before partitions (BASELINE_PARTITIONS, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -63,9 +64,14 @@ if [[ " $engines " == *" postgres "* ]]; then
     fi
 fi
 
-# Undelivered + pending entries of the three streams, from one redis-cli (the poll should cost the workers nothing).
+# The event streams of the round (every partition's that the preload wrote), one per line.
+event_streams() {
+    redis-cli -p "$redis_port" --scan --pattern "$1:stream:*" | grep -Ev ':stream:(deadletter|rejected)$'
+}
+
+# Undelivered + pending entries of the event streams, from one redis-cli (the poll should cost the workers nothing).
 backlog() {
-    printf 'XINFO GROUPS %s:stream:%s\n' "$1" logs "$1" metrics "$1" deployments |
+    for stream in $streams; do printf 'XINFO GROUPS %s\n' "$stream"; done |
         redis-cli -p "$redis_port" 2>/dev/null |
         awk '/^pending$/ {getline; t += $1} /^lag$/ {getline; t += $1} END {print t + 0}'
 }
@@ -113,7 +119,9 @@ for engine in $engines; do
         extra=()
         worker="$bin/operyn-worker"
         [ "$variant" = B ] && [ -n "${WORKER_ENV_B:-}" ] && read -r -a extra <<<"$WORKER_ENV_B"
-        [ "$variant" = B ] && [ -n "${BASELINE_WORKER:-}" ] && worker=$BASELINE_WORKER
+        partitions=${OPERYN_STREAM_PARTITIONS:-16}
+        # An older worker reads the layout before partitions: one stream per kind.
+        [ "$variant" = B ] && [ -n "${BASELINE_WORKER:-}" ] && worker=$BASELINE_WORKER && partitions=${BASELINE_PARTITIONS:-1}
         suffix="$round$(tr AB ab <<<"$variant")"  # PostgreSQL folds unquoted database names to lower case
         prefix="bench-$engine-$suffix"
         db="$engine-$suffix"
@@ -133,7 +141,7 @@ for engine in $engines; do
             extra=(OPERYN_RETENTION_INTERVAL_SECONDS=1)
         fi
         echo "[$engine] preloading $count events, ${PER_ENTRY:-100} per entry…"
-        "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
+        OPERYN_STREAM_PARTITIONS=$partitions "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
         # Start from a settled Redis: rewrite the AOF the preload grew now, so that rewriting the preloaded
         # backlog (a fork compressing a million entries) does not run during the measurement.
         redis-cli -p "$redis_port" bgrewriteaof >/dev/null 2>&1 || true
@@ -143,13 +151,16 @@ for engine in $engines; do
         start=$(date +%s.%N)
         worker_pids=()
         for i in $(seq "$workers"); do
-            env "${extra[@]}" OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
+            env "${extra[@]}" OPERYN_STREAM_PARTITIONS=$partitions OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
                 OPERYN_CONSUMER_NAME="bench-$i" OPERYN_LOG_LEVEL=warning "$worker" 2>>"$work/worker.log" &
             worker_pids+=($!)
             pids+=($!)
         done
         # The backlog reads 0 until the workers have made the consumer group: wait for it first.
-        until redis-cli -p "$redis_port" xinfo groups "$prefix:stream:logs" 2>/dev/null | grep -q workers; do sleep 0.1; done
+        streams=$(event_streams "$prefix")
+        for stream in $streams; do
+            until redis-cli -p "$redis_port" xinfo groups "$stream" 2>/dev/null | grep -q workers; do sleep 0.1; done
+        done
         until [ "$(backlog "$prefix")" -eq 0 ]; do
             for pid in "${worker_pids[@]}"; do
                 kill -0 "$pid" 2>/dev/null || { echo "[$engine] a worker exited early:" >&2; tail -3 "$work/worker.log" >&2; exit 1; }
@@ -196,7 +207,8 @@ for engine in $engines; do
             echo "[$engine] round $round sink ceiling: $ceiling rows/s; the drain is $(awk -v r="$rate" -v c="$ceiling" 'BEGIN {printf "%.2f", r / c}') × it"
         fi
         peaks+=("$peak")
-        redis-cli -p "$redis_port" del "$prefix:stream:logs" "$prefix:stream:metrics" "$prefix:stream:deployments" >/dev/null
+        # shellcheck disable=SC2086
+        redis-cli -p "$redis_port" del $streams >/dev/null
       done
     done
     a=$(printf '%s\n' ${rates_of[A]} | median)

@@ -1,4 +1,5 @@
 import BenchSupport
+import Foundation
 // operyn-redis-bench: pipelined XADD throughput of the project's Redis client from many concurrent tasks.
 //
 //   operyn-redis-bench fields                    prints the benchmark entry's fields, one per line
@@ -62,20 +63,26 @@ case "preload" where arguments.count == 5 || arguments.count == 6:
         fatalError("usage: operyn-redis-bench preload URL PREFIX COUNT [PER_ENTRY]")
     }
     let redis = try RedisClient(url: arguments[2], name: "preload")
-    let keys = RedisKeys(prefix: arguments[3])
+    // The layout of the workers that will read them: OPERYN_STREAM_PARTITIONS (1: the layout before partitions, which
+    // an older worker reads); each event in its organization's partition.
+    let partitions = ProcessInfo.processInfo.environment["OPERYN_STREAM_PARTITIONS"].flatMap { Int($0) } ?? RedisKeys.defaultPartitions
+    let keys = RedisKeys(prefix: arguments[3], partitions: partitions)
+    func stream(_ event: QueuedEvent) -> String { keys.stream(event.event.kind, partition: keys.partition(of: event.org)) }
     let templates = try SampleEvents.templates()
     var sent = 0
     while sent < count {
         let events = SampleEvents.queued(templates, count: min(max(5_000, perEntry * 3), count - sent), offset: sent)
         var commands: [XADD] = []
         if perEntry == 1 {
-            commands = events.map { XADD(keys.stream($0.event.kind), fields: StreamEntryCodec.encode($0)) }
+            commands = events.map { XADD(stream($0), fields: StreamEntryCodec.encode($0)) }
         } else {
-            for kind in EventKind.allCases {
-                let ofKind = events.filter { $0.event.kind == kind }
-                for start in stride(from: 0, to: ofKind.count, by: perEntry) {
-                    let slice = Array(ofKind[start..<min(start + perEntry, ofKind.count)])
-                    commands += StreamEntryCodec.encodeChunks(slice).map { XADD(keys.stream(kind), fields: $0) }
+            // Chunks of one organization and kind, as a gateway makes them.
+            var runs: [String: [QueuedEvent]] = [:]
+            for event in events { runs["\(event.org)/\(event.event.kind.rawValue)", default: []].append(event) }
+            for run in runs.values.sorted(by: { $0[0].id < $1[0].id }) {
+                for start in stride(from: 0, to: run.count, by: perEntry) {
+                    let slice = Array(run[start..<min(start + perEntry, run.count)])
+                    commands += StreamEntryCodec.encodeChunks(slice).map { XADD(stream(slice[0]), fields: $0) }
                 }
             }
         }
