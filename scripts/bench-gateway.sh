@@ -82,8 +82,11 @@ run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
 raw=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
 batch_cpu=(); batch_redis=(); go_batch_cpu=(); go_batch_redis=(); base_redis=(); base_batch_cpu=(); base_batch_redis=(); entries=()
-# stream_length PREFIX → entries in PREFIX's log stream
-stream_length() { redis-cli -p "$redis_port" xlen "$1:stream:logs"; }
+# stream_length PREFIX → entries in PREFIX's log streams (every partition's, or the one stream of an unpartitioned build)
+stream_length() {
+    redis-cli -p "$redis_port" --scan --pattern "$1:stream:*logs" | while read -r stream; do redis-cli -p "$redis_port" xlen "$stream"; done |
+        awk '{t += $1} END {print t + 0}'
+}
 # per_event MICROSECONDS_PER_REQUEST → the same per event of a batch of 100
 per_event() { awk -v u="$1" 'BEGIN {printf "%.2f", u / 100}'; }
 errors=0
@@ -189,4 +192,4 @@ middle=$(rss_mb "$gateway_pid")
 run "$gateway_port" /events/logs $((soak / 2)) "$work/log.json" >/dev/null
 after=$(rss_mb "$gateway_pid")
 echo "gateway RSS: ${before} MB before, ${middle} MB at $((soak / 2)) s, ${after} MB at ${soak} s"
-echo "stream length: $(redis-cli -p "$redis_port" xlen bench:stream:logs) entries"
+echo "stream length: $(stream_length bench) entries"
