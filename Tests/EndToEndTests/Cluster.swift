@@ -168,6 +168,18 @@ final class Cluster: @unchecked Sendable {
         return try await PostgresTestDatabase.query(url: databaseURL, sql)
     }
 
+    /// Waits up to 30 s for `count` rows of `sql`; expects that many, and answers what it found.
+    func rows(count: Int, _ sql: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> [[String?]] {
+        var rows: [[String?]] = []
+        for _ in 0..<300 {
+            rows = (try? await query(sql)) ?? []
+            if rows.count >= count { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(rows.count == count, "\(rows)", sourceLocation: sourceLocation)
+        return rows
+    }
+
     /// Restarts a gateway that was stopped, on its port and with its settings.
     func restartGateway(port: Int) async throws { _ = try await startGateway(port: port) }
 

@@ -53,8 +53,8 @@ struct ElasticsearchShipperTests {
 
     /// The four syslog lines, as the shippers' configurations map them.
     func expectSyslogRows(_ cluster: Cluster, service: String, shipper: String) async throws {
-        let rows = try await rows(
-            cluster, count: 4, "SELECT org_id, level, message, timestamp, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp")
+        let rows = try await cluster.rows(
+            count: 4, "SELECT org_id, level, message, timestamp, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp")
         #expect(rows.map { $0[0] } == ["acme", "acme", "acme", "acme"], "\(shipper): the organization of the Basic user")
         #expect(rows.map { $0[1] } == ["error", "warn", "info", "debug"], "\(shipper)")
         #expect(rows.map { $0[2] } == ["payment declined for order 42", "disk almost full", "user signed in", "cache miss"], "\(shipper)")
@@ -140,8 +140,8 @@ struct ElasticsearchShipperTests {
         #expect(report["basic"] == [3, []] && report["apiKey"] == [1, []], "\(printed)")
         #expect(report["refused"] == ["@timestamp must be an ISO 8601 date-time or epoch milliseconds, got 'not a time'"], "\(printed)")
 
-        let rows = try await rows(
-            cluster, count: 5, "SELECT org_id, level, message, timestamp, trace_id, metadata FROM logs WHERE service = 'py-orders' ORDER BY message")
+        let rows = try await cluster.rows(
+            count: 5, "SELECT org_id, level, message, timestamp, trace_id, metadata FROM logs WHERE service = 'py-orders' ORDER BY message")
         #expect(rows.map { $0[0] } == Array(repeating: "globex", count: 5))
         #expect(rows.map { $0[2] } == ["by api key", "kept", "order 0 shipped", "order 1 shipped", "order 2 shipped"])
         #expect(rows.map { $0[1] } == ["debug", "info", "info", "warn", "error"])
@@ -170,24 +170,12 @@ struct ElasticsearchShipperTests {
         let answer = try JSONParser.parse(Array(first.body.utf8))
         let replayed = try JSONParser.parse(Array(again.body.utf8))
         #expect(answer["errors"] == .bool(true) && answer["items"] == replayed["items"], "the same answer")
-        let rows = try await rows(cluster, count: 2, "SELECT id, message FROM logs WHERE service = 'mixed' ORDER BY message")
+        let rows = try await cluster.rows(count: 2, "SELECT id, message FROM logs WHERE service = 'mixed' ORDER BY message")
         guard case .array(let items)? = answer["items"] else { throw TestSetupError("no items: \(first.body)") }
         #expect(rows.map { $0[1] } == ["first", "second"])
         #expect(rows.map { $0[0] } == [items[0]["create"]?["_id"]?.text, items[2]["create"]?["_id"]?.text], "stored under the answered ids")
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await cluster.query("SELECT count(*) FROM logs").first?.first == "2", "nothing written twice")
         passed = true
-    }
-
-    /// Waits up to 30 s for `count` rows of `sql`.
-    func rows(_ cluster: Cluster, count: Int, _ sql: String) async throws -> [[String?]] {
-        var rows: [[String?]] = []
-        for _ in 0..<300 {
-            rows = (try? await cluster.query(sql)) ?? []
-            if rows.count >= count { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(rows.count == count, "\(rows)")
-        return rows
     }
 }

@@ -35,8 +35,8 @@ struct OTLPExportTests {
         let report = try JSONParser.parse(Array(printed.utf8))
         #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(printed)")
 
-        let logs = try await rows(
-            cluster, count: 5, "SELECT org_id, level, message, timestamp, trace_id, span_id, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp"
+        let logs = try await cluster.rows(
+            count: 5, "SELECT org_id, level, message, timestamp, trace_id, span_id, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp"
         )
         // The four records with fixed times, in time order, then the standard library's one (now).
         #expect(logs.map { $0[0] } == Array(repeating: "acme", count: 5))
@@ -61,8 +61,8 @@ struct OTLPExportTests {
         #expect(standard["scope"] == ["name": "checkout.std"] && standard["severityText"] == "ERROR")
         #expect(standard["attributes"]?["code.function.name"] == "<module>")
 
-        let metrics = try await rows(
-            cluster, count: 7, "SELECT org_id, name, value, unit, labels, timestamp FROM metrics WHERE service = '\(service)' ORDER BY name")
+        let metrics = try await cluster.rows(
+            count: 7, "SELECT org_id, name, value, unit, labels, timestamp FROM metrics WHERE service = '\(service)' ORDER BY name")
         let seen = metrics.map { "\($0[1]!) \($0[2]!) \($0[3]!) \($0[4] ?? "-")" }
         #expect(
             seen == [
@@ -74,17 +74,5 @@ struct OTLPExportTests {
         let now = Timestamp.now.milliseconds
         #expect(metrics.allSatisfy { abs((Timestamp(iso8601: $0[5] ?? "")?.milliseconds ?? 0) - now) < 120_000 }, "collected now")
         passed = true
-    }
-
-    /// Waits up to 30 s for `count` rows of `sql`.
-    func rows(_ cluster: Cluster, count: Int, _ sql: String) async throws -> [[String?]] {
-        var rows: [[String?]] = []
-        for _ in 0..<300 {
-            rows = (try? await cluster.query(sql)) ?? []
-            if rows.count >= count { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(rows.count == count, "\(rows)")
-        return rows
     }
 }
