@@ -29,7 +29,7 @@ struct PartitionTests {
         let harness = try WorkerHarness(partitions: 16)
         defer { Task { await harness.cleanUp() } }
         #expect(!harness.keys.isUnpartitioned)
-        let backlog = (0..<60_000).map { Sample.log(service: "hot", org: "hot_org", message: "backlog \($0)") }
+        let backlog = (0..<30_000).map { Sample.log(service: "hot", org: "hot_org", message: "backlog \($0)") }
         try await harness.publish(backlog, as: .chunks(perChunk: 100))
         let quiet = Self.organizations(avoiding: "hot_org", keys: harness.keys, count: 20)
         let consumer = harness.consumer()

@@ -33,12 +33,14 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         enum Closing { case outputClosed, closed }
 
+        /// The route, kept apart from `match`: read at every step, not copied out of it each time.
+        let route: IngestRoute
+
         init(match: IngestRoute.Match, request: HTTPRequest) {
             self.match = match
+            self.route = match.route
             self.request = request
         }
-
-        var route: IngestRoute { match.route }
 
         /// Whether the client asked to close after this answer.
         var closeRequested: Bool {
