@@ -142,6 +142,8 @@ struct TLSEndToEndTests {
         }
         let headers = try String(contentsOfFile: body + ".headers", encoding: .utf8).lowercased()
         #expect(answer.status == 503 && headers.contains("retry-after"), "\(answer.status) \(answer.body) \(headers)")
+        // The log line is written as the 503 goes out: give the process's output a moment to reach the file.
+        for _ in 0..<40 where !cluster.log("gateway-\(port)").contains("expired on 2021-01-01") { try await Task.sleep(for: .milliseconds(50)) }
         #expect(cluster.log("gateway-\(port)").contains("expired on 2021-01-01"), "the gateway's log names the cause")
 
         try server.restart(tlsCertificate: "server")
