@@ -289,16 +289,23 @@ struct ConsumerTests {
 }
 
 /// A sink that refuses one event id as a database would refuse a bad row.
-struct RefusingSink: EventSink {
+struct RefusingSink: WrappingSink {
     let inner: any EventSink
     let refusedID: String
-
-    func prepare() async throws(SinkError) { try await inner.prepare() }
 
     func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
         if events.contains(where: { $0.id == refusedID }) { throw SinkError(code: .rejected, message: "value too long for column") }
         return try await inner.store(events)
     }
+}
+
+/// A sink that passes everything to `inner` but what it implements itself (`store`, as a rule).
+protocol WrappingSink: EventSink {
+    var inner: any EventSink { get }
+}
+
+extension WrappingSink {
+    func prepare() async throws(SinkError) { try await inner.prepare() }
 
     func close() async { await inner.close() }
 

@@ -105,7 +105,7 @@ struct PartitionTests {
 }
 
 /// Records the organization of every event it stores, in the order they reach the database.
-final class OrderSink: EventSink, Sendable {
+final class OrderSink: WrappingSink, Sendable {
     let inner: any EventSink
     private let order = Mutex<[String]>([])
 
@@ -114,23 +114,9 @@ final class OrderSink: EventSink, Sendable {
     /// The organizations of the events stored so far, in order.
     var stored: [String] { order.withLock { $0 } }
 
-    func prepare() async throws(SinkError) { try await inner.prepare() }
-
     func store(_ events: [QueuedEvent]) async throws(SinkError) -> Int {
         let count = try await inner.store(events)
         order.withLock { $0 += events.map(\.org) }
         return count
     }
-
-    func close() async { await inner.close() }
-
-    func prepareDays(around now: Timestamp) async throws(SinkError) { try await inner.prepareDays(around: now) }
-
-    func expire(_ policy: RetentionPolicy, now: Timestamp, stepRows: Int, proceed: @Sendable () async -> Bool) async throws(SinkError)
-        -> RetentionOutcome
-    {
-        try await inner.expire(policy, now: now, stepRows: stepRows, proceed: proceed)
-    }
-
-    func storage() async throws(SinkError) -> [EventKind: StorageReport] { try await inner.storage() }
 }
