@@ -7,7 +7,7 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract:
-            "Per stream: length, the group's lag and pending count in entries and (estimated) events, its consumers and their idle time; dead-letter and rejected counts."
+            "Per stream: length, the group's lag and pending count in entries and (estimated) events, its consumers and their idle time; the organizations whose events overflow; dead-letter and rejected counts."
     )
 
     @OptionGroup var options: AdminOptions
@@ -40,7 +40,10 @@ struct QueueStatus {
 
     struct Stream {
         var kind: EventKind
+        /// The partition (of an overflow stream, the partition it is the overflow of).
         var partition: Int
+        /// Whether it is a partition's overflow stream.
+        var overflow = false
         var key: String
         /// In a cluster, the master serving it.
         var node: String?
@@ -70,6 +73,8 @@ struct QueueStatus {
     /// changed), which no worker of this configuration reads, or on one server the streams before partitions, which
     /// workers read until they are empty.
     var strays: [(key: String, length: Int)] = []
+    /// The organizations whose new events go to their partition's overflow stream, by id.
+    var overflowing: [(org: String, partition: Int, tenant: OverflowTenant)] = []
     var deadLetters: Int
     var rejected: Int
     /// What the stores hold and keep.
@@ -79,7 +84,12 @@ struct QueueStatus {
         try await redis.refreshClusterMap()
         var streams: [Stream] = []
         for kind in EventKind.allCases {
-            for partition in 0..<keys.partitions { streams.append(try await read(kind, partition: partition, redis: redis, keys: keys)) }
+            for index in keys.streamIndices {
+                var stream = try await read(kind, partition: index, redis: redis, keys: keys)
+                stream.overflow = keys.isOverflow(index)
+                stream.partition = keys.basePartition(ofStream: index) ?? index
+                streams.append(stream)
+            }
         }
         let nodes = redis.clusterMasters.map { master in
             let served = streams.filter { $0.node == master.address }
@@ -88,13 +98,16 @@ struct QueueStatus {
         var strays: [(key: String, length: Int)] = []
         let known = Set(keys.allStreams + [keys.deadLetterStream, keys.rejectedStream])
         for key in try await redis.keys(matching: "\(keys.prefix):stream:*").sorted() where !known.contains(key) {
-            // Only event streams: `<prefix>:stream:<kind>` or `<prefix>:stream:{<tag>}:<kind>`.
-            guard EventKind.allCases.contains(where: { key.hasSuffix(":\($0.rawValue)") }) else { continue }
+            // Only event streams: `<prefix>:stream:<kind>` or `<prefix>:stream:{<tag>}:<kind>`, and their overflow streams.
+            guard EventKind.allCases.contains(where: { key.hasSuffix(":\($0.rawValue)") || key.hasSuffix(":\($0.rawValue):overflow") }) else { continue }
             let length = try await redis.send(XLEN(key))
             if length > 0 { strays.append((key, length)) }
         }
+        let overflowing = try await OverflowTenant.read(redis: redis, keys: keys).sorted { $0.key < $1.key }.map {
+            (org: $0.key, partition: keys.partition(of: $0.key), tenant: $0.value)
+        }
         return QueueStatus(
-            streams: streams, nodes: nodes, strays: strays, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
+            streams: streams, nodes: nodes, strays: strays, overflowing: overflowing, deadLetters: try await redis.send(XLEN(keys.deadLetterStream)),
             rejected: try await redis.send(XLEN(keys.rejectedStream)), storage: try await StorageSummary.read(redis: redis, keys: keys))
     }
 
@@ -126,7 +139,8 @@ struct QueueStatus {
                 .array(
                     streams.map { stream in
                         .object([
-                            ("kind", .string(stream.kind.rawValue)), ("partition", .number(String(stream.partition))), ("stream", .string(stream.key)),
+                            ("kind", .string(stream.kind.rawValue)), ("partition", .number(String(stream.partition))),
+                            ("overflow", .bool(stream.overflow)), ("stream", .string(stream.key)),
                             ("node", stream.node.map { .string($0) } ?? .null), ("length", .number(String(stream.length))),
                             ("lag", stream.lag.map { .number(String($0)) } ?? .null), ("pending", .number(String(stream.pending))),
                             ("lagEvents", stream.lagEvents.map { .number(String($0)) } ?? .null),
@@ -155,26 +169,46 @@ struct QueueStatus {
                         ])
                     })
             ),
+            (
+                "overflowing",
+                .array(
+                    overflowing.map {
+                        guard case .object(let fields) = $0.tenant.json else { return .null }
+                        return .object([("org", .string($0.org)), ("partition", .number(String($0.partition)))] + fields)
+                    })
+            ),
             ("otherStreams", .array(strays.map { .object([("stream", .string($0.key)), ("length", .number(String($0.length)))]) })),
             ("deadLetters", .number(String(deadLetters))), ("rejected", .number(String(rejected))), ("storage", storage.json),
         ])
     }
 
     var table: String {
-        let streamRows = streams.map {
+        // Overflow streams only when they hold something: most of the time they are empty.
+        let shown = streams.filter { !$0.overflow || $0.length > 0 || $0.pending > 0 }
+        let streamRows = shown.map {
             [
                 $0.key, $0.node ?? "-", String($0.length), $0.lag.map(String.init) ?? "-", String($0.pending), $0.lagEvents.map { "≈\($0)" } ?? "-",
                 "≈\($0.pendingEvents)",
                 String(format: "%.1f", $0.eventsPerEntry), String($0.consumers.count),
             ]
         }
-        let consumerRows = streams.flatMap { stream in
+        let consumerRows = shown.flatMap { stream in
             stream.consumers.map { [stream.key, $0.name, String($0.pending), String(format: "%.1fs", Double($0.idleMilliseconds) / 1_000)] }
         }
         return [
             Table.render(["STREAM", "NODE", "LENGTH", "LAG", "PENDING", "LAG EVENTS", "PENDING EVENTS", "EVENTS/ENTRY", "CONSUMERS"], streamRows),
             "",
             Table.render(["STREAM", "CONSUMER", "PENDING", "IDLE"], consumerRows, empty: "(no consumers)"),
+            "",
+            "organizations whose events overflow (queued apart, so that the rest of their partition passes them):",
+            Table.render(
+                ["ORG", "PARTITION", "REASON", "SINCE", "BACKLOG EVENTS", "EVENTS/S"],
+                overflowing.map {
+                    [
+                        $0.org, String($0.partition), $0.tenant.reason.rawValue, Timestamp(milliseconds: $0.tenant.since).iso8601,
+                        String($0.tenant.backlogEvents), String($0.tenant.eventsPerSecond),
+                    ]
+                }, empty: "(none)"),
             "",
             "dead letters: \(deadLetters)    rejected (capped stream): \(rejected)",
             "",

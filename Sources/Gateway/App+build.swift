@@ -29,10 +29,12 @@ func buildApplication(
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
     let shape = AppendShape()
+    let flow = TenantFlow()
     let dependencies = GatewayDependencies(
         publisher: RedisEventPublisher(
             redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil,
-            waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds, shape: shape),
+            waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds, shape: shape,
+            flow: flow),
         backlog: backlog,
         registry: registry,
         metrics: metrics,
@@ -58,7 +60,7 @@ func buildApplication(
             metrics: ConnectionMetrics(factory: factory), tls: configuration.tls, logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
-        services: services + [monitor, redisReachable],
+        services: services + [monitor, TenantFlowService(flow: flow, redis: redis, keys: configuration.keys, logger: logger), redisReachable],
         onServerRunning: { _ in listener?.started() },
         logger: logger
     )

@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Shared
 import Sinks
 
-/// The worker's services: the consumer, the lag monitor, retention, and (unless its port is 0) the HTTP endpoint
+/// The worker's services: the consumer, the lag monitor, the overflow decision, retention, and (unless its port is 0) the HTTP endpoint
 /// with `/metrics`, `/health/live` and `/health/ready`.
 func buildServices(
     _ configuration: WorkerConfiguration, commands: RedisClient, reader: RedisClient, sink: any EventSink,
@@ -15,8 +15,10 @@ func buildServices(
     let metrics = WorkerMetrics(
         factory: PrometheusMetricsFactory(registry: registry),
         organizations: OrganizationLabels(capacity: configuration.metricsMaxOrganizations, threshold: configuration.metricsOrganizationMinEvents))
+    let lanes = OverflowLanes()
     let consumer = StreamConsumer(
-        commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, logger: logger)
+        commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, lanes: lanes,
+        logger: logger)
     // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
     var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
     let lagMonitor = StreamBacklogMonitor(
@@ -27,11 +29,20 @@ func buildServices(
             metrics.pending[kind]?.record(backlog.pending[kind] ?? 0)
             metrics.backlogEvents[kind]?.record(backlog.lagEvents(kind) + backlog.pendingEvents(kind))
         }
+        let keys = configuration.keys
+        lanes.setHolding(
+            Set(
+                backlog.entriesByStream.keys.compactMap { keys.locate(stream: $0) }.filter { keys.isOverflow($0.partition) }.compactMap {
+                    keys.basePartition(ofStream: $0.partition)
+                }))
     }
+    let overflow = OverflowController(
+        redis: commands, keys: configuration.keys, settings: configuration.overflow, lanes: lanes, holder: configuration.consumer.consumer,
+        metrics: metrics, logger: logger)
     let retention = RetentionRunner(
         redis: commands, keys: configuration.keys, sink: sink, settings: configuration.retention, holder: configuration.consumer.consumer,
         metrics: metrics, logger: logger)
-    services += [consumer, lagMonitor, retention]
+    services += [consumer, lagMonitor, overflow, retention]
     if configuration.metricsPort != 0 {
         let router = Router()
         router.get("health/live") { _, _ in #"{"status":"ok"}"# }

@@ -28,6 +28,8 @@ struct WorkerConfiguration: Sendable {
     var retention = RetentionSettings()
     /// Reading, claiming and retrying.
     var consumer = ConsumerSettings(consumer: WorkerConfiguration.defaultConsumerName)
+    /// When an organization's events overflow, and the overflow streams' share of a batch.
+    var overflow = OverflowSettings()
 
     static var defaultConsumerName: String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -39,7 +41,7 @@ struct WorkerConfiguration: Sendable {
             "OPERYN_BLOCK_MS",
             "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
             "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS", "OPERYN_METRICS_MAX_ORGS", "OPERYN_METRICS_ORG_MIN_EVENTS",
-        ] + RetentionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
+        ] + RetentionSettings.variables + OverflowSettings.variables + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
 
@@ -67,6 +69,8 @@ struct WorkerConfiguration: Sendable {
         consumer.startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: consumer.startupTimeoutSeconds, in: 0...86_400)
         consumer.databaseURL = SinkFactory.redacted(databaseURL)
         retention = try RetentionSettings(reader)
+        overflow = try OverflowSettings(reader)
+        consumer.overflowSharePercent = overflow.sharePercent
         shutdownGraceSeconds = try reader.integer("OPERYN_SHUTDOWN_GRACE_SECONDS", default: shutdownGraceSeconds, in: 1...3_600)
     }
 }

@@ -27,6 +27,11 @@ final class WorkerMetrics: Sendable {
     let pending: [EventKind: Gauge]
     /// `operyn_stream_backlog_events{kind}`: lag plus pending in events (estimated from the newest entries' counts).
     let backlogEvents: [EventKind: Gauge]
+    /// `operyn_overflow_organizations`: organizations whose new events go to their partition's overflow stream.
+    let overflowOrganizations: Gauge
+    /// `operyn_overflow_entered_total{reason}`: organizations this worker sent to overflow, by reason (`backlog`,
+    /// `rate`), while it decided the overflow.
+    let overflowEntered: [OverflowTenant.Reason: Counter]
 
     init(factory: any MetricsFactory, organizations: OrganizationLabels = OrganizationLabels()) {
         self.factory = factory
@@ -57,6 +62,11 @@ final class WorkerMetrics: Sendable {
         self.lag = lag
         self.pending = pending
         self.backlogEvents = backlogEvents
+        overflowOrganizations = Gauge(label: "operyn_overflow_organizations", dimensions: [], factory: factory)
+        overflowEntered = Dictionary(
+            uniqueKeysWithValues: [OverflowTenant.Reason.backlog, .rate].map {
+                ($0, Counter(label: "operyn_overflow_entered_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+            })
     }
 
     /// Counts `events` stored events of `kind` for `org`: `operyn_worker_events_stored_total{kind,org}`.

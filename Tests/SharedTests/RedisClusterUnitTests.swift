@@ -107,16 +107,30 @@ struct RedisClusterUnitTests {
         }
         // One partition on one server is the layout before partitions.
         let one = RedisKeys(prefix: "operyn", clustered: false, partitions: 1)
-        #expect(one.isUnpartitioned && one.stream(.logs) == "operyn:stream:logs" && one.streams(.metrics) == ["operyn:stream:metrics"])
+        #expect(
+            one.isUnpartitioned && one.stream(.logs) == "operyn:stream:logs"
+                && one.streams(.metrics) == ["operyn:stream:metrics", "operyn:stream:metrics:overflow"])
+        #expect(one.overflowStream(.logs, partition: 0) == "operyn:stream:logs:overflow" && one.flow(partition: 0) == "operyn:flow")
+        #expect(one.locate(stream: "operyn:stream:logs:overflow")! == (.logs, one.overflowIndex(of: 0)) && one.isOverflow(2) && !one.isOverflow(1))
         #expect(one.partition(of: "acme") == 0 && one.previousLayoutPartition == nil && one.locate(stream: "operyn:stream:logs")! == (.logs, 0))
     }
 
     @Test func clusterKeysShareSlotsWhereScriptsNeedThem() {
         let keys = RedisKeys(prefix: "operyn", clustered: true, partitions: 16)
-        #expect(keys.partitions == 16 && keys.allStreams.count == 16 * EventKind.allCases.count && Set(keys.allStreams).count == keys.allStreams.count)
+        #expect(keys.partitions == 16 && keys.allStreams.count == 2 * 16 * EventKind.allCases.count && Set(keys.allStreams).count == keys.allStreams.count)
         for partition in 0..<16 {
-            let slots = Set(EventKind.allCases.map { RedisHashSlot.of(keys.stream($0, partition: partition)) })
-            #expect(slots.count == 1, "a partition's streams share a slot (one XREADGROUP, one acknowledgement script)")
+            let overflow = keys.overflowIndex(of: partition)
+            let slots = Set(
+                EventKind.allCases.flatMap { [keys.stream($0, partition: partition), keys.overflowStream($0, partition: partition)] }.map {
+                    RedisHashSlot.of($0)
+                }
+                    + [RedisHashSlot.of(keys.flow(partition: partition))])
+            #expect(slots.count == 1, "a partition's streams, its overflow streams and its flow share a slot (one XREADGROUP, one script)")
+            #expect(
+                keys.stream(.logs, partition: overflow) == keys.overflowStream(.logs, partition: partition)
+                    && keys.overflowStream(.logs, partition: partition).hasSuffix(":logs:overflow"))
+            #expect(keys.isOverflow(overflow) && keys.basePartition(ofStream: overflow) == partition && keys.basePartition(ofStream: partition) == partition)
+            #expect(keys.locate(stream: keys.overflowStream(.deployments, partition: partition))! == (.deployments, overflow))
             #expect(slots.first! * 16 / RedisHashSlot.count == partition, "partition \(partition) lies in its share of the slots")
             #expect(keys.locate(stream: keys.stream(.metrics, partition: partition))! == (.metrics, partition))
         }

@@ -100,7 +100,7 @@ struct PartitionTests {
         #expect(try harness.count("logs", where: "message LIKE 'old %'") == old.count, "each old event once")
         #expect(try await harness.redis.send(XPENDING(oldStream, group: harness.keys.consumerGroup)).count == 0)
         #expect(harness.keys.stream(.logs, partition: previous) == oldStream)
-        #expect(!consumer.readPartitions.contains(previous))
+        #expect(!consumer.readStreams.contains(oldStream))
     }
 }
 

@@ -31,7 +31,8 @@ struct WorkerHarness {
     }
 
     func consumer(
-        name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, consumerExpiry: Int = 3_600_000, sink: (any EventSink)? = nil
+        name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, consumerExpiry: Int = 3_600_000, sink: (any EventSink)? = nil,
+        lanes: OverflowLanes = OverflowLanes()
     ) -> StreamConsumer {
         var settings = ConsumerSettings(consumer: name)
         settings.consumerExpiryMilliseconds = consumerExpiry
@@ -41,15 +42,17 @@ struct WorkerHarness {
         settings.batchSize = 500
         return StreamConsumer(
             commands: redis, reader: reader, sink: sink ?? self.sink, keys: keys, settings: settings,
-            metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), logger: Logger(label: "test"))
+            metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), lanes: lanes, logger: Logger(label: "test"))
     }
 
     /// XADDs events as a gateway does: one entry per event (`.single`, version 1, as gateways before chunks wrote), or
     /// chunks (version 2) of each run of events of one organization and kind, at most `perChunk` events per chunk (as
     /// requests of that many events would); returns them.
+    /// With `overflow`, to the partitions' overflow streams, and counted in the flow as a gateway counts them.
     @discardableResult
-    func publish(_ events: [QueuedEvent], as format: EntryFormat = .single) async throws -> [QueuedEvent] {
+    func publish(_ events: [QueuedEvent], as format: EntryFormat = .single, overflow: Bool = false) async throws -> [QueuedEvent] {
         var entries: [(stream: String, fields: [(name: [UInt8], value: [UInt8])])] = []
+        func stream(of event: QueuedEvent) -> String { self.stream(of: event, overflow: overflow) }
         switch format {
         case .single:
             entries = events.map { (stream(of: $0), StreamEntryCodec.encode($0)) }
@@ -70,11 +73,19 @@ struct WorkerHarness {
             let slice = entries[start..<min(start + 1_000, entries.count)]
             for result in try await redis.pipeline(slice.map { XADD($0.stream, fields: $0.fields) }) { _ = try result.get() }
         }
+        for (org, count) in Dictionary(events.map { ($0.org, 1) }, uniquingKeysWith: +) {
+            _ = try await redis.send(HINCRBY(keys.flow(partition: keys.partition(of: org)), field: "in:\(org)", by: count))
+        }
         return events
     }
 
-    /// The stream a gateway appends `event` to: its kind's, of its organization's partition.
-    func stream(of event: QueuedEvent) -> String { keys.stream(event.event.kind, partition: keys.partition(of: event.org)) }
+    /// The stream a gateway appends `event` to: its kind's, of its organization's partition, or with `overflow` that
+    /// partition's overflow stream.
+    func stream(of event: QueuedEvent, overflow: Bool = false) -> String {
+        overflow
+            ? keys.overflowStream(event.event.kind, partition: keys.partition(of: event.org))
+            : keys.stream(event.event.kind, partition: keys.partition(of: event.org))
+    }
 
     /// Runs `consumer` until `condition` holds or `seconds` pass; returns whether it held.
     func run(_ consumer: StreamConsumer, seconds: Double = 20, until condition: @escaping @Sendable () async throws -> Bool) async throws -> Bool {
@@ -123,7 +134,8 @@ struct WorkerHarness {
     }
 
     func cleanUp() async {
-        var names = keys.allStreams + [keys.deadLetterStream, keys.rejectedStream, keys.attempts]
+        var names = keys.allStreams + [keys.deadLetterStream, keys.rejectedStream, keys.attempts, keys.overflowTenants, keys.overflowLease]
+        names += (0..<keys.partitions).map { keys.flow(partition: $0) }
         names += ["default", "org_a", "org_b"].flatMap { [keys.services(org: $0), keys.counts(org: $0), keys.settings(org: $0)] }
         // One key a command: in a cluster they live on several masters.
         for name in names { _ = try? await redis.send(DEL([name])) }

@@ -4,7 +4,8 @@ import NIOCore
 import Shared
 
 /// `GET /usage`: what the asking organization sent and what became of it, for today and each of the 30 days before
-/// (UTC; `UsageReport`), its services against its quota, and its rate limit with what is left of it now.
+/// (UTC; `UsageReport`), its services against its quota, its rate limit with what is left of it now, and whether its
+/// events overflow (`OverflowTenant`).
 /// Authenticated as the ingestion routes are (the organization is the key's, or `x-organization-id`'s).
 struct UsageController {
     let authenticator: Authenticator
@@ -67,11 +68,13 @@ struct UsageController {
             }
             let published = try await redis.send(HGET(keys.storage, field: "retention_days")).flatMap { Int($0) }
             let retention = try await RetentionPolicy.read(redis: redis, keys: keys, organization: organization, defaultDays: published)
+            let overflow = try await redis.send(HGET(keys.overflowTenants, field: organization)).flatMap(OverflowTenant.init(value:))
             let body: JSONValue = .object([
                 ("org", .string(organization)),
                 ("services", .object([("used", .array(services.map { .string($0) })), ("limit", .number(String(serviceLimit)))])),
                 ("rateLimit", rate),
                 ("retention", retention.json(organization: organization)),
+                ("overflow", overflow?.json ?? .null),
                 ("days", report.json),
             ])
             var bytes: [UInt8] = []

@@ -145,7 +145,7 @@ enum OpenAPIDocument {
                 ],
             ],
             "Usage": [
-                "type": "object", "required": ["org", "services", "rateLimit", "retention", "days"],
+                "type": "object", "required": ["org", "services", "rateLimit", "retention", "overflow", "days"],
                 "properties": [
                     "org": ["type": "string"],
                     "services": [
@@ -168,6 +168,15 @@ enum OpenAPIDocument {
                         "properties": [
                             "logs": ["$ref": "#/components/schemas/Retention"], "metrics": ["$ref": "#/components/schemas/Retention"],
                             "deployments": ["$ref": "#/components/schemas/Retention"],
+                        ],
+                    ],
+                    "overflow": [
+                        "description":
+                            "null unless the organization's backlog or rate passed the overflow thresholds, so that its new events are queued apart and the other organizations of its partition pass them: since when, why (backlog or rate), and its backlog (events queued and not yet finished) and rate (events per second) at the last check",
+                        "type": ["object", "null"], "required": ["since", "reason", "backlogEvents", "eventsPerSecond"],
+                        "properties": [
+                            "since": ["type": "string", "format": "date-time"], "reason": ["type": "string", "enum": ["backlog", "rate"]],
+                            "backlogEvents": ["type": "integer", "minimum": 0], "eventsPerSecond": ["type": "integer", "minimum": 0],
                         ],
                     ],
                     "days": [

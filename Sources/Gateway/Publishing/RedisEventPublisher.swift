@@ -7,7 +7,8 @@ import Shared
 /// living on the caller's event loop.
 ///
 /// With `coalescer`, requests of one organization and kind read in the same event-loop tick share one entry.
-/// The stream is the organization's partition's (one stream per kind on a single server). With `waitReplicas`
+/// The stream is the organization's partition's, or its partition's overflow stream while the organization overflows
+/// (`flow`); the events appended are counted towards the organization's flow. With `waitReplicas`
 /// above 0, each append is followed by `WAIT` on the same connection, and the request is answered 202 only once that
 /// many replicas hold it (503 otherwise): a failover right after the answer cannot lose it.
 struct RedisEventPublisher: EventPublisher {
@@ -21,10 +22,19 @@ struct RedisEventPublisher: EventPublisher {
     var waitTimeoutMilliseconds = 500
     /// The events per entry this gateway appends, for its backlog's estimate.
     var shape: AppendShape? = nil
+    /// Which organizations overflow, and the events appended per organization; `nil` (benchmarks of the append alone):
+    /// no overflow, nothing counted.
+    var flow: TenantFlow? = nil
+
+    /// The stream `org`'s events of `kind` go to now.
+    private func stream(_ kind: EventKind, of org: String) -> String {
+        let partition = keys.partition(of: org)
+        return flow?.overflows(org) == true ? keys.overflowStream(kind, partition: partition) : keys.stream(kind, partition: partition)
+    }
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
-        let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: events[0].org))
+        let stream = stream(events[0].event.kind, of: events[0].org)
         let chunks = StreamEntryCodec.chunks(events)
         let (redis, replicas, timeout, shape) = (redis, waitReplicas, waitTimeoutMilliseconds, shape)
         let appended: EventLoopFuture<Void>
@@ -43,12 +53,13 @@ struct RedisEventPublisher: EventPublisher {
                 chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
             ).map { _ in }
         }
-        let metrics = metrics
+        let (metrics, flow) = (metrics, flow)
         let published = eventLoop.makePromise(of: Void.self)
         appended.whenComplete { result in
             switch result {
             case .success:
                 metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+                flow?.appended(events[0].org, events: events.count)
                 published.succeed()
             case .failure(let error):
                 metrics.redisErrors.increment()
@@ -67,7 +78,7 @@ struct RedisEventPublisher: EventPublisher {
         guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
         let start = NIODeadline.now()
         let org = events[0].org
-        let stream = keys.stream(events[0].event.kind, partition: keys.partition(of: org))
+        let stream = stream(events[0].event.kind, of: org)
         let chunks = StreamEntryCodec.chunks(events)
         let (redis, replicas, timeout, state) = (redis, waitReplicas, waitTimeoutMilliseconds, keys.rateState(org: org))
         let usage = keys.usage(org: org, day: Usage.day(events[0].receivedAt))
@@ -78,7 +89,7 @@ struct RedisEventPublisher: EventPublisher {
                 idempotency: idempotency, sendSource: sendSource)
             return redis.send(command, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         }
-        let metrics = metrics
+        let (metrics, flow) = (metrics, flow)
         let decided = eventLoop.makePromise(of: GuardedAppend.Decision.self)
         append(sendSource: false).flatMapError { error in
             // A server that has not run the script yet: once with its source.
@@ -88,6 +99,7 @@ struct RedisEventPublisher: EventPublisher {
             switch result {
             case .success(let decision):
                 metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+                if case .admitted = decision { flow?.appended(org, events: events.count) }
                 decided.succeed(decision)
             case .failure(let error):
                 metrics.redisErrors.increment()

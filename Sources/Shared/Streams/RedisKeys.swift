@@ -10,6 +10,13 @@
 /// One partition on one server (`OPERYN_STREAM_PARTITIONS=1`) is the layout before partitions: one stream per kind,
 /// `<prefix>:stream:<kind>`. With more, workers on one server also read those streams until they are empty
 /// (`previousLayoutPartition`), so an upgrade loses nothing.
+///
+/// Each partition also has an overflow stream per kind (`<prefix>:stream:{p3-…}:logs:overflow`, in the partition's
+/// slot), where the gateways append the events of organizations whose backlog or rate passed the overflow thresholds
+/// (`overflowTenants`), so that the partition's other organizations pass them. Streams are numbered: a partition's
+/// own `0..<partitions`, the previous layout's `partitions`, the overflow stream of partition `p`
+/// `partitions + 1 + p` (`overflowIndex(of:)`); everything that reads, acknowledges or claims by number takes them
+/// all alike.
 public struct RedisKeys: Sendable, Equatable {
     /// The prefix of every key (default `operyn`).
     public let prefix: String
@@ -44,6 +51,10 @@ public struct RedisKeys: Sendable, Equatable {
                 locations[tagged ? "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)" : unpartitioned] = Location(kind: kind, partition: partition)
             }
             if !clustered && self.partitions > 1 { locations[unpartitioned] = Location(kind: kind, partition: self.partitions) }
+            for partition in 0..<self.partitions {
+                let key = tagged ? "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue):overflow" : "\(unpartitioned):overflow"
+                locations[key] = Location(kind: kind, partition: self.partitions + 1 + partition)
+            }
         }
         self.locations = locations
     }
@@ -53,9 +64,29 @@ public struct RedisKeys: Sendable, Equatable {
 
     /// `<prefix>:stream:{<tag>}:<kind>`: the stream of `partition` the gateway appends events of `kind` to;
     /// `<prefix>:stream:<kind>` with one partition on one server, and for `previousLayoutPartition`.
+    /// A number past the previous layout's is an overflow stream (`overflowIndex(of:)`).
     public func stream(_ kind: EventKind, partition: Int = 0) -> String {
+        if partition > partitions { return overflowStream(kind, partition: partition - partitions - 1) }
         if isUnpartitioned || partition == previousLayoutPartition { return unpartitionedStream(kind) }
         return "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue)"
+    }
+
+    /// `<prefix>:stream:{<tag>}:<kind>:overflow` (`<prefix>:stream:<kind>:overflow` with one partition on one server):
+    /// the overflow stream of `partition`, in its slot.
+    public func overflowStream(_ kind: EventKind, partition: Int) -> String {
+        isUnpartitioned ? "\(unpartitionedStream(kind)):overflow" : "\(prefix):stream:{\(tags[partition])}:\(kind.rawValue):overflow"
+    }
+
+    /// The number of `partition`'s overflow streams.
+    public func overflowIndex(of partition: Int) -> Int { partitions + 1 + partition }
+
+    /// Whether the stream number `index` is an overflow stream's.
+    public func isOverflow(_ index: Int) -> Bool { index > partitions }
+
+    /// The partition whose events a stream of number `index` holds: its own, or the one it is the overflow of; `nil`
+    /// for the previous layout's, which holds every partition's.
+    public func basePartition(ofStream index: Int) -> Int? {
+        index < partitions ? index : index > partitions ? index - partitions - 1 : nil
     }
 
     /// `<prefix>:stream:<kind>`: the stream of each kind before partitions.
@@ -65,10 +96,13 @@ public struct RedisKeys: Sendable, Equatable {
     /// layout before partitions, which workers read until they are empty; `nil` in a cluster or with one partition.
     public var previousLayoutPartition: Int? { clustered || partitions == 1 ? nil : partitions }
 
-    /// Every stream of `kind`, by partition.
-    public func streams(_ kind: EventKind) -> [String] { (0..<partitions).map { stream(kind, partition: $0) } }
+    /// The numbers of every partition's stream and overflow stream.
+    public var streamIndices: [Int] { Array(0..<partitions) + (0..<partitions).map(overflowIndex(of:)) }
 
-    /// Every event stream: each kind's, of every partition.
+    /// Every stream of `kind`: each partition's, then each overflow stream.
+    public func streams(_ kind: EventKind) -> [String] { streamIndices.map { stream(kind, partition: $0) } }
+
+    /// Every event stream: each kind's, of every partition, and the overflow streams.
     public var allStreams: [String] { EventKind.allCases.flatMap { streams($0) } }
 
     /// The kind and partition of an event stream's key, if it is one (the previous layout's as
@@ -95,6 +129,19 @@ public struct RedisKeys: Sendable, Equatable {
             n += 1
         }
     }
+
+    /// `<prefix>:flow:{<tag>}` (`<prefix>:flow` with one partition on one server): how many events of each
+    /// organization of `partition` were appended (`in:<org>`, counted by the gateways) and finished (`out:<org>`,
+    /// stored, rejected or dead-lettered, counted as the workers acknowledge them); the difference is the
+    /// organization's backlog, which the overflow thresholds weigh. In the partition's slot.
+    public func flow(partition: Int) -> String { isUnpartitioned ? "\(prefix):flow" : "\(prefix):flow:{\(tags[partition])}" }
+
+    /// `<prefix>:overflow`: the organizations whose new events go to their partition's overflow stream (hash;
+    /// organization → `OverflowTenant`), kept by the worker holding `overflowLease`.
+    public var overflowTenants: String { "\(prefix):overflow" }
+
+    /// `<prefix>:overflow:lease`: which worker decides the overflow now (hash; field `holder`; with an expiry).
+    public var overflowLease: String { "\(prefix):overflow:lease" }
 
     /// `<prefix>-workers`: the consumer group every worker reads through.
     public var consumerGroup: String { "\(prefix)-workers" }

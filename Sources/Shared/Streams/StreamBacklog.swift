@@ -13,6 +13,8 @@ public struct StreamBacklog: Sendable, Equatable {
     /// version-1 entry counts 1). An entry holds one request's events, or a tick's coalesced requests, so the newest
     /// entries tell the shape of the backlog without reading all of it. 1 for an empty stream.
     public var eventsPerEntry: [EventKind: Double] = [:]
+    /// Lag plus pending of each stream that has either, in entries.
+    public var entriesByStream: [String: Int] = [:]
 
     /// Lag plus pending over every stream, in entries.
     public var total: Int { lag.values.reduce(0, +) + pending.values.reduce(0, +) }
@@ -91,6 +93,7 @@ public struct StreamBacklog: Sendable, Equatable {
                 lag += reading.lag
                 pending += reading.pending
                 guard reading.lag + reading.pending > 0 else { continue }
+                backlog.entriesByStream[stream] = reading.lag + reading.pending
                 let perEntry: Double
                 switch shape {
                 case .published:

@@ -10,8 +10,8 @@ import Shared
 /// some stored and some over quota); entries that count alike share a group and one `XACK`.
 ///
 /// In a Redis Cluster a script may only touch one slot: each partition's streams are acknowledged by a script of
-/// their own, and the counters (tagged by organization) go up by what it answered right after, in a command of their
-/// own. They stay exact under retried acknowledgements; a failure between the two (a worker that dies, Redis
+/// their own, which also counts the partition's flow (in its slot), and the counters (tagged by organization) go up by
+/// what it answered right after, in a command of their own. They stay exact under retried acknowledgements; a failure between the two (a worker that dies, Redis
 /// unreachable just then: the retried acknowledgement answers 0) leaves that batch uncounted, never counted twice.
 struct Acknowledgement {
     /// What one entry adds to one field of its organization's counters (`stored:logs`,
@@ -23,6 +23,13 @@ struct Acknowledgement {
             case counters
             /// The organization's usage hash of a UTC day (`YYYY-MM-DD`).
             case usage(day: String)
+            /// A partition's flow hash (`RedisKeys.flow`), in the slot of the partition's streams.
+            case flow(partition: Int)
+
+            var isFlow: Bool {
+                if case .flow = self { return true }
+                return false
+            }
         }
 
         var target = Target.counters
@@ -99,15 +106,15 @@ struct Acknowledgement {
 
     /// Acknowledges every entry and counts it; answers the entries newly acknowledged per group.
     func send(on redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
-        guard keys.clustered else { return try await send(Array(ids), on: redis, keys: keys, counting: true) }
+        guard keys.clustered else { return try await send(Array(ids), on: redis, keys: keys) { _ in true } }
         var answers: [(group: Group, acknowledged: Int)] = []
         for partition in Set(ids.keys.map(\.partition)).sorted() {
-            answers += try await send(ids.filter { $0.key.partition == partition }, on: redis, keys: keys, counting: false)
+            answers += try await send(ids.filter { $0.key.partition == partition }, on: redis, keys: keys) { $0.isFlow }
         }
         var increments = RedisPipeline()
         for (group, acknowledged) in answers where acknowledged > 0 {
             guard let org = group.org else { continue }
-            for count in group.counts {
+            for count in group.counts where !count.target.isFlow {
                 let (key, ttl) = Self.key(of: count, org: org, keys: keys)
                 increments.add(HINCRBY(key, field: count.field, by: acknowledged * count.amount))
                 if ttl > 0 { increments.add(RawCommand("EXPIRE", key, String(ttl))) }
@@ -123,12 +130,13 @@ struct Acknowledgement {
         switch count.target {
         case .counters: (keys.counts(org: org), 0)
         case .usage(let day): (keys.usage(org: org, day: day), Usage.ttlSeconds)
+        case .flow(let partition): (keys.flow(partition: partition), 0)
         }
     }
 
-    /// One script for `groups`, whose streams share a slot; with `counting`, the counts go up in it too.
+    /// One script for `groups`, whose streams share a slot; the counts of targets `counted` picks go up in it too.
     private func send(
-        _ groups: [(key: Group, value: [String])], on redis: RedisClient, keys: RedisKeys, counting: Bool
+        _ groups: [(key: Group, value: [String])], on redis: RedisClient, keys: RedisKeys, counted: (Count.Target) -> Bool
     ) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
         var scriptKeys: [String] = []
         var keyIndex: [String: Int] = [:]
@@ -140,7 +148,7 @@ struct Acknowledgement {
         }
         var arguments: [[UInt8]] = [Array(keys.consumerGroup.utf8)]
         for (group, entryIDs) in groups {
-            let counts = counting ? group.org.map { org in group.counts.map { ($0, Self.key(of: $0, org: org, keys: keys)) } } ?? [] : []
+            let counts = group.org.map { org in group.counts.filter { counted($0.target) }.map { ($0, Self.key(of: $0, org: org, keys: keys)) } } ?? []
             arguments += [Array(String(index(keys.stream(group.kind, partition: group.partition))).utf8), Array(String(counts.count).utf8)]
             for (count, (key, ttl)) in counts {
                 arguments += [Array(String(index(key)).utf8), Array(count.field.utf8), Array(String(count.amount).utf8), Array(String(ttl).utf8)]

@@ -22,4 +22,7 @@ struct ConsumerSettings: Sendable {
     var databaseURL = ""
     /// Approximate cap of the rejected stream (`OPERYN_REJECTED_MAXLEN`, 100000).
     var rejectedMaxLength = 100_000
+    /// Of a batch, the percentage the overflow streams may take while other streams have entries waiting
+    /// (`OPERYN_OVERFLOW_SHARE`, 25).
+    var overflowSharePercent = 25
 }

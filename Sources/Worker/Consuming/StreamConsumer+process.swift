@@ -79,7 +79,11 @@ extension StreamConsumer {
             for (measure, amount) in [("stored", stored), ("quota_rejected", entry.rejected.count), ("dead_lettered", entry.refused.count)] where amount > 0 {
                 counts.append(.init(day, field: Usage.field(measure, kind), amount: amount))
             }
-            done.add(entry.read.entry.id, of: entry.read, org: entry.events[0].org, counts: counts)
+            // The organization's flow: its events finished, against those the gateways appended (`RedisKeys.flow`).
+            let org = entry.events[0].org
+            let flow = Acknowledgement.Count.Target.flow(partition: keys.basePartition(ofStream: entry.read.partition) ?? keys.partition(of: org))
+            counts.append(.init(flow, field: "out:\(org)", amount: entry.events.count))
+            done.add(entry.read.entry.id, of: entry.read, org: org, counts: counts)
         }
         for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, of: letter.read) }
         try await acknowledge(done)

@@ -18,8 +18,10 @@ struct ReadEntry: Sendable {
 /// Every partition's streams are read, claimed and trimmed; every worker reads every partition, and the consumer group
 /// shares the entries out. Reads are fair between partitions (`ReadShares`): each stream gives at most its share of a
 /// batch, the deep ones splitting the batch between them, so one partition's backlog never keeps another's events
-/// waiting more than a batch. On one server, the streams of the layout before partitions are read too until they are
-/// empty (`PreviousLayout`).
+/// waiting more than a batch. The overflow streams in use (`OverflowLanes`) are read beside them, taking at most
+/// `OPERYN_OVERFLOW_SHARE` of a batch while other streams have entries waiting, so an organization whose events
+/// overflow drains at full speed alone and at that share when others have events. On one server, the streams of the
+/// layout before partitions are read too until they are empty (`PreviousLayout`).
 ///
 /// Nothing is acknowledged before it is committed, rejected into the rejected stream, or dead-lettered.
 /// A graceful shutdown finishes the batch in hand.
@@ -31,6 +33,8 @@ struct StreamConsumer: Service {
     let keys: RedisKeys
     let settings: ConsumerSettings
     let metrics: WorkerMetrics
+    /// Which partitions' overflow streams are read (`OverflowController`, the backlog readings).
+    var lanes = OverflowLanes()
     let logLimiter = LogLimiter()
     let admittedServices = AdmittedServices()
     let readSize = ReadSize()
@@ -101,16 +105,16 @@ struct StreamConsumer: Service {
         logger.info("worker.stopped", metadata: ["worker.consumer": "\(settings.consumer)"])
     }
 
-    /// The partitions read: every partition, and the previous layout's while any of its streams holds entries.
-    var readPartitions: [Int] {
-        guard let previous = keys.previousLayoutPartition, previousLayout.isActive else { return Array(0..<keys.partitions) }
-        return Array(0..<keys.partitions) + [previous]
-    }
-
-    /// The streams read: each kind's of every partition, and those of the previous layout that hold entries.
+    /// The streams read besides the overflow streams: each kind's of every partition, and those of the previous layout
+    /// that hold entries.
     var readStreams: [String] {
         (0..<keys.partitions).flatMap { partition in EventKind.allCases.map { keys.stream($0, partition: partition) } }
             + previousLayout.kinds.compactMap { kind in keys.previousLayoutPartition.map { keys.stream(kind, partition: $0) } }
+    }
+
+    /// The overflow streams read now: each kind's of the partitions `lanes` names.
+    var overflowStreams: [String] {
+        lanes.partitions.flatMap { partition in EventKind.allCases.map { keys.overflowStream($0, partition: partition) } }
     }
 
     /// On one server with partitions: whether the streams of the layout before partitions (`<prefix>:stream:<kind>`)
@@ -141,9 +145,11 @@ struct StreamConsumer: Service {
 
     /// Re-reads the entries this consumer had been given before a restart.
     func drainOwnPending() async throws {
-        var after = Dictionary(uniqueKeysWithValues: readStreams.map { ($0, "0") })
+        let streams = readStreams + (0..<keys.partitions).flatMap { partition in EventKind.allCases.map { keys.overflowStream($0, partition: partition) } }
+        var after = Dictionary(uniqueKeysWithValues: streams.map { ($0, "0") })
         while !Task.isCancelled {
-            let batch = try await read(ids: after, block: nil)
+            let batch = try await read(
+                ids: after, block: nil, overflow: streams.filter { keys.locate(stream: $0).map { keys.isOverflow($0.partition) } == true })
             if batch.isEmpty { return }
             for entry in batch { after[keys.stream(entry.kind, partition: entry.partition)] = entry.entry.id }
             try await process(batch)
@@ -155,7 +161,7 @@ struct StreamConsumer: Service {
     /// longer than the consumer expiry. The first page of every stream is asked in one pipeline: one round trip for
     /// the 48 streams of 16 partitions, where most have nothing to claim.
     func claimIdle() async throws {
-        var targets = EventKind.allCases.flatMap { kind in (0..<keys.partitions).map { (kind: kind, partition: $0) } }
+        var targets = EventKind.allCases.flatMap { kind in keys.streamIndices.map { (kind: kind, partition: $0) } }
         if let previous = keys.previousLayoutPartition { targets += previousLayout.kinds.map { (kind: $0, partition: previous) } }
         let count = readSize.entries(forEvents: settings.batchSize)
         let commands = targets.map { target in
@@ -235,34 +241,54 @@ struct StreamConsumer: Service {
     }
 
     private func read(ids: String, block: Int?) async throws -> [ReadEntry] {
-        try await read(ids: Dictionary(uniqueKeysWithValues: readStreams.map { ($0, ids) }), block: block)
+        let overflow = overflowStreams
+        return try await read(ids: Dictionary(uniqueKeysWithValues: (readStreams + overflow).map { ($0, ids) }), block: block, overflow: overflow)
     }
 
-    /// Reads from every partition, after `ids` (by stream key), each stream giving at most `ReadShares.count` entries.
-    /// On one server: one `XREADGROUP` of every stream read, blocking up to `block`. In a cluster: one `XREADGROUP`
-    /// per partition (its kinds' streams share a slot), all at once and not blocking; when none has anything, one
-    /// partition in turn is read blocking for at most `clusterBlockMilliseconds`, so a quiet cluster costs a few reads
-    /// a second and an event waits at most that long.
-    private func read(ids: [String: String], block: Int?) async throws -> [ReadEntry] {
+    /// Reads from every partition, after `ids` (by stream key), each stream giving at most its share
+    /// (`ReadShares.counts`), and from the `overflow` streams at their share.
+    /// On one server: one `XREADGROUP` of every stream read, blocking up to `block`; with overflow streams, one for them
+    /// and one for the others in one round trip, not blocking, then when neither had anything one of all, blocking. In
+    /// a cluster: one `XREADGROUP` per partition (its kinds' streams share a slot, its overflow streams too), all at once
+    /// and not blocking; when none has anything, one partition in turn is read blocking for at most
+    /// `clusterBlockMilliseconds`, so a quiet cluster costs a few reads a second and an event waits at most that long.
+    private func read(ids: [String: String], block: Int?, overflow: [String]) async throws -> [ReadEntry] {
         let wanted = readSize.entries(forEvents: settings.batchSize)
-        let count = shares.count(wanted: wanted)
+        let counts = shares.counts(wanted: wanted, overflowPercent: settings.overflowSharePercent)
         let partitions = Array(0..<keys.partitions)
         func streams(_ partition: Int) -> [String] { EventKind.allCases.map { keys.stream($0, partition: partition) } }
-        func command(_ streams: [String], block: Int?) -> XREADGROUP {
+        func command(_ streams: [String], count: Int, block: Int?) -> XREADGROUP {
             XREADGROUP(
                 group: keys.consumerGroup, consumer: settings.consumer, count: count, block: block, streams: streams.map { ($0, ids[$0] ?? ">") })
         }
         var entries: [ReadEntry] = []
         do {
             if !keys.clustered {
-                entries = located(try await reader.send(command(readStreams, block: block)))
+                if overflow.isEmpty {
+                    entries = located(try await reader.send(command(readStreams, count: counts.main, block: block)))
+                } else {
+                    let main = readStreams.filter { ids[$0] != nil }
+                    for result in try await reader.pipeline([
+                        command(main, count: counts.main, block: nil), command(overflow, count: counts.overflow, block: nil),
+                    ]) {
+                        entries += located(try result.get())
+                    }
+                    if entries.isEmpty, let block { entries = located(try await reader.send(command(main + overflow, count: counts.main, block: block))) }
+                }
             } else {
-                for result in try await reader.pipeline(partitions.map { command(streams($0), block: nil) }) {
+                let overflowing = Set(overflow)
+                var reads = partitions.map { command(streams($0), count: counts.main, block: nil) }
+                for partition in partitions {
+                    let lane = EventKind.allCases.map { keys.overflowStream($0, partition: partition) }.filter(overflowing.contains)
+                    if !lane.isEmpty { reads.append(command(lane, count: counts.overflow, block: nil)) }
+                }
+                for result in try await reader.pipeline(reads) {
                     entries += located(try result.get())
                 }
                 if entries.isEmpty, let block {
                     let partition = partitions[blockingPartitions.next(of: partitions.count)]
-                    entries = located(try await reader.send(command(streams(partition), block: min(block, Self.clusterBlockMilliseconds))))
+                    entries = located(
+                        try await reader.send(command(streams(partition), count: counts.main, block: min(block, Self.clusterBlockMilliseconds))))
                 }
             }
         } catch {
@@ -275,7 +301,7 @@ struct StreamConsumer: Service {
             return []
         }
         readSize.observe(entries)
-        shares.observe(entries, count: count)
+        shares.observe(entries, counts: counts, isOverflow: keys.isOverflow)
         return entries
     }
 
@@ -318,21 +344,41 @@ struct StreamConsumer: Service {
 /// partition's backlog is then read a batch at a time, and every other stream's few entries come with each of those
 /// reads: an event in a shallow partition waits for at most one batch, and a lone deep partition still drains a full
 /// batch per read.
+///
+/// The overflow streams share `overflowPercent` of the batch between them while another stream is deep, and the
+/// others the rest while an overflow stream is deep; each side has the whole batch while the other's streams are
+/// shallow.
 final class ReadShares: Sendable {
-    /// Streams that gave all they were asked for at the last read.
+    /// Streams that gave all they were asked for at the last read: the partitions' (and the previous layout's), and
+    /// the overflow streams.
     private let deep = Atomic<Int>(0)
+    private let deepOverflow = Atomic<Int>(0)
 
     init() {}
 
-    /// Entries each stream may give, of `wanted` for the batch.
-    func count(wanted: Int) -> Int { max(1, wanted / max(1, deep.load(ordering: .relaxed))) }
-
-    /// Learns from a read that asked each stream for `count`.
-    func observe(_ entries: [ReadEntry], count: Int) {
-        var perStream: [Int: Int] = [:]
-        for entry in entries { perStream[entry.partition &* 4 &+ entry.kind.ordinal, default: 0] += 1 }
-        deep.store(perStream.values.filter { $0 >= count }.count, ordering: .relaxed)
+    /// Entries each stream may give, of `wanted` for the batch: the partitions' streams and the overflow streams.
+    func counts(wanted: Int, overflowPercent: Int = 25) -> (main: Int, overflow: Int) {
+        let (deep, deepOverflow) = (deep.load(ordering: .relaxed), deepOverflow.load(ordering: .relaxed))
+        let mainBudget = deepOverflow > 0 ? wanted * (100 - overflowPercent) / 100 : wanted
+        let overflowBudget = deep > 0 ? wanted * overflowPercent / 100 : wanted
+        return (max(1, mainBudget / max(1, deep)), max(1, overflowBudget / max(1, deepOverflow)))
     }
+
+    /// Entries each stream may give, of `wanted`, without overflow streams.
+    func count(wanted: Int) -> Int { counts(wanted: wanted).main }
+
+    /// Learns from a read that asked each stream for `counts`; `isOverflow` tells the overflow streams' numbers.
+    func observe(_ entries: [ReadEntry], counts: (main: Int, overflow: Int), isOverflow: (Int) -> Bool = { _ in false }) {
+        var perStream: [Int: (count: Int, overflow: Bool)] = [:]
+        for entry in entries {
+            perStream[entry.partition &* 4 &+ entry.kind.ordinal, default: (0, isOverflow(entry.partition))].count += 1
+        }
+        deep.store(perStream.values.filter { !$0.overflow && $0.count >= counts.main }.count, ordering: .relaxed)
+        deepOverflow.store(perStream.values.filter { $0.overflow && $0.count >= counts.overflow }.count, ordering: .relaxed)
+    }
+
+    /// Learns from a read that asked each stream for `count`, without overflow streams.
+    func observe(_ entries: [ReadEntry], count: Int) { observe(entries, counts: (count, count)) }
 }
 
 /// Whether something done now and then is due: true at the first ask, then once `every` nanoseconds have passed.

@@ -16,27 +16,6 @@ import Synchronization
 /// Retention takes at most a quarter of the database's time: after each step it rests three times as long as the
 /// step took (`Pace`), so a million rows expiring beside a drain slow the drain by about a fifth at most.
 struct RetentionRunner: Service {
-    /// KEYS[1] the lease; ARGV[1] the holder, ARGV[2] its life in ms. Takes or renews the lease; 1 when held. A hash
-    /// (field `holder`), so the worker's Redis user needs no `SET` or `DEL`, which could clobber a stream.
-    static let acquire = RedisScript(
-        """
-        local holder = redis.call('HGET', KEYS[1], 'holder')
-        if holder and holder ~= ARGV[1] then return 0 end
-        redis.call('HSET', KEYS[1], 'holder', ARGV[1])
-        redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        return 1
-        """
-    )
-
-    /// KEYS[1] the lease; ARGV[1] the holder. Gives the lease up if it is still this holder's (the hash goes with its
-    /// last field).
-    static let release = RedisScript(
-        """
-        if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'holder') end
-        return 0
-        """
-    )
-
     let redis: RedisClient
     let keys: RedisKeys
     let sink: any EventSink
@@ -102,13 +81,13 @@ struct RetentionRunner: Service {
     /// Takes or renews the lease; false when another worker holds it or Redis does not answer.
     func renew() async -> Bool {
         let reply = try? await redis.run(
-            Self.acquire, keys: [keys.retentionLease], arguments: [Array(holder.utf8), Array(String(leaseMilliseconds).utf8)])
+            LeaseScripts.acquire, keys: [keys.retentionLease], arguments: [Array(holder.utf8), Array(String(leaseMilliseconds).utf8)])
         return reply?.integer == 1
     }
 
     /// Gives the lease up, so the next run may be any worker's.
     private func giveUp() async {
-        _ = try? await redis.run(Self.release, keys: [keys.retentionLease], arguments: [Array(holder.utf8)])
+        _ = try? await redis.run(LeaseScripts.release, keys: [keys.retentionLease], arguments: [Array(holder.utf8)])
     }
 }
 

@@ -1,0 +1,63 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import Shared
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The gateway's side of the overflow, on the real Redis: an overflowing organization's events go to its partition's
+/// overflow stream, every organization's appends are counted in its partition's flow, and `GET /usage` tells an
+/// organization whether it overflows.
+@Suite("Overflow routing (live Redis)")
+struct OverflowRoutingTests {
+    @Test(arguments: [1, 16])
+    func anOverflowingOrganizationsEventsGoToItsOverflowStream(partitions: Int) async throws {
+        let prefix = TestRedis.prefix("overflow-routing-\(partitions)")
+        var configuration = GatewayConfiguration()
+        configuration.redis = try RedisConfiguration(url: TestRedis.url)
+        configuration.keys = RedisKeys(prefix: prefix, partitions: partitions)
+        let keys = configuration.keys
+        let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton)
+        let tenant = OverflowTenant(since: 1_765_000_000_000, reason: .backlog, backlogEvents: 80_000, eventsPerSecond: 12_000)
+        _ = try await redis.send(HSET(keys.overflowTenants, fields: [("hot", tenant.value)]))
+        let app = buildApplication(configuration, redis: redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test"))
+        try await app.test(.live) { client in
+            // The gateway reads who overflows as it starts, and every second after.
+            try await Task.sleep(for: .milliseconds(400))
+            for org in ["hot", "cool"] {
+                let response = try await client.execute(
+                    uri: "/events/logs/batch", method: .post, headers: [.contentType: "application/json", .organizationID: org],
+                    body: ByteBuffer(
+                        string:
+                            #"[{"service":"api","level":"info","message":"a"},{"service":"api","level":"info","message":"b"},{"service":"api","level":"info","message":"c"}]"#
+                    ))
+                #expect(response.status == .accepted)
+            }
+            let hot = try await client.execute(uri: "/usage", method: .get, headers: [.organizationID: "hot"])
+            let usage = try JSONParser.parse(Array(hot.body.readableBytesView))
+            #expect(usage["overflow"] == tenant.json)
+            let cool = try await client.execute(uri: "/usage", method: .get, headers: [.organizationID: "cool"])
+            #expect(try JSONParser.parse(Array(cool.body.readableBytesView))["overflow"] == .null)
+            // The counts reach Redis within a quarter of a second.
+            try await Task.sleep(for: .milliseconds(600))
+        }
+        let hotEntries = try await redis.send(XRANGE(keys.overflowStream(.logs, partition: keys.partition(of: "hot"))))
+        #expect(hotEntries.count == 1 && hotEntries.first?.value("org") == Array("hot".utf8))
+        #expect(
+            try await redis.send(XLEN(keys.stream(.logs, partition: keys.partition(of: "hot"))))
+                == (keys.partition(of: "hot") == keys.partition(of: "cool") ? 1 : 0))
+        let coolEntries = try await redis.send(XRANGE(keys.stream(.logs, partition: keys.partition(of: "cool"))))
+        #expect(coolEntries.count == 1 && coolEntries.first?.value("org") == Array("cool".utf8))
+        #expect(try await redis.send(HGET(keys.flow(partition: keys.partition(of: "hot")), field: "in:hot")) == "3")
+        #expect(try await redis.send(HGET(keys.flow(partition: keys.partition(of: "cool")), field: "in:cool")) == "3")
+        _ = try await redis.send(DEL(keys.allStreams))
+        for key in [keys.overflowTenants] + (0..<partitions).map({ keys.flow(partition: $0) }) { _ = try await redis.send(DEL([key])) }
+        redis.shutdown()
+    }
+}
