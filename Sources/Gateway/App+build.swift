@@ -29,7 +29,7 @@ func buildApplication(
     let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
     let backlog = Backlog(highWater: configuration.backlogHighWater)
     let shape = AppendShape()
-    let flow = TenantFlow()
+    let flow = TenantFlow(rateThreshold: configuration.overflowRateEvents)
     let dependencies = GatewayDependencies(
         publisher: RedisEventPublisher(
             redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil,

@@ -55,6 +55,9 @@ struct GatewayConfiguration: Sendable {
     /// `OPERYN_RATE_LIMIT_CACHE_MS` (5000): how long an organization's limit is reused; an override reaches every
     /// gateway within this.
     var rateLimitCacheMilliseconds = 5_000
+    /// `OPERYN_OVERFLOW_RATE_EVENTS` (25000; 0 off), as the workers read it: an organization this gateway alone sees
+    /// at that rate over a quarter of a second overflows here at once, before the workers' decision reaches it.
+    var overflowRateEvents = OverflowSettings().eventsPerSecond
 
     /// `OPERYN_IDEMPOTENCY_TTL_SECONDS` (86400): how long an `Idempotency-Key` is remembered: a retry within this gets
     /// the first answer again and writes nothing.
@@ -87,7 +90,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
             "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
-            "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT",
+            "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_OVERFLOW_RATE_EVENTS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -118,6 +121,7 @@ struct GatewayConfiguration: Sendable {
         defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: defaultServiceLimit, in: 0...1_000_000)
         idempotencyTTLSeconds = try reader.integer("OPERYN_IDEMPOTENCY_TTL_SECONDS", default: idempotencyTTLSeconds, in: 1...2_592_000)
         rateLimitCacheMilliseconds = try reader.integer("OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000)
+        overflowRateEvents = try reader.integer("OPERYN_OVERFLOW_RATE_EVENTS", default: overflowRateEvents, in: 0...Int(Int32.max))
         limits = try EventLimits(reader)
         backlogHighWater = try reader.integer("OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max)
         backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)

@@ -60,4 +60,32 @@ struct OverflowRoutingTests {
         for key in [keys.overflowTenants] + (0..<partitions).map({ keys.flow(partition: $0) }) { _ = try await redis.send(DEL([key])) }
         redis.shutdown()
     }
+
+    /// An organization this gateway sees over the rate threshold overflows here at once, for two seconds after the
+    /// last interval over it; the workers' decision holds on its own.
+    @Test func aFloodSeenByOneGatewayOverflowsThereAtOnce() {
+        let flow = TenantFlow(rateThreshold: 1_000)
+        let start = NIODeadline.now()
+        flow.observe([:], now: start)
+        flow.observe(["hot": 500, "cool": 100], now: start + .milliseconds(250))
+        #expect(flow.overflows("hot") && !flow.overflows("cool"), "2 000 events/s passes 1 000; 400 does not")
+        flow.observe(["hot": 10], now: start + .milliseconds(1_500))
+        #expect(flow.overflows("hot"), "kept for two seconds")
+        flow.observe([:], now: start + .milliseconds(2_300))
+        #expect(!flow.overflows("hot"))
+        flow.setOverflowing(["cool"])
+        #expect(flow.overflows("cool") && !flow.overflows("hot"))
+        flow.setOverflowing([])
+        #expect(!flow.overflows("cool"))
+        // Within an interval: from the append that passes a quarter of a second's worth (250 events at 1 000/s).
+        let counting = TenantFlow(rateThreshold: 1_000)
+        counting.appended("flood", events: 200)
+        #expect(!counting.overflows("flood"))
+        counting.appended("flood", events: 60)
+        #expect(counting.overflows("flood") && !counting.overflows("other"))
+        let off = TenantFlow(rateThreshold: 0)
+        off.observe([:], now: start)
+        off.observe(["hot": 1_000_000], now: start + .milliseconds(250))
+        #expect(!off.overflows("hot"), "0: only the workers decide")
+    }
 }

@@ -151,12 +151,12 @@ struct OverflowTests {
                 (0..<count).map { _ in ReadEntry(kind: .logs, entry: StreamEntry(id: "0-1", fields: nil), partition: partition) }
             }
         }
-        #expect(shares.counts(wanted: 1_000, overflowPercent: 25) == (1_000, 1_000))
+        #expect(shares.counts(wanted: (1_000, 1_000), overflowPercent: 25) == (1_000, 1_000))
         shares.observe(entries([overflow: 1_000, 2: 3]), counts: (1_000, 1_000), isOverflow: keys.isOverflow)
-        #expect(shares.counts(wanted: 1_000, overflowPercent: 25) == (750, 1_000), "only the overflow is deep: it has the batch")
+        #expect(shares.counts(wanted: (1_000, 1_000), overflowPercent: 25) == (750, 1_000), "only the overflow is deep: it has the batch")
         shares.observe(entries([overflow: 1_000, 2: 750]), counts: (750, 1_000), isOverflow: keys.isOverflow)
-        #expect(shares.counts(wanted: 1_000, overflowPercent: 25) == (750, 250), "both deep: a quarter for the overflow")
+        #expect(shares.counts(wanted: (1_000, 1_000), overflowPercent: 25) == (750, 250), "both deep: a quarter for the overflow")
         shares.observe(entries([2: 750]), counts: (750, 250), isOverflow: keys.isOverflow)
-        #expect(shares.counts(wanted: 1_000, overflowPercent: 25) == (1_000, 250))
+        #expect(shares.counts(wanted: (1_000, 1_000), overflowPercent: 25) == (1_000, 250))
     }
 }

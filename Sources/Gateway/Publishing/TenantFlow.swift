@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Shared
 import Synchronization
@@ -8,27 +9,47 @@ import Synchronization
 /// organizations overflow (read from `RedisKeys.overflowTenants` as often), so that the publisher sends their events
 /// to their partition's overflow stream.
 ///
+/// An organization this gateway sees at `OPERYN_OVERFLOW_RATE_EVENTS` or more overflows here at once, from the request
+/// after the one that made its count of the interval pass a quarter of a second's worth, and for two seconds after the
+/// last interval over the threshold: a flood of a million events in a second goes apart after its first few
+/// thousand, where the workers' decision (which sees the same rate in the counts) takes up to a second to come back.
+/// By then the decision holds it.
+///
 /// Counting costs a request one lock and one dictionary update; the counts reach Redis at most 250 ms
 /// late, which the workers' overflow decision allows for. A gateway killed before it reported leaves its last counts
 /// out: that organization's backlog then reads a little low until its partition next drains, when the worker deciding
 /// the overflow sets the counts level again.
 final class TenantFlow: Sendable {
     private let appended = Mutex<[String: Int]>([:])
-    private let overflowing = Mutex<Set<String>>([])
+    private let overflowing = Mutex<(decided: Set<String>, seen: [String: NIODeadline])>(([], [:]))
     /// Whether any organization overflows: most of the time none does, and a request then takes no lock to know it.
     private let anyOverflowing = Atomic<Bool>(false)
+    /// Events per second of one organization that make it overflow here (0: only the workers' decision does).
+    let rateThreshold: Int
+    /// When the counts were last taken.
+    private let lastTaken = Mutex<NIODeadline?>(nil)
 
-    init() {}
+    init(rateThreshold: Int = 0) { self.rateThreshold = rateThreshold }
 
     /// Whether `org`'s events go to the overflow stream.
     func overflows(_ org: String) -> Bool {
-        anyOverflowing.load(ordering: .relaxed) && overflowing.withLock { $0.contains(org) }
+        anyOverflowing.load(ordering: .relaxed) && overflowing.withLock { $0.decided.contains(org) || $0.seen[org] != nil }
     }
 
-    /// `events` events of `org` appended.
+    /// `events` events of `org` appended. An organization whose count since the last report (at most 250 ms ago)
+    /// reaches a quarter of a second at the rate threshold overflows here from its next request.
     func appended(_ org: String, events: Int) {
-        appended.withLock { $0[org, default: 0] += events }
+        let count = appended.withLock { counts in
+            counts[org, default: 0] += events
+            return counts[org, default: 0]
+        }
+        guard rateThreshold > 0, count >= windowThreshold, count - events < windowThreshold else { return }
+        overflowing.withLock { $0.seen[org] = .now() }
+        anyOverflowing.store(true, ordering: .relaxed)
     }
+
+    /// The events of one organization in one interval (250 ms) at the rate threshold.
+    private var windowThreshold: Int { max(1, rateThreshold / 4) }
 
     /// The counts not yet reported, emptied.
     func takeCounts() -> [String: Int] {
@@ -42,15 +63,35 @@ final class TenantFlow: Sendable {
         appended.withLock { current in for (org, events) in counts { current[org, default: 0] += events } }
     }
 
-    /// The overflowing organizations now.
+    /// The overflowing organizations as the workers decided.
     func setOverflowing(_ orgs: Set<String>) {
-        overflowing.withLock { $0 = orgs }
-        anyOverflowing.store(!orgs.isEmpty, ordering: .relaxed)
+        let any = overflowing.withLock { state in
+            state.decided = orgs
+            return !state.decided.isEmpty || !state.seen.isEmpty
+        }
+        anyOverflowing.store(any, ordering: .relaxed)
+    }
+
+    /// Learns from the counts of the interval up to `now` which organizations this gateway sees over the rate
+    /// threshold, and forgets those seen more than two seconds ago.
+    func observe(_ counts: [String: Int], now: NIODeadline) {
+        let previous = lastTaken.withLock { last in
+            defer { last = now }; return last
+        }
+        guard rateThreshold > 0, let previous, now > previous else { return }
+        let seconds = Double((now - previous).nanoseconds) / 1e9
+        let any = overflowing.withLock { state in
+            for (org, events) in counts where Double(events) / seconds >= Double(rateThreshold) { state.seen[org] = now }
+            state.seen = state.seen.filter { now - $0.value < .seconds(2) }
+            return !state.decided.isEmpty || !state.seen.isEmpty
+        }
+        anyOverflowing.store(any, ordering: .relaxed)
     }
 
     /// Reports the counts (one `HINCRBY` per organization, pipelined); on failure keeps them for the next time.
     func flush(redis: RedisClient, keys: RedisKeys) async throws(RedisError) {
         let counts = takeCounts()
+        observe(counts, now: .now())
         guard !counts.isEmpty else { return }
         var pipeline = RedisPipeline()
         for (org, events) in counts { pipeline.add(HINCRBY(keys.flow(partition: keys.partition(of: org)), field: "in:\(org)", by: events)) }

@@ -38,6 +38,9 @@ struct StreamConsumer: Service {
     let logLimiter = LogLimiter()
     let admittedServices = AdmittedServices()
     let readSize = ReadSize()
+    /// The overflow streams' own: an overflowing organization's entries are mostly large batches' chunks, where the
+    /// others' may be single events.
+    let overflowReadSize = ReadSize()
     let shares = ReadShares()
     let cleanup = Due()
     let previousLayout = PreviousLayout()
@@ -253,8 +256,9 @@ struct StreamConsumer: Service {
     /// and not blocking; when none has anything, one partition in turn is read blocking for at most
     /// `clusterBlockMilliseconds`, so a quiet cluster costs a few reads a second and an event waits at most that long.
     private func read(ids: [String: String], block: Int?, overflow: [String]) async throws -> [ReadEntry] {
-        let wanted = readSize.entries(forEvents: settings.batchSize)
-        let counts = shares.counts(wanted: wanted, overflowPercent: settings.overflowSharePercent)
+        let counts = shares.counts(
+            wanted: (readSize.entries(forEvents: settings.batchSize), overflowReadSize.entries(forEvents: settings.batchSize)),
+            overflowPercent: settings.overflowSharePercent)
         let partitions = Array(0..<keys.partitions)
         func streams(_ partition: Int) -> [String] { EventKind.allCases.map { keys.stream($0, partition: partition) } }
         func command(_ streams: [String], count: Int, block: Int?) -> XREADGROUP {
@@ -300,7 +304,9 @@ struct StreamConsumer: Service {
             try await Task.sleep(for: .milliseconds(250))
             return []
         }
-        readSize.observe(entries)
+        let lanes = Dictionary(grouping: entries) { keys.isOverflow($0.partition) }
+        readSize.observe(lanes[false] ?? [])
+        overflowReadSize.observe(lanes[true] ?? [])
         shares.observe(entries, counts: counts, isOverflow: keys.isOverflow)
         return entries
     }
@@ -356,16 +362,17 @@ final class ReadShares: Sendable {
 
     init() {}
 
-    /// Entries each stream may give, of `wanted` for the batch: the partitions' streams and the overflow streams.
-    func counts(wanted: Int, overflowPercent: Int = 25) -> (main: Int, overflow: Int) {
+    /// Entries each stream may give, of `wanted` for the batch (in entries of the partitions' streams and of the
+    /// overflow streams, whose events per entry differ): the partitions' streams and the overflow streams.
+    func counts(wanted: (main: Int, overflow: Int), overflowPercent: Int = 25) -> (main: Int, overflow: Int) {
         let (deep, deepOverflow) = (deep.load(ordering: .relaxed), deepOverflow.load(ordering: .relaxed))
-        let mainBudget = deepOverflow > 0 ? wanted * (100 - overflowPercent) / 100 : wanted
-        let overflowBudget = deep > 0 ? wanted * overflowPercent / 100 : wanted
+        let mainBudget = deepOverflow > 0 ? wanted.main * (100 - overflowPercent) / 100 : wanted.main
+        let overflowBudget = deep > 0 ? wanted.overflow * overflowPercent / 100 : wanted.overflow
         return (max(1, mainBudget / max(1, deep)), max(1, overflowBudget / max(1, deepOverflow)))
     }
 
     /// Entries each stream may give, of `wanted`, without overflow streams.
-    func count(wanted: Int) -> Int { counts(wanted: wanted).main }
+    func count(wanted: Int) -> Int { counts(wanted: (wanted, wanted)).main }
 
     /// Learns from a read that asked each stream for `counts`; `isOverflow` tells the overflow streams' numbers.
     func observe(_ entries: [ReadEntry], counts: (main: Int, overflow: Int), isOverflow: (Int) -> Bool = { _ in false }) {
