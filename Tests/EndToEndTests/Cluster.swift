@@ -56,7 +56,8 @@ final class Cluster: @unchecked Sendable {
 
     var sqlitePath: String? { databaseURL.hasPrefix("sqlite:") ? String(databaseURL.dropFirst("sqlite:".count)) : nil }
 
-    /// Starts a gateway on a free port and waits until it listens; answers the port.
+    /// Starts a gateway on a free port and waits until it listens; answers the port. Started again on a port it ran on
+    /// before, it has the same settings unless `environment` gives others.
     @discardableResult
     func startGateway(_ environment: [String: String] = [:], port existingPort: Int? = nil) async throws -> Int {
         let port = try existingPort ?? RedisServer.freePort()
@@ -65,8 +66,9 @@ final class Cluster: @unchecked Sendable {
             "OPERYN_API_KEY_CACHE_MS": "300", "OPERYN_BACKLOG_REFRESH_MS": "100",
         ]
         settings.merge(roleSettings["gateway"] ?? [:]) { $1 }
-        settings.merge(gatewaySettings[port] ?? environment) { $1 }
-        gatewaySettings[port] = gatewaySettings[port] ?? environment
+        let chosen = environment.isEmpty ? gatewaySettings[port] ?? [:] : environment
+        settings.merge(chosen) { $1 }
+        gatewaySettings[port] = chosen
         let pid = try ChildProcess.spawn(
             [ChildProcess.binDirectory() + "/operyn-gateway"], environment: settings, output: "\(directory)/gateway-\(port).log")
         processes.append(("gateway-\(port)", pid))
@@ -76,15 +78,17 @@ final class Cluster: @unchecked Sendable {
         return port
     }
 
-    /// Starts a worker named `name` (again, with the same settings, when it ran before).
+    /// Starts a worker named `name` (again, with the same settings unless `environment` gives others, when it ran
+    /// before).
     func startWorker(_ name: String, _ environment: [String: String] = [:]) throws {
         var settings = [
             "OPERYN_REDIS_URL": redisURL, "OPERYN_KEY_PREFIX": prefix, "OPERYN_DATABASE_URL": databaseURL, "OPERYN_METRICS_PORT": "0",
             "OPERYN_CONSUMER_NAME": name, "OPERYN_BLOCK_MS": "100", "OPERYN_CLAIM_IDLE_MS": "2000",
         ]
         settings.merge(roleSettings["worker"] ?? [:]) { $1 }
-        settings.merge(workerSettings[name] ?? environment) { $1 }
-        workerSettings[name] = workerSettings[name] ?? environment
+        let chosen = environment.isEmpty ? workerSettings[name] ?? [:] : environment
+        settings.merge(chosen) { $1 }
+        workerSettings[name] = chosen
         let pid = try ChildProcess.spawn([ChildProcess.binDirectory() + "/operyn-worker"], environment: settings, output: "\(directory)/\(name).log")
         processes.append((name, pid))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Shared
 import TestSupport
 import Testing
@@ -22,6 +23,99 @@ struct FaultTests {
             try await Task.sleep(for: .milliseconds(1_500))
         }
         #expect(report.accepted > 100 && report.refused > 0, "\(report)")
+        passed = report.isClean
+    }
+
+    /// A hot organization moves into and out of overflow again and again (thresholds as low as a few batches, no
+    /// cool-down) beside quieter ones of its partition and another, while workers are killed mid-batch: nothing is
+    /// lost, stored twice or stored under another organization, and each organization's stored count is its rows.
+    @Test func aHotOrganizationMovingInAndOutOfOverflowWhileWorkersAreKilled() async throws {
+        let cluster = try await Cluster(store: .sqlite)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let keys = cluster.keys
+        let neighbours = (0..<500).map { "org-\($0)" }.filter { keys.partition(of: $0) == keys.partition(of: "hot") }.prefix(2)
+        let elsewhere = try #require((0..<500).map { "org-\($0)" }.first { keys.partition(of: $0) != keys.partition(of: "hot") })
+        let organizations = Array(repeating: "hot", count: 6) + neighbours + [elsewhere]
+        // The workers decide every 100 ms, with no cool-down: an organization overflows from 40 queued events and goes
+        // back under 10. The gateway leaves the decision to them.
+        let overflow = [
+            "OPERYN_OVERFLOW_BACKLOG_EVENTS": "40", "OPERYN_OVERFLOW_RATE_EVENTS": "0", "OPERYN_OVERFLOW_CHECK_MS": "100",
+            "OPERYN_OVERFLOW_COOLDOWN_SECONDS": "0",
+        ]
+        let port = try await cluster.startGateway(["OPERYN_OVERFLOW_RATE_EVENTS": "0"])
+        for name in ["w1", "w2"] { try cluster.startWorker(name, overflow) }
+        let report = try await cluster.ledgerRun(ports: [port], organizations: organizations) { load, ledger in
+            try await Task.sleep(for: .milliseconds(1_500))
+            #expect(cluster.signal("w1", SIGKILL) == 128 + SIGKILL)
+            try await Task.sleep(for: .milliseconds(1_500))
+            try cluster.startWorker("w1")
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(cluster.signal("w2", SIGKILL) == 128 + SIGKILL)
+            try await Task.sleep(for: .milliseconds(1_500))
+            try cluster.startWorker("w2")
+            try await Task.sleep(for: .milliseconds(1_500))
+        }
+        let logs = cluster.log("w1") + cluster.log("w2")
+        let entered = logs.components(separatedBy: "worker.overflow.entered").count - 1
+        let left = logs.components(separatedBy: "worker.overflow.left").count - 1
+        #expect(entered >= 1 && left >= 1, "moved into overflow \(entered) times and out \(left) times")
+        let redis = try cluster.redis()
+        defer { redis.shutdown() }
+        for org in Set(organizations) {
+            let rows = try await cluster.query("SELECT COUNT(*) FROM logs WHERE org_id = '\(org)'")
+            let counted = try await redis.send(HGET(keys.counts(org: org), field: "stored:logs"))
+            #expect(counted == rows.first?.first ?? nil, "\(org): its stored count is its rows")
+        }
+        print("[hot organization] moved into overflow \(entered) times and out \(left) times")
+        passed = report.isClean
+    }
+
+    /// The upgrade from one stream per kind (`OPERYN_STREAM_PARTITIONS=1`) to 16 partitions under load, one process
+    /// at a time (a gateway, a worker, the other gateway, the other worker), each stopped with SIGTERM as a rolling
+    /// deployment does: the old streams are drained by the new workers, and every accepted event is stored once.
+    @Test func upgradingFromOneStreamPerKindUnderLoad() async throws {
+        let cluster = try await Cluster(store: .sqlite)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let old = ["OPERYN_STREAM_PARTITIONS": "1"]
+        let new = ["OPERYN_STREAM_PARTITIONS": "16"]
+        let ports = [try await cluster.startGateway(old), try await cluster.startGateway(old)]
+        for name in ["w1", "w2"] { try cluster.startWorker(name, old) }
+        let ledger = Ledger()
+        let load = LoadGenerator(ledger: ledger, ports: ports, apiKey: Cluster.serverKey, retryingWithKeys: true)
+        try await underLoad(load) {
+            try await Task.sleep(for: .milliseconds(1_500))
+            // The old streams hold entries, some delivered and not yet acknowledged, as each process is replaced.
+            #expect(cluster.signal("gateway-\(ports[0])", SIGTERM) == 0)
+            _ = try await cluster.startGateway(new, port: ports[0])
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(cluster.signal("w1", SIGTERM) == 0)
+            try cluster.startWorker("w1", new)
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(cluster.signal("gateway-\(ports[1])", SIGTERM) == 0)
+            _ = try await cluster.startGateway(new, port: ports[1])
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(cluster.signal("w2", SIGTERM) == 0)
+            try cluster.startWorker("w2", new)
+            try await Task.sleep(for: .milliseconds(1_500))
+        }
+        let redis = try cluster.redis()
+        defer { redis.shutdown() }
+        let previous = RedisKeys(prefix: cluster.prefix, partitions: 1)
+        let deadline = NIODeadline.now() + .seconds(60)
+        var left = 1
+        while left > 0, NIODeadline.now() < deadline {
+            left = 0
+            for stream in EventKind.allCases.map({ previous.stream($0) }) {
+                left += try await redis.send(XLEN(stream)) + ((try? await redis.send(XPENDING(stream, group: previous.consumerGroup)).count) ?? 0)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(left == 0, "the old streams drained")
+        #expect(cluster.log("w1").contains("worker.previous_layout.drained") || cluster.log("w2").contains("worker.previous_layout.drained"))
+        let report = try await cluster.drainAndVerify(ledger)
+        #expect(report.isClean && report.accepted > 100, "\(report)")
         passed = report.isClean
     }
 
