@@ -196,6 +196,8 @@ struct OrganizationSummary {
     var usage: UsageReport?
     /// Its retention of each kind, with what the stores hold (`orgs show` only).
     var storage: StorageSummary?
+    /// Whether its events overflow (`orgs show` only).
+    var overflow: OverflowTenant?
 
     var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
     var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
@@ -229,12 +231,14 @@ struct OrganizationSummary {
             organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
             keyCount: keyCount, rateLimit: rateLimit,
             usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil,
-            storage: withUsage ? try await StorageSummary.read(redis: redis, keys: keys, organization: organization) : nil)
+            storage: withUsage ? try await StorageSummary.read(redis: redis, keys: keys, organization: organization) : nil,
+            overflow: withUsage ? try await redis.send(HGET(keys.overflowTenants, field: organization)).flatMap(OverflowTenant.init(value:)) : nil)
     }
 
     var json: JSONValue {
         var extra: [(key: String, value: JSONValue)] = usage.map { [("usage", $0.json)] } ?? []
         if let storage { extra += [("retention", storage.policy.json(organization: organization)), ("storage", storage.json)] }
+        if usage != nil { extra.append(("overflow", overflow?.json ?? .null)) }
         return .object(
             [
                 ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
@@ -245,7 +249,7 @@ struct OrganizationSummary {
     }
 
     var table: String {
-        let lines = [
+        var lines = [
             ["organization", organization],
             ["services", "\(services.count) of \(limitText): \(services.isEmpty ? "-" : services.joined(separator: ", "))"],
             ["stored", String(storedTotal)],
@@ -253,7 +257,13 @@ struct OrganizationSummary {
             ["api keys", String(keyCount)],
             ["rate limit", rateLimit.map { "\($0) (set)" } ?? "the gateways' default"],
         ]
+
         let countRows = counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
+        if let overflow {
+            let since = Timestamp(milliseconds: overflow.since).iso8601
+            let state = "since \(since) (\(overflow.reason.rawValue)): \(overflow.backlogEvents) events queued, \(overflow.eventsPerSecond) events/s"
+            lines.append(["overflow", state])
+        }
         var text = Table.render(["FIELD", "VALUE"], lines) + "\n\n" + Table.render(["COUNTER", "VALUE"], countRows)
         if let usage {
             let rows = usage.days.filter { day in Usage.measures.contains { day.total($0) > 0 } }.map { day in
