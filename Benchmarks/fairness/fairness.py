@@ -195,3 +195,8 @@ print(f"RESULT drain_events_per_s={drain:.0f} quiet_p50_ms={percentile(latencies
       f"quiet_events={len(latencies)} same_partition_p99_ms={percentile(same, 99) * 1000:.0f} "
       f"same_partition_events={len(same)} unseen={lost} flood_s={flooded - flood_started:.1f} "
       f"hot_stored_after_s={(first_hot or 0) - released:.1f}")
+if __import__("os").environ.get("FAIRNESS_TRACE"):
+    # Each quiet event of the window: seconds after the drain started, latency in ms, and whether of hot's partition.
+    for message, (org, at) in sorted(accepted.items(), key=lambda item: item[1][1]):
+        if start <= at <= (last_hot or drained):
+            print(f"TRACE {at - start:6.2f} {(seen.get(message, float('inf')) - at) * 1000:7.0f} {'same' if partition(org) == partition('hot') else ''}")

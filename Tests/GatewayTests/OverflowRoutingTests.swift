@@ -88,4 +88,35 @@ struct OverflowRoutingTests {
         off.observe(["hot": 1_000_000], now: start + .milliseconds(250))
         #expect(!off.overflows("hot"), "0: only the workers decide")
     }
+
+    /// Requests of several organizations read in one event-loop tick share entries per organization and kind, and
+    /// each entry goes to its own organization's stream: its partition's, or its overflow stream.
+    @Test func eachEntryOfATickGoesToItsOrganizationsStream() async throws {
+        let keys = RedisKeys(prefix: TestRedis.prefix("tick-streams"), partitions: 16)
+        let redis = try RedisClient(url: TestRedis.url)
+        defer { redis.shutdown() }
+        let flow = TenantFlow()
+        flow.setOverflowing(["hot"])
+        let orgs = ["hot"] + (0..<200).map { "org-\($0)" }.filter { keys.partition(of: $0) != keys.partition(of: "hot") }.prefix(3)
+        #expect(Set(orgs.map { keys.partition(of: $0) }).count >= 2)
+        let publisher = RedisEventPublisher(
+            redis: redis, keys: keys, metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), flow: flow)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let event = try EventValidator().event(.logs, body: Array(#"{"service":"api","level":"info","message":"m"}"#.utf8))
+        let answers = try await loop.submit {
+            // One tick: every request before the flush the first one scheduled.
+            orgs.flatMap { org in
+                (0..<2).map { _ in publisher.publish([QueuedEvent(id: EventID.make(milliseconds: 1), org: org, receivedAt: .now, event: event)], on: loop) }
+            }
+        }.get()
+        for answer in answers { try await answer.get() }
+        for org in orgs {
+            let partition = keys.partition(of: org)
+            let stream = org == "hot" ? keys.overflowStream(.logs, partition: partition) : keys.stream(.logs, partition: partition)
+            let entries = try await redis.send(XRANGE(stream)).filter { $0.value("org") == Array(org.utf8) }
+            #expect(entries.count == 1 && entries.first.map { StreamEntryCodec.eventCount($0.fields!) } == 2, "\(org): one entry of two events in \(stream)")
+        }
+        #expect(try await redis.send(XLEN(keys.stream(.logs, partition: keys.partition(of: "hot")))) == 0, "nothing of hot's in its partition's stream")
+        _ = try await redis.send(DEL(keys.allStreams))
+    }
 }

@@ -27,39 +27,48 @@ struct RedisEventPublisher: EventPublisher {
     var flow: TenantFlow? = nil
 
     /// The stream `org`'s events of `kind` go to now.
-    private func stream(_ kind: EventKind, of org: String) -> String {
+    private func stream(_ kind: EventKind, of org: String) -> String { Self.stream(kind, of: org, keys: keys, flow: flow) }
+
+    private static func stream(_ kind: EventKind, of org: String, keys: RedisKeys, flow: TenantFlow?) -> String {
         let partition = keys.partition(of: org)
         return flow?.overflows(org) == true ? keys.overflowStream(kind, partition: partition) : keys.stream(kind, partition: partition)
     }
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
-        let stream = stream(events[0].event.kind, of: events[0].org)
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout, shape) = (redis, waitReplicas, waitTimeoutMilliseconds, shape)
+        let (redis, replicas, timeout, shape, keys, flow) = (redis, waitReplicas, waitTimeoutMilliseconds, shape, keys, flow)
         let appended: EventLoopFuture<Void>
         if chunks.count == 1, let coalescer {
+            // The entry of each organization and kind of the tick goes to that organization's stream, found (and its
+            // appended events counted) once per entry, not per request.
             appended = coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
                 shape?.record(chunk.kind, events: chunk.count)
-                return redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in }
+                let stream = Self.stream(chunk.kind, of: chunk.org, keys: keys, flow: flow)
+                return redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in
+                    flow?.appended(chunk.org, events: chunk.count)
+                }
             }
         } else if chunks.count == 1 {
+            let stream = stream(events[0].event.kind, of: events[0].org)
             shape?.record(chunks[0].kind, events: chunks[0].count)
             appended = redis.send(AppendChunk(chunks[0], to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
                 .map { _ in }
         } else {
+            let stream = stream(events[0].event.kind, of: events[0].org)
             for chunk in chunks { shape?.record(chunk.kind, events: chunk.count) }
             appended = redis.transaction(
                 chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
             ).map { _ in }
         }
-        let (metrics, flow) = (metrics, flow)
+        let metrics = metrics
+        let coalesced = chunks.count == 1 && coalescer != nil
         let published = eventLoop.makePromise(of: Void.self)
         appended.whenComplete { result in
             switch result {
             case .success:
                 metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-                flow?.appended(events[0].org, events: events.count)
+                if !coalesced { flow?.appended(events[0].org, events: events.count) }
                 published.succeed()
             case .failure(let error):
                 metrics.redisErrors.increment()
