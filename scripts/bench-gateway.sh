@@ -82,9 +82,10 @@ run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
 raw=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
 batch_cpu=(); batch_redis=(); go_batch_cpu=(); go_batch_redis=(); base_redis=(); base_batch_cpu=(); base_batch_redis=(); entries=()
-# stream_length PREFIX → entries in PREFIX's log streams (every partition's, or the one stream of an unpartitioned build)
+# stream_length PREFIX → entries in PREFIX's log streams (every partition's and its overflow stream: one organization at
+# this rate overflows; or the one stream of an unpartitioned build)
 stream_length() {
-    redis-cli -p "$redis_port" --scan --pattern "$1:stream:*logs" | while read -r stream; do redis-cli -p "$redis_port" xlen "$stream"; done |
+    redis-cli -p "$redis_port" --scan --pattern "$1:stream:*logs*" | while read -r stream; do redis-cli -p "$redis_port" xlen "$stream"; done |
         awk '{t += $1} END {print t + 0}'
 }
 # per_event MICROSECONDS_PER_REQUEST → the same per event of a batch of 100

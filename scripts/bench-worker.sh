@@ -45,7 +45,8 @@ with_scratch wkbench
 redis_port=$(spare_port 6450)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes --appendfsync everysec \
     --maxmemory-policy noeviction --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
-pids+=($!)
+redis_pid=$!
+pids+=($redis_pid)
 wait_for_port "$redis_port" 10
 redis_url="redis://127.0.0.1:$redis_port"
 
@@ -110,7 +111,7 @@ expiring() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 for engine in $engines; do
-    declare -A rates_of=()
+    declare -A rates_of=() cpu_of=()
     peaks=()
     ceilings=()
     ratios=()
@@ -149,6 +150,7 @@ for engine in $engines; do
         until redis-cli -p "$redis_port" info persistence | grep -q '^aof_rewrite_in_progress:0'; do sleep 0.2; done
         redis-cli -p "$redis_port" config resetstat >/dev/null   # also zeroes aof_rewrites
         start=$(date +%s.%N)
+        redis_ticks_start=$(cpu_ticks "$redis_pid")
         worker_pids=()
         for i in $(seq "$workers"); do
             env "${extra[@]}" OPERYN_STREAM_PARTITIONS=$partitions OPERYN_REDIS_URL=$redis_url OPERYN_KEY_PREFIX=$prefix OPERYN_DATABASE_URL=$database OPERYN_METRICS_PORT=0 \
@@ -168,6 +170,10 @@ for engine in $engines; do
             sleep 0.2
         done
         end=$(date +%s.%N)
+        # CPU the workers used (from /proc, steadier than the rate on a shared machine), and Redis's.
+        ticks=0
+        for pid in "${worker_pids[@]}"; do ticks=$((ticks + $(cpu_ticks "$pid"))); done
+        redis_ticks=$(($(cpu_ticks "$redis_pid") - redis_ticks_start))
         peak=0
         for pid in "${worker_pids[@]}"; do
             rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
@@ -186,7 +192,8 @@ for engine in $engines; do
             awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 {printf "%s%s %.1f s", sep, substr($1, 9), $5 / 1e6; sep = ", "} END {print ""}' |
             sed "s/^/[$engine] redis time: /"
         echo "[$engine] AOF rewrites during the run: $(redis-cli -p "$redis_port" info persistence | tr -d '\r' | awk -F: '/^aof_rewrites:/ {print $2}')"
-        echo "[$engine] round $round$([ "${#variants[@]}" -gt 1 ] && echo " ($variant)"): $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB"
+        echo "[$engine] round $round$([ "${#variants[@]}" -gt 1 ] && echo " ($variant)"): $workers workers stored $rows of $count events in $seconds s: $rate events/s; peak worker RSS ${peak} MB; CPU per event: workers $(awk -v t="$ticks" -v n="$count" 'BEGIN {printf "%.2f", t * 10000 / n}') µs, Redis $(awk -v t="$redis_ticks" -v n="$count" 'BEGIN {printf "%.2f", t * 10000 / n}') µs"
+        cpu_of[$variant]="${cpu_of[$variant]:-} $(awk -v t="$ticks" -v n="$count" 'BEGIN {printf "%.3f", t * 10000 / n}')"
         [ "$rows" -eq "$count" ] || { echo "[$engine] round $round stored $rows rows, not $count" >&2; exit 1; }
         rates_of[$variant]="${rates_of[$variant]:-} $rate"
         if [ "$variant" = A ]; then
@@ -217,6 +224,9 @@ for engine in $engines; do
     if [ "${#variants[@]}" -gt 1 ]; then
         b=$(printf '%s\n' ${rates_of[B]} | median)
         echo "[$engine] $b_label: median $b events/s; this build / B = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+        ca=$(printf '%s\n' ${cpu_of[A]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+        cb=$(printf '%s\n' ${cpu_of[B]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+        echo "[$engine] workers' CPU per event (median): this build $ca µs, B $cb µs = $(awk -v a="$ca" -v b="$cb" 'BEGIN {printf "%.2f", a / b}') ×"
     fi
     if [ "$engine" = postgres ] && [ -n "${RETENTION_B:-}" ]; then
         # Dropping a day partition of a million rows, as retention does (the catalog row with it).

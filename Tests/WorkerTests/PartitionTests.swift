@@ -59,8 +59,8 @@ struct PartitionTests {
         #expect(storedBefore + backlogAhead < backlog.count - 10_000, "long before the backlog was drained")
     }
 
-    /// A lone deep partition is read a full batch at a time; two deep ones share the batch; a shallow one's entries
-    /// come with every read.
+    /// A lone deep partition is read a full batch at a time (of each kind); two deep ones share the batch; a shallow
+    /// one's entries come with every read.
     @Test func readSharesSplitTheBatchBetweenDeepStreams() {
         let shares = ReadShares()
         #expect(shares.count(wanted: 500) == 500, "nothing deep yet: a batch from any stream")
@@ -75,6 +75,15 @@ struct PartitionTests {
         #expect(shares.count(wanted: 500) == 250, "two deep streams: half a batch each")
         shares.observe(entries([5: 1]), count: 250)
         #expect(shares.count(wanted: 500) == 500)
+        // The three kinds of one partition deep: a batch of each (one commit stores the three), not a third of one.
+        let kinds = ReadShares()
+        kinds.observe(
+            [EventKind.logs, .metrics, .deployments].flatMap { kind in
+                (0..<500).map { _ in ReadEntry(kind: kind, entry: StreamEntry(id: "0-1", fields: nil), partition: 3) }
+            }, count: 500)
+        #expect(kinds.count(wanted: 500) == 500)
+        kinds.observe(entries([3: 500, 4: 500]), count: 500)
+        #expect(kinds.count(wanted: 500) == 250, "two deep streams of one kind share its batch")
     }
 
     /// Entries queued in the layout before partitions (`<prefix>:stream:<kind>`, unacknowledged ones included) are

@@ -346,17 +346,18 @@ struct StreamConsumer: Service {
 }
 
 /// How many entries each stream may give a read, so that partitions share the workers fairly: a batch's worth when no
-/// stream was deep (gave all it was asked for) at the last read, else the batch split between the deep ones. A
-/// partition's backlog is then read a batch at a time, and every other stream's few entries come with each of those
-/// reads: an event in a shallow partition waits for at most one batch, and a lone deep partition still drains a full
-/// batch per read.
+/// stream was deep (gave all it was asked for) at the last read, else the batch split between the deep streams of the
+/// kind that has most of them. A partition's backlog is then read a batch at a time (a batch of each kind: the kinds go
+/// to tables of their own, and a transaction of three kinds' batches costs one commit), and every other stream's few
+/// entries come with each of those reads: an event in a shallow partition waits for at most one batch, and a lone deep
+/// partition still drains a full batch per read.
 ///
 /// The overflow streams share `overflowPercent` of the batch between them while another stream is deep, and the
 /// others the rest while an overflow stream is deep; each side has the whole batch while the other's streams are
 /// shallow.
 final class ReadShares: Sendable {
-    /// Streams that gave all they were asked for at the last read: the partitions' (and the previous layout's), and
-    /// the overflow streams.
+    /// Streams that gave all they were asked for at the last read, of the kind with most of them: the partitions' (and
+    /// the previous layout's), and the overflow streams.
     private let deep = Atomic<Int>(0)
     private let deepOverflow = Atomic<Int>(0)
 
@@ -380,8 +381,14 @@ final class ReadShares: Sendable {
         for entry in entries {
             perStream[entry.partition &* 4 &+ entry.kind.ordinal, default: (0, isOverflow(entry.partition))].count += 1
         }
-        deep.store(perStream.values.filter { !$0.overflow && $0.count >= counts.main }.count, ordering: .relaxed)
-        deepOverflow.store(perStream.values.filter { $0.overflow && $0.count >= counts.overflow }.count, ordering: .relaxed)
+        var deepByKind: [Int: Int] = [:]
+        var deepOverflowByKind: [Int: Int] = [:]
+        for (stream, read) in perStream {
+            if !read.overflow && read.count >= counts.main { deepByKind[stream & 3, default: 0] += 1 }
+            if read.overflow && read.count >= counts.overflow { deepOverflowByKind[stream & 3, default: 0] += 1 }
+        }
+        deep.store(deepByKind.values.max() ?? 0, ordering: .relaxed)
+        deepOverflow.store(deepOverflowByKind.values.max() ?? 0, ordering: .relaxed)
     }
 
     /// Learns from a read that asked each stream for `count`, without overflow streams.
