@@ -13,7 +13,7 @@ func buildServices(
     registry: PrometheusCollectorRegistry, logger: Logger, listener: Startup.Listener? = nil
 ) -> [any Service] {
     let metrics = WorkerMetrics(
-        factory: PrometheusMetricsFactory(registry: registry),
+        factory: WorkerMetrics.factory(registry: registry),
         organizations: OrganizationLabels(capacity: configuration.metricsMaxOrganizations, threshold: configuration.metricsOrganizationMinEvents))
     let lanes = OverflowLanes()
     let consumer = StreamConsumer(
@@ -66,4 +66,16 @@ func buildServices(
                 logger: logger))
     }
     return services
+}
+
+extension WorkerMetrics {
+    /// The Prometheus factory of the worker's metrics: the event age's histogram has buckets fine enough to read a
+    /// p99 of a second or two (25 ms to 5 minutes).
+    static func factory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["operyn_worker_event_age_seconds"] = [
+            0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300,
+        ].map { Duration.milliseconds(Int64($0 * 1_000)) }
+        return factory
+    }
 }

@@ -17,7 +17,7 @@ struct App {
         }
         let logger = Logger(label: "operyn.worker")
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(WorkerMetrics.factory(registry: registry))
         let sink: any EventSink
         do {
             sink = try SinkFactory.make(url: configuration.databaseURL, password: configuration.databasePassword)

@@ -27,6 +27,9 @@ final class WorkerMetrics: Sendable {
     let pending: [EventKind: Gauge]
     /// `operyn_stream_backlog_events{kind}`: lag plus pending in events (estimated from the newest entries' counts).
     let backlogEvents: [EventKind: Gauge]
+    /// `operyn_worker_event_age_seconds{kind}`: each event's age when its transaction committed (now − `received_at`):
+    /// accepted → stored, as a user sees it.
+    let eventAge: [EventKind: Timer]
     /// `operyn_overflow_organizations`: organizations whose new events go to their partition's overflow stream.
     let overflowOrganizations: Gauge
     /// `operyn_overflow_entered_total{reason}`: organizations this worker sent to overflow, by reason (`backlog`,
@@ -62,6 +65,10 @@ final class WorkerMetrics: Sendable {
         self.lag = lag
         self.pending = pending
         self.backlogEvents = backlogEvents
+        eventAge = Dictionary(
+            uniqueKeysWithValues: EventKind.allCases.map {
+                ($0, Timer(label: "operyn_worker_event_age_seconds", dimensions: [("kind", $0.rawValue)], factory: factory))
+            })
         overflowOrganizations = Gauge(label: "operyn_overflow_organizations", dimensions: [], factory: factory)
         overflowEntered = Dictionary(
             uniqueKeysWithValues: [OverflowTenant.Reason.backlog, .rate].map {

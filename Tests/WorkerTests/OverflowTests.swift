@@ -160,3 +160,34 @@ struct OverflowTests {
         #expect(shares.counts(wanted: (1_000, 1_000), overflowPercent: 25) == (1_000, 250))
     }
 }
+
+/// `operyn_worker_event_age_seconds`: each committed event's age, accepted → stored, per kind.
+@Suite("Event age at commit (live Redis, SQLite)")
+struct EventAgeTests {
+    @Test func eachCommittedEventsAgeIsRecorded() async throws {
+        let harness = try WorkerHarness()
+        defer { Task { await harness.cleanUp() } }
+        let now = Timestamp.now.milliseconds
+        var old = Sample.log(message: "two seconds old")
+        old.receivedAt = Timestamp(milliseconds: now - 2_000)
+        var fresh = Sample.log(message: "fresh")
+        fresh.receivedAt = Timestamp(milliseconds: now)
+        try await harness.publish(
+            [old, fresh, fresh].enumerated().map { index, event in
+                var event = event
+                event.id = "\(event.id)-\(index)"
+                return event
+            })
+        let registry = PrometheusCollectorRegistry()
+        #expect(try await harness.run(harness.consumer(registry: registry)) { try harness.count("logs") == 3 })
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter {
+            $0.hasPrefix("operyn_worker_event_age_seconds") && $0.contains(#"kind="logs""#)
+        }
+        func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.split(separator: " ").last!) } }
+        #expect(value("operyn_worker_event_age_seconds_count") == "3")
+        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="1.5""#) == "2", "\(lines)")
+        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="3.0""#) == "3", "\(lines)")
+    }
+}

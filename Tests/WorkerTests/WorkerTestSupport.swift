@@ -32,7 +32,7 @@ struct WorkerHarness {
 
     func consumer(
         name: String = "c1", claimIdle: Int = 30_000, maxAttempts: Int = 3, consumerExpiry: Int = 3_600_000, sink: (any EventSink)? = nil,
-        lanes: OverflowLanes = OverflowLanes()
+        lanes: OverflowLanes = OverflowLanes(), registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) -> StreamConsumer {
         var settings = ConsumerSettings(consumer: name)
         settings.consumerExpiryMilliseconds = consumerExpiry
@@ -42,7 +42,7 @@ struct WorkerHarness {
         settings.batchSize = 500
         return StreamConsumer(
             commands: redis, reader: reader, sink: sink ?? self.sink, keys: keys, settings: settings,
-            metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())), lanes: lanes, logger: Logger(label: "test"))
+            metrics: WorkerMetrics(factory: WorkerMetrics.factory(registry: registry)), lanes: lanes, logger: Logger(label: "test"))
     }
 
     /// XADDs events as a gateway does: one entry per event (`.single`, version 1, as gateways before chunks wrote), or

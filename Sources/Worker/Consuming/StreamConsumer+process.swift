@@ -136,6 +136,18 @@ extension StreamConsumer {
     }
 
     /// Stores events, retrying for as long as the database is unavailable; throws the sink's error when it refuses them.
+    /// Each committed event's age (`operyn_worker_event_age_seconds`); a chunk's events share theirs, read once.
+    private func recordAges(_ events: [QueuedEvent]) {
+        let now = Timestamp.now.milliseconds
+        var last: (kind: EventKind, receivedAt: Int64, nanoseconds: Int64)?
+        for event in events {
+            if last?.kind != event.event.kind || last?.receivedAt != event.receivedAt.milliseconds {
+                last = (event.event.kind, event.receivedAt.milliseconds, max(0, now - event.receivedAt.milliseconds) * 1_000_000)
+            }
+            if let last { metrics.eventAge[last.kind]?.recordNanoseconds(last.nanoseconds) }
+        }
+    }
+
     private func storeWaitingForDatabase(_ events: [QueuedEvent]) async throws {
         var delay = 100
         var logged = false
@@ -150,6 +162,7 @@ extension StreamConsumer {
             switch result {
             case .success:
                 metrics.commitDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+                recordAges(events)
                 if logged { logger.info("worker.database.back") }
                 return
             case .failure(let error):
