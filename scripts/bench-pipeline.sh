@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole pipeline as a user sees it: a release gateway, Redis, two release workers and PostgreSQL on this machine,
 # batches of 100 of the spec's log event. First its capacity: batches offered as fast as wrk sends them for
-# CAPACITY_SECONDS while the workers store, the capacity being the rows stored per second over the phase's second
-# half (the gateway outruns the workers: the workers' rate is the pipeline's). Once that backlog has drained, batches
-# are offered at a fixed rate, 50 % and then 80 % of the capacity, for SECONDS each (wrk, each connection waiting
+# CAPACITY_SECONDS (the gateway outruns the workers, and a backlog forms), then the rate the workers store that backlog
+# at once the gateway is idle (an upper bound of the pipeline's: with traffic the gateway takes its share of the
+# machine). Then batches are offered at a fixed rate, 50 % and then 80 % of the capacity, for SECONDS each (wrk, each connection waiting
 # between its requests), and each phase reports the accepted → stored latency, p50 and p99, from the workers'
 # operyn_worker_event_age_seconds histograms (the phase's bucket counts, both workers summed, interpolated within a
 # bucket), the rate actually offered, and the backlog left at its end.
@@ -16,7 +16,7 @@ ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-d
 
 seconds=${1:-60}
 capacity_seconds=${2:-20}
-connections=8
+connections=32
 
 build_release
 with_scratch pipeline
@@ -44,9 +44,8 @@ backlog() {
 # The workers' event-age buckets of logs, summed: "le count" lines, le in seconds (+Inf last).
 buckets() {
     for port in "${worker_ports[@]}"; do curl -s "http://127.0.0.1:$port/metrics"; done |
-        awk -F'[{}" ]' '/^operyn_worker_event_age_seconds_bucket/ && /kind="logs"/ {
-            for (i = 1; i <= NF; i++) if ($i == "le=") le = $(i + 1); n[le] += $NF } END { for (le in n) print le, n[le] }' |
-        sed 's/^+Inf/1e99/' | sort -g
+        sed -nE 's/^operyn_worker_event_age_seconds_bucket\{kind="logs",le="([^"]+)"\} ([0-9.e+]+)$/\1 \2/p' |
+        awk '{n[$1] += $2} END {for (le in n) print le, n[le]}' | sed 's/^+Inf/1e99/' | sort -g
 }
 # percentiles BEFORE AFTER → "p50_ms p99_ms events" of the events committed between the two readings.
 percentiles() {
@@ -70,36 +69,42 @@ wait_drained() {
     done
 }
 
-echo "capacity: batches of 100 as fast as wrk sends them for $capacity_seconds s…"
-wrk_post "$gateway_port" /events/logs/batch "$capacity_seconds" "$work/batch.json" 64 >"$work/capacity.txt" &
-load=$!
-sleep $((capacity_seconds / 2))
+echo "capacity: batches of 100 as fast as wrk sends them for $capacity_seconds s, then the drain of what they queued…"
+wrk_post "$gateway_port" /events/logs/batch "$capacity_seconds" "$work/batch.json" 64 >"$work/capacity.txt"
+# The workers alone, the gateway idle: the rate they store the queued backlog at is the pipeline's capacity (an
+# upper bound: with traffic the gateway takes a share of the machine).
 before=$(rows)
 start=$(date +%s.%N)
-wait "$load"
+wait_drained
 after=$(rows)
 end=$(date +%s.%N)
 capacity=$(awk -v a="$before" -v b="$after" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", (b - a) / (e - s)}')
-echo "capacity: $capacity events/s stored (the gateway accepted $(awk '{printf "%.0f", $1 * 100}' "$work/capacity.txt") events/s)"
-wait_drained
+echo "capacity: $capacity events/s stored by the workers alone ($((after - before)) queued events drained; the gateway accepted $(awk '{printf "%.0f", $1 * 100}' "$work/capacity.txt") events/s)"
 
 for share in 50 80; do
     rate=$((capacity * share / 100))
-    # Each of the connections sends a batch of 100, then waits: connections × 100 events per (answer + delay).
-    delay=$(awk -v c="$connections" -v r="$rate" 'BEGIN {printf "%.2f", c * 100 * 1000 / r}')
-    cat >"$work/paced.lua" <<LUA
+    # Each of the connections sends a batch of 100, then waits: connections × 100 events per (answer + delay). A 5 s
+    # calibration measures the answer's share, and the delay is shortened by it.
+    paced() {
+        cat >"$work/paced.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local file = assert(io.open("$work/batch.json", "rb"))
 wrk.body = file:read("*a")
 file:close()
-function delay() return $delay end
+function delay() return $1 end
 function done(summary, latency, requests)
-    io.write(string.format("OFFERED %.0f\n", summary.requests * 100 / (summary.duration / 1e6)))
+    io.write(string.format("OFFERED %.0f\\n", summary.requests * 100 / (summary.duration / 1e6)))
 end
 LUA
+        wrk -t1 -c"$connections" -d"$2s" -s "$work/paced.lua" "http://127.0.0.1:$gateway_port/events/logs/batch" | awk '/^OFFERED/ {print $2}'
+    }
+    delay=$(awk -v c="$connections" -v r="$rate" 'BEGIN {printf "%.0f", c * 100 * 1000 / r}')
+    calibrated=$(paced "$delay" 5)
+    delay=$(awk -v c="$connections" -v r="$rate" -v o="$calibrated" -v d="$delay" 'BEGIN {a = c * 100 * 1000 / o - d; x = c * 100 * 1000 / r - a; printf "%.0f", (x > 0 ? x : 0)}')
+    wait_drained
     first=$(buckets)
-    offered=$(wrk -t1 -c"$connections" -d"${seconds}s" -s "$work/paced.lua" "http://127.0.0.1:$gateway_port/events/logs/batch" | awk '/^OFFERED/ {print $2}')
+    offered=$(paced "$delay" "$seconds")
     left=$(backlog)
     wait_drained
     sleep 1
