@@ -168,8 +168,10 @@ struct EventAgeTests {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let now = Timestamp.now.milliseconds
-        var old = Sample.log(message: "two seconds old")
-        old.receivedAt = Timestamp(milliseconds: now - 2_000)
+        // Two minutes old, and fresh: buckets far enough apart that a worker slow to start on a loaded machine (up to
+        // 30 s) does not move either.
+        var old = Sample.log(message: "two minutes old")
+        old.receivedAt = Timestamp(milliseconds: now - 120_000)
         var fresh = Sample.log(message: "fresh")
         fresh.receivedAt = Timestamp(milliseconds: now)
         try await harness.publish(
@@ -187,7 +189,8 @@ struct EventAgeTests {
         }
         func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.split(separator: " ").last!) } }
         #expect(value("operyn_worker_event_age_seconds_count") == "3")
-        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="1.5""#) == "2", "\(lines)")
-        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="3.0""#) == "3", "\(lines)")
+        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="30.0""#) == "2", "\(lines)")
+        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="60.0""#) == "2", "\(lines)")
+        #expect(value(#"operyn_worker_event_age_seconds_bucket{kind="logs",le="300.0""#) == "3", "\(lines)")
     }
 }
