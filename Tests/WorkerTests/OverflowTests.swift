@@ -140,6 +140,26 @@ struct OverflowTests {
         #expect(flow["out:hot_org"] == "20000" && flow["in:hot_org"] == "20000" && flow["out:quiet_3"] == "1")
     }
 
+    /// On a Redis Cluster: each partition's overflow streams are read in a command of their own (in its slot), and
+    /// acknowledged and counted in the partition's flow there.
+    @Test func overflowStreamsAreReadOnACluster() async throws {
+        let harness = try WorkerHarness(redisURL: TestRedis.clusterURL)
+        defer { Task { await harness.cleanUp() } }
+        let keys = harness.keys
+        let orgs = ["hot"] + (0..<200).map { "org-\($0)" }.filter { keys.partition(of: $0) != keys.partition(of: "hot") }.prefix(1)
+        let hot = (0..<2_000).map { Sample.log(org: "hot", message: "hot \($0)") }
+        try await harness.publish(hot, as: .chunks(perChunk: 100), overflow: true)
+        let other = (0..<50).map { Sample.log(org: orgs[1], message: "other \($0)") }
+        try await harness.publish(other, as: .chunks(perChunk: 10), overflow: true)
+        let lanes = OverflowLanes()
+        lanes.setOverflowing(Set(orgs.map { keys.partition(of: $0) }))
+        #expect(try await harness.run(harness.consumer(lanes: lanes), seconds: 60) { try harness.count("logs") == hot.count + other.count })
+        for org in orgs {
+            let flow = try await harness.redis.send(HGETALL(keys.flow(partition: keys.partition(of: org))))
+            #expect(flow["out:\(org)"] == flow["in:\(org)"] && flow["in:\(org)"] != nil, "\(org): \(flow)")
+        }
+    }
+
     /// The overflow streams take their share of a batch while another stream is deep, all of it while none is, and
     /// the others the rest.
     @Test func overflowStreamsTakeABoundedShare() {

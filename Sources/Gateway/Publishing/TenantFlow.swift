@@ -9,13 +9,14 @@ import Synchronization
 /// organizations overflow (read from `RedisKeys.overflowTenants` as often), so that the publisher sends their events
 /// to their partition's overflow stream.
 ///
-/// An organization this gateway sees at `OPERYN_OVERFLOW_RATE_EVENTS` or more overflows here at once, from the request
+/// An organization this gateway sees at `OPERYN_OVERFLOW_RATE_EVENTS` or more overflows here at once, from the entry
 /// after the one that made its count of the interval pass a quarter of a second's worth, and for two seconds after the
 /// last interval over the threshold: a flood of a million events in a second goes apart after its first few
 /// thousand, where the workers' decision (which sees the same rate in the counts) takes up to a second to come back.
 /// By then the decision holds it.
 ///
-/// Counting costs a request one lock and one dictionary update; the counts reach Redis at most 250 ms
+/// The publisher asks and counts once per entry it appends (a tick's requests of one organization and kind share
+/// one), with one lock and one dictionary update each; the counts reach Redis at most 250 ms
 /// late, which the workers' overflow decision allows for. A gateway killed before it reported leaves its last counts
 /// out: that organization's backlog then reads a little low until its partition next drains, when the worker deciding
 /// the overflow sets the counts level again.
@@ -37,7 +38,7 @@ final class TenantFlow: Sendable {
     }
 
     /// `events` events of `org` appended. An organization whose count since the last report (at most 250 ms ago)
-    /// reaches a quarter of a second at the rate threshold overflows here from its next request.
+    /// reaches a quarter of a second at the rate threshold overflows here from its next entry.
     func appended(_ org: String, events: Int) {
         let count = appended.withLock { counts in
             counts[org, default: 0] += events

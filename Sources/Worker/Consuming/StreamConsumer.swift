@@ -116,8 +116,11 @@ struct StreamConsumer: Service {
     }
 
     /// The overflow streams read now: each kind's of the partitions `lanes` names.
-    var overflowStreams: [String] {
-        lanes.partitions.flatMap { partition in EventKind.allCases.map { keys.overflowStream($0, partition: partition) } }
+    var overflowStreams: [String] { overflowStreams(of: lanes.partitions) }
+
+    /// Each kind's overflow stream of `partitions`.
+    func overflowStreams(of partitions: [Int]) -> [String] {
+        partitions.flatMap { partition in EventKind.allCases.map { keys.overflowStream($0, partition: partition) } }
     }
 
     /// On one server with partitions: whether the streams of the layout before partitions (`<prefix>:stream:<kind>`)
@@ -148,11 +151,10 @@ struct StreamConsumer: Service {
 
     /// Re-reads the entries this consumer had been given before a restart.
     func drainOwnPending() async throws {
-        let streams = readStreams + (0..<keys.partitions).flatMap { partition in EventKind.allCases.map { keys.overflowStream($0, partition: partition) } }
-        var after = Dictionary(uniqueKeysWithValues: streams.map { ($0, "0") })
+        let overflow = overflowStreams(of: Array(0..<keys.partitions))
+        var after = Dictionary(uniqueKeysWithValues: (readStreams + overflow).map { ($0, "0") })
         while !Task.isCancelled {
-            let batch = try await read(
-                ids: after, block: nil, overflow: streams.filter { keys.locate(stream: $0).map { keys.isOverflow($0.partition) } == true })
+            let batch = try await read(ids: after, block: nil, overflow: overflow)
             if batch.isEmpty { return }
             for entry in batch { after[keys.stream(entry.kind, partition: entry.partition)] = entry.entry.id }
             try await process(batch)
@@ -268,10 +270,10 @@ struct StreamConsumer: Service {
         var entries: [ReadEntry] = []
         do {
             if !keys.clustered {
+                let main = readStreams
                 if overflow.isEmpty {
-                    entries = located(try await reader.send(command(readStreams, count: counts.main, block: block)))
+                    entries = located(try await reader.send(command(main, count: counts.main, block: block)))
                 } else {
-                    let main = readStreams.filter { ids[$0] != nil }
                     for result in try await reader.pipeline([
                         command(main, count: counts.main, block: nil), command(overflow, count: counts.overflow, block: nil),
                     ]) {
@@ -280,12 +282,11 @@ struct StreamConsumer: Service {
                     if entries.isEmpty, let block { entries = located(try await reader.send(command(main + overflow, count: counts.main, block: block))) }
                 }
             } else {
-                let overflowing = Set(overflow)
-                var reads = partitions.map { command(streams($0), count: counts.main, block: nil) }
-                for partition in partitions {
-                    let lane = EventKind.allCases.map { keys.overflowStream($0, partition: partition) }.filter(overflowing.contains)
-                    if !lane.isEmpty { reads.append(command(lane, count: counts.overflow, block: nil)) }
-                }
+                // Each partition's overflow streams in a command of their own (they share its slot).
+                let lanes = Dictionary(grouping: overflow) { keys.locate(stream: $0)?.partition ?? 0 }
+                let reads =
+                    partitions.map { command(streams($0), count: counts.main, block: nil) }
+                    + lanes.keys.sorted().map { command(lanes[$0] ?? [], count: counts.overflow, block: nil) }
                 for result in try await reader.pipeline(reads) {
                     entries += located(try result.get())
                 }

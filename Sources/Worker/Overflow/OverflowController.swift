@@ -108,17 +108,13 @@ struct OverflowController: Service {
             if var tenant = overflowing[org] {
                 let calm = backlog < settings.backlogEvents / 4 && (settings.eventsPerSecond == 0 || rate < settings.eventsPerSecond / 2)
                 let leave = memory.state.withLock { state -> Bool in
-                    guard calm else {
-                        state.calmSince[org] = nil
-                        return false
-                    }
-                    let since = state.calmSince[org] ?? now
-                    state.calmSince[org] = since
-                    return now - since >= .seconds(Int64(settings.cooldownSeconds))
+                    let since = calm ? state.calmSince[org] ?? now : nil
+                    let leave = since.map { now - $0 >= .seconds(Int64(settings.cooldownSeconds)) } ?? false
+                    state.calmSince[org] = leave ? nil : since
+                    return leave
                 }
                 if leave {
                     leaving.append(org)
-                    memory.state.withLock { _ = $0.calmSince.removeValue(forKey: org) }
                     logger.info(
                         "worker.overflow.left", metadata: ["org": "\(org)", "overflow.backlog_events": "\(backlog)", "overflow.events_per_second": "\(rate)"])
                 } else {
