@@ -18,6 +18,8 @@
 # override) has passed already in the database, and the workers running retention every second, so that bounded
 # deletes expire them while the workers drain (the goal: B >= 0.8 x A); it prints how many were left at the end.
 # For PostgreSQL it then times dropping a day partition of a million rows (the goal: under a second).
+# PACK_B=1 runs every round twice: B with the same events preloaded packed (format version 3, zstd, as a gateway
+# writes entries past OPERYN_QUEUE_COMPRESS_BYTES, PACK_BYTES, default 8192), A plain (version 2); the goal B >= 0.95 × A.
 # PER_ENTRY (default 100) is how many events each preloaded stream entry holds: chunks as batch requests make them;
 # PER_ENTRY=1 preloads one format-1 entry per event, as gateways before chunks wrote (what an older
 # BASELINE_WORKER can read). The streams are those of OPERYN_STREAM_PARTITIONS (default 16) partitions, each event in
@@ -34,10 +36,11 @@ rounds=${4:-3}
 
 build_release
 variants=(A)
-[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] || [ -n "${PG_TLS_B:-}" ] || [ -n "${RETENTION_B:-}" ] && variants=(A B)
+[ -n "${WORKER_ENV_B:-}" ] || [ -n "${BASELINE_WORKER:-}" ] || [ -n "${PG_TLS_B:-}" ] || [ -n "${RETENTION_B:-}" ] || [ -n "${PACK_B:-}" ] && variants=(A B)
 b_label=${BASELINE_WORKER:+the baseline $BASELINE_WORKER}
 [ -n "${PG_TLS_B:-}" ] && b_label="PostgreSQL with sslmode=require"
 [ -n "${RETENTION_B:-}" ] && b_label="with retention expiring 1 000 000 rows during the drain"
+[ -n "${PACK_B:-}" ] && b_label="with the backlog packed (format 3, zstd)"
 b_label=${b_label:-with ${WORKER_ENV_B:-}}
 
 with_scratch wkbench
@@ -142,7 +145,9 @@ for engine in $engines; do
             extra=(OPERYN_RETENTION_INTERVAL_SECONDS=1)
         fi
         echo "[$engine] preloading $count events, ${PER_ENTRY:-100} per entry…"
-        OPERYN_STREAM_PARTITIONS=$partitions "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
+        pack=0
+        [ "$variant" = B ] && [ -n "${PACK_B:-}" ] && pack=${PACK_BYTES:-8192}
+        OPERYN_QUEUE_COMPRESS_BYTES=$pack OPERYN_STREAM_PARTITIONS=$partitions "$bin/operyn-redis-bench" preload "$redis_url" "$prefix" "$count" "${PER_ENTRY:-100}" >/dev/null
         # Start from a settled Redis: rewrite the AOF the preload grew now, so that rewriting the preloaded
         # backlog (a fork compressing a million entries) does not run during the measurement.
         redis-cli -p "$redis_port" bgrewriteaof >/dev/null 2>&1 || true

@@ -9,6 +9,25 @@ local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.body = file:read("*a")
 file:close()
 
+-- With KEYED=yes each request carries an Idempotency-Key of its own; KEYED=no sends a header of the same length that
+-- means nothing instead, so that both sides pay wrk's Lua per request alike.
+local keyed = os.getenv("KEYED")
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("thread_id", threads)
+end
+if keyed then
+    local counter = 0
+    local header = keyed == "yes" and "Idempotency-Key" or "X-Bench-Sequence"
+    local run = tostring(os.time())
+    function request()
+        counter = counter + 1
+        wrk.headers[header] = string.format("%s-%d-%012d", run, thread_id or 0, counter)
+        return wrk.format()
+    end
+end
+
 local organizations = tonumber(os.getenv("ORGS") or "")
 if organizations then
     local counter = 0

@@ -34,7 +34,7 @@ func buildApplication(
         publisher: RedisEventPublisher(
             redis: redis, keys: configuration.keys, metrics: metrics, coalescer: configuration.coalesce ? TickCoalescer() : nil,
             waitReplicas: configuration.waitReplicas, waitTimeoutMilliseconds: configuration.waitTimeoutMilliseconds, shape: shape,
-            flow: flow),
+            flow: flow, packAbove: configuration.queueCompressBytes > 0 ? configuration.queueCompressBytes : nil),
         backlog: backlog,
         registry: registry,
         metrics: metrics,

@@ -37,6 +37,9 @@ struct GatewayConfiguration: Sendable {
     var waitReplicas = 0
     /// `OPERYN_REDIS_WAIT_TIMEOUT_MS` (500): how long an append waits for those replicas before 503.
     var waitTimeoutMilliseconds = 500
+    /// `OPERYN_QUEUE_COMPRESS_BYTES` (8192; 0 off): an entry whose event lines reach this many bytes is queued packed
+    /// with zstd (format version 3), which every worker of this version reads.
+    var queueCompressBytes = 8_192
     /// The `OPERYN_MAX_*` size limits.
     var limits = EventLimits()
     /// `OPERYN_BACKLOG_HIGH_WATER` (1 000 000): above about this many undelivered plus pending events, answer 503.
@@ -113,6 +116,7 @@ struct GatewayConfiguration: Sendable {
         keys = try RedisKeys(reader, clustered: redis.isCluster)
         waitReplicas = try reader.integer("OPERYN_REDIS_WAIT_REPLICAS", default: waitReplicas, in: 0...16)
         waitTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_WAIT_TIMEOUT_MS", default: waitTimeoutMilliseconds, in: 1...600_000)
+        queueCompressBytes = try reader.integer("OPERYN_QUEUE_COMPRESS_BYTES", default: queueCompressBytes, in: 0...(64 << 20))
         rateLimit = RateLimit(
             eventsPerSecond: try reader.integer("OPERYN_RATE_EVENTS_PER_SECOND", default: 0, in: 0...1_000_000_000),
             eventsBurst: try reader.integer("OPERYN_RATE_EVENTS_BURST", default: 0, in: 0...1_000_000_000),

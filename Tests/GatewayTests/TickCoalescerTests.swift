@@ -94,4 +94,55 @@ struct TickCoalescerTests {
         for (_, promise) in appends.made.withLock({ $0 }) { promise.succeed() }
         loop.run()
     }
+
+    /// Guarded groups handed to Redis, each answered when the test says.
+    final class Groups: Sendable {
+        let made = Mutex<[(requests: [GuardedAppendGroup.Request], limit: RateLimit, promise: EventLoopPromise<[GuardedAppend.Decision]>)]>([])
+
+        func append(_ requests: [GuardedAppendGroup.Request], _ limit: RateLimit, _ eventLoop: any EventLoop) -> EventLoopFuture<[GuardedAppend.Decision]> {
+            let promise = eventLoop.makePromise(of: [GuardedAppend.Decision].self)
+            made.withLock { $0.append((requests, limit, promise)) }
+            return promise.futureResult
+        }
+    }
+
+    @Test func guardedRequestsShareOneCallPerOrganizationKindAndLimitAndGetTheirOwnDecision() throws {
+        let loop = EmbeddedEventLoop()
+        let coalescer = TickCoalescer()
+        let groups = Groups()
+        let (tight, loose) = (RateLimit(eventsPerSecond: 10), RateLimit(eventsPerSecond: 1_000))
+        let requests: [(chunk: StreamChunk, limit: RateLimit)] = [
+            (try chunk("a"), tight), (try chunk("a", events: 2), tight), (try chunk("b"), tight), (try chunk("a"), loose), (try chunk("a"), tight),
+        ]
+        var answers: [Result<GuardedAppend.Decision, any Error>?] = Array(repeating: nil, count: requests.count)
+        for (index, request) in requests.enumerated() {
+            coalescer.add(
+                guarded: GuardedAppendGroup.Request(chunk: request.chunk, bytes: 10 * (index + 1), idempotency: nil), limit: request.limit, on: loop,
+                append: groups.append
+            ).whenComplete { answers[index] = $0 }
+        }
+        #expect(groups.made.withLock { $0.isEmpty }, "nothing is sent before the tick's reads are done")
+        loop.run()
+        let made = groups.made.withLock { $0 }
+        #expect(made.count == 3)
+        let tightA = try #require(made.first { $0.requests[0].chunk.org == "a" && $0.limit == tight })
+        #expect(tightA.requests.map(\.bytes) == [10, 20, 50], "in arrival order")
+        for group in made {
+            if group.requests[0].chunk.org == "b" {
+                group.promise.fail(PublishError(reason: "OOM"))
+            } else {
+                let refused = GuardedAppend.Decision.limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1))
+                group.promise.succeed(group.requests.indices.map { $0 == 1 ? refused : .admitted(ids: [], budgets: []) })
+            }
+        }
+        loop.run()
+        #expect(try answers[0]?.get() == .admitted(ids: [], budgets: []))
+        #expect(try answers[1]?.get() == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1)), "its own decision")
+        #expect(try answers[4]?.get() == .admitted(ids: [], budgets: []))
+        #expect(try answers[3]?.get() == .admitted(ids: [], budgets: []))
+        guard case .failure = answers[2] else {
+            Issue.record("the failed call did not fail its request")
+            return
+        }
+    }
 }

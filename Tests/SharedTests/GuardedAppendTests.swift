@@ -152,9 +152,131 @@ struct GuardedAppendTests {
     }
 }
 
+/// The coalesced script decides each request of a group exactly as one call per request would, in order, and appends
+/// the admitted ones' events as one entry (two when some are packed).
+@Suite("Rate-limited appends coalesced (one script call per tick)")
+struct GuardedAppendGroupTests {
+    typealias Target = GuardedAppendTests.Target
+
+    /// A request: its events, bytes and key.
+    struct Ask {
+        var events: Int
+        var bytes: Int
+        var key: String?
+        var digest = "d"
+        var receivedAt: Timestamp = .now
+    }
+
+    func queued(_ ask: Ask, org: String, tag: String) -> [QueuedEvent] {
+        (0..<ask.events).map { index in
+            QueuedEvent(
+                id: UUID().uuidString.lowercased(), org: org, receivedAt: ask.receivedAt,
+                event: .log(LogEvent(service: "api", level: .info, message: "\(tag) \(index) " + String(repeating: "x", count: 40), timestamp: .now)))
+        }
+    }
+
+    @Test(arguments: Target.allCases)
+    func aGroupDecidesEachRequestAsOneCallEachWouldInOrder(target: Target) async throws {
+        let grouped = try GuardedAppendTests.Setup(target)
+        let single = try GuardedAppendTests.Setup(target)
+        defer {
+            Task {
+                for setup in [grouped, single] {
+                    for key in ["a", "b", "c"] { _ = try? await setup.redis.send(DEL([setup.record(key)])) }
+                    await setup.cleanUp()
+                }
+            }
+        }
+        let limit = RateLimit(eventsPerSecond: 10, eventsBurst: 12, bytesPerSecond: 1_000, bytesBurst: 3_000)
+        let earlier = Timestamp(milliseconds: Timestamp.now.milliseconds - 5)
+        // Admitted, admitted with a key, the same key again (a retry), the key with another body (a conflict), over the
+        // bytes burst, larger than the events burst, admitted with the last of the budget, over the events budget.
+        let asks = [
+            Ask(events: 3, bytes: 500), Ask(events: 2, bytes: 400, key: "a", receivedAt: earlier), Ask(events: 2, bytes: 400, key: "a"),
+            Ask(events: 2, bytes: 400, key: "a", digest: "other"), Ask(events: 1, bytes: 2_500), Ask(events: 13, bytes: 10),
+            Ask(events: 7, bytes: 100, key: "b"), Ask(events: 1, bytes: 10, key: "c"),
+        ]
+        let now: Int64 = 7_000_000
+        var expected: [GuardedAppend.Decision] = []
+        for (index, ask) in asks.enumerated() {
+            let idempotency = ask.key.map {
+                GuardedAppend.Idempotency(record: single.record($0), digest: ask.digest, answer: "answer \(index)", ttlSeconds: 60)
+            }
+            let events = queued(ask, org: single.org, tag: "r\(index)")
+            expected.append(
+                try await single.redis.send(
+                    GuardedAppend(
+                        StreamEntryCodec.chunks(events), to: single.stream, state: single.keys.rateState(org: single.org), usage: single.usage,
+                        usageField: "rate_limited:logs", limit: limit, events: ask.events, bytes: ask.bytes, idempotency: idempotency, sendSource: true,
+                        now: now)))
+        }
+        var sent: [[QueuedEvent]] = []
+        let requests = asks.enumerated().map { index, ask in
+            let events = queued(ask, org: grouped.org, tag: "r\(index)")
+            sent.append(events)
+            return GuardedAppendGroup.Request(
+                chunk: StreamEntryCodec.chunks(events)[0], bytes: ask.bytes,
+                idempotency: ask.key.map {
+                    GuardedAppend.Idempotency(record: grouped.record($0), digest: ask.digest, answer: "answer \(index)", ttlSeconds: 60)
+                })
+        }
+        let decisions = try await grouped.redis.send(
+            GuardedAppendGroup(
+                requests, to: grouped.stream, state: grouped.keys.rateState(org: grouped.org), usage: grouped.usage, usageField: "rate_limited:logs",
+                limit: limit, sendSource: true, now: now))
+        #expect(decisions.map(\.withoutIDs) == expected.map(\.withoutIDs))
+        #expect(decisions.map(\.isAdmitted) == [true, true, false, false, false, false, true, false], "\(decisions)")
+        // The same state after: budgets, records, usage.
+        for (a, b) in [(grouped, single)] {
+            let budgetsA = try await a.redis.send(HMGET(a.keys.rateState(org: a.org), fields: ["events", "bytes"]))
+            let budgetsB = try await b.redis.send(HMGET(b.keys.rateState(org: b.org), fields: ["events", "bytes"]))
+            #expect(budgetsA == budgetsB)
+            #expect(try await a.redis.send(HGET(a.usage, field: "rate_limited:logs")) == "15")
+            #expect(try await b.redis.send(HGET(b.usage, field: "rate_limited:logs")) == "15")
+            for key in ["a", "b", "c"] {
+                #expect(try await a.redis.send(HGETALL(a.record(key))) == b.redis.send(HGETALL(b.record(key))))
+            }
+        }
+        // One entry holding the admitted requests' events in order, each with its arrival time.
+        let entries = try await grouped.redis.send(XRANGE(grouped.stream))
+        #expect(entries.count == 1)
+        let stored = try StreamEntryCodec.decodeEvents(entries[0].fields ?? [])
+        #expect(stored == sent[0] + sent[1] + sent[6])
+    }
+
+    @Test(arguments: Target.allCases)
+    func packedRequestsGoAsAVersionThreeEntryBesideThePlainOnes(target: Target) async throws {
+        let setup = try GuardedAppendTests.Setup(target)
+        defer { Task { await setup.cleanUp() } }
+        let asks = [Ask(events: 1, bytes: 10), Ask(events: 40, bytes: 4_000), Ask(events: 2, bytes: 10), Ask(events: 50, bytes: 5_000)]
+        var sent: [[QueuedEvent]] = []
+        let requests = asks.enumerated().map { index, ask in
+            let events = queued(ask, org: setup.org, tag: "r\(index)")
+            sent.append(events)
+            return GuardedAppendGroup.Request(chunk: StreamEntryCodec.chunks(events)[0], bytes: ask.bytes, idempotency: nil)
+        }
+        let limit = RateLimit(eventsPerSecond: 1_000)
+        let decisions = try await setup.redis.send(
+            GuardedAppendGroup(
+                requests, to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "rate_limited:logs", limit: limit,
+                compressAbove: 1_000, sendSource: true))
+        #expect(decisions.allSatisfy { $0.isAdmitted })
+        let entries = try await setup.redis.send(XRANGE(setup.stream))
+        #expect(entries.count == 2)
+        let versions = entries.map { entry in entry.fields?.first { $0.name.elementsEqual("v".utf8) }.map { String(decoding: $0.value, as: UTF8.self) } }
+        #expect(versions == ["2", "3"])
+        #expect(try StreamEntryCodec.decodeEvents(entries[0].fields ?? []) == sent[0] + sent[2])
+        #expect(try StreamEntryCodec.decodeEvents(entries[1].fields ?? []) == sent[1] + sent[3], "two frames, one after the other")
+        let packed = entries[1].fields?.first { $0.name.elementsEqual("events".utf8) }?.value.count ?? 0
+        let lines = requests[1].chunk.lines.count + requests[3].chunk.lines.count
+        #expect(packed * 3 < lines, "\(packed) bytes packed for \(lines) of lines")
+    }
+}
+
 extension GuardedAppend.Decision {
-    var isAdmitted: Bool {
-        if case .admitted = self { return true }
-        return false
+    /// The decision with its entry ids left out (one call per request answers ids, a group answers them apart).
+    var withoutIDs: GuardedAppend.Decision {
+        if case .admitted(_, let budgets) = self { return .admitted(ids: [], budgets: budgets) }
+        return self
     }
 }

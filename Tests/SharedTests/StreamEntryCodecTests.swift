@@ -180,7 +180,7 @@ struct ChunkCodecTests {
             { fields in fields[fields.firstIndex { $0.name == Array(name.utf8) }!].value = Array(value.utf8) }
         }
         let lines = String(decoding: good.last!.value, as: UTF8.self)
-        #expect(broken(set("v", "3")) == "unknown format version '3'")
+        #expect(broken(set("v", "4")) == "unknown format version '4'")
         #expect(broken(set("count", "4")) == "3 event lines, its count says 4")
         #expect(broken(set("count", "2")) == "more event lines than its count of 2")
         #expect(broken(set("count", "x")) == "field 'count' is not a positive integer")
@@ -216,5 +216,65 @@ struct ChunkCodecTests {
         var expected: [UInt8] = []
         RedisCommandEncoder.append(AppendChunk(chunk, to: "s").arguments, to: &expected)
         #expect(resp == expected)
+    }
+}
+
+/// Format version 3: a chunk's lines packed with zstd.
+@Suite("Packed chunks (format version 3)")
+struct PackedChunkTests {
+    func events(_ count: Int, org: String = "acme") -> [QueuedEvent] {
+        (0..<count).map { index in
+            QueuedEvent(
+                id: EventID.make(milliseconds: 1_700_000_000_000 + Int64(index)), org: org, receivedAt: Timestamp(milliseconds: 1_700_000_000_000),
+                event: .log(LogEvent(service: "api", level: .info, message: "request \(index) served", timestamp: Timestamp(milliseconds: 1_699_999_999_000))))
+        }
+    }
+
+    func decode(_ fields: [(name: [UInt8], value: [UInt8])]) throws(StreamEntryError) -> [QueuedEvent] {
+        try StreamEntryCodec.decodeEvents(fields.map { (ArraySlice($0.name), ArraySlice($0.value)) })
+    }
+
+    @Test func aChunkPastTheThresholdIsPackedAndReadsBackTheSame() throws {
+        let sent = events(100)
+        let chunk = StreamEntryCodec.chunks(sent)[0]
+        let plain = chunk.fields(packAbove: chunk.lines.count + 1)
+        let packed = chunk.fields(packAbove: chunk.lines.count)
+        #expect(String(decoding: plain[0].value, as: UTF8.self) == "2" && String(decoding: packed[0].value, as: UTF8.self) == "3")
+        #expect(try decode(packed) == sent)
+        #expect(packed[5].value.count * 5 < plain[5].value.count, "\(packed[5].value.count) of \(plain[5].value.count) bytes")
+        // The encoder straight to RESP says the same as the fields.
+        var resp: [UInt8] = []
+        AppendChunk(chunk, to: "s", packAbove: 1).encode(into: &resp)
+        var expected: [UInt8] = []
+        RedisCommandEncoder.append([Array("XADD".utf8), Array("s".utf8), [UInt8(ascii: "*")]] + packed.flatMap { [$0.name, $0.value] }, to: &expected)
+        #expect(resp == expected)
+    }
+
+    @Test func framesOneAfterTheOtherReadAsOneChunk() throws {
+        let (a, b) = (events(3), events(4))
+        let (first, second) = (StreamEntryCodec.chunks(a)[0], StreamEntryCodec.chunks(b)[0])
+        var fields = first.fields(packAbove: 1)
+        fields[4].value = Array("7".utf8)
+        fields[5].value = StreamEntryCodec.packLines(first.lines) + StreamEntryCodec.packLines(second.lines)
+        #expect(try decode(fields) == a + b)
+    }
+
+    @Test func brokenPackedChunksAreRefusedWithAReason() throws {
+        let chunk = StreamEntryCodec.chunks(events(3))[0]
+        func broken(_ events: [UInt8]) -> String? {
+            var fields = chunk.fields(packAbove: 1)
+            fields[5].value = events
+            do {
+                _ = try decode(fields)
+                return nil
+            } catch { return error.reason }
+        }
+        #expect(broken(Array("not zstd".utf8))?.contains("not zstd") == true)
+        #expect(broken(Zstd.compress(chunk.lines)) == "packed events do not end with a newline")
+        let packed = StreamEntryCodec.packLines(chunk.lines)
+        #expect(broken(Array(packed.dropLast(3)))?.contains("not zstd") == true, "a frame cut short")
+        // A frame claiming far more than a chunk may hold is not decoded.
+        let bomb = Zstd.compress([UInt8](repeating: UInt8(ascii: "a"), count: StreamEntryCodec.maxPackedLineBytes + 1), level: 1)
+        #expect(broken(bomb)?.contains("more than") == true)
     }
 }

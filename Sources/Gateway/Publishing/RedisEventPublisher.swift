@@ -25,6 +25,9 @@ struct RedisEventPublisher: EventPublisher {
     /// Which organizations overflow, and the events appended per organization; `nil` (benchmarks of the append alone):
     /// no overflow, nothing counted.
     var flow: TenantFlow? = nil
+    /// `OPERYN_QUEUE_COMPRESS_BYTES`: entries whose lines reach this many bytes are packed with zstd (format version 3);
+    /// `nil`: never.
+    var packAbove: Int? = nil
 
     /// The stream `org`'s events of `kind` go to now.
     private func stream(_ kind: EventKind, of org: String) -> String { Self.stream(kind, of: org, keys: keys, flow: flow) }
@@ -37,7 +40,7 @@ struct RedisEventPublisher: EventPublisher {
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let start = NIODeadline.now()
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout, shape, keys, flow) = (redis, waitReplicas, waitTimeoutMilliseconds, shape, keys, flow)
+        let (redis, replicas, timeout, shape, keys, flow, packAbove) = (redis, waitReplicas, waitTimeoutMilliseconds, shape, keys, flow, packAbove)
         let appended: EventLoopFuture<Void>
         if chunks.count == 1, let coalescer {
             // The entry of each organization and kind of the tick goes to that organization's stream, found (and its
@@ -45,20 +48,24 @@ struct RedisEventPublisher: EventPublisher {
             appended = coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
                 shape?.record(chunk.kind, events: chunk.count)
                 let stream = Self.stream(chunk.kind, of: chunk.org, keys: keys, flow: flow)
-                return redis.send(AppendChunk(chunk, to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).map { _ in
+                return redis.send(
+                    AppendChunk(chunk, to: stream, packAbove: packAbove), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
+                ).map { _ in
                     flow?.appended(chunk.org, events: chunk.count)
                 }
             }
         } else if chunks.count == 1 {
             let stream = stream(events[0].event.kind, of: events[0].org)
             shape?.record(chunks[0].kind, events: chunks[0].count)
-            appended = redis.send(AppendChunk(chunks[0], to: stream), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
-                .map { _ in }
+            appended = redis.send(
+                AppendChunk(chunks[0], to: stream, packAbove: packAbove), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
+            )
+            .map { _ in }
         } else {
             let stream = stream(events[0].event.kind, of: events[0].org)
             for chunk in chunks { shape?.record(chunk.kind, events: chunk.count) }
             appended = redis.transaction(
-                chunks.map { AppendChunk($0, to: stream) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
+                chunks.map { AppendChunk($0, to: stream, packAbove: packAbove) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
             ).map { _ in }
         }
         let metrics = metrics
@@ -79,44 +86,68 @@ struct RedisEventPublisher: EventPublisher {
         return published.futureResult
     }
 
-    /// A request of a limited organization, or with an idempotency key, is checked and appended by one script
-    /// (`GuardedAppend`), on its own: such requests are not coalesced, since each is admitted or refused by itself.
+    /// A request of a limited organization, or with an idempotency key, is checked and appended by a script. With
+    /// `coalescer`, the requests of one organization, kind and limit read in one tick share one call
+    /// (`GuardedAppendGroup`), each still decided on its own; a request larger than a chunk has a call of its own
+    /// (`GuardedAppend`).
     func publish(
         _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
     ) -> EventLoopFuture<GuardedAppend.Decision> {
         guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
         let start = NIODeadline.now()
         let org = events[0].org
-        let stream = stream(events[0].event.kind, of: org)
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout, state) = (redis, waitReplicas, waitTimeoutMilliseconds, keys.rateState(org: org))
-        let usage = keys.usage(org: org, day: Usage.day(events[0].receivedAt))
+        let (redis, replicas, timeout, keys, flow, packAbove) = (redis, waitReplicas, waitTimeoutMilliseconds, keys, flow, packAbove)
         let usageField = Usage.field("rate_limited", events[0].event.kind)
-        @Sendable func append(sendSource: Bool) -> EventLoopFuture<GuardedAppend.Decision> {
-            let command = GuardedAppend(
-                chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
-                idempotency: idempotency, sendSource: sendSource)
-            return redis.send(command, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
-        }
-        let (metrics, flow) = (metrics, flow)
-        let decided = eventLoop.makePromise(of: GuardedAppend.Decision.self)
-        append(sendSource: false).flatMapError { error in
-            // A server that has not run the script yet: once with its source.
-            guard (error as? RedisError)?.isServerError("NOSCRIPT") == true else { return eventLoop.makeFailedFuture(error) }
-            return append(sendSource: true)
-        }.whenComplete { result in
-            switch result {
-            case .success(let decision):
-                metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        let decided: EventLoopFuture<GuardedAppend.Decision>
+        if chunks.count == 1, let coalescer {
+            let request = GuardedAppendGroup.Request(chunk: chunks[0], bytes: bytes, idempotency: idempotency)
+            decided = coalescer.add(guarded: request, limit: limit, on: eventLoop) { requests, limit, eventLoop in
+                let first = requests[0].chunk
+                let stream = Self.stream(first.kind, of: first.org, keys: keys, flow: flow)
+                let (state, usage) = (keys.rateState(org: first.org), keys.usage(org: first.org, day: Usage.day(first.receivedAt)))
+                return Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
+                    GuardedAppendGroup(
+                        requests, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, compressAbove: packAbove,
+                        sendSource: sendSource)
+                }.map { decisions in
+                    var admitted = 0
+                    for (request, decision) in zip(requests, decisions) where decision.isAdmitted { admitted += request.chunk.count }
+                    if admitted > 0 { flow?.appended(first.org, events: admitted) }
+                    return decisions
+                }
+            }
+        } else {
+            let stream = stream(events[0].event.kind, of: org)
+            let (state, usage) = (keys.rateState(org: org), keys.usage(org: org, day: Usage.day(events[0].receivedAt)))
+            decided = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
+                GuardedAppend(
+                    chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
+                    idempotency: idempotency, packAbove: packAbove, sendSource: sendSource)
+            }.map { decision in
                 if case .admitted = decision { flow?.appended(org, events: events.count) }
-                decided.succeed(decision)
-            case .failure(let error):
-                metrics.redisErrors.increment()
-                let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
-                decided.fail(PublishError(reason: reason))
+                return decision
             }
         }
-        return decided.futureResult
+        let metrics = metrics
+        return decided.flatMapErrorThrowing { error in
+            metrics.redisErrors.increment()
+            let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
+            throw PublishError(reason: reason)
+        }.map { decision in
+            metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+            return decision
+        }
+    }
+
+    /// Sends a script's command by its digest, and once more with its source to a server that has not run it yet.
+    private static func sendScript<Command: RedisCommand>(
+        _ redis: RedisClient, on eventLoop: any EventLoop, replicas: Int, timeout: Int, _ command: @escaping @Sendable (_ sendSource: Bool) -> Command
+    ) -> EventLoopFuture<Command.Response> {
+        redis.send(command(false), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).flatMapError { error in
+            guard (error as? RedisError)?.isServerError("NOSCRIPT") == true else { return eventLoop.makeFailedFuture(error) }
+            return redis.send(command(true), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
+        }
     }
 
     func isReady() async -> Bool {

@@ -1,5 +1,6 @@
 import CZstd
 import NIOCore
+import NIOPosix
 
 /// zstd bodies (`Content-Encoding: zstd`, RFC 8878), through libzstd's streaming decoder: the output is capped, so a
 /// small frame that claims or expands to gigabytes (a bomb) stops at the cap, and the window a frame may ask for is
@@ -67,5 +68,40 @@ public enum Zstd {
         precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
         output.removeLast(output.count - written)
         return output
+    }
+}
+
+extension Zstd {
+    /// A compression context per thread, kept for the thread's life: making one per call costs more than compressing
+    /// a chunk at the fast levels.
+    private final class Context: @unchecked Sendable {  // used by its own thread only
+        let pointer: OpaquePointer
+
+        init() { pointer = ZSTD_createCCtx() }
+
+        deinit { ZSTD_freeCCtx(pointer) }
+    }
+
+    private static let contexts = ThreadSpecificVariable<Context>()
+
+    /// `input` as one zstd frame at `level`, appended to `output`, with this thread's context.
+    public static func compress(_ input: [UInt8], level: Int32, appendingTo output: inout [UInt8]) {
+        let context: Context
+        if let current = contexts.currentValue {
+            context = current
+        } else {
+            context = Context()
+            contexts.currentValue = context
+        }
+        let start = output.count
+        let bound = ZSTD_compressBound(input.count)
+        output += repeatElement(0, count: bound)
+        let written = input.withUnsafeBytes { source in
+            output.withUnsafeMutableBytes { destination in
+                ZSTD_compressCCtx(context.pointer, destination.baseAddress! + start, bound, source.baseAddress, source.count, level)
+            }
+        }
+        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        output.removeLast(bound - written)
     }
 }

@@ -107,6 +107,12 @@ public struct GuardedAppend: RedisCommand {
         case replayed(answer: String)
         /// The idempotency key was used with another request; nothing written.
         case conflict
+
+        /// Whether the request was appended.
+        public var isAdmitted: Bool {
+            if case .admitted = self { return true }
+            return false
+        }
     }
 
     public let stream: String
@@ -121,10 +127,10 @@ public struct GuardedAppend: RedisCommand {
     /// Redis's clock, for tests.
     ///
     /// A refusal counts the request's events in `usage` (the organization's usage hash of the day), field
-    /// `usageField`.
+    /// `usageField`. Chunks whose lines reach `packAbove` bytes are packed (version 3).
     public init(
         _ chunks: [StreamChunk], to stream: String, state: String, usage: String, usageField: String, limit: RateLimit, events: Int, bytes: Int,
-        idempotency: Idempotency? = nil, sendSource: Bool = false, now: Int64? = nil
+        idempotency: Idempotency? = nil, packAbove: Int? = nil, sendSource: Bool = false, now: Int64? = nil
     ) {
         self.stream = stream
         self.limit = limit
@@ -143,7 +149,7 @@ public struct GuardedAppend: RedisCommand {
             Array(usageField.utf8), Array(String(Usage.ttlSeconds).utf8), Array(String(chunks.count).utf8),
         ]
         for chunk in chunks {
-            let fields = chunk.fields
+            let fields = chunk.fields(packAbove: packAbove)
             arguments.append(Array(String(fields.count).utf8))
             for field in fields { arguments += [field.name, field.value] }
         }
@@ -154,6 +160,15 @@ public struct GuardedAppend: RedisCommand {
 
     public func response(from reply: RedisReply) throws(RedisError) -> Decision {
         let values = try reply.expectArray("guarded append")
+        var ids: [String] = []
+        for value in values.dropFirst(5) { ids.append(try value.expectString("XADD")) }
+        return try Self.decision(values.count > 5 ? Array(values.prefix(5)) : values, limit: limit, events: events, bytes: bytes, ids: ids, reply: reply)
+    }
+
+    /// The decision of one request from the script's result (without entry ids), `ids` being the entries appended.
+    static func decision(
+        _ values: [RedisReply], limit: RateLimit, events: Int, bytes: Int, ids: [String], reply: RedisReply
+    ) throws(RedisError) -> Decision {
         guard let admitted = values.first?.integer else { throw .unexpected("guarded append", reply) }
         if admitted == 2 {
             guard values.count == 2, let answer = values[1].string else { throw .unexpected("guarded append", reply) }
@@ -167,7 +182,7 @@ public struct GuardedAppend: RedisCommand {
                     measure: measure == 1 ? "events" : "bytes", retryAfterMilliseconds: retry < 0 ? nil : Int(retry),
                     cost: measure == 1 ? events : bytes))
         }
-        guard values.count >= 5 else { throw .unexpected("guarded append", reply) }
+        guard admitted == 1, values.count == 5 else { throw .unexpected("guarded append", reply) }
         var budgets: [RateBudget] = []
         for (offset, measure, rate, burst) in [(1, "events", limit.eventsPerSecond, limit.eventsBurst), (3, "bytes", limit.bytesPerSecond, limit.bytesBurst)] {
             guard rate > 0, let remaining = values[offset].integer, let reset = values[offset + 1].integer else { continue }
@@ -176,8 +191,6 @@ public struct GuardedAppend: RedisCommand {
                     measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate), remaining: Int(max(0, remaining)),
                     resetSeconds: Int((max(0, reset) + 999) / 1_000)))
         }
-        var ids: [String] = []
-        for value in values.dropFirst(5) { ids.append(try value.expectString("XADD")) }
         return .admitted(ids: ids, budgets: budgets)
     }
 }

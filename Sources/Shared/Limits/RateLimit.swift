@@ -4,7 +4,7 @@
 /// Enforced by GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp per measure) in Redis,
 /// in the same script that appends the events (`GuardedAppend`): every gateway shares one budget, and a request
 /// is admitted and appended, or refused with nothing written, in one round trip.
-public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
     public var eventsPerSecond: Int
     public var eventsBurst: Int
     public var bytesPerSecond: Int

@@ -264,9 +264,12 @@ struct EntryWork: Sendable {
     /// Its events the database refused, each with the database's message.
     var refused: [(event: QueuedEvent, reason: String)] = []
 
-    /// Whether it is a chunk (version 2), whose events are dead-lettered one by one.
+    /// Whether it is a chunk (version 2, or 3 packed), whose events are dead-lettered one by one (as unpacked chunks).
     var isChunk: Bool {
-        read.entry.fields?.contains { $0.name.elementsEqual("v".utf8) && $0.value.elementsEqual(StreamEntryCodec.chunkVersion.utf8) } ?? false
+        read.entry.fields?.contains {
+            $0.name.elementsEqual("v".utf8)
+                && ($0.value.elementsEqual(StreamEntryCodec.chunkVersion.utf8) || $0.value.elementsEqual(StreamEntryCodec.packedVersion.utf8))
+        } ?? false
     }
 
     /// Its field in the attempts hash.
