@@ -20,12 +20,10 @@ public struct GuardedAppend: RedisCommand {
     /// for an unlimited measure), `{2, recorded 202 body}` (a retry) or `{3}` (the key with another body).
     public static let script = RedisScript(
         """
+        \(recordFunctions)
         if ARGV[8] ~= '' then
-            local record = redis.call('HMGET', KEYS[4], 'digest', 'answer')
-            if record[1] then
-                if record[1] == ARGV[8] then return {2, record[2]} end
-                return {3}
-            end
+            local seen = claim(KEYS[4], ARGV[8], ARGV[10], ARGV[9])
+            if seen then return seen end
         end
         local now
         if ARGV[1] ~= '' then
@@ -36,6 +34,7 @@ public struct GuardedAppend: RedisCommand {
         end
         local measures = {{tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])}, {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])}}
         local function refuse(retry, measure)
+            if ARGV[8] ~= '' then redis.call('DEL', KEYS[4]) end
             redis.call('HINCRBY', KEYS[3], ARGV[11], tonumber(ARGV[6]))
             redis.call('EXPIRE', KEYS[3], tonumber(ARGV[12]))
             return {0, retry, measure}
@@ -70,13 +69,29 @@ public struct GuardedAppend: RedisCommand {
             answer[#answer + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, index + 1, index + 2 * fields))
             index = index + 1 + 2 * fields
         end
-        if ARGV[8] ~= '' then
-            redis.call('HSET', KEYS[4], 'digest', ARGV[8], 'answer', ARGV[10])
-            redis.call('EXPIRE', KEYS[4], tonumber(ARGV[9]))
-        end
         return answer
         """
     )
+
+    /// The Lua both append scripts record idempotency keys with. `claim(key, digest, answer, ttl)` records `digest`
+    /// and the 202 body `answer` under `key` for `ttl` seconds unless a record is there (one `SET NX GET EX`: the
+    /// string `<digest>\\n<answer>`), and answers nil when it recorded, `{2, first answer}` for a retry (the same
+    /// digest) and `{3}` for a key used with another request. A record of an earlier version (a hash of `digest` and
+    /// `answer`) is read as well. A request refused afterwards deletes the record it made.
+    static let recordFunctions = """
+        local function claim(key, digest, answer, ttl)
+            local seen = redis.pcall('SET', key, digest .. '\\n' .. answer, 'NX', 'GET', 'EX', ttl)
+            if type(seen) == 'table' and seen.err then
+                local old = redis.call('HMGET', key, 'digest', 'answer')
+                if old[1] == digest then return {2, old[2]} end
+                return {3}
+            end
+            if not seen then return nil end
+            local split = string.find(seen, '\\n', 1, true)
+            if split and string.sub(seen, 1, split - 1) == digest then return {2, string.sub(seen, split + 1)} end
+            return {3}
+        end
+        """
 
     /// A request's `Idempotency-Key`, as the script records it.
     public struct Idempotency: Sendable, Equatable {

@@ -14,12 +14,18 @@ public struct GuardedAppendGroup: RedisCommand {
     /// of each request with a key, in order. ARGV[1] the time in ms (empty: Redis's clock); ARGV[2..5] events per
     /// second, events burst, bytes per second, bytes burst (0: unlimited); ARGV[6] the usage field refusals count in,
     /// ARGV[7] the usage hash's time to live; ARGV[8..10] the entries' `kind`, `org`, `received_at`; ARGV[11] the number
-    /// of requests, then 7 per request: events, bytes, body digest (empty: no key), record time to live, 202 body,
-    /// lines format (`2` plain, `3` a zstd frame), lines. Answers `{plain entry id or '', packed entry id or '',
-    /// result…}`, a result per request as `GuardedAppend`'s without ids: `{1, events left, events reset ms, bytes left,
-    /// bytes reset ms}`, `{0, retry ms, measure}`, `{2, recorded body}` or `{3}`.
+    /// of requests; ARGV[12] the plain requests' lines, joined by newlines; ARGV[13] the packed requests' zstd frames,
+    /// one after the other; then 7 per request: events, bytes, body digest (empty: no key), record time to live, 202
+    /// body, `2` (plain) or `3` (packed), its length in ARGV[12] or ARGV[13]. When every request of a kind is admitted,
+    /// its argument is appended as it came; otherwise the admitted ones' parts are cut out of it.
+    ///
+    /// Answers `{plain entry id or '', packed entry id or '', now, events budget before, bytes budget before, result…}`,
+    /// the budgets as the hash held them (the gateway replays GCRA from them for each admitted request's budget, so the
+    /// script does as little per request as it can), and per request `1` (admitted), `0, retry ms (-1: never), measure`
+    /// (refused), `2, recorded body` (a retry) or `3` (a conflict).
     public static let script = RedisScript(
         """
+        \(GuardedAppend.recordFunctions)
         local now
         if ARGV[1] ~= '' then
             now = tonumber(ARGV[1])
@@ -27,91 +33,94 @@ public struct GuardedAppendGroup: RedisCommand {
             local time = redis.call('TIME')
             now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         end
-        local rate = {tonumber(ARGV[2]), tonumber(ARGV[4])}
-        local burst = {tonumber(ARGV[3]), tonumber(ARGV[5])}
-        local tat = {0, 0}
-        if rate[1] > 0 or rate[2] > 0 then
-            local state = redis.call('HMGET', KEYS[2], 'events', 'bytes')
-            tat = {tonumber(state[1]) or 0, tonumber(state[2]) or 0}
+        local rateEvents, burstEvents, rateBytes, burstBytes = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+        local intervalEvents, intervalBytes = 0, 0
+        local state = {false, false}
+        local tatEvents, tatBytes = 0, 0
+        if rateEvents > 0 or rateBytes > 0 then
+            state = redis.call('HMGET', KEYS[2], 'events', 'bytes')
+            tatEvents, tatBytes = tonumber(state[1]) or 0, tonumber(state[2]) or 0
+            if rateEvents > 0 then intervalEvents = 1000 / rateEvents end
+            if rateBytes > 0 then intervalBytes = 1000 / rateBytes end
         end
-        local results = {'', ''}
-        local plain, plainCount, packed, packedCount = {}, 0, {}, 0
-        local refused, charged, keep = 0, false, 0
+        local results = {'', '', now, state[1] or '', state[2] or ''}
+        -- Per format (1 plain, 2 packed): the admitted parts' bounds, their events, whether any was not admitted, the
+        -- next offset.
+        local starts, ends, counts, cut, offset = {{}, {}}, {{}, {}}, {0, 0}, {false, false}, {1, 1}
+        local refused, charged = 0, false
         local record = 4
         for r = 1, tonumber(ARGV[11]) do
-            local base = 12 + (r - 1) * 7
+            local base = 14 + (r - 1) * 7
             local events, bytes, digest = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
-            local result
+            local format = ARGV[base + 5] == '3' and 2 or 1
+            local first = offset[format]
+            local last = first + tonumber(ARGV[base + 6]) - 1
+            offset[format] = last + (format == 1 and 2 or 1)
+            local seen, recorded
             if digest ~= '' then
-                local seen = redis.call('HMGET', KEYS[record], 'digest', 'answer')
-                if seen[1] then
-                    if seen[1] == digest then result = {2, seen[2]} else result = {3} end
-                end
+                seen = claim(KEYS[record], digest, ARGV[base + 4], ARGV[base + 3])
+                recorded = seen == nil
+                record = record + 1
             end
-            if not result then
-                local costs, after = {events, bytes}, {}
-                result = {1}
-                for m = 1, 2 do
-                    if rate[m] > 0 then
-                        local interval = 1000 / rate[m]
-                        local tolerance = burst[m] * interval
-                        local arrival = math.max(tat[m], now) + costs[m] * interval
-                        if costs[m] > burst[m] then
-                            result = {0, -1, m}
-                            break
-                        elseif arrival - now > tolerance then
-                            result = {0, math.ceil(arrival - now - tolerance), m}
-                            break
-                        end
-                        after[m] = arrival
-                        result[#result + 1] = math.floor((tolerance - (arrival - now)) / interval)
-                        result[#result + 1] = math.ceil(arrival - now)
-                    else
-                        result[#result + 1] = -1
-                        result[#result + 1] = -1
+            if seen then
+                cut[format] = true
+                for _, value in ipairs(seen) do results[#results + 1] = value end
+            else
+                local arrivalEvents, arrivalBytes = tatEvents, tatBytes
+                local retry, measure
+                if rateEvents > 0 then
+                    arrivalEvents = math.max(tatEvents, now) + events * intervalEvents
+                    if events > burstEvents then
+                        retry, measure = -1, 1
+                    elseif arrivalEvents - now > burstEvents * intervalEvents then
+                        retry, measure = math.ceil(arrivalEvents - now - burstEvents * intervalEvents), 1
                     end
                 end
-                if result[1] == 0 then
+                if not retry and rateBytes > 0 then
+                    arrivalBytes = math.max(tatBytes, now) + bytes * intervalBytes
+                    if bytes > burstBytes then
+                        retry, measure = -1, 2
+                    elseif arrivalBytes - now > burstBytes * intervalBytes then
+                        retry, measure = math.ceil(arrivalBytes - now - burstBytes * intervalBytes), 2
+                    end
+                end
+                if retry then
                     refused = refused + events
+                    if recorded then redis.call('DEL', KEYS[record - 1]) end
+                    cut[format] = true
+                    results[#results + 1] = 0
+                    results[#results + 1] = retry
+                    results[#results + 1] = measure
                 else
-                    for m = 1, 2 do
-                        if after[m] then
-                            tat[m] = after[m]
-                            charged = true
-                            keep = math.max(keep, math.ceil(after[m] - now))
-                        end
-                    end
-                    if ARGV[base + 5] == '3' then
-                        packed[#packed + 1] = ARGV[base + 6]
-                        packedCount = packedCount + events
-                    else
-                        plain[#plain + 1] = ARGV[base + 6]
-                        plainCount = plainCount + events
-                    end
-                    if digest ~= '' then
-                        redis.call('HSET', KEYS[record], 'digest', digest, 'answer', ARGV[base + 4])
-                        redis.call('EXPIRE', KEYS[record], tonumber(ARGV[base + 3]))
-                    end
+                    tatEvents, tatBytes = arrivalEvents, arrivalBytes
+                    charged = charged or rateEvents > 0 or rateBytes > 0
+                    local n = #starts[format] + 1
+                    starts[format][n] = first
+                    ends[format][n] = last
+                    counts[format] = counts[format] + events
+                    results[#results + 1] = 1
                 end
             end
-            if digest ~= '' then record = record + 1 end
-            results[#results + 1] = result
         end
         if charged then
-            redis.call('HSET', KEYS[2], 'events', string.format('%.3f', tat[1]), 'bytes', string.format('%.3f', tat[2]))
-            redis.call('PEXPIRE', KEYS[2], keep + 60000)
+            redis.call('HSET', KEYS[2], 'events', string.format('%.3f', tatEvents), 'bytes', string.format('%.3f', tatBytes))
+            redis.call('PEXPIRE', KEYS[2], math.ceil(math.max(tatEvents, tatBytes) - now) + 60000)
         end
         if refused > 0 then
             redis.call('HINCRBY', KEYS[3], ARGV[6], refused)
             redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
         end
-        if plainCount > 0 then
-            results[1] = redis.call('XADD', KEYS[1], '*', 'v', '2', 'kind', ARGV[8], 'org', ARGV[9], 'received_at', ARGV[10],
-                'count', plainCount, 'events', table.concat(plain, '\\n'))
-        end
-        if packedCount > 0 then
-            results[2] = redis.call('XADD', KEYS[1], '*', 'v', '3', 'kind', ARGV[8], 'org', ARGV[9], 'received_at', ARGV[10],
-                'count', packedCount, 'events', table.concat(packed))
+        for format = 1, 2 do
+            if counts[format] > 0 then
+                local lines = ARGV[11 + format]
+                if cut[format] then
+                    local kept = {}
+                    for i = 1, #starts[format] do kept[i] = string.sub(lines, starts[format][i], ends[format][i]) end
+                    lines = table.concat(kept, format == 1 and '\\n' or '')
+                end
+                results[format] = redis.call('XADD', KEYS[1], '*', 'v', format == 1 and '2' or '3', 'kind', ARGV[8], 'org', ARGV[9],
+                    'received_at', ARGV[10], 'count', counts[format], 'events', lines)
+            end
         end
         return results
         """
@@ -163,14 +172,33 @@ public struct GuardedAppendGroup: RedisCommand {
             Array(usageField.utf8), Array(String(Usage.ttlSeconds).utf8), Array(first.kind.rawValue.utf8), Array(first.org.utf8),
             Array(first.receivedAtText.utf8), Array(String(requests.count).utf8),
         ]
+        // The plain requests' lines joined, the packed ones' frames one after the other, and each one's part.
+        var (plain, packed): ([UInt8], [UInt8]) = ([], [])
+        var parts: [(packed: Bool, length: Int)] = []
+        parts.reserveCapacity(requests.count)
+        var anyPlain = false
+        var segment: [UInt8] = []
         for request in requests {
-            var lines: [UInt8] = []
-            request.chunk.appendLines(relativeTo: first.receivedAt, to: &lines)
-            let packed = compressAbove.map { lines.count >= $0 } ?? false
+            if let compressAbove, request.chunk.lines.count >= compressAbove {
+                segment.removeAll(keepingCapacity: true)
+                request.chunk.appendLines(relativeTo: first.receivedAt, to: &segment)
+                let frame = StreamEntryCodec.packLines(segment)
+                packed += frame
+                parts.append((true, frame.count))
+            } else {
+                if anyPlain { plain.append(UInt8(ascii: "\n")) }
+                anyPlain = true
+                let start = plain.count
+                request.chunk.appendLines(relativeTo: first.receivedAt, to: &plain)
+                parts.append((false, plain.count - start))
+            }
+        }
+        arguments += [plain, packed]
+        for (request, part) in zip(requests, parts) {
             arguments += [
                 Array(String(request.chunk.count).utf8), Array(String(request.bytes).utf8), Array((request.idempotency?.digest ?? "").utf8),
                 Array(String(request.idempotency?.ttlSeconds ?? 0).utf8), Array((request.idempotency?.answer ?? "").utf8),
-                packed ? [UInt8(ascii: "3")] : [UInt8(ascii: "2")], packed ? StreamEntryCodec.packLines(lines) : lines,
+                [UInt8(ascii: part.packed ? "3" : "2")], Array(String(part.length).utf8),
             ]
         }
         self.arguments = arguments
@@ -178,18 +206,58 @@ public struct GuardedAppendGroup: RedisCommand {
 
     public var routingKey: [UInt8]? { Array(stream.utf8) }
 
-    /// Each request's decision, in order.
+    /// Each request's decision, in order: admitted requests' budgets replayed from the budgets the script started from,
+    /// by the same arithmetic (IEEE doubles, in the same order), so each is what a call of its own would answer.
     public func response(from reply: RedisReply) throws(RedisError) -> [GuardedAppend.Decision] {
         let values = try reply.expectArray("guarded append group")
-        guard values.count == 2 + requests.count else { throw .unexpected("guarded append group", reply) }
+        guard values.count >= 5 + requests.count, let now = values[2].integer.map(Double.init) else {
+            throw .unexpected("guarded append group", reply)
+        }
         let ids = values[0..<2].compactMap { $0.string.flatMap { $0.isEmpty ? nil : $0 } }
+        var tat = [values[3].string.flatMap(Double.init) ?? 0, values[4].string.flatMap(Double.init) ?? 0]
+        let measures = [("events", limit.eventsPerSecond, limit.eventsBurst), ("bytes", limit.bytesPerSecond, limit.bytesBurst)]
         var decisions: [GuardedAppend.Decision] = []
         decisions.reserveCapacity(requests.count)
-        for (request, value) in zip(requests, values.dropFirst(2)) {
-            guard let result = value.array else { throw .unexpected("guarded append group", reply) }
-            decisions.append(
-                try GuardedAppend.decision(result, limit: limit, events: request.chunk.count, bytes: request.bytes, ids: ids, reply: reply))
+        var index = 5
+        func next() throws(RedisError) -> RedisReply {
+            guard index < values.count else { throw .unexpected("guarded append group", reply) }
+            defer { index += 1 }
+            return values[index]
         }
+        for request in requests {
+            switch try next().integer {
+            case 1:
+                var budgets: [RateBudget] = []
+                for (m, (measure, rate, burst)) in measures.enumerated() where rate > 0 {
+                    let cost = Double(m == 0 ? request.chunk.count : request.bytes)
+                    let interval = 1000 / Double(rate)
+                    let tolerance = Double(burst) * interval
+                    let arrival = max(tat[m], now) + cost * interval
+                    tat[m] = arrival
+                    budgets.append(
+                        RateBudget(
+                            measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate),
+                            remaining: Int(max(0, ((tolerance - (arrival - now)) / interval).rounded(.down))),
+                            resetSeconds: (Int(max(0, (arrival - now).rounded(.up))) + 999) / 1_000))
+                }
+                decisions.append(.admitted(ids: ids, budgets: budgets))
+            case 0:
+                guard let retry = try next().integer, let measure = try next().integer else { throw .unexpected("guarded append group", reply) }
+                decisions.append(
+                    .limited(
+                        RateRefusal(
+                            measure: measure == 1 ? "events" : "bytes", retryAfterMilliseconds: retry < 0 ? nil : Int(retry),
+                            cost: measure == 1 ? request.chunk.count : request.bytes)))
+            case 2:
+                guard let answer = try next().string else { throw .unexpected("guarded append group", reply) }
+                decisions.append(.replayed(answer: answer))
+            case 3:
+                decisions.append(.conflict)
+            default:
+                throw .unexpected("guarded append group", reply)
+            }
+        }
+        guard index == values.count else { throw .unexpected("guarded append group", reply) }
         return decisions
     }
 }
