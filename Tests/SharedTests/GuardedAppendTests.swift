@@ -267,6 +267,53 @@ struct GuardedAppendGroupTests {
     }
 
     @Test(arguments: Target.allCases)
+    func aGroupThatFitsIsAdmittedWholeAndEachRequestGetsItsOwnBudget(target: Target) async throws {
+        let grouped = try GuardedAppendTests.Setup(target)
+        let single = try GuardedAppendTests.Setup(target)
+        defer { Task { for setup in [grouped, single] { await setup.cleanUp() } } }
+        let limit = RateLimit(eventsPerSecond: 7, eventsBurst: 50, bytesPerSecond: 333, bytesBurst: 10_000)
+        let asks = [Ask(events: 3, bytes: 500), Ask(events: 11, bytes: 1_200), Ask(events: 1, bytes: 7), Ask(events: 20, bytes: 3_000)]
+        let now: Int64 = 9_000_123
+        // A budget partly used already, at a time that is not a whole interval.
+        for setup in [grouped, single] {
+            _ = try await setup.redis.send(RawCommand("HSET", setup.keys.rateState(org: setup.org), "events", "\(now + 333).500", "bytes", "\(now - 10)"))
+        }
+        var expected: [GuardedAppend.Decision] = []
+        for (index, ask) in asks.enumerated() {
+            expected.append(
+                try await single.redis.send(
+                    GuardedAppend(
+                        StreamEntryCodec.chunks(queued(ask, org: single.org, tag: "r\(index)")), to: single.stream,
+                        state: single.keys.rateState(org: single.org), usage: single.usage, usageField: "rate_limited:logs", limit: limit,
+                        events: ask.events, bytes: ask.bytes, sendSource: true, now: now)))
+        }
+        var sent: [QueuedEvent] = []
+        let requests = asks.enumerated().map { index, ask in
+            let events = queued(ask, org: grouped.org, tag: "r\(index)")
+            sent += events
+            return GuardedAppendGroup.Request(chunk: StreamEntryCodec.chunks(events)[0], bytes: ask.bytes, idempotency: nil)
+        }
+        let command = GuardedAppendGroup(
+            requests, to: grouped.stream, state: grouped.keys.rateState(org: grouped.org), usage: grouped.usage, usageField: "rate_limited:logs",
+            limit: limit, sendSource: true, now: now)
+        let reply = try await grouped.redis.send(RawCommand(arguments: command.arguments))
+        #expect(reply.array?.count == 6 && reply.array?.last == .integer(-1), "admitted whole, no work per request: \(reply)")
+        let decisions = try command.response(from: reply)
+        #expect(decisions.allSatisfy { $0.isAdmitted })
+        #expect(decisions.map(\.withoutIDs) == expected.map(\.withoutIDs))
+        // The budgets moved alike (by the total at once here, request by request there: the same to a nanosecond).
+        let budgets = try await grouped.redis.send(HMGET(grouped.keys.rateState(org: grouped.org), fields: ["events", "bytes"]))
+        let singles = try await single.redis.send(HMGET(single.keys.rateState(org: single.org), fields: ["events", "bytes"]))
+        for (a, b) in zip(budgets, singles) {
+            let (x, y) = (a.flatMap { Double($0) } ?? -1, b.flatMap { Double($0) } ?? -2)
+            #expect(abs(x - y) < 1e-6, "\(a ?? "nil") against \(b ?? "nil")")
+        }
+        let entries = try await grouped.redis.send(XRANGE(grouped.stream))
+        #expect(entries.count == 1)
+        #expect(try StreamEntryCodec.decodeEvents(entries[0].fields ?? []) == sent)
+    }
+
+    @Test(arguments: Target.allCases)
     func packedRequestsGoAsAVersionThreeEntryBesideThePlainOnes(target: Target) async throws {
         let setup = try GuardedAppendTests.Setup(target)
         defer { Task { await setup.cleanUp() } }

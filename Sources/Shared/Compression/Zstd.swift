@@ -16,8 +16,9 @@ public enum Zstd {
 
     /// The decoded bytes of `input`, one or more frames, at most `maxSize` of them.
     public static func decompress(_ input: ByteBuffer, maxSize: Int) throws(Failure) -> ByteBuffer {
-        guard let stream = ZSTD_createDStream() else { throw .invalid("out of memory") }
-        defer { ZSTD_freeDStream(stream) }
+        let stream = decoder()
+        // Whatever happened to the last input (an error midway), this one starts afresh.
+        ZSTD_DCtx_reset(stream, ZSTD_reset_session_and_parameters)
         // The window a frame may need: the smallest power of two that holds the cap (2^10 … 2^27).
         var windowLog = 10
         while (1 << windowLog) < maxSize && windowLog < 27 { windowLog += 1 }
@@ -83,6 +84,26 @@ extension Zstd {
     }
 
     private static let contexts = ThreadSpecificVariable<Context>()
+
+    /// A decompression stream per thread, kept for the thread's life (making one costs about 10 µs, more than
+    /// decoding a small chunk).
+    private final class Decoder: @unchecked Sendable {  // used by its own thread only
+        let pointer: OpaquePointer
+
+        init() { pointer = ZSTD_createDStream() }
+
+        deinit { ZSTD_freeDStream(pointer) }
+    }
+
+    private static let decoders = ThreadSpecificVariable<Decoder>()
+
+    /// This thread's decompression stream.
+    static func decoder() -> OpaquePointer {
+        if let current = decoders.currentValue { return current.pointer }
+        let decoder = Decoder()
+        decoders.currentValue = decoder
+        return decoder.pointer
+    }
 
     /// `input` as one zstd frame at `level`, appended to `output`, with this thread's context.
     public static func compress(_ input: [UInt8], level: Int32, appendingTo output: inout [UInt8]) {

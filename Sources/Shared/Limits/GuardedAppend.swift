@@ -60,8 +60,8 @@ public struct GuardedAppend: RedisCommand {
                 answer[#answer + 1] = -1
             end
         end
-        if after[1] then redis.call('HSET', KEYS[2], 'events', string.format('%.3f', after[1])) end
-        if after[2] then redis.call('HSET', KEYS[2], 'bytes', string.format('%.3f', after[2])) end
+        if after[1] then redis.call('HSET', KEYS[2], 'events', string.format('%.17g', after[1])) end
+        if after[2] then redis.call('HSET', KEYS[2], 'bytes', string.format('%.17g', after[2])) end
         if state then redis.call('PEXPIRE', KEYS[2], keep + 60000) end
         local index = 14
         for _ = 1, tonumber(ARGV[13]) do

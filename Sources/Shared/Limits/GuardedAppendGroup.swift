@@ -13,15 +13,20 @@ public struct GuardedAppendGroup: RedisCommand {
     /// KEYS[1] the stream, KEYS[2] the rate budget hash, KEYS[3] the usage hash of the day, then the idempotency record
     /// of each request with a key, in order. ARGV[1] the time in ms (empty: Redis's clock); ARGV[2..5] events per
     /// second, events burst, bytes per second, bytes burst (0: unlimited); ARGV[6] the usage field refusals count in,
-    /// ARGV[7] the usage hash's time to live; ARGV[8..10] the entries' `kind`, `org`, `received_at`; ARGV[11] the number
-    /// of requests; ARGV[12] the plain requests' lines, joined by newlines; ARGV[13] the packed requests' zstd frames,
-    /// one after the other; then 7 per request: events, bytes, body digest (empty: no key), record time to live, 202
-    /// body, `2` (plain) or `3` (packed), its length in ARGV[12] or ARGV[13]. When every request of a kind is admitted,
-    /// its argument is appended as it came; otherwise the admitted ones' parts are cut out of it.
+    /// ARGV[7] the usage hash's time to live; ARGV[8..10] the entries' `kind`, `org`, `received_at`; ARGV[11] the plain
+    /// requests' lines, joined by newlines; ARGV[12] the packed requests' zstd frames, one after the other; ARGV[13..16]
+    /// the events of the plain and of the packed requests, and every request's events and bytes; ARGV[17] each request
+    /// as `<events> <bytes> <format 2 or 3> <length in ARGV[11] or ARGV[12]> <1 with a key, else 0>;`; then for each
+    /// request with a key its body digest, record time to live and 202 body.
+    ///
+    /// When no request has a key and all of them fit the budget together, they are admitted at once (GCRA admits a
+    /// sequence whole exactly when its total fits) and the two arguments appended as they came, with no work per
+    /// request. Otherwise the requests are taken one by one; a kind whose requests were not all admitted has the
+    /// admitted ones' parts cut out of its argument.
     ///
     /// Answers `{plain entry id or '', packed entry id or '', now, events budget before, bytes budget before, result…}`,
-    /// the budgets as the hash held them (the gateway replays GCRA from them for each admitted request's budget, so the
-    /// script does as little per request as it can), and per request `1` (admitted), `0, retry ms (-1: never), measure`
+    /// the budgets as the hash held them (the gateway replays GCRA from them for each admitted request's budget), then
+    /// `-1` when all were admitted at once, else per request `1` (admitted), `0, retry ms (-1: never), measure`
     /// (refused), `2, recorded body` (a retry) or `3` (a conflict).
     public static let script = RedisScript(
         """
@@ -44,66 +49,78 @@ public struct GuardedAppendGroup: RedisCommand {
             if rateBytes > 0 then intervalBytes = 1000 / rateBytes end
         end
         local results = {'', '', now, state[1] or '', state[2] or ''}
-        -- Per format (1 plain, 2 packed): the admitted parts' bounds, their events, whether any was not admitted, the
-        -- next offset.
-        local starts, ends, counts, cut, offset = {{}, {}}, {{}, {}}, {0, 0}, {false, false}, {1, 1}
-        local refused, charged = 0, false
-        local record = 4
-        for r = 1, tonumber(ARGV[11]) do
-            local base = 14 + (r - 1) * 7
-            local events, bytes, digest = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
-            local format = ARGV[base + 5] == '3' and 2 or 1
-            local first = offset[format]
-            local last = first + tonumber(ARGV[base + 6]) - 1
-            offset[format] = last + (format == 1 and 2 or 1)
-            local seen, recorded
-            if digest ~= '' then
-                seen = claim(KEYS[record], digest, ARGV[base + 4], ARGV[base + 3])
-                recorded = seen == nil
-                record = record + 1
+        -- A request (or all of them) of `events` and `bytes` against the budgets: the arrivals it would move them to, or
+        -- nil, the retry in ms and the measure.
+        local function check(events, bytes)
+            local arrivalEvents, arrivalBytes = tatEvents, tatBytes
+            if rateEvents > 0 then
+                arrivalEvents = math.max(tatEvents, now) + events * intervalEvents
+                if events > burstEvents then return nil, -1, 1 end
+                if arrivalEvents - now > burstEvents * intervalEvents then
+                    return nil, math.ceil(arrivalEvents - now - burstEvents * intervalEvents), 1
+                end
             end
-            if seen then
-                cut[format] = true
-                for _, value in ipairs(seen) do results[#results + 1] = value end
-            else
-                local arrivalEvents, arrivalBytes = tatEvents, tatBytes
-                local retry, measure
-                if rateEvents > 0 then
-                    arrivalEvents = math.max(tatEvents, now) + events * intervalEvents
-                    if events > burstEvents then
-                        retry, measure = -1, 1
-                    elseif arrivalEvents - now > burstEvents * intervalEvents then
-                        retry, measure = math.ceil(arrivalEvents - now - burstEvents * intervalEvents), 1
-                    end
+            if rateBytes > 0 then
+                arrivalBytes = math.max(tatBytes, now) + bytes * intervalBytes
+                if bytes > burstBytes then return nil, -1, 2 end
+                if arrivalBytes - now > burstBytes * intervalBytes then
+                    return nil, math.ceil(arrivalBytes - now - burstBytes * intervalBytes), 2
                 end
-                if not retry and rateBytes > 0 then
-                    arrivalBytes = math.max(tatBytes, now) + bytes * intervalBytes
-                    if bytes > burstBytes then
-                        retry, measure = -1, 2
-                    elseif arrivalBytes - now > burstBytes * intervalBytes then
-                        retry, measure = math.ceil(arrivalBytes - now - burstBytes * intervalBytes), 2
-                    end
+            end
+            return arrivalEvents, arrivalBytes
+        end
+        -- Per format (1 plain, 2 packed): the admitted parts' bounds, their events, whether any was not admitted.
+        local starts, ends, counts, cut = {{}, {}}, {{}, {}}, {0, 0}, {false, false}
+        local refused = 0
+        local whole = false
+        if not string.find(ARGV[17], ' 1;', 1, true) then
+            local arrivalEvents, arrivalBytes = check(tonumber(ARGV[15]), tonumber(ARGV[16]))
+            if arrivalEvents then
+                whole = true
+                tatEvents, tatBytes = arrivalEvents, arrivalBytes
+                counts = {tonumber(ARGV[13]), tonumber(ARGV[14])}
+                results[6] = -1
+            end
+        end
+        if not whole then
+            local offset, record, secret = {1, 1}, 4, 18
+            for events, bytes, format, length, keyed in string.gmatch(ARGV[17], '(%d+) (%d+) (%d) (%d+) (%d);') do
+                events, bytes, format = tonumber(events), tonumber(bytes), format == '3' and 2 or 1
+                local first = offset[format]
+                local last = first + tonumber(length) - 1
+                offset[format] = last + (format == 1 and 2 or 1)
+                local seen, recorded
+                if keyed == '1' then
+                    seen = claim(KEYS[record], ARGV[secret], ARGV[secret + 2], ARGV[secret + 1])
+                    recorded = seen == nil
+                    record, secret = record + 1, secret + 3
                 end
-                if retry then
-                    refused = refused + events
-                    if recorded then redis.call('DEL', KEYS[record - 1]) end
+                if seen then
                     cut[format] = true
-                    results[#results + 1] = 0
-                    results[#results + 1] = retry
-                    results[#results + 1] = measure
+                    for _, value in ipairs(seen) do results[#results + 1] = value end
                 else
-                    tatEvents, tatBytes = arrivalEvents, arrivalBytes
-                    charged = charged or rateEvents > 0 or rateBytes > 0
-                    local n = #starts[format] + 1
-                    starts[format][n] = first
-                    ends[format][n] = last
-                    counts[format] = counts[format] + events
-                    results[#results + 1] = 1
+                    local arrivalEvents, arrivalBytes, measure = check(events, bytes)
+                    if arrivalEvents then
+                        tatEvents, tatBytes = arrivalEvents, arrivalBytes
+                        local n = #starts[format] + 1
+                        starts[format][n] = first
+                        ends[format][n] = last
+                        counts[format] = counts[format] + events
+                        results[#results + 1] = 1
+                    else
+                        refused = refused + events
+                        if recorded then redis.call('DEL', KEYS[record - 1]) end
+                        cut[format] = true
+                        -- Refused: `check` answered nil, the retry and the measure.
+                        results[#results + 1] = 0
+                        results[#results + 1] = arrivalBytes
+                        results[#results + 1] = measure
+                    end
                 end
             end
         end
-        if charged then
-            redis.call('HSET', KEYS[2], 'events', string.format('%.3f', tatEvents), 'bytes', string.format('%.3f', tatBytes))
+        if (rateEvents > 0 or rateBytes > 0) and counts[1] + counts[2] > 0 then
+            redis.call('HSET', KEYS[2], 'events', string.format('%.17g', tatEvents), 'bytes', string.format('%.17g', tatBytes))
             redis.call('PEXPIRE', KEYS[2], math.ceil(math.max(tatEvents, tatBytes) - now) + 60000)
         end
         if refused > 0 then
@@ -112,7 +129,7 @@ public struct GuardedAppendGroup: RedisCommand {
         end
         for format = 1, 2 do
             if counts[format] > 0 then
-                local lines = ARGV[11 + format]
+                local lines = ARGV[10 + format]
                 if cut[format] then
                     local kept = {}
                     for i = 1, #starts[format] do kept[i] = string.sub(lines, starts[format][i], ends[format][i]) end
@@ -163,43 +180,47 @@ public struct GuardedAppendGroup: RedisCommand {
         let records = requests.compactMap(\.idempotency?.record)
         var arguments: [[UInt8]] =
             sendSource ? [Array("EVAL".utf8), Array(Self.script.source.utf8)] : [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
-        arguments.reserveCapacity(16 + records.count + 7 * requests.count)
+        arguments.reserveCapacity(22 + records.count + 3 * records.count)
         arguments += [Array(String(3 + records.count).utf8), Array(stream.utf8), Array(state.utf8), Array(usage.utf8)]
         for record in records { arguments.append(Array(record.utf8)) }
         arguments.append(now.map { Array(String($0).utf8) } ?? [])
         for value in [limit.eventsPerSecond, limit.eventsBurst, limit.bytesPerSecond, limit.bytesBurst] { arguments.append(Array(String(value).utf8)) }
         arguments += [
             Array(usageField.utf8), Array(String(Usage.ttlSeconds).utf8), Array(first.kind.rawValue.utf8), Array(first.org.utf8),
-            Array(first.receivedAtText.utf8), Array(String(requests.count).utf8),
+            Array(first.receivedAtText.utf8),
         ]
         // The plain requests' lines joined, the packed ones' frames one after the other, and each one's part.
         var (plain, packed): ([UInt8], [UInt8]) = ([], [])
-        var parts: [(packed: Bool, length: Int)] = []
-        parts.reserveCapacity(requests.count)
-        var anyPlain = false
+        var (plainEvents, packedEvents, totalBytes) = (0, 0, 0)
+        var table: [UInt8] = []
+        table.reserveCapacity(24 * requests.count)
         var segment: [UInt8] = []
         for request in requests {
-            if let compressAbove, request.chunk.lines.count >= compressAbove {
+            let length: Int
+            let isPacked = compressAbove.map { request.chunk.lines.count >= $0 } ?? false
+            if isPacked {
                 segment.removeAll(keepingCapacity: true)
                 request.chunk.appendLines(relativeTo: first.receivedAt, to: &segment)
                 let frame = StreamEntryCodec.packLines(segment)
                 packed += frame
-                parts.append((true, frame.count))
+                length = frame.count
+                packedEvents += request.chunk.count
             } else {
-                if anyPlain { plain.append(UInt8(ascii: "\n")) }
-                anyPlain = true
+                if plainEvents > 0 { plain.append(UInt8(ascii: "\n")) }
                 let start = plain.count
                 request.chunk.appendLines(relativeTo: first.receivedAt, to: &plain)
-                parts.append((false, plain.count - start))
+                length = plain.count - start
+                plainEvents += request.chunk.count
             }
+            totalBytes += request.bytes
+            table += "\(request.chunk.count) \(request.bytes) \(isPacked ? 3 : 2) \(length) \(request.idempotency == nil ? 0 : 1);".utf8
         }
-        arguments += [plain, packed]
-        for (request, part) in zip(requests, parts) {
-            arguments += [
-                Array(String(request.chunk.count).utf8), Array(String(request.bytes).utf8), Array((request.idempotency?.digest ?? "").utf8),
-                Array(String(request.idempotency?.ttlSeconds ?? 0).utf8), Array((request.idempotency?.answer ?? "").utf8),
-                [UInt8(ascii: part.packed ? "3" : "2")], Array(String(part.length).utf8),
-            ]
+        arguments += [
+            plain, packed, Array(String(plainEvents).utf8), Array(String(packedEvents).utf8), Array(String(plainEvents + packedEvents).utf8),
+            Array(String(totalBytes).utf8), table,
+        ]
+        for idempotency in requests.compactMap(\.idempotency) {
+            arguments += [Array(idempotency.digest.utf8), Array(String(idempotency.ttlSeconds).utf8), Array(idempotency.answer.utf8)]
         }
         self.arguments = arguments
     }
@@ -210,9 +231,8 @@ public struct GuardedAppendGroup: RedisCommand {
     /// by the same arithmetic (IEEE doubles, in the same order), so each is what a call of its own would answer.
     public func response(from reply: RedisReply) throws(RedisError) -> [GuardedAppend.Decision] {
         let values = try reply.expectArray("guarded append group")
-        guard values.count >= 5 + requests.count, let now = values[2].integer.map(Double.init) else {
-            throw .unexpected("guarded append group", reply)
-        }
+        guard values.count >= 6, let now = values[2].integer.map(Double.init) else { throw .unexpected("guarded append group", reply) }
+        let whole = values.count == 6 && values[5].integer == -1
         let ids = values[0..<2].compactMap { $0.string.flatMap { $0.isEmpty ? nil : $0 } }
         var tat = [values[3].string.flatMap(Double.init) ?? 0, values[4].string.flatMap(Double.init) ?? 0]
         let measures = [("events", limit.eventsPerSecond, limit.eventsBurst), ("bytes", limit.bytesPerSecond, limit.bytesBurst)]
@@ -225,7 +245,7 @@ public struct GuardedAppendGroup: RedisCommand {
             return values[index]
         }
         for request in requests {
-            switch try next().integer {
+            switch whole ? 1 : try next().integer {
             case 1:
                 var budgets: [RateBudget] = []
                 for (m, (measure, rate, burst)) in measures.enumerated() where rate > 0 {
@@ -257,7 +277,7 @@ public struct GuardedAppendGroup: RedisCommand {
                 throw .unexpected("guarded append group", reply)
             }
         }
-        guard index == values.count else { throw .unexpected("guarded append group", reply) }
+        guard whole || index == values.count else { throw .unexpected("guarded append group", reply) }
         return decisions
     }
 }
