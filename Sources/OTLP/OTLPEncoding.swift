@@ -75,8 +75,8 @@ extension OTLPEncoding {
         try decoded(type, from: bytes)
     }
 
-    /// Protobuf through `OTLPBinaryDecoder` (specialized here for each request type), JSON through swift-protobuf's
-    /// JSON decoder.
+    /// Protobuf through `OTLPBinaryDecoder` (specialized here for each request type); JSON logs through
+    /// `OTLPJSONLogs` where it can, else (and metrics) through swift-protobuf's JSON decoder.
     private func decoded<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: UnsafeRawBufferPointer) throws(OTLPBodyError)
         -> Request
     {
@@ -85,6 +85,7 @@ extension OTLPEncoding {
             case .protobuf:
                 return try OTLPBinaryDecoder.decode(type, from: bytes, depthLimit: Self.depthLimit)
             case .json:
+                if Request.self == OTLPExportLogsServiceRequest.self, let request = OTLPJSONLogs.decode(bytes) as? Request { return request }
                 var options = JSONDecodingOptions()
                 options.messageDepthLimit = Self.depthLimit
                 options.ignoreUnknownFields = true
