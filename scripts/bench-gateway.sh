@@ -31,6 +31,7 @@ ceiling_port=$(spare_port 3201)
 pids+=($!)
 raw_port=$(spare_port 3251)
 "$bin/operyn-raw-ceiling" "$raw_port" 2>/dev/null &
+raw_pid=$!
 pids+=($!)
 wait_for_port "$ceiling_port" 30
 wait_for_port "$raw_port" 30
@@ -80,7 +81,7 @@ run "$ceiling_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs 3 "$work/log.json" >/dev/null
 run "$gateway_port" /events/logs/batch 3 "$work/batch.json" >/dev/null
 
-raw=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
+raw=(); raw_cpu=(); redis_cpu=(); go_redis_cpu=(); ceiling=(); single=(); p99=(); batch=(); cpu=(); base_single=(); base_batch=(); base_cpu=(); go_single=(); go_p99=(); go_batch=(); go_cpu=()
 batch_cpu=(); batch_redis=(); go_batch_cpu=(); go_batch_redis=(); base_redis=(); base_batch_cpu=(); base_batch_redis=(); entries=()
 # stream_length PREFIX → entries in PREFIX's log streams (every partition's and its overflow stream: one organization at
 # this rate overflows; or the one stream of an unpartitioned build)
@@ -92,7 +93,8 @@ stream_length() {
 per_event() { awk -v u="$1" 'BEGIN {printf "%.2f", u / 100}'; }
 errors=0
 for round in $(seq "$rounds"); do
-    read -r r _ e0 < <(run "$raw_port" /events/logs "$seconds" "$work/log.json")
+    read -r r _ e0 rcpu _ < <(measured "$raw_pid" "$raw_port" /events/logs "$work/log.json" "$seconds")
+    raw_cpu+=("$rcpu")
     read -r c _ e1 < <(run "$ceiling_port" /events/logs "$seconds" "$work/log.json")
     raw+=("$r")
     read -r s p e2 u ru < <(measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds")
@@ -126,7 +128,8 @@ p=$(printf '%s\n' "${p99[@]}" | median)
 b=$(printf '%s\n' "${batch[@]}" | median)
 u=$(printf '%s\n' "${cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median single: gateway $s req/s vs Hummingbird ceiling $c req/s = $(awk -v s="$s" -v c="$c" 'BEGIN {printf "%.2f", s / c}'); gateway CPU $u µs per request"
-echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 'BEGIN {printf "%.2f", s / r}') (goal >= 0.45)"
+rc=$(printf '%s\n' "${raw_cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 'BEGIN {printf "%.2f", s / r}') (goal >= 0.45); CPU per request $u / $rc µs = $(awk -v a="$u" -v b="$rc" 'BEGIN {printf "%.2f", a / b}') × (goal <= 2.0)"
 middle() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "Redis CPU per single-event request: the gateway's $(printf '%s\n' "${redis_cpu[@]}" | middle) µs, the Go peer's $(printf '%s\n' "${go_redis_cpu[@]}" | middle) µs"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"

@@ -71,7 +71,7 @@ seconds=3 measured /v1/logs application/x-protobuf logs-100.pb >/dev/null
 
 json=(); json_cpu=(); json_redis=(); json_p99=(); pb=(); pb_cpu=(); pb_redis=(); pb_p99=(); oj=(); oj_cpu=(); oj_redis=(); oj_p99=()
 sdk=(); sdk_cpu=(); sdk_redis=(); sdk_p99=(); bulk=(); bulk_cpu=(); bulk_redis=(); bulk_p99=()
-base_json=(); base_json_cpu=(); base_pb=(); base_pb_cpu=(); base_sdk=(); base_sdk_cpu=()
+base_json=(); base_json_cpu=(); base_pb=(); base_pb_cpu=(); base_sdk=(); base_sdk_cpu=(); base_oj=(); base_oj_cpu=()
 errors=0
 for round in $(seq "$rounds"); do
     read -r j jp je jc jr < <(measured /events/logs/batch application/json batch.json)
@@ -89,9 +89,11 @@ for round in $(seq "$rounds"); do
         read -r x _ xe xc _ < <(BASELINE=1 measured /events/logs/batch application/json batch.json)
         read -r y _ ye yc _ < <(BASELINE=1 measured /v1/logs application/x-protobuf logs-100.pb)
         read -r z _ ze zc _ < <(BASELINE=1 measured /v1/logs application/x-protobuf logs-100-sdk.pb)
+        read -r w _ we wc _ < <(BASELINE=1 measured /v1/logs application/json logs-100.json)
         base_json+=("$x"); base_json_cpu+=("$xc"); base_pb+=("$y"); base_pb_cpu+=("$yc"); base_sdk+=("$z"); base_sdk_cpu+=("$zc")
-        errors=$((errors + xe + ye + ze))
-        echo "round $round, the baseline: JSON batch $x events/s ($xc µs CPU/event) | OTLP protobuf $y ($yc) | SDK-shaped $z ($zc)"
+        base_oj+=("$w"); base_oj_cpu+=("$wc")
+        errors=$((errors + xe + ye + ze + we))
+        echo "round $round, the baseline: JSON batch $x events/s ($xc µs CPU/event) | OTLP protobuf $y ($yc) | SDK-shaped $z ($zc) | OTLP/JSON $w ($wc)"
     fi
     echo "round $round: JSON batch $j events/s (p99 $((jp / 1000)) ms, $jc µs CPU/event + $jr in Redis) | OTLP protobuf $p events/s (p99 $((pp / 1000)) ms, $pc + $pr) | OTLP/JSON $o events/s (p99 $((op / 1000)) ms, $oc + $or) | OTLP protobuf as an SDK sends it $k events/s (p99 $((kp / 1000)) ms, $kc + $kr) | bulk API $b events/s (p99 $((bp / 1000)) ms, $bc + $br)"
 done
@@ -115,6 +117,8 @@ echo "ratio bulk API / JSON batch: $(awk -v a="$mb" -v b="$mj" 'BEGIN {printf "%
 if [ -n "$baseline_port" ]; then
     bj=$(m "${base_json[@]}"); bp=$(m "${base_pb[@]}"); bs=$(m "${base_sdk[@]}")
     echo "the baseline ($BASELINE_GATEWAY): JSON batch $bj events/s ($(m "${base_json_cpu[@]}") µs CPU/event), OTLP protobuf $bp ($(m "${base_pb_cpu[@]}")), SDK-shaped $bs ($(m "${base_sdk_cpu[@]}"))"
+    bo=$(m "${base_oj[@]}")
+    echo "OTLP/JSON: this build $mo / the baseline $bo events/s = $(awk -v a="$mo" -v b="$bo" 'BEGIN {printf "%.3f", a / b}') × (CPU per event $(m "${oj_cpu[@]}") / $(m "${base_oj_cpu[@]}") µs); against each one's JSON batch $(awk -v a="$mo" -v b="$mj" 'BEGIN {printf "%.2f", a / b}') × and $(awk -v a="$bo" -v b="$bj" 'BEGIN {printf "%.2f", a / b}') ×"
     echo "this build / the baseline: JSON batch $(awk -v a="$mj" -v b="$bj" 'BEGIN {printf "%.3f", a / b}') ×, OTLP protobuf $(awk -v a="$mp" -v b="$bp" 'BEGIN {printf "%.3f", a / b}') ×, SDK-shaped $(awk -v a="$mk" -v b="$bs" 'BEGIN {printf "%.3f", a / b}') × events/s; CPU per event $(awk -v a="$(m "${json_cpu[@]}")" -v b="$(m "${base_json_cpu[@]}")" 'BEGIN {printf "%.3f", a / b}') ×, $(awk -v a="$(m "${pb_cpu[@]}")" -v b="$(m "${base_pb_cpu[@]}")" 'BEGIN {printf "%.3f", a / b}') ×, $(awk -v a="$(m "${sdk_cpu[@]}")" -v b="$(m "${base_sdk_cpu[@]}")" 'BEGIN {printf "%.3f", a / b}') ×"
 fi
 echo "errors (connect, read, write, timeout): $errors"

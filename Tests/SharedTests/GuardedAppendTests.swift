@@ -19,7 +19,8 @@ struct GuardedAppendTests {
         let org = "tenant-\(UUID().uuidString.prefix(6))"
 
         init(_ target: Target, name: String = #function) throws {
-            redis = target == .cluster ? try TestRedis.clusterClient() : try TestRedis.client()
+            // A generous timeout: the first commands connect (and on a cluster read its topology) while every suite runs.
+            redis = target == .cluster ? try TestRedis.clusterClient(commandTimeout: 15_000) : try TestRedis.client(commandTimeout: 15_000)
             keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: target == .cluster)
         }
 

@@ -93,7 +93,7 @@ struct ChunkTests {
         }
         let broken: [(fields: [(name: [UInt8], value: [UInt8])], reason: String)] = [
             (altered("count", "3"), "undecodable stream entry: 2 event lines, its count says 3"),
-            (altered("v", "3"), "undecodable stream entry: unknown format version '3'"),
+            (altered("v", "4"), "undecodable stream entry: unknown format version '4'"),
             (altered("events", #"{"id":"x","service":"api"#), "undecodable stream entry: event line 1 is not a JSON object"),
             (altered("events", #"{"id":"x"}"#), "undecodable stream entry: event line 1: missing field 'level'"),
         ]
