@@ -127,9 +127,12 @@ struct IngestService: Sendable {
                 answer: format.record(parsed.answer, variant: admission.variant), ttlSeconds: idempotencyTTLSeconds)
         }
         let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
-        if idempotency == nil, let limit = rateLimits.cachedLimit(of: organization), limit.isNone {
+        let cached = rateLimits.cachedLimit(of: organization)
+        if idempotency == nil, let limit = cached, limit.isNone {
             // The common case, no limit known without asking Redis: the plain (coalesced) append.
             decided = publisher.publish(events, on: eventLoop).map { (limit, .admitted(ids: [], budgets: [])) }
+        } else if let limit = cached {
+            decided = publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).map { (limit, $0) }
         } else {
             decided = rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
                 publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).map { (limit, $0) }

@@ -130,14 +130,19 @@ struct RedisEventPublisher: EventPublisher {
             }
         }
         let metrics = metrics
-        return decided.flatMapErrorThrowing { error in
-            metrics.redisErrors.increment()
-            let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
-            throw PublishError(reason: reason)
-        }.map { decision in
-            metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-            return decision
+        let answered = eventLoop.makePromise(of: GuardedAppend.Decision.self)
+        decided.whenComplete { result in
+            switch result {
+            case .success(let decision):
+                metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+                answered.succeed(decision)
+            case .failure(let error):
+                metrics.redisErrors.increment()
+                let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
+                answered.fail(PublishError(reason: reason))
+            }
         }
+        return answered.futureResult
     }
 
     /// Sends a script's command by its digest, and once more with its source to a server that has not run it yet.

@@ -213,7 +213,17 @@ public struct GuardedAppendGroup: RedisCommand {
                 plainEvents += request.chunk.count
             }
             totalBytes += request.bytes
-            table += "\(request.chunk.count) \(request.bytes) \(isPacked ? 3 : 2) \(length) \(request.idempotency == nil ? 0 : 1);".utf8
+            // `<events> <bytes> <format> <length> <keyed>;`, written without building a string per request.
+            func put(_ number: Int) {
+                table += String(number).utf8
+                table.append(UInt8(ascii: " "))
+            }
+            put(request.chunk.count)
+            put(request.bytes)
+            put(isPacked ? 3 : 2)
+            put(length)
+            table.append(UInt8(ascii: request.idempotency == nil ? "0" : "1"))
+            table.append(UInt8(ascii: ";"))
         }
         arguments += [
             plain, packed, Array(String(plainEvents).utf8), Array(String(packedEvents).utf8), Array(String(plainEvents + packedEvents).utf8),
