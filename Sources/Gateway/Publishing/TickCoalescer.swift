@@ -108,13 +108,7 @@ final class TickCoalescer: Sendable {
         on eventLoop: any EventLoop, append: (@Sendable (StreamChunk, any EventLoop) -> EventLoopFuture<Void>)?
     ) -> Tick {
         eventLoop.preconditionInEventLoop()
-        let tick: Tick
-        if let current = ticks.currentValue {
-            tick = current
-        } else {
-            tick = Tick()
-            ticks.currentValue = tick
-        }
+        let tick = ticks.value(orMake: Tick.init)
         if let append { tick.append = append }
         if !tick.flushScheduled {
             tick.flushScheduled = true

@@ -99,21 +99,12 @@ extension Zstd {
 
     /// This thread's decompression stream.
     static func decoder() -> OpaquePointer {
-        if let current = decoders.currentValue { return current.pointer }
-        let decoder = Decoder()
-        decoders.currentValue = decoder
-        return decoder.pointer
+        decoders.value(orMake: Decoder.init).pointer
     }
 
     /// `input` as one zstd frame at `level`, appended to `output`, with this thread's context.
     public static func compress(_ input: [UInt8], level: Int32, appendingTo output: inout [UInt8]) {
-        let context: Context
-        if let current = contexts.currentValue {
-            context = current
-        } else {
-            context = Context()
-            contexts.currentValue = context
-        }
+        let context = contexts.value(orMake: Context.init)
         let start = output.count
         let bound = ZSTD_compressBound(input.count)
         output += repeatElement(0, count: bound)

@@ -25,13 +25,7 @@ public struct GuardedAppend: RedisCommand {
             local seen = claim(KEYS[4], ARGV[8], ARGV[10], ARGV[9])
             if seen then return seen end
         end
-        local now
-        if ARGV[1] ~= '' then
-            now = tonumber(ARGV[1])
-        else
-            local time = redis.call('TIME')
-            now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-        end
+        \(clock)
         local measures = {{tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])}, {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])}}
         local function refuse(retry, measure)
             if ARGV[8] ~= '' then redis.call('DEL', KEYS[4]) end
@@ -90,6 +84,18 @@ public struct GuardedAppend: RedisCommand {
             local split = string.find(seen, '\\n', 1, true)
             if split and string.sub(seen, 1, split - 1) == digest then return {2, string.sub(seen, split + 1)} end
             return {3}
+        end
+        """
+
+    /// The Lua both append scripts read the time with: `now`, in milliseconds, from ARGV[1] when a test sets it, else
+    /// from Redis's clock (`TIME`), which every gateway shares.
+    static let clock = """
+        local now
+        if ARGV[1] ~= '' then
+            now = tonumber(ARGV[1])
+        else
+            local time = redis.call('TIME')
+            now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         end
         """
 

@@ -31,13 +31,7 @@ public struct GuardedAppendGroup: RedisCommand {
     public static let script = RedisScript(
         """
         \(GuardedAppend.recordFunctions)
-        local now
-        if ARGV[1] ~= '' then
-            now = tonumber(ARGV[1])
-        else
-            local time = redis.call('TIME')
-            now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-        end
+        \(GuardedAppend.clock)
         local rateEvents, burstEvents, rateBytes, burstBytes = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
         local intervalEvents, intervalBytes = 0, 0
         local state = {false, false}
