@@ -58,7 +58,8 @@ final class TickCoalescer: Sendable {
     func add(
         _ chunk: StreamChunk, on eventLoop: any EventLoop, append: @escaping @Sendable (StreamChunk, any EventLoop) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Void> {
-        let tick = self.tick(on: eventLoop, append: append)
+        let tick = self.tick(on: eventLoop)
+        tick.append = append
         let promise = eventLoop.makePromise(of: Void.self)
         let key = Tick.Key(org: chunk.org, kind: chunk.kind)
         if var entries = tick.entries.removeValue(forKey: key), var last = entries.popLast() {
@@ -82,7 +83,7 @@ final class TickCoalescer: Sendable {
         guarded request: GuardedAppendGroup.Request, limit: RateLimit, on eventLoop: any EventLoop,
         append: @escaping @Sendable ([GuardedAppendGroup.Request], RateLimit, any EventLoop) -> EventLoopFuture<[GuardedAppend.Decision]>
     ) -> EventLoopFuture<GuardedAppend.Decision> {
-        let tick = self.tick(on: eventLoop, append: nil)
+        let tick = self.tick(on: eventLoop)
         tick.guardedAppend = append
         let promise = eventLoop.makePromise(of: GuardedAppend.Decision.self)
         let key = Tick.GroupKey(org: request.chunk.org, kind: request.chunk.kind, limit: limit)
@@ -104,12 +105,9 @@ final class TickCoalescer: Sendable {
     }
 
     /// This loop's tick, its flush scheduled.
-    private func tick(
-        on eventLoop: any EventLoop, append: (@Sendable (StreamChunk, any EventLoop) -> EventLoopFuture<Void>)?
-    ) -> Tick {
+    private func tick(on eventLoop: any EventLoop) -> Tick {
         eventLoop.preconditionInEventLoop()
         let tick = ticks.value(orMake: Tick.init)
-        if let append { tick.append = append }
         if !tick.flushScheduled {
             tick.flushScheduled = true
             eventLoop.execute {
