@@ -397,7 +397,8 @@ struct PostgresOutageTests {
 
         try await harness.publish([Sample.log()])
         var stored = false
-        for _ in 0..<100 where !stored {
+        // Up to 30 s: with every suite running, the worker's first batch once took more than 10 s to reach the table.
+        for _ in 0..<300 where !stored {
             try await Task.sleep(for: .milliseconds(100))
             stored = await rows() == 1
         }
@@ -410,7 +411,7 @@ struct PostgresOutageTests {
 
         try server.start()
         var drained = false
-        for _ in 0..<300 where !drained {
+        for _ in 0..<600 where !drained {
             try await Task.sleep(for: .milliseconds(100))
             let length = try await streamLength()
             let pending = try await harness.pending()
