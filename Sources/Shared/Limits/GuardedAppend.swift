@@ -181,15 +181,6 @@ public struct GuardedAppend: RedisCommand {
 
     public func response(from reply: RedisReply) throws(RedisError) -> Decision {
         let values = try reply.expectArray("guarded append")
-        var ids: [String] = []
-        for value in values.dropFirst(5) { ids.append(try value.expectString("XADD")) }
-        return try Self.decision(values.count > 5 ? Array(values.prefix(5)) : values, limit: limit, events: events, bytes: bytes, ids: ids, reply: reply)
-    }
-
-    /// The decision of one request from the script's result (without entry ids), `ids` being the entries appended.
-    static func decision(
-        _ values: [RedisReply], limit: RateLimit, events: Int, bytes: Int, ids: [String], reply: RedisReply
-    ) throws(RedisError) -> Decision {
         guard let admitted = values.first?.integer else { throw .unexpected("guarded append", reply) }
         if admitted == 2 {
             guard values.count == 2, let answer = values[1].string else { throw .unexpected("guarded append", reply) }
@@ -203,15 +194,14 @@ public struct GuardedAppend: RedisCommand {
                     measure: measure == 1 ? "events" : "bytes", retryAfterMilliseconds: retry < 0 ? nil : Int(retry),
                     cost: measure == 1 ? events : bytes))
         }
-        guard admitted == 1, values.count == 5 else { throw .unexpected("guarded append", reply) }
+        guard admitted == 1, values.count >= 5 else { throw .unexpected("guarded append", reply) }
         var budgets: [RateBudget] = []
         for (offset, measure, rate, burst) in [(1, "events", limit.eventsPerSecond, limit.eventsBurst), (3, "bytes", limit.bytesPerSecond, limit.bytesBurst)] {
             guard rate > 0, let remaining = values[offset].integer, let reset = values[offset + 1].integer else { continue }
-            budgets.append(
-                RateBudget(
-                    measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate), remaining: Int(max(0, remaining)),
-                    resetSeconds: Int((max(0, reset) + 999) / 1_000)))
+            budgets.append(RateBudget(measure: measure, rate: rate, burst: burst, remaining: remaining, resetMilliseconds: reset))
         }
+        var ids: [String] = []
+        for value in values.dropFirst(5) { ids.append(try value.expectString("XADD")) }
         return .admitted(ids: ids, budgets: budgets)
     }
 }

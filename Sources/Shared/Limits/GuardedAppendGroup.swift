@@ -258,11 +258,11 @@ public struct GuardedAppendGroup: RedisCommand {
                     let tolerance = Double(burst) * interval
                     let arrival = max(tat[m], now) + cost * interval
                     tat[m] = arrival
+                    // As the script would answer them: `math.floor` and `math.ceil`, then integers.
                     budgets.append(
                         RateBudget(
-                            measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate),
-                            remaining: Int(max(0, ((tolerance - (arrival - now)) / interval).rounded(.down))),
-                            resetSeconds: (Int(max(0, (arrival - now).rounded(.up))) + 999) / 1_000))
+                            measure: measure, rate: rate, burst: burst, remaining: Int64(((tolerance - (arrival - now)) / interval).rounded(.down)),
+                            resetMilliseconds: Int64((arrival - now).rounded(.up))))
                 }
                 decisions.append(.admitted(ids: ids, budgets: budgets))
             case 0:

@@ -67,6 +67,14 @@ public struct RateBudget: Sendable, Equatable {
     /// Seconds until the budget is full again.
     public var resetSeconds: Int
 
+    /// The budget of a measure limited to `rate` a second with `burst`, with `remaining` left (negative: none) and full
+    /// again in `resetMilliseconds` (rounded up to seconds): as both append scripts' answers are read.
+    public init(measure: String, rate: Int, burst: Int, remaining: Int64, resetMilliseconds: Int64) {
+        self.init(
+            measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate), remaining: Int(max(0, remaining)),
+            resetSeconds: Int((max(0, resetMilliseconds) + 999) / 1_000))
+    }
+
     /// A budget.
     public init(measure: String, quota: Int, windowSeconds: Int, remaining: Int, resetSeconds: Int) {
         self.measure = measure
