@@ -3,7 +3,8 @@
 # servers answering 202 with no work (Hummingbird: Benchmarks/Ceiling; bare SwiftNIO: Benchmarks/RawCeiling) and a
 # plain Go peer (Benchmarks/peers/go: net/http, a redigo pool, encoding/json validation, XADD per event, MULTI/EXEC
 # per batch), in one run on one Redis; then system calls per request (strace -c -f) and fairness at 2 000
-# connections. Redis is emptied before each measured run.
+# connections. Redis is emptied before each measured run. Then CPU per single-event request as the event-loop goal
+# reads it, with wrk on one thread (-t1 -c64): the raw NIO server, the gateway, the Go peer (and the baseline).
 # Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS] [SOAK_SECONDS]   (defaults 3, 10, 60)
 # BASELINE_GATEWAY=/path/to/an/older/operyn-gateway adds that build to every round (same Redis, its own key
 # prefix) and prints this build's ratios against it: the way to show a change does not regress. BASELINE_ENV adds
@@ -131,6 +132,26 @@ echo "median single: gateway $s req/s vs Hummingbird ceiling $c req/s = $(awk -v
 rc=$(printf '%s\n' "${raw_cpu[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "against the raw NIO 202 server: $s / $r req/s = $(awk -v s="$s" -v r="$r" 'BEGIN {printf "%.2f", s / r}') (goal >= 0.45); CPU per request $u / $rc µs = $(awk -v a="$u" -v b="$rc" 'BEGIN {printf "%.2f", a / b}') × (goal <= 2.0)"
 middle() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# CPU per single-event request as the event-loop goal reads it: wrk with one thread (-t1 -c64), so the load generator
+# takes less of the 2 cores, alternating the raw NIO server, the gateway, the Go peer and the baseline in each round.
+t1_raw=(); t1_gateway=(); t1_go=(); t1_base=()
+for round in $(seq "$rounds"); do
+    t1_raw+=("$(WRK_THREADS=1 measured "$raw_pid" "$raw_port" /events/logs "$work/log.json" "$seconds" | awk '{print $4}')")
+    t1_gateway+=("$(WRK_THREADS=1 measured "$gateway_pid" "$gateway_port" /events/logs "$work/log.json" "$seconds" | awk '{print $4}')")
+    t1_go+=("$(WRK_THREADS=1 measured "$go_pid" "$go_port" /events/logs "$work/log.json" "$seconds" | awk '{print $4}')")
+    line="wrk -t1 round $round: CPU per single-event request: raw NIO ${t1_raw[-1]} µs, gateway ${t1_gateway[-1]}, Go peer ${t1_go[-1]}"
+    if [ -n "$baseline_port" ]; then
+        t1_base+=("$(WRK_THREADS=1 measured "$baseline_pid" "$baseline_port" /events/logs "$work/log.json" "$seconds" | awk '{print $4}')")
+        line="$line, baseline ${t1_base[-1]}"
+    fi
+    echo "$line"
+done
+tr=$(printf '%s\n' "${t1_raw[@]}" | middle); tg=$(printf '%s\n' "${t1_gateway[@]}" | middle); tgo=$(printf '%s\n' "${t1_go[@]}" | middle)
+echo "wrk -t1 medians: CPU per single-event request gateway $tg µs / raw NIO $tr = $(awk -v a="$tg" -v b="$tr" 'BEGIN {printf "%.2f", a / b}') × (goal <= 2.0); / the Go peer's $tgo = $(awk -v a="$tg" -v b="$tgo" 'BEGIN {printf "%.2f", a / b}') × (goal <= 0.6)"
+if [ -n "$baseline_port" ]; then
+    tb=$(printf '%s\n' "${t1_base[@]}" | middle)
+    echo "wrk -t1 medians: the gateway's CPU per single-event request / the baseline's $tb µs = $(awk -v a="$tg" -v b="$tb" 'BEGIN {printf "%.2f", a / b}') ×"
+fi
 echo "Redis CPU per single-event request: the gateway's $(printf '%s\n' "${redis_cpu[@]}" | middle) µs, the Go peer's $(printf '%s\n' "${go_redis_cpu[@]}" | middle) µs"
 echo "median p99 single at $connections connections: $(awk -v p="$p" 'BEGIN {printf "%.2f", p / 1000}') ms"
 echo "median batch of 100: $b events/s; CPU per event: gateway $(printf '%s\n' "${batch_cpu[@]}" | middle) µs, Redis $(printf '%s\n' "${batch_redis[@]}" | middle) µs (goal <= 1); the Go peer's $(printf '%s\n' "${go_batch_cpu[@]}" | middle) µs (+$(printf '%s\n' "${go_batch_redis[@]}" | middle) in Redis)"

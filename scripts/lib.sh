@@ -239,7 +239,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # wrk_post PORT PATH SECONDS BODY_FILE [CONNECTIONS] → "requests_per_sec p99_us errors": wrk posting BODY_FILE to
 # 127.0.0.1:PORT/PATH with Benchmarks/wrk/post.lua (2 threads, 64 connections unless given; ORGS passes through).
 wrk_post() {
-    BODY_FILE="$4" wrk -t2 -c"${5:-64}" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
+    BODY_FILE="$4" wrk -t"${WRK_THREADS:-2}" -c"${5:-64}" -d"$3s" --latency -s Benchmarks/wrk/post.lua "http://127.0.0.1:$1$2" |
         awk '/^RESULT/ { split($2,a,"="); split($4,b,"="); split($5,c,"="); split($6,d,"="); print a[2], b[2], c[2] + d[2] }'
 }
 

@@ -6,9 +6,10 @@ import Shared
 struct GatewayMetrics: Sendable {
     /// `operyn_events_accepted_total{kind}`.
     let accepted: [EventKind: Counter]
-    /// `operyn_redis_xadd_duration_seconds`: XADD (or MULTI/EXEC) round trips that succeeded.
+    /// `operyn_redis_xadd_duration_seconds`: append round trips that succeeded (XADD, MULTI/EXEC or the guarded script; one
+    /// per entry of a tick's requests).
     let xaddDuration: Timer
-    /// `operyn_redis_errors_total`: publishes that failed on Redis.
+    /// `operyn_redis_errors_total`: appends that failed on Redis (a request's own, or the one entry of a tick's requests).
     let redisErrors: Counter
     /// `operyn_backpressure_rejections_total`: requests refused because the backlog was over the high-water mark.
     let backpressureRejections: Counter

@@ -118,7 +118,7 @@ struct Authenticator: Sendable {
 
     /// The address failures are counted against: the peer, or the first `x-forwarded-for` hop when trusted.
     private func clientAddress(_ request: HTTPRequest, peer: String) -> String {
-        if trustForwardedFor, let forwarded = request.headerFields[.forwardedFor] {
+        if trustForwardedFor, let forwarded = request.headerFields.value(of: .forwardedFor) {
             let first = (forwarded.split(separator: ",", maxSplits: 1).first ?? "").filter { $0 != " " && $0 != "\t" }
             if !first.isEmpty { return String(first.prefix(64)) }
         }

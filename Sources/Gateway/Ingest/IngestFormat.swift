@@ -50,8 +50,8 @@ struct Credentials: Sendable {
 
     /// `x-api-key` and `x-organization-id`.
     init(headers request: HTTPRequest) {
-        key = request.headerFields[.apiKey]
-        organization = request.headerFields[.organizationID]
+        key = request.headerFields.value(of: .apiKey)
+        organization = request.headerFields.value(of: .organizationID)
     }
 
     init(key: String?, organization: String?, organizationSource: String = "x-organization-id") {

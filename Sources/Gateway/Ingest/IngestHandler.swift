@@ -44,7 +44,7 @@ final class IngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         /// Whether the client asked to close after this answer.
         var closeRequested: Bool {
-            request.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+            request.headerFields.value(of: .connection).map { $0.lowercased().contains("close") } ?? false
         }
     }
 

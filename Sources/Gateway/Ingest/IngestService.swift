@@ -68,7 +68,9 @@ struct IngestService: Sendable {
         case .failure(let error): return .failure(error)
         }
         var compression: Compression?
-        if let raw = request.headerFields[.contentEncoding], case let encoding = raw.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty {
+        if let raw = request.headerFields.value(of: .contentEncoding), case let encoding = raw.trimmingCharacters(in: .whitespaces).lowercased(),
+            !encoding.isEmpty
+        {
             switch encoding {
             case "gzip", "x-gzip": compression = .gzip
             case "zstd": compression = .zstd
@@ -76,11 +78,11 @@ struct IngestService: Sendable {
             default: return .failure(.unsupportedMediaType("Content-Encoding must be gzip, zstd or identity, got '\(encoding.prefix(100))'"))
             }
         }
-        if let length = request.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
+        if let length = request.headerFields.value(of: .contentLength).flatMap({ Int($0) }), length > limit {
             return .failure(.tooLarge(limit: limit))
         }
         var idempotencyKey: String?
-        if let key = request.headerFields[Self.idempotencyKey] {
+        if let key = request.headerFields.value(of: Self.idempotencyKey) {
             guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
                 return .failure(.badRequest("Invalid Idempotency-Key: must be 1-255 visible ASCII characters"))
             }
@@ -126,19 +128,7 @@ struct IngestService: Sendable {
                         + body.readableBytesView),
                 answer: format.record(parsed.answer, variant: admission.variant), ttlSeconds: idempotencyTTLSeconds)
         }
-        let decided: EventLoopFuture<(RateLimit, GuardedAppend.Decision)>
-        let cached = rateLimits.cachedLimit(of: organization)
-        if idempotency == nil, let limit = cached, limit.isNone {
-            // The common case, no limit known without asking Redis: the plain (coalesced) append.
-            decided = publisher.publish(events, on: eventLoop).map { (limit, .admitted(ids: [], budgets: [])) }
-        } else if let limit = cached {
-            decided = publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).map { (limit, $0) }
-        } else {
-            decided = rateLimits.limit(of: organization, on: eventLoop).flatMap { limit in
-                publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).map { (limit, $0) }
-            }
-        }
-        decided.whenComplete { result in
+        let answer: @Sendable (Result<(RateLimit, GuardedAppend.Decision), any Error>) -> Void = { result in
             switch result {
             case .success((_, .admitted(_, let budgets))):
                 counter?.increment(by: Int64(events.count))
@@ -163,6 +153,25 @@ struct IngestService: Sendable {
                 answered.fail(
                     GatewayError.unavailable(
                         "Event queue is unavailable; retry later", retryAfter: retryAfterSeconds, cause: (error as? PublishError)?.reason ?? "\(error)"))
+            }
+        }
+        // Each path completes `answered` from the publisher's own future: no future in between, which would cost the
+        // common request an allocation and a generic metadata lookup for nothing.
+        let cached = rateLimits.cachedLimit(of: organization)
+        if idempotency == nil, let limit = cached, limit.isNone {
+            // The common case, no limit known without asking Redis: the plain (coalesced) append.
+            publisher.publish(events, on: eventLoop).whenComplete { answer($0.map { (limit, .admitted(ids: [], budgets: [])) }) }
+        } else if let limit = cached {
+            publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).whenComplete { answer($0.map { (limit, $0) }) }
+        } else {
+            rateLimits.limit(of: organization, on: eventLoop).whenComplete { result in
+                switch result {
+                case .success(let limit):
+                    publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).whenComplete {
+                        answer($0.map { (limit, $0) })
+                    }
+                case .failure(let error): answer(.failure(error))
+                }
             }
         }
         return answered.futureResult

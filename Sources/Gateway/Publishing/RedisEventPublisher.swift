@@ -38,52 +38,57 @@ struct RedisEventPublisher: EventPublisher {
     }
 
     func publish(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let start = NIODeadline.now()
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout, shape, keys, flow, packAbove) = (redis, waitReplicas, waitTimeoutMilliseconds, shape, keys, flow, packAbove)
-        let appended: EventLoopFuture<Void>
+        let (redis, replicas, timeout, shape, keys, flow, packAbove, metrics) = (
+            redis, waitReplicas, waitTimeoutMilliseconds, shape, keys, flow, packAbove, metrics
+        )
         if chunks.count == 1, let coalescer {
             // The entry of each organization and kind of the tick goes to that organization's stream, found (and its
-            // appended events counted) once per entry, not per request.
-            appended = coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
+            // appended events counted, its round trip timed) once per entry, not per request; the request's future is
+            // the tick's own.
+            return coalescer.add(chunks[0], on: eventLoop) { chunk, eventLoop in
                 shape?.record(chunk.kind, events: chunk.count)
+                let start = NIODeadline.now()
                 let stream = Self.stream(chunk.kind, of: chunk.org, keys: keys, flow: flow)
-                return redis.send(
-                    AppendChunk(chunk, to: stream, packAbove: packAbove), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
-                ).map { _ in
-                    flow?.appended(chunk.org, events: chunk.count)
-                }
+                let sent = redis.send(
+                    AppendChunk(chunk, to: stream, packAbove: packAbove), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
+                return Self.appended(sent.map { _ in }, start: start, metrics: metrics) { _ in flow?.appended(chunk.org, events: chunk.count) }
             }
-        } else if chunks.count == 1 {
-            let stream = stream(events[0].event.kind, of: events[0].org)
-            shape?.record(chunks[0].kind, events: chunks[0].count)
+        }
+        let start = NIODeadline.now()
+        let appended: EventLoopFuture<Void>
+        let stream = stream(events[0].event.kind, of: events[0].org)
+        for chunk in chunks { shape?.record(chunk.kind, events: chunk.count) }
+        if chunks.count == 1 {
             appended = redis.send(
                 AppendChunk(chunks[0], to: stream, packAbove: packAbove), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
-            )
-            .map { _ in }
+            ).map { _ in }
         } else {
-            let stream = stream(events[0].event.kind, of: events[0].org)
-            for chunk in chunks { shape?.record(chunk.kind, events: chunk.count) }
             appended = redis.transaction(
                 chunks.map { AppendChunk($0, to: stream, packAbove: packAbove) }, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop
             ).map { _ in }
         }
-        let metrics = metrics
-        let coalesced = chunks.count == 1 && coalescer != nil
-        let published = eventLoop.makePromise(of: Void.self)
-        appended.whenComplete { result in
+        return Self.appended(appended, start: start, metrics: metrics) { _ in flow?.appended(events[0].org, events: events.count) }
+    }
+
+    /// An append's outcome: its round trip timed and `counted` on success; a Redis error counted and made a
+    /// `PublishError`.
+    private static func appended<Value: Sendable>(
+        _ future: EventLoopFuture<Value>, start: NIODeadline, metrics: GatewayMetrics, counted: @escaping @Sendable (Value) -> Void
+    ) -> EventLoopFuture<Value> {
+        let outcome = future.eventLoop.makePromise(of: Value.self)
+        future.whenComplete { result in
             switch result {
-            case .success:
+            case .success(let value):
                 metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-                if !coalesced { flow?.appended(events[0].org, events: events.count) }
-                published.succeed()
+                counted(value)
+                outcome.succeed(value)
             case .failure(let error):
                 metrics.redisErrors.increment()
-                let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
-                published.fail(PublishError(reason: reason))
+                outcome.fail(PublishError(reason: (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"))
             }
         }
-        return published.futureResult
+        return outcome.futureResult
     }
 
     /// A request of a limited organization, or with an idempotency key, is checked and appended by a script. With
@@ -94,55 +99,40 @@ struct RedisEventPublisher: EventPublisher {
         _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
     ) -> EventLoopFuture<GuardedAppend.Decision> {
         guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
-        let start = NIODeadline.now()
         let org = events[0].org
         let chunks = StreamEntryCodec.chunks(events)
-        let (redis, replicas, timeout, keys, flow, packAbove) = (redis, waitReplicas, waitTimeoutMilliseconds, keys, flow, packAbove)
+        let (redis, replicas, timeout, keys, flow, packAbove, metrics) = (redis, waitReplicas, waitTimeoutMilliseconds, keys, flow, packAbove, metrics)
         let usageField = Usage.field("rate_limited", events[0].event.kind)
-        let decided: EventLoopFuture<GuardedAppend.Decision>
         if chunks.count == 1, let coalescer {
             let request = GuardedAppendGroup.Request(chunk: chunks[0], bytes: bytes, idempotency: idempotency)
-            decided = coalescer.add(guarded: request, limit: limit, on: eventLoop) { requests, limit, eventLoop in
+            return coalescer.add(guarded: request, limit: limit, on: eventLoop) { requests, limit, eventLoop in
                 let first = requests[0].chunk
+                let start = NIODeadline.now()
                 let stream = Self.stream(first.kind, of: first.org, keys: keys, flow: flow)
                 let (state, usage) = (keys.rateState(org: first.org), keys.usage(org: first.org, day: Usage.day(first.receivedAt)))
-                return Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
+                let sent = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
                     GuardedAppendGroup(
                         requests, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, compressAbove: packAbove,
                         sendSource: sendSource)
-                }.map { decisions in
+                }
+                return Self.appended(sent, start: start, metrics: metrics) { decisions in
                     var admitted = 0
                     for (request, decision) in zip(requests, decisions) where decision.isAdmitted { admitted += request.chunk.count }
                     if admitted > 0 { flow?.appended(first.org, events: admitted) }
-                    return decisions
                 }
             }
-        } else {
-            let stream = stream(events[0].event.kind, of: org)
-            let (state, usage) = (keys.rateState(org: org), keys.usage(org: org, day: Usage.day(events[0].receivedAt)))
-            decided = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
-                GuardedAppend(
-                    chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
-                    idempotency: idempotency, packAbove: packAbove, sendSource: sendSource)
-            }.map { decision in
-                if case .admitted = decision { flow?.appended(org, events: events.count) }
-                return decision
-            }
         }
-        let metrics = metrics
-        let answered = eventLoop.makePromise(of: GuardedAppend.Decision.self)
-        decided.whenComplete { result in
-            switch result {
-            case .success(let decision):
-                metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-                answered.succeed(decision)
-            case .failure(let error):
-                metrics.redisErrors.increment()
-                let reason = (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"
-                answered.fail(PublishError(reason: reason))
-            }
+        let start = NIODeadline.now()
+        let stream = stream(events[0].event.kind, of: org)
+        let (state, usage) = (keys.rateState(org: org), keys.usage(org: org, day: Usage.day(events[0].receivedAt)))
+        let sent = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
+            GuardedAppend(
+                chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
+                idempotency: idempotency, packAbove: packAbove, sendSource: sendSource)
         }
-        return answered.futureResult
+        return Self.appended(sent, start: start, metrics: metrics) { decision in
+            if case .admitted = decision { flow?.appended(org, events: events.count) }
+        }
     }
 
     /// Sends a script's command by its digest, and once more with its source to a server that has not run it yet.

@@ -30,7 +30,7 @@ struct ElasticsearchBulkFormat: IngestFormat {
     /// NDJSON or JSON, as Elasticsearch reads them (its versioned `vnd.elasticsearch` types included); a request
     /// without a `Content-Type` is read as NDJSON. Anything else is a 406, as Elasticsearch answers it.
     func variant(of request: HTTPRequest) -> Result<UInt8, GatewayError> {
-        guard let type = request.headerFields[.contentType] else { return .success(0) }
+        guard let type = request.headerFields.value(of: .contentType) else { return .success(0) }
         switch MediaType.essence(type) {
         case "application/x-ndjson", "application/json", "application/vnd.elasticsearch+x-ndjson", "application/vnd.elasticsearch+json":
             return .success(0)
@@ -41,7 +41,7 @@ struct ElasticsearchBulkFormat: IngestFormat {
 
     func credentials(of request: HTTPRequest) -> Result<Credentials, GatewayError> {
         var credentials = Credentials(headers: request)
-        guard credentials.key == nil, let authorization = request.headerFields[.authorization] else { return .success(credentials) }
+        guard credentials.key == nil, let authorization = request.headerFields.value(of: .authorization) else { return .success(credentials) }
         switch Self.authorization(authorization) {
         case .failure(let error): return .failure(error)
         case .success(let (user, key)):

@@ -11,7 +11,7 @@ struct JSONEventFormat: IngestFormat {
 
     /// `application/json` or any `application/...+json`; a request without `Content-Type` is read as JSON.
     func variant(of request: HTTPRequest) -> Result<UInt8, GatewayError> {
-        guard let type = request.headerFields[.contentType], type != "application/json" else { return .success(0) }
+        guard let type = request.headerFields.value(of: .contentType), type != "application/json" else { return .success(0) }
         let essence = MediaType.essence(type)
         guard MediaType.isJSON(essence) else {
             return .failure(.unsupportedMediaType("Content-Type must be application/json, got '\(essence.prefix(100))'"))

@@ -15,11 +15,11 @@ struct OTLPFormat: IngestFormat {
     private static func encoding(_ variant: UInt8) -> OTLPEncoding { variant == 1 ? .protobuf : .json }
 
     func variant(of request: HTTPRequest) -> Result<UInt8, GatewayError> {
-        switch OTLPEncoding(contentType: request.headerFields[.contentType]) {
+        switch OTLPEncoding(contentType: request.headerFields.value(of: .contentType)) {
         case .protobuf: return .success(1)
         case .json: return .success(0)
         case nil:
-            let type = request.headerFields[.contentType].map { "'\($0.prefix(100))'" } ?? "none"
+            let type = request.headerFields.value(of: .contentType).map { "'\($0.prefix(100))'" } ?? "none"
             return .failure(.unsupportedMediaType("Content-Type must be application/x-protobuf or application/json, got \(type)"))
         }
     }
@@ -28,7 +28,7 @@ struct OTLPFormat: IngestFormat {
 
     /// A `google.rpc.Status` in the request's encoding (JSON when it names neither).
     func answer(_ error: GatewayError, request: HTTPRequest) -> FormatAnswer {
-        let encoding = OTLPEncoding(contentType: request.headerFields[.contentType]) ?? .json
+        let encoding = OTLPEncoding(contentType: request.headerFields.value(of: .contentType)) ?? .json
         return FormatAnswer(
             status: error.status, headers: error.headers, body: ByteBuffer(bytes: encoding.status(httpStatus: error.status.code, message: error.message)),
             contentType: encoding.contentType)
