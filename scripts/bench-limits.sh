@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+# The gateways here serve HTTP only; several run side by side, and 4317 is one port.
+export OPERYN_GRPC_PORT=0
 ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config wrk
 
 rounds=${1:-3}

@@ -27,6 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+# The gateways here serve HTTP only; several run side by side, and 4317 is one port.
+export OPERYN_GRPC_PORT=0
 ensure_packages redis-server redis-tools libhiredis-dev libsqlite3-dev libzstd-dev pkg-config postgresql sqlite3
 
 count=${1:-1000000}

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+# The gateways here serve HTTP only; several run side by side, and 4317 is one port.
+export OPERYN_GRPC_PORT=0
 ensure_packages redis-server python3-venv curl
 
 with_scratch schemathesis

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Shared
@@ -53,6 +54,21 @@ func buildApplication(
     }
     let factory = PrometheusMetricsFactory(registry: registry)
     let ingest = buildIngestService(configuration, dependencies)
+    var grpc: [any Service] = []
+    if configuration.grpcPort != 0 {
+        let publisher = dependencies.publisher
+        grpc.append(
+            GRPCListener(
+                host: configuration.host, port: configuration.grpcPort, tls: configuration.tlsFiles,
+                maxMessageBytes: configuration.limits.maxBatchBodyBytes, idleTimeoutMilliseconds: configuration.connections.keepAliveTimeoutMilliseconds,
+                maxConcurrentStreams: configuration.grpcMaxConcurrentStreams,
+                services: [
+                    OTLPGRPCService(
+                        ingest: GRPCIngest(service: ingest, eventLoops: MultiThreadedEventLoopGroup.singleton), metrics: GRPCMetrics(factory: factory)),
+                    GRPCHealthService { await publisher.isReady() },
+                ],
+                logger: logger))
+    }
     return Application(
         router: buildRouter(configuration, dependencies, ingest: ingest),
         server: GuardedHTTP1Channel.builder(
@@ -60,7 +76,7 @@ func buildApplication(
             metrics: ConnectionMetrics(factory: factory), tls: configuration.tls, logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
-        services: services + [monitor, TenantFlowService(flow: flow, redis: redis, keys: configuration.keys, logger: logger), redisReachable],
+        services: services + [monitor, TenantFlowService(flow: flow, redis: redis, keys: configuration.keys, logger: logger), redisReachable] + grpc,
         onServerRunning: { _ in listener?.started() },
         logger: logger
     )

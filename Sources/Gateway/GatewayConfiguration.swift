@@ -14,6 +14,13 @@ struct GatewayConfiguration: Sendable {
     /// `OPERYN_TLS_CERT_FILE` and `OPERYN_TLS_KEY_FILE` (unset: plain HTTP): the listener's certificate chain and
     /// private key, PEM; with both, the gateway serves HTTPS only.
     var tls: TLSConfiguration?
+    /// The two files `tls` was read from, for the gRPC listener.
+    var tlsFiles: (certificate: String, key: String)?
+    /// `OPERYN_GRPC_PORT` (4317; 0 off): the port of OTLP over gRPC, on `OPERYN_HOST`, with TLS when the HTTP listener
+    /// has a certificate.
+    var grpcPort = 4317
+    /// `OPERYN_GRPC_MAX_CONCURRENT_STREAMS` (100): the most streams (calls) one gRPC connection may have open at once.
+    var grpcMaxConcurrentStreams = 100
     /// `OPERYN_REQUIRE_API_KEY` (false): refuse requests without a valid key even when `OPERYN_API_KEY` is unset
     /// (deployments with organization keys only). Always on when `OPERYN_API_KEY` is set.
     var requireAPIKey = false
@@ -94,6 +101,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
             "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
             "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_OVERFLOW_RATE_EVENTS",
+            "OPERYN_GRPC_PORT", "OPERYN_GRPC_MAX_CONCURRENT_STREAMS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -106,6 +114,11 @@ struct GatewayConfiguration: Sendable {
         port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535)
         apiKey = try reader.secretFile("OPERYN_API_KEY_FILE") ?? reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
         tls = try Self.listenerTLS(certificateFile: reader.string("OPERYN_TLS_CERT_FILE"), keyFile: reader.string("OPERYN_TLS_KEY_FILE"))
+        if tls != nil, let certificate = reader.string("OPERYN_TLS_CERT_FILE"), let key = reader.string("OPERYN_TLS_KEY_FILE") {
+            tlsFiles = (certificate, key)
+        }
+        grpcPort = try reader.integer("OPERYN_GRPC_PORT", default: grpcPort, in: 0...65_535)
+        grpcMaxConcurrentStreams = try reader.integer("OPERYN_GRPC_MAX_CONCURRENT_STREAMS", default: grpcMaxConcurrentStreams, in: 1...10_000)
         requireAPIKey = try reader.boolean("OPERYN_REQUIRE_API_KEY", default: requireAPIKey)
         organizationKeys = try reader.boolean("OPERYN_ORG_KEYS", default: organizationKeys)
         apiKeyCacheMilliseconds = try reader.integer("OPERYN_API_KEY_CACHE_MS", default: apiKeyCacheMilliseconds, in: 0...300_000)

@@ -58,13 +58,14 @@ struct DeploymentFileTests {
         #expect(dependencies(try service("lb")) == ["gateway": "service_healthy"])
 
         // The load balancer owns port 3001; gateways and workers publish no host port, so they scale.
-        #expect((try service("lb")["ports"] as? [Any])?.map { "\($0)" } == ["${OPERYN_PORT:-3001}:3001"])
+        #expect((try service("lb")["ports"] as? [Any])?.map { "\($0)" } == ["${OPERYN_PORT:-3001}:3001", "${OPERYN_GRPC_PORT:-4317}:4317"])
         for name in ["gateway", "worker"] {
             let scaled = try service(name)
             #expect(scaled["ports"] == nil && scaled["container_name"] == nil, "\(name) can be scaled with --scale")
             #expect(((scaled["deploy"] as? [String: Any])?["replicas"] as? String)?.contains(":-") == true, "\(name) replicas from the environment")
         }
         #expect(try text("deploy/nginx.conf").contains("server gateway:3001"))
+        #expect(try text("deploy/nginx.conf").contains("server gateway:4317") && text("deploy/nginx.conf").contains("grpc_pass grpc://gateways_grpc;"))
         #expect(try text("deploy/nginx.conf").contains("proxy_set_header X-Forwarded-For $remote_addr;"))
     }
 

@@ -28,6 +28,7 @@ struct TestGateway {
         adjust: (inout GatewayConfiguration) -> Void = { _ in }
     ) {
         var configuration = GatewayConfiguration()
+        configuration.grpcPort = 0
         configuration.apiKey = apiKey
         configuration.limits = limits
         configuration.backlogHighWater = highWater

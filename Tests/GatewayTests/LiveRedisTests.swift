@@ -16,6 +16,7 @@ import Testing
 struct LiveRedisTests {
     func application(redisURL: String, prefix: String, commandTimeout: Int = 2_000) throws -> (some ApplicationProtocol, RedisClient) {
         var configuration = GatewayConfiguration()
+        configuration.grpcPort = 0
         configuration.redis = try RedisConfiguration(url: redisURL)
         configuration.redis.commandTimeoutMilliseconds = commandTimeout
         configuration.redis.connectTimeoutMilliseconds = commandTimeout

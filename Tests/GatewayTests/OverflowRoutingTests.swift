@@ -20,6 +20,7 @@ struct OverflowRoutingTests {
     func anOverflowingOrganizationsEventsGoToItsOverflowStream(partitions: Int) async throws {
         let prefix = TestRedis.prefix("overflow-routing-\(partitions)")
         var configuration = GatewayConfiguration()
+        configuration.grpcPort = 0
         configuration.redis = try RedisConfiguration(url: TestRedis.url)
         configuration.keys = RedisKeys(prefix: prefix, partitions: partitions)
         let keys = configuration.keys

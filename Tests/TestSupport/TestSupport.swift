@@ -297,6 +297,9 @@ public enum ChildProcess {
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var merged = ProcessInfo.processInfo.environment
+        // Tests run side by side and 4317 is one port: a gateway a test starts has no gRPC listener unless the test
+        // gives it a port of its own.
+        if arguments.first?.hasSuffix("/operyn-gateway") == true, merged["OPERYN_GRPC_PORT"] == nil { merged["OPERYN_GRPC_PORT"] = "0" }
         for (name, value) in environment { merged[name] = value }
         var envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }

@@ -1,0 +1,108 @@
+import GRPCCore
+import GRPCProtobuf
+import HTTPTypes
+import Metrics
+import NIOCore
+import Shared
+
+/// OTLP over gRPC: `opentelemetry.proto.collector.logs.v1.LogsService/Export` and
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`, with the meaning of `POST /v1/logs` and
+/// `POST /v1/metrics` in protobuf (`GRPCIngest`): the request's bytes go to the route's own decoder and mapping, and
+/// the route's answer (the export response, with its partial success) is the reply. Errors get the status codes the
+/// OTLP specification gives (`status(of:)`).
+struct OTLPGRPCService: RegistrableRPCService {
+    static let logs = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.logs.v1.LogsService", method: "Export")
+    static let metrics = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService", method: "Export")
+
+    let ingest: GRPCIngest
+    let metrics: GRPCMetrics
+
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        for (method, path) in [(Self.logs, "/v1/logs"), (Self.metrics, "/v1/metrics")] {
+            router.registerHandler(forMethod: method, deserializer: RawMessage(), serializer: RawMessage()) { request, context in
+                let started = ContinuousClock.now
+                let response: ServerResponse<ByteBuffer>
+                do {
+                    let single = try await ServerRequest(stream: request)
+                    response = await export(single, path: path, peer: context.remotePeer)
+                } catch {
+                    response = ServerResponse(error: RPCError(code: .invalidArgument, message: "An export is one request message"))
+                }
+                let code: RPCError.Code? = if case .failure(let error) = response.accepted { error.code } else { nil }
+                metrics.record(method, code: code, duration: ContinuousClock.now - started)
+                return StreamingServerResponse(single: response)
+            }
+        }
+    }
+
+    private func export(_ request: ServerRequest<ByteBuffer>, path: String, peer: String) async -> ServerResponse<ByteBuffer> {
+        let metadata = request.metadata
+        let answer = await ingest.export(
+            request.message, path: path, metadata: { metadata[stringValues: $0].first(where: { _ in true }) }, peer: GRPCIngest.address(ofPeer: peer))
+        switch answer {
+        case .success(let answer):
+            var fields = Metadata()
+            for field in answer.headers { fields.addString(field.value, forKey: field.name.canonicalName) }
+            return ServerResponse(message: answer.body, metadata: fields)
+        case .failure(let error):
+            return ServerResponse(error: Self.status(of: error))
+        }
+    }
+
+    /// The gRPC status of an HTTP route's error, as the OTLP specification gives them: `INVALID_ARGUMENT` for what can
+    /// never succeed (400, 404, 415, 422), `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403), `RESOURCE_EXHAUSTED` for
+    /// a message or request over a limit (413: no `RetryInfo`, so clients do not retry it) and for a rate limit (429,
+    /// with `RetryInfo` from `Retry-After`), `UNAVAILABLE` with `RetryInfo` for Redis trouble or backpressure (503), and
+    /// `INTERNAL` otherwise. Clients retry only the last two kinds.
+    static func status(of error: GatewayError) -> RPCError {
+        let retryAfter = error.headers[.retryAfter].flatMap { Int($0) }
+        let code: RPCError.Code
+        switch error.status.code {
+        case 400, 404, 415, 422: code = .invalidArgument
+        case 401: code = .unauthenticated
+        case 403: code = .permissionDenied
+        case 413, 429: code = .resourceExhausted
+        case 503: code = .unavailable
+        default: code = .internalError
+        }
+        guard let retryAfter, code == .resourceExhausted || code == .unavailable else { return RPCError(code: code, message: error.message) }
+        return RPCError(GoogleRPCStatus(code: code, message: error.message, details: .retryInfo(delay: .seconds(retryAfter))))
+    }
+}
+
+/// A message's bytes as they are: the OTLP route's own decoder reads them.
+struct RawMessage: MessageSerializer, MessageDeserializer {
+    typealias Message = ByteBuffer
+
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: ByteBuffer) throws -> Bytes {
+        message.withUnsafeReadableBytes { Bytes($0) }
+    }
+
+    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> ByteBuffer {
+        serializedMessageBytes.withUnsafeBytes { ByteBuffer(bytes: $0) }
+    }
+}
+
+/// `operyn_grpc_requests_total{method,code}` (`code` as the gRPC specification names it: `OK`, `INVALID_ARGUMENT`, …)
+/// and `operyn_grpc_request_duration_seconds{method}`.
+struct GRPCMetrics: Sendable {
+    let factory: any MetricsFactory
+
+    func record(_ method: MethodDescriptor, code: RPCError.Code?, duration: Duration) {
+        let name = method.fullyQualifiedMethod
+        Counter(label: "operyn_grpc_requests_total", dimensions: [("method", name), ("code", Self.name(of: code))], factory: factory).increment()
+        Timer(label: "operyn_grpc_request_duration_seconds", dimensions: [("method", name)], factory: factory).record(duration: duration)
+    }
+
+    /// `resourceExhausted` → `RESOURCE_EXHAUSTED`.
+    static func name(of code: RPCError.Code?) -> String {
+        guard let code else { return "OK" }
+        if code == .internalError { return "INTERNAL" }
+        var name = ""
+        for character in "\(code)" {
+            if character.isUppercase { name.append("_") }
+            name.append(contentsOf: character.uppercased())
+        }
+        return name
+    }
+}
