@@ -101,7 +101,7 @@ func buildIngestService(_ configuration: GatewayConfiguration, _ dependencies: G
         backlog: dependencies.backlog,
         metrics: dependencies.metrics,
         retryAfterSeconds: configuration.retryAfterSeconds,
-        idempotencyTTLSeconds: configuration.idempotencyTTLSeconds,
+        idempotencyTTLSeconds: configuration.idempotencyTTLSeconds, retryWindowSeconds: configuration.otlpRetryWindowSeconds,
         keys: configuration.keys
     )
 }

@@ -72,6 +72,10 @@ struct GatewayConfiguration: Sendable {
     /// `OPERYN_IDEMPOTENCY_TTL_SECONDS` (86400): how long an `Idempotency-Key` is remembered: a retry within this gets
     /// the first answer again and writes nothing.
     var idempotencyTTLSeconds = 86_400
+    /// `OPERYN_OTLP_RETRY_WINDOW_SECONDS` (300; 0 off): an OTLP export without an `Idempotency-Key` whose decoded body
+    /// the same organization sent within this many seconds is answered from the first answer and stores nothing
+    /// (exporters retry without keys).
+    var otlpRetryWindowSeconds = 300
 
     /// `OPERYN_DEFAULT_SERVICE_LIMIT` (100): the service quota of organizations other than `default` without an
     /// override, as the workers apply it; `GET /usage` reports it.
@@ -101,7 +105,7 @@ struct GatewayConfiguration: Sendable {
             "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
             "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
             "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_OVERFLOW_RATE_EVENTS",
-            "OPERYN_GRPC_PORT", "OPERYN_GRPC_MAX_CONCURRENT_STREAMS",
+            "OPERYN_GRPC_PORT", "OPERYN_GRPC_MAX_CONCURRENT_STREAMS", "OPERYN_OTLP_RETRY_WINDOW_SECONDS",
         ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
 
     static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
@@ -137,6 +141,7 @@ struct GatewayConfiguration: Sendable {
             bytesBurst: try reader.integer("OPERYN_RATE_BYTES_BURST", default: 0, in: 0...1_000_000_000_000))
         defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: defaultServiceLimit, in: 0...1_000_000)
         idempotencyTTLSeconds = try reader.integer("OPERYN_IDEMPOTENCY_TTL_SECONDS", default: idempotencyTTLSeconds, in: 1...2_592_000)
+        otlpRetryWindowSeconds = try reader.integer("OPERYN_OTLP_RETRY_WINDOW_SECONDS", default: otlpRetryWindowSeconds, in: 0...86_400)
         rateLimitCacheMilliseconds = try reader.integer("OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000)
         overflowRateEvents = try reader.integer("OPERYN_OVERFLOW_RATE_EVENTS", default: overflowRateEvents, in: 0...Int(Int32.max))
         limits = try EventLimits(reader)

@@ -3,8 +3,8 @@ import Shared
 import TestSupport
 import Testing
 
-/// A real OpenTelemetry client: the Python SDK's OTLP/HTTP exporters (protobuf and JSON, `Tests/otel/export.py`) send
-/// logs and metrics to a running gateway; a worker stores them in SQLite, and every mapped field is read back.
+/// A real OpenTelemetry client: the Python SDK's OTLP exporters (HTTP in protobuf and JSON, and gRPC;
+/// `Tests/otel/export.py`) send logs and metrics to a running gateway; a worker stores them in SQLite, and every mapped field is read back.
 ///
 /// The test command installs the SDK (`Tests/otel/requirements.txt`) into a virtualenv and names its Python in
 /// `OPERYN_TEST_OTEL_PYTHON`.
@@ -14,19 +14,21 @@ struct OTLPExportTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    @Test(arguments: ["protobuf", "json"]) func logsAndMetricsArriveWithEveryField(encoding: String) async throws {
+    @Test(arguments: ["protobuf", "json", "grpc"]) func logsAndMetricsArriveWithEveryField(encoding: String) async throws {
         let python = try #require(
             ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python (the test command sets it)")
         let cluster = try Cluster()
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
-        let port = try await cluster.startGateway()
+        let grpcPort = try RedisServer.freePort()
+        let port = try await cluster.startGateway(encoding == "grpc" ? ["OPERYN_GRPC_PORT": "\(grpcPort)"] : [:])
         try cluster.startWorker("w1")
         let service = "otel-\(encoding)"
+        let url = "http://127.0.0.1:\(encoding == "grpc" ? grpcPort : port)"
 
         let output = "\(cluster.directory)/export-\(encoding).out"
         let pid = try ChildProcess.spawn(
-            [python, Self.root.appendingPathComponent("Tests/otel/export.py").path, "http://127.0.0.1:\(port)", encoding, Cluster.serverKey, "acme", service],
+            [python, Self.root.appendingPathComponent("Tests/otel/export.py").path, url, encoding, Cluster.serverKey, "acme", service],
             output: output, errors: output + ".err")
         let status = ChildProcess.wait(pid)
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
@@ -73,6 +75,103 @@ struct OTLPExportTests {
         #expect(metrics.allSatisfy { $0[0] == "acme" })
         let now = Timestamp.now.milliseconds
         #expect(metrics.allSatisfy { abs((Timestamp(iso8601: $0[5] ?? "")?.milliseconds ?? 0) - now) < 120_000 }, "collected now")
+        passed = true
+    }
+
+    /// The SDK's gRPC exporters retry `RESOURCE_EXHAUSTED` when it carries `RetryInfo`: with a rate limit of 1 event a
+    /// second and a burst of 7, the five single-record log exports pass and the metrics export (7 points) is refused
+    /// until the budget refills, then retried by the SDK after the delay the gateway gave, and stored once.
+    @Test func aRateLimitedGRPCExportIsRetriedByTheSDKAndStoredOnce() async throws {
+        let python = try #require(ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python")
+        let cluster = try Cluster()
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let grpcPort = try RedisServer.freePort()
+        let port = try await cluster.startGateway([
+            "OPERYN_GRPC_PORT": "\(grpcPort)", "OPERYN_RATE_EVENTS_PER_SECOND": "1", "OPERYN_RATE_EVENTS_BURST": "7",
+        ])
+        try cluster.startWorker("w1")
+        let output = "\(cluster.directory)/export-limited.out"
+        let pid = try ChildProcess.spawn(
+            [
+                python, Self.root.appendingPathComponent("Tests/otel/export.py").path, "http://127.0.0.1:\(grpcPort)", "grpc", Cluster.serverKey, "acme",
+                "otel-limited",
+            ],
+            output: output, errors: output + ".err")
+        let status = ChildProcess.wait(pid)
+        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
+        try #require(status == 0, "export.py exited \(status): \(printed) \(errors.suffix(2_000))")
+        let report = try JSONParser.parse(Array(printed.utf8))
+        #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(printed)")
+        _ = try await cluster.rows(count: 5, "SELECT id FROM logs WHERE service = 'otel-limited'")
+        _ = try await cluster.rows(count: 7, "SELECT id FROM metrics WHERE service = 'otel-limited'")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await cluster.rows(count: 7, "SELECT id FROM metrics WHERE service = 'otel-limited'").count == 7, "stored once")
+        let metrics = try cluster.get(port: port, "/metrics", headers: [:]).body
+        #expect(
+            metrics.contains(#"operyn_grpc_requests_total{method="opentelemetry.proto.collector.metrics.v1.MetricsService/Export",code="RESOURCE_EXHAUSTED"}"#),
+            "the export was refused before it passed")
+        passed = true
+    }
+
+    /// OpenTelemetry exporters retry without keys. Through a Redis stall, appends time out at the gateway (503,
+    /// `UNAVAILABLE`) and run when Redis resumes, and the SDK sends the same export again: with the retry window each
+    /// record is stored once; with it off (the last case, which shows the test can fail) some are stored twice. The
+    /// ledger is the SDK's own result per export.
+    @Test(arguments: [("protobuf", 300), ("grpc", 300), ("grpc", 0)])
+    func exportsThroughARedisStallAreStoredOnce(encoding: String, window: Int) async throws {
+        let python = try #require(ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python")
+        let server = try RedisServer()
+        let cluster = try await Cluster(store: .sqlite, redisURL: server.url)
+        var passed = false
+        defer { cluster.tearDown(keep: !passed) }
+        let grpcPort = try RedisServer.freePort()
+        let port = try await cluster.startGateway([
+            "OPERYN_REDIS_COMMAND_TIMEOUT_MS": "500", "OPERYN_GRPC_PORT": "\(grpcPort)", "OPERYN_OTLP_RETRY_WINDOW_SECONDS": "\(window)",
+        ])
+        try cluster.startWorker("w1")
+        let service = "ledger-\(encoding)-\(window)"
+        let url = "http://127.0.0.1:\(encoding == "grpc" ? grpcPort : port)"
+        let output = "\(cluster.directory)/\(service).out"
+        let pid = try ChildProcess.spawn(
+            [python, Self.root.appendingPathComponent("Tests/otel/ledger.py").path, url, encoding, Cluster.serverKey, "acme", service, "2000"],
+            output: output, errors: output + ".err")
+        try await Task.sleep(for: .milliseconds(1_000))
+        server.signal(SIGSTOP)
+        try await Task.sleep(for: .milliseconds(2_000))
+        server.signal(SIGCONT)
+        let status = ChildProcess.wait(pid)
+        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
+        try #require(status == 0, "ledger.py exited \(status): \(printed) \(errors.suffix(2_000))")
+        let report = try JSONParser.parse(Array(printed.utf8))
+        let succeeded = Set((report["succeeded"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
+        let failed = Set((report["failed"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
+        #expect(succeeded.count + failed.count == 2_000, "every export ended")
+
+        // The drain: every acknowledged record, then a little longer for any second copy.
+        var stored: [String: Int] = [:]
+        for _ in 0..<300 {
+            let rows = try await cluster.query("SELECT message, count(*) FROM logs WHERE service = '\(service)' GROUP BY message")
+            stored = Dictionary(uniqueKeysWithValues: rows.compactMap { row in row[0].flatMap { message in row[1].flatMap { Int($0) }.map { (message, $0) } } })
+            if succeeded.allSatisfy({ stored["ledger-\($0)"] != nil }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .seconds(2))
+        let rows = try await cluster.query("SELECT message, count(*) FROM logs WHERE service = '\(service)' GROUP BY message")
+        stored = Dictionary(uniqueKeysWithValues: rows.compactMap { row in row[0].flatMap { message in row[1].flatMap { Int($0) }.map { (message, $0) } } })
+        let lost = succeeded.filter { stored["ledger-\($0)"] == nil }
+        let twice = stored.filter { $0.value > 1 }.count
+        print(
+            "[OTLP retries, \(encoding), window \(window)] succeeded \(succeeded.count), failed \(failed.count), stored \(stored.count), twice \(twice), lost \(lost.count)"
+        )
+        #expect(lost.isEmpty, "acknowledged and not stored: \(lost.sorted().prefix(10))")
+        if window > 0 {
+            #expect(twice == 0, "stored twice: \(stored.filter { $0.value > 1 }.keys.sorted().prefix(10))")
+        } else {
+            #expect(twice > 0, "without the window, retries of exports that were queued store them twice")
+        }
         passed = true
     }
 }

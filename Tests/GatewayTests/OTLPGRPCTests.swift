@@ -87,6 +87,16 @@ struct OTLPGRPCTests {
             let answer = try await call(OTLPGRPCService.logs, try Self.logs(["one", "two"]), ["x-organization-id": "acme"]).get()
             let response = try OTLPExportLogsServiceResponse(serializedBytes: Array(answer.message.readableBytesView))
             #expect(!response.hasPartialSuccess || response.partialSuccess.rejectedLogRecords == 0)
+            // Partial success: a record the route refuses is counted and named in the response, the others queued.
+            let refused = OTLPRouteTests.record {
+                $0.body.stringValue = "refused"
+                $0.severityNumber = .UNRECOGNIZED(30)
+            }
+            let mixed: [UInt8] = try OTLPRouteTests.logs([refused, OTLPRouteTests.record { $0.body.stringValue = "three" }]).serializedBytes()
+            let partial = try await call(OTLPGRPCService.logs, mixed, ["x-organization-id": "acme"]).get()
+            let partialResponse = try OTLPExportLogsServiceResponse(serializedBytes: Array(partial.message.readableBytesView))
+            #expect(partialResponse.partialSuccess.rejectedLogRecords == 1)
+            #expect(partialResponse.partialSuccess.errorMessage.contains("severity_number must be 0 to 24, got 30"))
             var point = OTLPRouteTests.point(.asDouble(0.5))
             point.timeUnixNano = 1_764_000_000_000_000_000
             var metric = OTLPMetric()
@@ -96,7 +106,7 @@ struct OTLPGRPCTests {
             _ = try await call(OTLPGRPCService.metrics, metrics, ["x-organization-id": "acme"]).get()
         }
         let logs = try await Self.queued(keys: keys, kind: .logs)
-        #expect(logs.map { if case .log(let log) = $0.event { log.message } else { "" } } == ["one", "two"])
+        #expect(logs.map { if case .log(let log) = $0.event { log.message } else { "" } } == ["one", "two", "three"])
         #expect(logs.allSatisfy { $0.org == "acme" && $0.event.service == "checkout" })
         let metrics = try await Self.queued(keys: keys, kind: .metrics)
         #expect(metrics.map { if case .metric(let metric) = $0.event { metric.name } else { "" } } == ["cpu.usage"])
@@ -128,8 +138,9 @@ struct OTLPGRPCTests {
             // The burst of 3 events refilled at 1 a second: single-record exports pass until the burst is spent, then
             // one is limited, with RetryInfo (however slowly a loaded machine runs them).
             var limited: RPCError?
-            for _ in 0..<20 where limited == nil {
-                if case .failure(let error) = try await call(OTLPGRPCService.logs, valid, key) { limited = error }
+            for index in 0..<20 where limited == nil {
+                // Each a new export: the same body again would be a retry, answered from the first.
+                if case .failure(let error) = try await call(OTLPGRPCService.logs, try Self.logs(["export \(index)"]), key) { limited = error }
             }
             let error = try #require(limited, "no export was limited")
             #expect(error.code == .resourceExhausted)
@@ -153,6 +164,24 @@ struct OTLPGRPCTests {
             #expect(Array(first.message.readableBytesView) == Array(second.message.readableBytesView))
         }
         #expect(try await Self.queued(keys: keys, kind: .logs).count == 1, "stored once")
+    }
+
+    /// Exporters retry without keys: the same body within the window is answered from the first answer and stored
+    /// once; with the window off it is stored again.
+    @Test(arguments: [300, 0]) func aRetryOfTheSameBodyWithoutAKeyIsStoredOnce(window: Int) async throws {
+        let prefix = TestRedis.prefix("retry-window-\(window)")
+        let keys = RedisKeys(prefix: prefix)
+        try await withGateway(prefix: prefix, adjust: { $0.otlpRetryWindowSeconds = window }) { call in
+            let body = try Self.logs(["retried"])
+            let first = try await call(OTLPGRPCService.logs, body, ["x-organization-id": "acme"]).get()
+            let second = try await call(OTLPGRPCService.logs, body, ["x-organization-id": "acme"]).get()
+            let replayed = second.metadata[stringValues: "idempotent-replayed"].first(where: { _ in true })
+            #expect(replayed == (window > 0 ? "true" : nil))
+            #expect(Array(first.message.readableBytesView) == Array(second.message.readableBytesView))
+            _ = try await call(OTLPGRPCService.logs, try Self.logs(["another"]), ["x-organization-id": "acme"]).get()
+        }
+        let stored = try await Self.queued(keys: keys, kind: .logs).map { if case .log(let log) = $0.event { log.message } else { "" } }
+        #expect(stored == (window > 0 ? ["retried", "another"] : ["retried", "retried", "another"]))
     }
 
     @Test func theHealthServiceAnswersAsReadinessDoes() async throws {

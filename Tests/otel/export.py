@@ -2,7 +2,8 @@
 
     export.py URL ENCODING API_KEY ORGANIZATION SERVICE
 
-ENCODING is `protobuf` (opentelemetry-exporter-otlp-proto-http) or `json` (opentelemetry-exporter-otlp-json-http).
+ENCODING is `protobuf` (opentelemetry-exporter-otlp-proto-http), `json` (opentelemetry-exporter-otlp-json-http) or
+`grpc` (opentelemetry-exporter-otlp-proto-grpc; URL is then the gRPC listener's, http://host:port).
 Prints one JSON object: the exporters' results and the trace and span ids of the span the first log was written in.
 The end-to-end test (Tests/EndToEndTests/OTLPExportTests.swift) reads the stored rows back and checks every field.
 """
@@ -25,6 +26,9 @@ headers = {"x-api-key": api_key, "x-organization-id": organization}
 if encoding == "protobuf":
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+elif encoding == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 else:
     from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter
@@ -49,7 +53,14 @@ class Recording:
 
 
 # Logs: one at a time, so each export is one request.
-log_exporter = Recording(OTLPLogExporter(endpoint=url + "/v1/logs", headers=headers), "logs")
+def exporter(kind, path):
+    """The HTTP exporters take the signal's URL; the gRPC ones the listener's, the method naming the signal."""
+    if encoding == "grpc":
+        return kind(endpoint=url, insecure=True, headers=headers)
+    return kind(endpoint=url + path, headers=headers)
+
+
+log_exporter = Recording(exporter(OTLPLogExporter, "/v1/logs"), "logs")
 logger_provider = LoggerProvider(resource=resource)
 logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
 logger = logger_provider.get_logger("checkout.orders", "1.2.3")
@@ -95,7 +106,7 @@ latency.record(12.5, {"route": "/buy"})
 latency.record(30, {"route": "/buy"})
 temperature = meter.create_gauge("temperature", unit="Cel")
 temperature.set(21.5, {"room": "a", "floor": 3})
-metric_exporter = Recording(OTLPMetricExporter(endpoint=url + "/v1/metrics", headers=headers), "metrics")
+metric_exporter = Recording(exporter(OTLPMetricExporter, "/v1/metrics"), "metrics")
 metric_exporter.export(reader.get_metrics_data())
 
 print(json.dumps({"results": results, **ids}))

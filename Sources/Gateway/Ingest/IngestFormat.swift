@@ -31,6 +31,10 @@ protocol IngestFormat: Sendable {
     /// What an idempotency record is keyed by besides the organization and the key: the path, the body's encoding and
     /// the variant (so one body sent as protobuf and as JSON are two requests), then the body.
     func idempotencyScope(path: String, compression: UInt8, variant: UInt8) -> [UInt8]
+    /// Whether a retry of the same body by the same organization, without an `Idempotency-Key`, is answered from the
+    /// first answer within the retry window (`IngestService.retryWindowSeconds`) and writes nothing: OTLP, whose
+    /// exporters retry timeouts, 503s and `UNAVAILABLE` and send no key.
+    var deduplicatesRetries: Bool { get }
     /// A success's body as the idempotency record keeps it (text).
     func record(_ answer: [UInt8], variant: UInt8) -> String
     /// A recorded success's body.
@@ -123,6 +127,8 @@ extension IngestFormat {
     }
 
     func idempotencyScope(path: String, compression: UInt8, variant: UInt8) -> [UInt8] { Array(path.utf8) + [compression, variant] }
+
+    var deduplicatesRetries: Bool { false }
 
     func record(_ answer: [UInt8], variant: UInt8) -> String { String(decoding: answer, as: UTF8.self) }
 

@@ -25,6 +25,9 @@ struct IngestService: Sendable {
     let retryAfterSeconds: Int
     /// How long an `Idempotency-Key` is remembered (`OPERYN_IDEMPOTENCY_TTL_SECONDS`).
     var idempotencyTTLSeconds = 86_400
+    /// How long a body of a format that deduplicates retries (OTLP) is remembered without a key
+    /// (`OPERYN_OTLP_RETRY_WINDOW_SECONDS`); 0: not at all.
+    var retryWindowSeconds = 300
     /// Where idempotency records are kept.
     var keys = RedisKeys()
 
@@ -105,9 +108,9 @@ struct IngestService: Sendable {
         _ body: ByteBuffer, match: IngestRoute.Match, admission: Admission, started: NIODeadline = .now(), on eventLoop: any EventLoop
     ) -> EventLoopFuture<Answer> {
         let format = match.route.format
-        let parsed: ParsedBody
+        let (parsed, decoded): (ParsedBody, ByteBuffer)
         do {
-            parsed = try self.parsed(body, match: match, admission: admission, started: started)
+            (parsed, decoded) = try self.parsed(body, match: match, admission: admission, started: started)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -120,13 +123,23 @@ struct IngestService: Sendable {
         let counter = metrics.accepted[format.kind]
         let answered = eventLoop.makePromise(of: Answer.self)
         let organization = admission.organization
-        let idempotency = admission.idempotencyKey.map { key in
-            GuardedAppend.Idempotency(
+        let idempotency: GuardedAppend.Idempotency?
+        if let key = admission.idempotencyKey {
+            idempotency = GuardedAppend.Idempotency(
                 record: keys.idempotency(org: organization, key: key),
                 digest: APIKey.sha256(
                     bytes: format.idempotencyScope(path: match.path, compression: admission.compression?.rawValue ?? 0, variant: admission.variant)
                         + body.readableBytesView),
                 answer: format.record(parsed.answer, variant: admission.variant), ttlSeconds: idempotencyTTLSeconds)
+        } else if format.deduplicatesRetries && retryWindowSeconds > 0 {
+            // A retry without a key: the record is keyed by the digest of the decoded body (an exporter compresses
+            // each attempt anew, and gzip stamps the time), recorded in the append's script as a key's is.
+            let digest = APIKey.sha256(bytes: format.idempotencyScope(path: match.path, compression: 0, variant: admission.variant) + decoded.readableBytesView)
+            idempotency = GuardedAppend.Idempotency(
+                record: keys.idempotency(org: organization, key: "body-" + digest), digest: digest,
+                answer: format.record(parsed.answer, variant: admission.variant), ttlSeconds: retryWindowSeconds)
+        } else {
+            idempotency = nil
         }
         let answer: @Sendable (Result<(RateLimit, GuardedAppend.Decision), any Error>) -> Void = { result in
             switch result {
@@ -177,8 +190,10 @@ struct IngestService: Sendable {
         return answered.futureResult
     }
 
-    /// The body decoded, then read by the route's format.
-    private func parsed(_ body: ByteBuffer, match: IngestRoute.Match, admission: Admission, started: NIODeadline) throws(GatewayError) -> ParsedBody {
+    /// The body decoded, then read by the route's format; and the decoded body.
+    private func parsed(
+        _ body: ByteBuffer, match: IngestRoute.Match, admission: Admission, started: NIODeadline
+    ) throws(GatewayError) -> (ParsedBody, ByteBuffer) {
         var body = body
         switch admission.compression {
         case .gzip:
@@ -202,6 +217,6 @@ struct IngestService: Sendable {
         let request = FormatRequest(
             organization: admission.organization, receivedAt: .now, variant: admission.variant, parameter: match.parameter, validator: validator,
             started: started)
-        return try match.route.format.parse(body, request)
+        return (try match.route.format.parse(body, request), body)
     }
 }

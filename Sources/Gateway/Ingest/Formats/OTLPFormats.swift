@@ -11,6 +11,7 @@ struct OTLPFormat: IngestFormat {
     let kind: EventKind
     var isBatch: Bool { true }
     var successStatus: HTTPResponse.Status { .ok }
+    var deduplicatesRetries: Bool { true }
 
     private static func encoding(_ variant: UInt8) -> OTLPEncoding { variant == 1 ? .protobuf : .json }
 
