@@ -54,26 +54,31 @@ func buildApplication(
     }
     let factory = PrometheusMetricsFactory(registry: registry)
     let ingest = buildIngestService(configuration, dependencies)
+    // One count of open connections over both listeners, against OPERYN_MAX_CONNECTIONS.
+    let connections = ConnectionCounter()
+    let connectionMetrics = ConnectionMetrics(factory: factory)
     var grpc: [any Service] = []
     if configuration.grpcPort != 0 {
         let publisher = dependencies.publisher
+        let settings = configuration.connections
         grpc.append(
             GRPCListener(
                 host: configuration.host, port: configuration.grpcPort, tls: configuration.tlsFiles,
-                maxMessageBytes: configuration.limits.maxBatchBodyBytes, idleTimeoutMilliseconds: configuration.connections.keepAliveTimeoutMilliseconds,
+                maxMessageBytes: configuration.limits.maxBatchBodyBytes, idleTimeoutMilliseconds: settings.keepAliveTimeoutMilliseconds,
                 maxConcurrentStreams: configuration.grpcMaxConcurrentStreams,
                 services: [
                     OTLPGRPCService(
-                        ingest: GRPCIngest(service: ingest, eventLoops: MultiThreadedEventLoopGroup.singleton), metrics: GRPCMetrics(factory: factory)),
+                        ingest: GRPCIngest(service: ingest, eventLoops: MultiThreadedEventLoopGroup.singleton), metrics: GRPCMetrics(factory: factory),
+                        messageTimeout: .milliseconds(settings.headerTimeoutMilliseconds + settings.bodyTimeoutMilliseconds)),
                     GRPCHealthService { await publisher.isReady() },
                 ],
-                logger: logger))
+                connections: connections, maxConnections: settings.maxConnections, connectionMetrics: connectionMetrics, logger: logger))
     }
     return Application(
         router: buildRouter(configuration, dependencies, ingest: ingest),
         server: GuardedHTTP1Channel.builder(
             ingest: ingest, ingestMetrics: IngestMetrics(factory: factory), settings: configuration.connections,
-            metrics: ConnectionMetrics(factory: factory), tls: configuration.tls, logger: logger),
+            metrics: connectionMetrics, tls: configuration.tls, counter: connections, logger: logger),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "operyn-gateway", backlog: configuration.connections.listenBacklog),
         services: services + [monitor, TenantFlowService(flow: flow, redis: redis, keys: configuration.keys, logger: logger), redisReachable] + grpc,

@@ -29,12 +29,12 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 
     /// A server builder for `Application(server:)`; with `tls`, every connection is TLS first (Hummingbird's
     /// `TLSChannel`), the guard and the routes inside it.
+    /// `counter` counts the open connections against `OPERYN_MAX_CONNECTIONS` (shared with the gRPC listener).
     static func builder(
         ingest: IngestService, ingestMetrics: IngestMetrics, settings: ConnectionSettings, metrics: ConnectionMetrics, tls: TLSConfiguration? = nil,
-        logger: Logger
+        counter: ConnectionCounter = ConnectionCounter(), logger: Logger
     ) -> HTTPServerBuilder {
-        let counter = ConnectionCounter()
-        return HTTPServerBuilder { responder in
+        HTTPServerBuilder { responder in
             let channel = GuardedHTTP1Channel(
                 http: HTTP1Channel(responder: responder), ingest: ingest, ingestMetrics: ingestMetrics, settings: settings, counter: counter,
                 metrics: metrics, logger: logger)

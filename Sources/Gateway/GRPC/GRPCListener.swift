@@ -10,14 +10,15 @@ import Shared
 /// listener's certificate. Its limits are the HTTP listener's: a message at most the batch body limit (past it
 /// `RESOURCE_EXHAUSTED`; past twice the limit the stream is reset unread), a connection idle for the keep-alive timeout closed, at most
 /// `OPERYN_GRPC_MAX_CONCURRENT_STREAMS` streams open per connection, client pings no more often than once a minute
-/// without calls; `gzip` and `deflate` messages taken.
+/// without calls, and its connections counted with the HTTP listener's against `OPERYN_MAX_CONNECTIONS` (past it a new
+/// connection is closed at once); `gzip` and `deflate` messages taken.
 struct GRPCListener: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let logger: Logger
 
     init(
         host: String, port: Int, tls: (certificate: String, key: String)?, maxMessageBytes: Int, idleTimeoutMilliseconds: Int, maxConcurrentStreams: Int,
-        services: [any RegistrableRPCService], logger: Logger
+        services: [any RegistrableRPCService], connections: ConnectionCounter, maxConnections: Int, connectionMetrics: ConnectionMetrics, logger: Logger
     ) {
         let security: HTTP2ServerTransport.Posix.TransportSecurity =
             if let tls {
@@ -37,6 +38,17 @@ struct GRPCListener: Service {
                 config.connection.maxIdleTime = .milliseconds(idleTimeoutMilliseconds)
                 config.connection.keepalive.clientBehavior.minPingIntervalWithoutCalls = .seconds(60)
                 config.compression.enabledAlgorithms = [.gzip, .deflate]
+                config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                    let open = connections.opened()
+                    guard open <= maxConnections else {
+                        connections.closed()
+                        connectionMetrics.refused.increment()
+                        return channel.eventLoop.makeFailedFuture(GRPCListenerError.tooManyConnections)
+                    }
+                    connectionMetrics.open.record(open)
+                    channel.closeFuture.whenComplete { _ in connectionMetrics.open.record(connections.closed()) }
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
             },
             eventLoopGroup: .singletonMultiThreadedEventLoopGroup)
         server = GRPCServer(transport: transport, services: services)
@@ -50,4 +62,10 @@ struct GRPCListener: Service {
             server.beginGracefulShutdown()
         }
     }
+}
+
+/// Why the gRPC listener closed a connection as it was accepted.
+enum GRPCListenerError: Error {
+    /// `OPERYN_MAX_CONNECTIONS` connections were open already.
+    case tooManyConnections
 }

@@ -16,6 +16,9 @@ struct OTLPGRPCService: RegistrableRPCService {
 
     let ingest: GRPCIngest
     let metrics: GRPCMetrics
+    /// How long a call's request message may take to arrive after its headers (`OPERYN_HEADER_TIMEOUT_MS` +
+    /// `OPERYN_BODY_TIMEOUT_MS`): a stalled stream is ended with `DEADLINE_EXCEEDED` and frees its slot.
+    var messageTimeout: Duration = .seconds(20)
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         for (method, path) in [(Self.logs, "/v1/logs"), (Self.metrics, "/v1/metrics")] {
@@ -23,8 +26,10 @@ struct OTLPGRPCService: RegistrableRPCService {
                 let started = ContinuousClock.now
                 let response: ServerResponse<ByteBuffer>
                 do {
-                    let single = try await ServerRequest(stream: request)
+                    let single = try await Self.message(of: request, within: messageTimeout)
                     response = await export(single, path: path, peer: context.remotePeer)
+                } catch let error as RPCError {
+                    response = ServerResponse(error: error)
                 } catch {
                     response = ServerResponse(error: RPCError(code: .invalidArgument, message: "An export is one request message"))
                 }
@@ -32,6 +37,22 @@ struct OTLPGRPCService: RegistrableRPCService {
                 metrics.record(method, code: code, duration: ContinuousClock.now - started)
                 return StreamingServerResponse(single: response)
             }
+        }
+    }
+
+    /// The call's one request message, or `DEADLINE_EXCEEDED` when it has not arrived within `timeout`.
+    static func message(of request: StreamingServerRequest<ByteBuffer>, within timeout: Duration) async throws -> ServerRequest<ByteBuffer> {
+        try await withThrowingTaskGroup(of: ServerRequest<ByteBuffer>?.self) { group in
+            group.addTask { try await ServerRequest(stream: request) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let message = first else {
+                throw RPCError(code: .deadlineExceeded, message: "The request message did not arrive within \(timeout.components.seconds) s")
+            }
+            return message
         }
     }
 
