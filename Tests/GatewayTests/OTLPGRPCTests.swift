@@ -24,8 +24,10 @@ struct OTLPGRPCTests {
     typealias Outcome = Result<(message: ByteBuffer, metadata: Metadata), RPCError>
 
     /// Runs the application with a gRPC port of its own, then `body` with a function that makes one call.
+    /// With `ca`, the client speaks TLS to `localhost`, trusting that CA; with `compression`, its messages are
+    /// compressed.
     func withGateway(
-        prefix: String, adjust: (inout GatewayConfiguration) -> Void = { _ in },
+        prefix: String, adjust: (inout GatewayConfiguration) -> Void = { _ in }, ca: String? = nil, compression: CompressionAlgorithm? = nil,
         _ body: @escaping @Sendable (_ call: @escaping @Sendable (MethodDescriptor, [UInt8], [String: String]) async throws -> Outcome) async throws -> Void
     ) async throws {
         var configuration = GatewayConfiguration()
@@ -37,13 +39,21 @@ struct OTLPGRPCTests {
         let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton)
         let app = buildApplication(configuration, redis: redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test"), services: [redis])
         try await app.test(.live) { _ in
-            try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)) { client in
+            let security: HTTP2ClientTransport.Posix.TransportSecurity =
+                if let ca { .tls { $0.trustRoots = .certificates([.file(path: ca, format: .pem)]) } } else { .plaintext }
+            let transport = try HTTP2ClientTransport.Posix(
+                target: ca == nil ? .ipv4(address: "127.0.0.1", port: port) : .dns(host: "localhost", port: port), transportSecurity: security,
+                config: .defaults { $0.compression.enabledAlgorithms = .all })
+            let options = {
+                var options = CallOptions.defaults; options.compression = compression; return options
+            }()
+            try await withGRPCClient(transport: transport) { client in
                 let call: @Sendable (MethodDescriptor, [UInt8], [String: String]) async throws -> Outcome = { method, bytes, fields in
                     var metadata = Metadata()
                     for (key, value) in fields { metadata.addString(value, forKey: key) }
                     return try await client.unary(
                         request: ClientRequest(message: ByteBuffer(bytes: bytes), metadata: metadata), descriptor: method, serializer: RawMessage(),
-                        deserializer: RawMessage(), options: .defaults
+                        deserializer: RawMessage(), options: options
                     ) { response in
                         switch response.accepted {
                         case .success(let contents): .success((try contents.message.get(), contents.metadata))
@@ -182,6 +192,18 @@ struct OTLPGRPCTests {
         }
         let stored = try await Self.queued(keys: keys, kind: .logs).map { if case .log(let log) = $0.event { log.message } else { "" } }
         #expect(stored == (window > 0 ? ["retried", "another"] : ["retried", "retried", "another"]))
+    }
+
+    /// With the listener's certificate the gRPC listener speaks TLS; messages compressed with gzip (as SDKs send them
+    /// with `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`) are read.
+    @Test func overTLSWithTheListenersCertificateAndGzipMessages() async throws {
+        let prefix = TestRedis.prefix()
+        let keys = RedisKeys(prefix: prefix)
+        let files = (try TestTLS.file("server.pem"), try TestTLS.file("server.key"))
+        try await withGateway(prefix: prefix, adjust: { $0.tlsFiles = files }, ca: try TestTLS.file("ca.pem"), compression: .gzip) { call in
+            _ = try await call(OTLPGRPCService.logs, try Self.logs(["over tls"]), ["x-organization-id": "acme"]).get()
+        }
+        #expect(try await Self.queued(keys: keys, kind: .logs).map { if case .log(let log) = $0.event { log.message } else { "" } } == ["over tls"])
     }
 
     @Test func theHealthServiceAnswersAsReadinessDoes() async throws {

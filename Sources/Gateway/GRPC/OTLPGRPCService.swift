@@ -26,7 +26,7 @@ struct OTLPGRPCService: RegistrableRPCService {
                 let started = ContinuousClock.now
                 let response: ServerResponse<ByteBuffer>
                 do {
-                    let single = try await Self.message(of: request, within: messageTimeout)
+                    let single = try await Self.message(of: request, within: messageTimeout, on: ingest.eventLoops.any())
                     response = await export(single, path: path, peer: context.remotePeer)
                 } catch let error as RPCError {
                     response = ServerResponse(error: error)
@@ -40,12 +40,22 @@ struct OTLPGRPCService: RegistrableRPCService {
         }
     }
 
-    /// The call's one request message, or `DEADLINE_EXCEEDED` when it has not arrived within `timeout`.
-    static func message(of request: StreamingServerRequest<ByteBuffer>, within timeout: Duration) async throws -> ServerRequest<ByteBuffer> {
-        try await withThrowingTaskGroup(of: ServerRequest<ByteBuffer>?.self) { group in
+    /// The call's one request message, or `DEADLINE_EXCEEDED` when it has not arrived within `timeout`. The timer is
+    /// an event loop's scheduled task, removed as soon as the message is in: a `Task.sleep` per call would hold its
+    /// timer (and memory) until the deadline even when cancelled, tens of thousands of them under load.
+    static func message(
+        of request: StreamingServerRequest<ByteBuffer>, within timeout: Duration, on eventLoop: any EventLoop
+    ) async throws -> ServerRequest<ByteBuffer> {
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        {}
+        return try await withThrowingTaskGroup(of: ServerRequest<ByteBuffer>?.self) { group in
             group.addTask { try await ServerRequest(stream: request) }
             group.addTask {
-                try await Task.sleep(for: timeout)
+                try? await withTaskCancellationHandler {
+                    try await timer.futureResult.get()
+                } onCancel: {
+                    timer.cancel()
+                }
                 return nil
             }
             defer { group.cancelAll() }
