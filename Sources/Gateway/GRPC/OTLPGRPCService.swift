@@ -118,11 +118,34 @@ struct RawMessage: MessageSerializer, MessageDeserializer {
 /// and `operyn_grpc_request_duration_seconds{method}`.
 struct GRPCMetrics: Sendable {
     let factory: any MetricsFactory
+    /// The counters of the statuses the export methods answer and the timers, made once (a call reads them).
+    private let counters: [String: Counter]
+    private let timers: [String: Timer]
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        let methods = [OTLPGRPCService.logs, OTLPGRPCService.metrics].map(\.fullyQualifiedMethod)
+        let codes: [RPCError.Code?] = [
+            nil, .invalidArgument, .unauthenticated, .permissionDenied, .resourceExhausted, .unavailable, .internalError, .deadlineExceeded,
+        ]
+        var counters: [String: Counter] = [:]
+        for method in methods {
+            for code in codes.map(Self.name(of:)) {
+                counters[method + " " + code] = Counter(
+                    label: "operyn_grpc_requests_total", dimensions: [("method", method), ("code", code)], factory: factory)
+            }
+        }
+        self.counters = counters
+        timers = Dictionary(
+            uniqueKeysWithValues: methods.map { ($0, Timer(label: "operyn_grpc_request_duration_seconds", dimensions: [("method", $0)], factory: factory)) })
+    }
 
     func record(_ method: MethodDescriptor, code: RPCError.Code?, duration: Duration) {
         let name = method.fullyQualifiedMethod
-        Counter(label: "operyn_grpc_requests_total", dimensions: [("method", name), ("code", Self.name(of: code))], factory: factory).increment()
-        Timer(label: "operyn_grpc_request_duration_seconds", dimensions: [("method", name)], factory: factory).record(duration: duration)
+        let code = Self.name(of: code)
+        (counters[name + " " + code]
+            ?? Counter(label: "operyn_grpc_requests_total", dimensions: [("method", name), ("code", code)], factory: factory)).increment()
+        (timers[name] ?? Timer(label: "operyn_grpc_request_duration_seconds", dimensions: [("method", name)], factory: factory)).record(duration: duration)
     }
 
     /// `resourceExhausted` → `RESOURCE_EXHAUSTED`.
