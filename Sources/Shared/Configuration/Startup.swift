@@ -148,17 +148,11 @@ public struct StartupCheck: Service {
     private static func retry<T>(
         _ check: () async throws -> T, retryable: (any Error) -> Bool, failure: (any Error) -> StartupError, failed: (any Error) -> Void
     ) async throws -> T {
-        var delay = 100
-        while true {
-            do {
-                return try await check()
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                if !retryable(error) { throw failure(error) }
-                failed(error)
-                try await Task.sleep(for: .milliseconds(delay))
-                delay = min(delay * 2, 2_000)
-            }
+        var backoff = Backoff(firstMilliseconds: 100, maxMilliseconds: 2_000)
+        return try await backoff.retrying(check) { error in
+            if Task.isCancelled { throw CancellationError() }
+            if !retryable(error) { throw failure(error) }
+            failed(error)
         }
     }
 }

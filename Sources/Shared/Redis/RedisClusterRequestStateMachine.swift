@@ -35,6 +35,8 @@ struct RedisClusterRequestStateMachine {
     /// Redirects followed for one request before its error reply is answered as it is.
     static let maxRedirects = 5
     /// Sends of one request at most, redirects and retries together.
+    /// 20 ms, doubled per try, at most 200 ms.
+    static let backoff = Backoff(firstMilliseconds: 20, maxMilliseconds: 200)
     static let maxTries = 50
 
     /// Whether the request is `MULTI` … `EXEC`: a redirect then shows in a queued command's reply.
@@ -90,7 +92,7 @@ struct RedisClusterRequestStateMachine {
     /// A retry after a backoff, or, when the deadline leaves no time (or the tries are spent), `replies` as the answer
     /// or `failure` (a timeout when none).
     private mutating func retry(now: NIODeadline, orAnswer replies: [RedisReply]?, failure: RedisError?) -> Action {
-        let delay = TimeAmount.milliseconds(Int64(min(20 << min(tries, 4), 200)))
+        let delay = TimeAmount.milliseconds(Int64(Self.backoff.delay(attempt: tries)))
         guard now + delay < deadline, tries < Self.maxTries else {
             if let replies { return .answer(replies) }
             return .fail(failure ?? RedisError(code: .timeout, message: "Redis Cluster did not answer in time"))

@@ -59,18 +59,17 @@ struct RedisConnectionStateMachine {
     }
 
     private(set) var state = State.disconnected
-    private let initialDelayMilliseconds: Int
-    private let maxDelayMilliseconds: Int
-    private(set) var delayMilliseconds: Int
+    /// The delays between attempts, doubled per failure, reset by a success.
+    private var backoff: Backoff
+    /// The delay the next failed attempt backs off for.
+    var delayMilliseconds: Int { backoff.currentMilliseconds }
     /// An outage is in progress and has been logged.
     private var down = false
     /// Why the last attempt failed: commands refused while backing off say it (a wrong CA, a wrong password).
     private(set) var lastFailure: String?
 
     init(reconnectDelayMilliseconds: Int, maxReconnectDelayMilliseconds: Int) {
-        initialDelayMilliseconds = reconnectDelayMilliseconds
-        maxDelayMilliseconds = maxReconnectDelayMilliseconds
-        delayMilliseconds = reconnectDelayMilliseconds
+        backoff = Backoff(firstMilliseconds: reconnectDelayMilliseconds, maxMilliseconds: maxReconnectDelayMilliseconds)
     }
 
     /// A command is to be sent at `now`.
@@ -112,7 +111,7 @@ struct RedisConnectionStateMachine {
 
     private mutating func becameReady() -> Bool {
         state = .ready
-        delayMilliseconds = initialDelayMilliseconds
+        backoff.reset()
         lastFailure = nil
         defer { down = false }
         return down
@@ -123,9 +122,8 @@ struct RedisConnectionStateMachine {
         guard state == .connecting || state == .handshaking else {
             return .failHeld(state == .closed ? RedisError(code: .shutdown, message: "Redis client is shut down") : error, firstFailure: false)
         }
-        state = .backingOff(until: now + .milliseconds(Int64(delayMilliseconds)))
+        state = .backingOff(until: now + .milliseconds(Int64(backoff.next())))
         lastFailure = error.message
-        delayMilliseconds = min(delayMilliseconds * 2, maxDelayMilliseconds)
         defer { down = true }
         return .failHeld(error, firstFailure: !down)
     }
@@ -134,7 +132,7 @@ struct RedisConnectionStateMachine {
     mutating func linkLost() -> Bool {
         guard state == .ready else { return false }
         state = .disconnected
-        delayMilliseconds = initialDelayMilliseconds
+        backoff.reset()
         return true
     }
 

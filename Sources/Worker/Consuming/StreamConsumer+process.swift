@@ -135,7 +135,6 @@ extension StreamConsumer {
         }
     }
 
-    /// Stores events, retrying for as long as the database is unavailable; throws the sink's error when it refuses them.
     /// Each committed event's age (`operyn_worker_event_age_seconds`); a chunk's events share theirs, read once.
     private func recordAges(_ events: [QueuedEvent]) {
         let now = Timestamp.now.milliseconds
@@ -148,34 +147,25 @@ extension StreamConsumer {
         }
     }
 
+    /// Stores events, retrying for as long as the database is unavailable; throws the sink's error when it refuses them.
     private func storeWaitingForDatabase(_ events: [QueuedEvent]) async throws {
-        var delay = 100
+        var backoff = Backoff(firstMilliseconds: 100, maxMilliseconds: 5_000)
         var logged = false
-        while true {
+        let started = try await backoff.retrying {
             let started = NIODeadline.now()
-            let result: Result<Int, SinkError>
-            do throws(SinkError) {
-                result = .success(try await sink.store(events))
-            } catch {
-                result = .failure(error)
-            }
-            switch result {
-            case .success:
-                metrics.commitDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
-                recordAges(events)
-                if logged { logger.info("worker.database.back") }
-                return
-            case .failure(let error):
-                guard error.code == .unavailable else { throw error }
-                if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
-                if !logged {
-                    logger.warning("worker.database.unavailable", metadata: ["error": "\(error.message)"])
-                    logged = true
-                }
-                try await Task.sleep(for: .milliseconds(delay))
-                delay = min(delay * 2, 5_000)
+            _ = try await sink.store(events)
+            return started
+        } failed: { error in
+            guard let error = error as? SinkError, error.code == .unavailable else { throw error }
+            if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
+            if !logged {
+                logger.warning("worker.database.unavailable", metadata: ["error": "\(error.message)"])
+                logged = true
             }
         }
+        metrics.commitDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        recordAges(events)
+        if logged { logger.info("worker.database.back") }
     }
 
     /// Records the events over quota of finished entries: the capped rejected stream and a log line per organization

@@ -328,19 +328,13 @@ struct StreamConsumer: Service {
 
     /// Runs `body` until it succeeds, backing off from 100 ms to 5 s; gives up only at shutdown.
     func retrying<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
-        var delay = 100
+        var backoff = Backoff(firstMilliseconds: 100, maxMilliseconds: 5_000)
         var logged = false
-        while true {
-            do {
-                return try await body()
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
-                if !logged {
-                    logger.warning("worker.retrying", metadata: ["worker.step": "\(what)", "error": "\(error)"])
-                    logged = true
-                }
-                try await Task.sleep(for: .milliseconds(delay))
-                delay = min(delay * 2, 5_000)
+        return try await backoff.retrying(body) { error in
+            if Task.isShuttingDownGracefully || Task.isCancelled { throw CancellationError() }
+            if !logged {
+                logger.warning("worker.retrying", metadata: ["worker.step": "\(what)", "error": "\(error)"])
+                logged = true
             }
         }
     }
