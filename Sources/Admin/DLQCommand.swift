@@ -22,7 +22,7 @@ struct DLQCommand: AsyncParsableCommand {
                     .array(entries.map(\.json)),
                     table: Table.render(
                         ["DLQ ID", "STREAM", "ORIGINAL ID", "ATTEMPTS", "AT", "REASON"],
-                        entries.map { [$0.id, $0.stream, $0.originalID, $0.attempts, $0.at, $0.reason] },
+                        entries.map { [$0.id ?? "", $0.stream, $0.originalID, String($0.attempts), $0.at, $0.reason] },
                         empty: "(dead-letter stream is empty)"))
             }
         }
@@ -41,28 +41,29 @@ struct DLQCommand: AsyncParsableCommand {
                 var entries = try await redis.send(XRANGE(keys.deadLetterStream)).map(DeadLetter.init)
                 if !ids.isEmpty {
                     let wanted = Set(ids)
-                    entries = entries.filter { wanted.contains($0.id) }
-                    let missing = wanted.subtracting(entries.map(\.id))
+                    entries = entries.filter { wanted.contains($0.id ?? "") }
+                    let missing = wanted.subtracting(entries.compactMap(\.id))
                     guard missing.isEmpty else { throw AdminFailure("not in the dead-letter stream: \(missing.sorted().joined(separator: ", "))") }
                 }
                 let streams = Set(keys.allStreams)
                 var replayed: [JSONValue] = []
                 for entry in entries {
-                    guard streams.contains(entry.stream) else { throw AdminFailure("\(entry.id) names no stream of this prefix: '\(entry.stream)'") }
+                    let id = entry.id ?? ""
+                    guard streams.contains(entry.stream) else { throw AdminFailure("\(id) names no stream of this prefix: '\(entry.stream)'") }
                     let newID: String
                     if keys.clustered {
                         // Two slots: appended first, then removed. Interrupted between the two, it is in both, and a
                         // second replay stores nothing twice (its events keep their ids).
                         newID = try await redis.send(XADD(entry.stream, fields: entry.originalFields))
-                        _ = try await redis.send(XDEL(keys.deadLetterStream, ids: [entry.id]))
+                        _ = try await redis.send(XDEL(keys.deadLetterStream, ids: [id]))
                     } else {
                         // One transaction per entry: it is on its stream again or still in the dead-letter stream, never both or neither.
                         var pipeline = RedisPipeline()
                         let added = pipeline.add(XADD(entry.stream, fields: entry.originalFields))
-                        pipeline.add(XDEL(keys.deadLetterStream, ids: [entry.id]))
+                        pipeline.add(XDEL(keys.deadLetterStream, ids: [id]))
                         newID = try await redis.transaction(pipeline).value(added)
                     }
-                    replayed.append(.object([("id", .string(entry.id)), ("stream", .string(entry.stream)), ("newId", .string(newID))]))
+                    replayed.append(.object([("id", .string(id)), ("stream", .string(entry.stream)), ("newId", .string(newID))]))
                 }
                 options.output(.object([("replayed", .array(replayed))]), table: "replayed \(replayed.count) entries")
             }
@@ -86,36 +87,5 @@ struct DLQCommand: AsyncParsableCommand {
                 options.output(.object([("purged", .number(String(length)))]), table: "purged \(length) entries")
             }
         }
-    }
-}
-
-/// A dead-letter entry: the worker's `dlq_*` fields followed by the original entry's fields.
-struct DeadLetter {
-    var id: String
-    var fields: [(name: [UInt8], value: [UInt8])]
-
-    init(_ entry: StreamEntry) {
-        id = entry.id
-        fields = (entry.fields ?? []).map { (Array($0.name), Array($0.value)) }
-    }
-
-    func value(_ name: String) -> String {
-        fields.first { $0.name == Array(name.utf8) }.map { String(decoding: $0.value, as: UTF8.self) } ?? ""
-    }
-
-    var stream: String { value("dlq_stream") }
-    var originalID: String { value("dlq_id") }
-    var reason: String { value("dlq_reason") }
-    var attempts: String { value("dlq_attempts") }
-    var at: String { value("dlq_at") }
-    /// The entry as it was on its stream.
-    var originalFields: [(name: [UInt8], value: [UInt8])] { fields.filter { !$0.name.starts(with: Array("dlq_".utf8)) } }
-
-    var json: JSONValue {
-        .object([
-            ("id", .string(id)), ("stream", .string(stream)), ("originalId", .string(originalID)), ("reason", .string(reason)),
-            ("attempts", .number(attempts.isEmpty ? "0" : attempts)), ("at", .string(at)),
-            ("fields", .object(originalFields.map { (String(decoding: $0.name, as: UTF8.self), .string(String(decoding: $0.value, as: UTF8.self))) })),
-        ])
     }
 }

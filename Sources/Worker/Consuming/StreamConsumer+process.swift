@@ -14,7 +14,7 @@ extension StreamConsumer {
         let started = NIODeadline.now()
         var done = Acknowledgement()
         var entries: [EntryWork] = []
-        var deadLetters: [DeadLetter] = []
+        var deadLetters: [DeadLetterMove] = []
         for read in batch {
             guard let fields = read.entry.fields else {
                 done.add(read.entry.id, of: read)  // deleted while pending: nothing to store
@@ -24,7 +24,7 @@ extension StreamConsumer {
                 entries.append(EntryWork(read: read, events: try StreamEntryCodec.decodeEvents(fields)))
             } catch {
                 // Can never succeed: dead-lettered whole, at once, with its fields as they were.
-                deadLetters.append(DeadLetter(read: read, fields: read.originalFields, reason: error.description, attempts: 1))
+                deadLetters.append(DeadLetterMove(read: read, letter: deadLetter(read, fields: read.originalFields, reason: error.description, attempts: 1)))
             }
         }
 
@@ -60,7 +60,9 @@ extension StreamConsumer {
             for refused in entry.refused {
                 // A version-1 entry is dead-lettered as it was; an event of a chunk as a chunk of one.
                 let fields = entry.isChunk ? StreamChunk(refused.event).fields : entry.read.originalFields
-                deadLetters.append(DeadLetter(read: entry.read, fields: fields, reason: refused.reason, attempts: attempts, clearsAttempts: true))
+                deadLetters.append(
+                    DeadLetterMove(
+                        read: entry.read, letter: deadLetter(entry.read, fields: fields, reason: refused.reason, attempts: attempts), clearsAttempts: true))
             }
             finished.append(entry)
         }
@@ -200,23 +202,25 @@ extension StreamConsumer {
         }
     }
 
+    /// What `read`'s entry (or one of its events, `fields`) becomes in the dead-letter stream.
+    private func deadLetter(_ read: ReadEntry, fields: [(name: [UInt8], value: [UInt8])], reason: String, attempts: Int) -> DeadLetter {
+        DeadLetter(
+            stream: keys.stream(read.kind, partition: read.partition), originalID: read.entry.id, reason: reason, attempts: attempts,
+            consumer: settings.consumer, originalFields: fields)
+    }
+
     /// Moves what can never be stored to the dead-letter stream, with its reason and original entry id: whole entries
     /// that cannot be decoded, and events the database refused `maxAttempts` times (a chunk's event as a chunk of one).
-    private func deadLetter(_ letters: [DeadLetter]) async throws {
-        guard !letters.isEmpty else { return }
+    private func deadLetter(_ moves: [DeadLetterMove]) async throws {
+        guard !moves.isEmpty else { return }
         var pipeline = RedisPipeline()
         var cleared = Set<String>()
-        for letter in letters {
-            let extra = [
-                ("dlq_reason", letter.reason), ("dlq_stream", keys.stream(letter.read.kind, partition: letter.read.partition)),
-                ("dlq_id", letter.read.entry.id),
-                ("dlq_attempts", String(letter.attempts)), ("dlq_at", Timestamp.now.iso8601), ("dlq_consumer", settings.consumer),
-            ]
-            pipeline.add(XADD(keys.deadLetterStream, fields: extra.map { (name: Array($0.0.utf8), value: Array($0.1.utf8)) } + letter.fields))
-            let field = letter.read.attemptsField
-            if letter.clearsAttempts && cleared.insert(field).inserted { pipeline.add(HDEL(keys.attempts, fields: [field])) }
+        for move in moves {
+            pipeline.add(move.letter.append(to: keys.deadLetterStream))
+            let field = move.read.attemptsField
+            if move.clearsAttempts && cleared.insert(field).inserted { pipeline.add(HDEL(keys.attempts, fields: [field])) }
             metrics.deadLettered.increment()
-            logger.error("worker.dead_lettered", metadata: ["redis.id": "\(letter.read.entry.id)", "error": "\(letter.reason)"])
+            logger.error("worker.dead_lettered", metadata: ["redis.id": "\(move.letter.originalID)", "error": "\(move.letter.reason)"])
         }
         try await retrying("dead-letter") {
             try await commands.pipeline(pipeline).check()
@@ -273,15 +277,11 @@ struct BatchEvent: Sendable {
     var event: QueuedEvent
 }
 
-/// What goes to the dead-letter stream: the fields kept (the entry's own, or a chunk of the one event refused), why,
-/// and after how many attempts.
-struct DeadLetter: Sendable {
+/// A dead letter to write, the entry it came from, and whether that entry's attempt count is removed with it (an entry
+/// finished after retries, which is acknowledged with its other events' counts rather than on its own).
+struct DeadLetterMove: Sendable {
     var read: ReadEntry
-    var fields: [(name: [UInt8], value: [UInt8])]
-    var reason: String
-    var attempts: Int
-    /// Whether its entry's attempt count is removed with it (an entry finished after retries, which is acknowledged
-    /// with its other events' counts rather than on its own).
+    var letter: DeadLetter
     var clearsAttempts = false
 }
 
@@ -292,15 +292,4 @@ extension ReadEntry {
 
     /// The entry's fields as they were on the stream.
     var originalFields: [(name: [UInt8], value: [UInt8])] { (entry.fields ?? []).map { (Array($0.name), Array($0.value)) } }
-}
-
-/// An organization and one of its services: what the quota counts.
-struct ServiceKey: Hashable, Sendable {
-    var org: String
-    var service: String
-
-    init(_ event: QueuedEvent) {
-        org = event.org
-        service = event.event.service
-    }
 }
