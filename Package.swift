@@ -208,6 +208,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OTLPTests",
+            dependencies: ["OTLP", "Shared", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "WorkerTests",
             dependencies: ["Worker", "Sinks", "Shared", "TestSupport", "CSQLite"],
             swiftSettings: swiftSettings
