@@ -55,6 +55,34 @@ struct GuardedAppendTests {
         }
     }
 
+    /// GCRA in Swift (`GCRA`: the coalesced group's replay, the in-memory publisher, `/usage`) against the script's Lua,
+    /// on the same clock: 80 random requests, each decided by both, with the same decision, retry delay and budget.
+    @Test func gcraInSwiftDecidesAsTheScriptDoes() async throws {
+        let setup = try Setup(.server)
+        defer { Task { await setup.cleanUp() } }
+        let limit = RateLimit(eventsPerSecond: 7, eventsBurst: 9)
+        let gcra = GCRA(rate: 7, burst: 9)
+        var generator = SystemRandomNumberGenerator()
+        var now: Int64 = 5_000_000
+        var tat = 0.0
+        for step in 0..<80 {
+            now += Int64.random(in: 0...400, using: &generator)
+            let cost = Int.random(in: 1...10, using: &generator)
+            let script = try await setup.append(cost, at: now, limit: limit)
+            switch gcra.take(cost, tat: tat, now: Double(now)) {
+            case .admitted(let arrival):
+                tat = arrival
+                guard case .admitted(_, let budgets) = script else {
+                    Issue.record("step \(step): Swift admitted \(cost), the script answered \(script)")
+                    return
+                }
+                #expect(budgets == [gcra.budget("events", arrival: arrival, now: Double(now))], "step \(step)")
+            case .refused(let retryAfter):
+                #expect(script == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: retryAfter, cost: cost)), "step \(step)")
+            }
+        }
+    }
+
     @Test(arguments: Target.allCases)
     func eventsAreAdmittedUpToTheBurstThenAtTheRate(target: Target) async throws {
         let setup = try Setup(target)

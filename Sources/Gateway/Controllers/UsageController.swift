@@ -58,7 +58,7 @@ struct UsageController {
                     ("events", limit.eventsPerSecond, limit.eventsBurst), ("bytes", limit.bytesPerSecond, limit.bytesBurst),
                 ]
                 .enumerated() where perSecond > 0 {
-                    remaining.append((measure, .number(String(Self.remaining(tat: state[index], now: time, rate: perSecond, burst: burst)))))
+                    remaining.append((measure, .number(String(GCRA(rate: perSecond, burst: burst).remaining(tat: state[index], now: time)))))
                 }
                 rate = .object([
                     ("eventsPerSecond", .number(String(limit.eventsPerSecond))), ("eventsBurst", .number(String(limit.eventsBurst))),
@@ -85,10 +85,4 @@ struct UsageController {
         }
     }
 
-    /// What is left of a GCRA budget whose theoretical arrival time is `tat` (ms, `nil`: full) at `now` (ms).
-    static func remaining(tat: Double?, now: Double, rate: Int, burst: Int) -> Int {
-        let interval = 1_000 / Double(rate)
-        let used = max(0, (tat ?? 0) - now)
-        return max(0, min(burst, Int(((Double(burst) * interval - used) / interval).rounded(.down))))
-    }
 }

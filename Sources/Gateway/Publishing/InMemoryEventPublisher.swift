@@ -52,18 +52,13 @@ final class InMemoryEventPublisher: EventPublisher {
             for (measure, rate, burst, cost) in [
                 ("events", limit.eventsPerSecond, limit.eventsBurst, events.count), ("bytes", limit.bytesPerSecond, limit.bytesBurst, bytes),
             ] where rate > 0 {
-                let interval = 1_000 / Double(rate)
-                let tolerance = Double(burst) * interval
-                guard cost <= burst else { return .limited(RateRefusal(measure: measure, retryAfterMilliseconds: nil, cost: cost)) }
-                let arrival = max(state.budgets[events[0].org + measure] ?? 0, now) + Double(cost) * interval
-                guard arrival - now <= tolerance else {
-                    return .limited(RateRefusal(measure: measure, retryAfterMilliseconds: Int((arrival - now - tolerance).rounded(.up)), cost: cost))
+                let gcra = GCRA(rate: rate, burst: burst)
+                switch gcra.take(cost, tat: state.budgets[events[0].org + measure] ?? 0, now: now) {
+                case .refused(let retryAfter): return .limited(RateRefusal(measure: measure, retryAfterMilliseconds: retryAfter, cost: cost))
+                case .admitted(let arrival):
+                    arrivals[measure] = arrival
+                    budgets.append(gcra.budget(measure, arrival: arrival, now: now))
                 }
-                arrivals[measure] = arrival
-                budgets.append(
-                    RateBudget(
-                        measure: measure, quota: burst, windowSeconds: max(1, (burst + rate - 1) / rate),
-                        remaining: Int(((tolerance - (arrival - now)) / interval).rounded(.down)), resetSeconds: Int(((arrival - now) / 1_000).rounded(.up))))
             }
             for (measure, arrival) in arrivals { state.budgets[events[0].org + measure] = arrival }
             if let idempotency { state.idempotency[idempotency.record] = idempotency }

@@ -253,16 +253,11 @@ public struct GuardedAppendGroup: RedisCommand {
             case 1:
                 var budgets: [RateBudget] = []
                 for (m, (measure, rate, burst)) in measures.enumerated() where rate > 0 {
-                    let cost = Double(m == 0 ? request.chunk.count : request.bytes)
-                    let interval = 1000 / Double(rate)
-                    let tolerance = Double(burst) * interval
-                    let arrival = max(tat[m], now) + cost * interval
+                    // The script admitted it: its arrival time moves as the script moved it (no check is repeated).
+                    let gcra = GCRA(rate: rate, burst: burst)
+                    let arrival = max(tat[m], now) + Double(m == 0 ? request.chunk.count : request.bytes) * gcra.interval
                     tat[m] = arrival
-                    // As the script would answer them: `math.floor` and `math.ceil`, then integers.
-                    budgets.append(
-                        RateBudget(
-                            measure: measure, rate: rate, burst: burst, remaining: Int64(((tolerance - (arrival - now)) / interval).rounded(.down)),
-                            resetMilliseconds: Int64((arrival - now).rounded(.up))))
+                    budgets.append(gcra.budget(measure, arrival: arrival, now: now))
                 }
                 decisions.append(.admitted(ids: ids, budgets: budgets))
             case 0:
