@@ -75,7 +75,7 @@ struct OrgsCommand: AsyncParsableCommand {
         func run() async throws {
             let organization = try checkedOrganization(organization)
             try await options.withRedis { redis in
-                _ = try await redis.send(HSET(options.keys.settings(org: organization), fields: [("service_limit", String(limit))]))
+                _ = try await redis.send(ServiceLimit.set(limit, of: organization, keys: options.keys))
                 options.output(
                     .object([("org", .string(organization)), ("serviceLimit", .number(String(limit)))]),
                     table: "service limit of \(organization) set to \(limit)")
@@ -221,14 +221,13 @@ struct OrganizationSummary {
         _ organization: String, redis: RedisClient, keys: RedisKeys, defaultLimit: Int, withUsage: Bool = false
     ) async throws(RedisError) -> OrganizationSummary {
         let services = try await redis.send(SMEMBERS(keys.services(org: organization))).sorted()
-        let override = try await redis.send(HGET(keys.settings(org: organization), field: "service_limit")).flatMap { Int($0) }
-        let fallback = organization == OrganizationID.default ? 5 : defaultLimit
+        let serviceLimit = try await ServiceLimit.read(organization, redis: redis, keys: keys, deploymentDefault: defaultLimit)
         let counts = try await redis.send(HGETALL(keys.counts(org: organization))).compactMapValues { Int($0) }
         let keyCount = try await redis.send(HGETALL(keys.apiKeys(org: organization))).count
         let settings = try await redis.send(HGETALL(keys.settings(org: organization)))
         let rateLimit = RateLimit.settingsFields.contains { settings[$0] != nil } ? RateLimit.of(settings: settings, fallback: .none) : nil
         return OrganizationSummary(
-            organization: organization, services: services, limit: override ?? fallback, limitIsOverride: override != nil, counts: counts,
+            organization: organization, services: services, limit: serviceLimit.limit, limitIsOverride: serviceLimit.isOverride, counts: counts,
             keyCount: keyCount, rateLimit: rateLimit,
             usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil,
             storage: withUsage ? try await StorageSummary.read(redis: redis, keys: keys, organization: organization) : nil,

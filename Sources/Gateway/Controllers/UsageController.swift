@@ -41,8 +41,7 @@ struct UsageController {
         do {
             let report = try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now)
             let services = try await redis.send(SMEMBERS(keys.services(org: organization))).sorted()
-            let override = try await redis.send(HGET(keys.settings(org: organization), field: "service_limit")).flatMap { Int($0) }
-            let serviceLimit = override ?? (organization == OrganizationID.default ? 5 : defaultServiceLimit)
+            let serviceLimit = try await ServiceLimit.read(organization, redis: redis, keys: keys, deploymentDefault: defaultServiceLimit).limit
             let limit = try await rateLimits.limit(of: organization, on: context.eventLoop).get()
             var rate: JSONValue = .null
             if !limit.isNone {

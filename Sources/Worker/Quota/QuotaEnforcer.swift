@@ -3,15 +3,14 @@ import Shared
 /// Enforces each organization's service quota in Redis sets, atomically across all workers.
 ///
 /// A service already in the organization's set always passes; a new one is added only while the set
-/// holds fewer services than the limit: the per-organization override (`service_limit` in the
-/// organization's settings hash) or else the default (5 for the `default` organization, as the spec
-/// says; `defaultLimit` for the others).
+/// holds fewer services than the limit (`ServiceLimit`: the organization's own setting, else 5 for the
+/// `default` organization, else `defaultLimit`).
 struct QuotaEnforcer: Sendable {
     /// KEYS[1] the services set, KEYS[2] the settings hash; ARGV[1] the service, ARGV[2] the default limit.
     static let script = RedisScript(
         """
         if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-        local limit = tonumber(redis.call('HGET', KEYS[2], 'service_limit') or ARGV[2])
+        local limit = tonumber(redis.call('HGET', KEYS[2], '\(ServiceLimit.settingsField)') or ARGV[2])
         if redis.call('SCARD', KEYS[1]) < limit then
             redis.call('SADD', KEYS[1], ARGV[1])
             return 1
@@ -20,9 +19,6 @@ struct QuotaEnforcer: Sendable {
         """
     )
 
-    /// The spec's limit for the `default` organization.
-    static let defaultOrganizationLimit = 5
-
     let redis: RedisClient
     let keys: RedisKeys
     /// The limit of organizations other than `default` without an override.
@@ -30,7 +26,7 @@ struct QuotaEnforcer: Sendable {
 
     /// The limit applied to `org` when Redis holds no override.
     func fallbackLimit(for org: String) -> Int {
-        org == OrganizationID.default ? Self.defaultOrganizationLimit : defaultLimit
+        ServiceLimit.fallback(for: org, deploymentDefault: defaultLimit)
     }
 
     /// Whether `service` may write to `org`, admitting it when there is room.
