@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 import Shared
 
 /// Where the worker stores events. Both implementations (SQLite, PostgreSQL) pass the same tests.
@@ -19,6 +20,25 @@ public protocol EventSink: Sendable {
         -> RetentionOutcome
     /// What each kind's table holds now.
     func storage() async throws(SinkError) -> [EventKind: StorageReport]
+    /// Runs what the sink needs while the worker runs (PostgreSQL's connection pool) until the worker shuts down
+    /// gracefully; the worker runs it first among its services, so it stops after the consumer has finished its batch.
+    /// A sink with nothing to run waits for the shutdown.
+    func run() async throws
+}
+
+extension EventSink {
+    public func run() async throws {
+        try? await gracefulShutdown()
+    }
+}
+
+/// A sink's lifecycle (`EventSink.run`) as one of the worker's services.
+public struct SinkService: Service {
+    public let sink: any EventSink
+
+    public init(_ sink: any EventSink) { self.sink = sink }
+
+    public func run() async throws { try await sink.run() }
 }
 
 /// What one retention run removed.

@@ -11,7 +11,7 @@ import Synchronization
 /// type's input function (as `COPY` does) and a redelivered event never makes a second row.
 ///
 /// The pool runs as a service: `run()` must be running (the worker's service group runs it).
-final class PostgresSink: EventSink, Service {
+final class PostgresSink: EventSink {
     let client: PostgresClient
     /// One connection's configuration, to learn why connecting fails while the pool only waits.
     private let direct: PostgresConnection.Configuration

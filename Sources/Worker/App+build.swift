@@ -19,8 +19,8 @@ func buildServices(
     let consumer = StreamConsumer(
         commands: commands, reader: reader, sink: sink, keys: configuration.keys, settings: configuration.consumer, metrics: metrics, lanes: lanes,
         logger: logger)
-    // A sink with a connection pool runs first, so it stops after the consumer has finished its batch.
-    var services: [any Service] = (sink as? any Service).map { [$0] } ?? []
+    // The sink's lifecycle runs first, so it stops after the consumer has finished its batch.
+    var services: [any Service] = [SinkService(sink)]
     let lagMonitor = StreamBacklogMonitor(
         redis: commands, keys: configuration.keys, shape: .sampleAndPublish, intervalMilliseconds: 2_000, logger: logger
     ) { backlog in
