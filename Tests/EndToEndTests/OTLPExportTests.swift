@@ -14,9 +14,34 @@ struct OTLPExportTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
+    /// A Python client of `Tests/otel` running against the gateway, its output in the cluster's directory.
+    struct PythonClient {
+        let pid: pid_t
+        let script: String
+        let output: String
+
+        /// Starts `script` with `arguments` under the SDK's Python (the test command installs it and names it in
+        /// `OPERYN_TEST_OTEL_PYTHON`).
+        init(_ script: String, _ arguments: [String], in cluster: Cluster, name: String) throws {
+            let python = try #require(
+                ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python (the test command sets it)")
+            self.script = script
+            output = "\(cluster.directory)/\(name).out"
+            pid = try ChildProcess.spawn(
+                [python, OTLPExportTests.root.appendingPathComponent("Tests/otel/\(script)").path] + arguments, output: output, errors: output + ".err")
+        }
+
+        /// Waits for it to end and reads the JSON object it printed; a failure shows what it printed.
+        func report() throws -> JSONValue {
+            let status = ChildProcess.wait(pid)
+            let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
+            try #require(status == 0, "\(script) exited \(status): \(printed) \(errors.suffix(2_000))")
+            return try JSONParser.parse(Array(printed.utf8))
+        }
+    }
+
     @Test(arguments: ["protobuf", "json", "grpc"]) func logsAndMetricsArriveWithEveryField(encoding: String) async throws {
-        let python = try #require(
-            ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python (the test command sets it)")
         let cluster = try Cluster()
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -26,16 +51,8 @@ struct OTLPExportTests {
         let service = "otel-\(encoding)"
         let url = "http://127.0.0.1:\(encoding == "grpc" ? grpcPort : port)"
 
-        let output = "\(cluster.directory)/export-\(encoding).out"
-        let pid = try ChildProcess.spawn(
-            [python, Self.root.appendingPathComponent("Tests/otel/export.py").path, url, encoding, Cluster.serverKey, "acme", service],
-            output: output, errors: output + ".err")
-        let status = ChildProcess.wait(pid)
-        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
-        try #require(status == 0, "export.py exited \(status): \(printed) \(errors.suffix(2_000))")
-        let report = try JSONParser.parse(Array(printed.utf8))
-        #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(printed)")
+        let report = try PythonClient("export.py", [url, encoding, Cluster.serverKey, "acme", service], in: cluster, name: "export-\(encoding)").report()
+        #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(report)")
 
         let logs = try await cluster.rows(
             count: 5, "SELECT org_id, level, message, timestamp, trace_id, span_id, metadata FROM logs WHERE service = '\(service)' ORDER BY timestamp"
@@ -82,7 +99,6 @@ struct OTLPExportTests {
     /// second and a burst of 7, the five single-record log exports pass and the metrics export (7 points) is refused
     /// until the budget refills, then retried by the SDK after the delay the gateway gave, and stored once.
     @Test func aRateLimitedGRPCExportIsRetriedByTheSDKAndStoredOnce() async throws {
-        let python = try #require(ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python")
         let cluster = try Cluster()
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -91,19 +107,10 @@ struct OTLPExportTests {
             "OPERYN_GRPC_PORT": "\(grpcPort)", "OPERYN_RATE_EVENTS_PER_SECOND": "1", "OPERYN_RATE_EVENTS_BURST": "7",
         ])
         try cluster.startWorker("w1")
-        let output = "\(cluster.directory)/export-limited.out"
-        let pid = try ChildProcess.spawn(
-            [
-                python, Self.root.appendingPathComponent("Tests/otel/export.py").path, "http://127.0.0.1:\(grpcPort)", "grpc", Cluster.serverKey, "acme",
-                "otel-limited",
-            ],
-            output: output, errors: output + ".err")
-        let status = ChildProcess.wait(pid)
-        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
-        try #require(status == 0, "export.py exited \(status): \(printed) \(errors.suffix(2_000))")
-        let report = try JSONParser.parse(Array(printed.utf8))
-        #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(printed)")
+        let report = try PythonClient(
+            "export.py", ["http://127.0.0.1:\(grpcPort)", "grpc", Cluster.serverKey, "acme", "otel-limited"], in: cluster, name: "export-limited"
+        ).report()
+        #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(report)")
         _ = try await cluster.rows(count: 5, "SELECT id FROM logs WHERE service = 'otel-limited'")
         _ = try await cluster.rows(count: 7, "SELECT id FROM metrics WHERE service = 'otel-limited'")
         try await Task.sleep(for: .seconds(1))
@@ -121,7 +128,6 @@ struct OTLPExportTests {
     /// ledger is the SDK's own result per export.
     @Test(arguments: [("protobuf", 300), ("grpc", 300), ("grpc", 0)])
     func exportsThroughARedisStallAreStoredOnce(encoding: String, window: Int) async throws {
-        let python = try #require(ProcessInfo.processInfo.environment["OPERYN_TEST_OTEL_PYTHON"], "OPERYN_TEST_OTEL_PYTHON names the SDK's Python")
         let server = try RedisServer()
         let cluster = try await Cluster(store: .sqlite, redisURL: server.url)
         var passed = false
@@ -133,19 +139,12 @@ struct OTLPExportTests {
         try cluster.startWorker("w1")
         let service = "ledger-\(encoding)-\(window)"
         let url = "http://127.0.0.1:\(encoding == "grpc" ? grpcPort : port)"
-        let output = "\(cluster.directory)/\(service).out"
-        let pid = try ChildProcess.spawn(
-            [python, Self.root.appendingPathComponent("Tests/otel/ledger.py").path, url, encoding, Cluster.serverKey, "acme", service, "2000"],
-            output: output, errors: output + ".err")
+        let ledger = try PythonClient("ledger.py", [url, encoding, Cluster.serverKey, "acme", service, "2000"], in: cluster, name: service)
         try await Task.sleep(for: .milliseconds(1_000))
         server.signal(SIGSTOP)
         try await Task.sleep(for: .milliseconds(2_000))
         server.signal(SIGCONT)
-        let status = ChildProcess.wait(pid)
-        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
-        try #require(status == 0, "ledger.py exited \(status): \(printed) \(errors.suffix(2_000))")
-        let report = try JSONParser.parse(Array(printed.utf8))
+        let report = try ledger.report()
         let succeeded = Set((report["succeeded"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
         let failed = Set((report["failed"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
         #expect(succeeded.count + failed.count == 2_000, "every export ended")
