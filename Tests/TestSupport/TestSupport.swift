@@ -29,6 +29,11 @@ public enum RedisTransportKind: String, CaseIterable, Sendable, CustomTestString
 
 /// The Redis the test command starts (`OPERYN_TEST_REDIS_URL`), and a fresh key prefix per test.
 public enum TestRedis {
+    /// The command timeout of test clients unless a test measures timeouts: the parallel suites on a 2-core machine
+    /// have stalled every Redis client of the process for a few seconds at once, and 2 s (the deployment's default)
+    /// then fails tests about other things.
+    public static let patientTimeout = 10_000
+
     public static var url: String {
         get throws {
             try #require(
@@ -39,7 +44,8 @@ public enum TestRedis {
     }
 
     public static func client(
-        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = TestRedis.patientTimeout,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws -> RedisClient {
         try client(url: url, transport, commandTimeout: commandTimeout, group: group)
     }
@@ -79,7 +85,8 @@ public enum TestRedis {
 
     /// A client on the test command's Redis Cluster.
     public static func clusterClient(
-        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = 2_000, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        _ transport: RedisTransportKind = .oneLoop, commandTimeout: Int = TestRedis.patientTimeout,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws -> RedisClient {
         try client(url: clusterURL, transport, commandTimeout: commandTimeout, group: group)
     }
@@ -111,7 +118,7 @@ public enum TestTLS {
     /// A Redis configuration for `url` trusting the test CA (or `ca`), with a client certificate when asked, and the
     /// name to verify (localhost for the cluster's addresses).
     public static func redis(
-        _ url: String, ca: String = "ca.pem", clientCertificate: Bool = false, serverName: String? = nil, commandTimeout: Int = 2_000
+        _ url: String, ca: String = "ca.pem", clientCertificate: Bool = false, serverName: String? = nil, commandTimeout: Int = TestRedis.patientTimeout
     ) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: url)
         configuration.tls = try RedisTLS(
