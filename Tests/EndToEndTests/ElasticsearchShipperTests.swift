@@ -131,7 +131,7 @@ struct ElasticsearchShipperTests {
         let pid = try ChildProcess.spawn(
             [python, Self.root.appendingPathComponent("Tests/shippers/bulk.py").path, "http://127.0.0.1:\(port)", "globex", Cluster.serverKey, "py-orders"],
             output: output, errors: output + ".err")
-        let status = ChildProcess.wait(pid)
+        let status = await ChildProcess.exited(pid)
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         try #require(
             status == 0, "bulk.py exited \(status): \(printed) \(((try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? "").suffix(2_000))")

@@ -25,7 +25,7 @@ struct FaultSuiteTests {
     }
 
     @Test func redisStalledTenSeconds() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -51,7 +51,7 @@ struct FaultSuiteTests {
     }
 
     @Test func redisOutOfMemoryThenReadOnly() async throws {
-        let server = try RedisServer(arguments: ["--maxmemory-policy", "noeviction"])
+        let server = try await RedisServer(arguments: ["--maxmemory-policy", "noeviction"])
         let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -86,7 +86,7 @@ struct FaultSuiteTests {
     }
 
     @Test func postgresStoppedThirtySeconds() async throws {
-        let postgres = try PostgresServer()
+        let postgres = try await PostgresServer()
         let cluster = try Cluster(databaseURL: postgres.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -96,11 +96,11 @@ struct FaultSuiteTests {
         defer { redis.shutdown() }
         let report = try await cluster.ledgerRun(ports: [port], drainSeconds: 120) { load, ledger in
             try await Task.sleep(for: .milliseconds(2_000))
-            try postgres.stop()
+            try await postgres.stop()
             try await Task.sleep(for: .seconds(30))
             let backlog = try await StreamBacklog.read(redis: redis, keys: cluster.keys)
             #expect(backlog.total > 0, "nothing is acknowledged while the database is down: \(backlog)")
-            try postgres.start()
+            try await postgres.start()
             try await Task.sleep(for: .milliseconds(2_000))
         }
         passed = report.isClean

@@ -127,7 +127,7 @@ struct FaultTests {
     }
 
     @Test(arguments: Cluster.Store.allCases) func redisKilledAndRestartedWithAppendfsyncAlways(store: Cluster.Store) async throws {
-        let server = try RedisServer(arguments: ["--appendfsync", "always"])
+        let server = try await RedisServer(arguments: ["--appendfsync", "always"])
         let cluster = try await Cluster(store: store, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -149,7 +149,7 @@ func redisKilledAndRestartedUnderLoad(_ server: RedisServer, _ cluster: Cluster)
         server.crash()
         try await Task.sleep(for: .milliseconds(1_500))
         #expect((load.statusCounts[503] ?? 0) > 0, "503 while Redis is down: \(load.statusCounts)")
-        try server.start()
+        try await server.start()
         try await Task.sleep(for: .milliseconds(2_500))
     }
     #expect(ledger.counts.accepted > acceptedBefore, "accepting again after the restart")
@@ -166,7 +166,7 @@ struct IdempotentRetryTests {
     /// With keys (and, to show the test can tell, without: the same retries then store events twice).
     @Test(arguments: [true, false])
     func retriesThroughARedisStallAndAGatewayKillStoreEachEventOnceWithKeys(withKeys: Bool) async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let cluster = try await Cluster(store: .sqlite, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }

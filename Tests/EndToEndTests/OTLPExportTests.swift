@@ -32,8 +32,8 @@ struct OTLPExportTests {
         }
 
         /// Waits for it to end and reads the JSON object it printed; a failure shows what it printed.
-        func report() throws -> JSONValue {
-            let status = ChildProcess.wait(pid)
+        func report() async throws -> JSONValue {
+            let status = await ChildProcess.exited(pid)
             let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
             let errors = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
             try #require(status == 0, "\(script) exited \(status): \(printed) \(errors.suffix(2_000))")
@@ -51,7 +51,7 @@ struct OTLPExportTests {
         let service = "otel-\(encoding)"
         let url = "http://127.0.0.1:\(encoding == "grpc" ? grpcPort : port)"
 
-        let report = try PythonClient("export.py", [url, encoding, Cluster.serverKey, "acme", service], in: cluster, name: "export-\(encoding)").report()
+        let report = try await PythonClient("export.py", [url, encoding, Cluster.serverKey, "acme", service], in: cluster, name: "export-\(encoding)").report()
         #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(report)")
 
         let logs = try await cluster.rows(
@@ -107,7 +107,7 @@ struct OTLPExportTests {
             "OPERYN_GRPC_PORT": "\(grpcPort)", "OPERYN_RATE_EVENTS_PER_SECOND": "1", "OPERYN_RATE_EVENTS_BURST": "7",
         ])
         try cluster.startWorker("w1")
-        let report = try PythonClient(
+        let report = try await PythonClient(
             "export.py", ["http://127.0.0.1:\(grpcPort)", "grpc", Cluster.serverKey, "acme", "otel-limited"], in: cluster, name: "export-limited"
         ).report()
         #expect(report["results"] == ["logs": ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"], "metrics": ["SUCCESS"]], "\(report)")
@@ -128,7 +128,7 @@ struct OTLPExportTests {
     /// ledger is the SDK's own result per export.
     @Test(arguments: [("protobuf", 300), ("grpc", 300), ("grpc", 0)])
     func exportsThroughARedisStallAreStoredOnce(encoding: String, window: Int) async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let cluster = try await Cluster(store: .sqlite, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -144,7 +144,7 @@ struct OTLPExportTests {
         server.signal(SIGSTOP)
         try await Task.sleep(for: .milliseconds(2_000))
         server.signal(SIGCONT)
-        let report = try ledger.report()
+        let report = try await ledger.report()
         let succeeded = Set((report["succeeded"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
         let failed = Set((report["failed"]?.elements ?? []).compactMap { $0.text.flatMap { Int($0) } })
         #expect(succeeded.count + failed.count == 2_000, "every export ended")

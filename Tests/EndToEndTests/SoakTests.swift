@@ -15,7 +15,7 @@ struct SoakTests {
 
     @Test func soakWithAFaultEveryMinute() async throws {
         let seconds = Int(ProcessInfo.processInfo.environment["OPERYN_SOAK_SECONDS"] ?? "") ?? 600
-        let server = try RedisServer(arguments: ["--appendfsync", "always"])
+        let server = try await RedisServer(arguments: ["--appendfsync", "always"])
         let cluster = try await Cluster(store: .forFaults, redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -65,7 +65,7 @@ struct SoakTests {
                 case .restartRedis:
                     server.crash()
                     try await Task.sleep(for: .seconds(3))
-                    try server.start()
+                    try await server.start()
                 case .stallRedis:
                     server.signal(SIGSTOP)
                     try await Task.sleep(for: .seconds(10))

@@ -26,11 +26,11 @@ struct TLSEndToEndTests {
 
     /// A TLS-only Redis of the test's own with the ACL users, and a cluster on it whose processes sign in as their
     /// roles, with their passwords in files and the test CA, storing into `databaseURL`.
-    static func restrictedCluster(databaseURL: String?, arguments: [String] = []) throws -> (RedisServer, Cluster) {
+    static func restrictedCluster(databaseURL: String?, arguments: [String] = []) async throws -> (RedisServer, Cluster) {
         let prefix = TestRedis.prefix("tls")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-acl-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let server = try RedisServer(tlsCertificate: "server", arguments: ["--aclfile", try aclFile(prefix: prefix, directory: directory)] + arguments)
+        let server = try await RedisServer(tlsCertificate: "server", arguments: ["--aclfile", try aclFile(prefix: prefix, directory: directory)] + arguments)
         let cluster = try Cluster(redisURL: server.url, databaseURL: databaseURL, prefix: prefix)
         for role in roles {
             let passwordFile = "\(directory)/\(role).password"
@@ -45,7 +45,7 @@ struct TLSEndToEndTests {
     @Test func theWholeServiceOverTLSWithARoleUserPerProcess() async throws {
         let database = try await PostgresTestDatabase.create(
             on: try TestTLS.postgresURL + "?sslmode=verify-full&sslrootcert=\(try TestTLS.file("ca.pem"))")
-        let (server, cluster) = try Self.restrictedCluster(databaseURL: database)
+        let (server, cluster) = try await Self.restrictedCluster(databaseURL: database)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         _ = server
@@ -66,7 +66,7 @@ struct TLSEndToEndTests {
     /// reconfigure; the worker cannot flush or reconfigure; the admin cannot flush, reconfigure or reach another
     /// prefix's keys.
     @Test func eachRoleIsRefusedWhatItNeverDoes() async throws {
-        let (server, cluster) = try Self.restrictedCluster(databaseURL: nil)
+        let (server, cluster) = try await Self.restrictedCluster(databaseURL: nil)
         defer { cluster.tearDown() }
         func user(_ role: String) throws -> RedisClient {
             var configuration = try TestTLS.redis(server.url)
@@ -106,7 +106,7 @@ struct TLSEndToEndTests {
 
     /// A ledger run on TLS with Redis killed with `kill -9` and restarted: nothing accepted is lost.
     @Test func redisKilledAndRestartedUnderTLS() async throws {
-        let (server, cluster) = try Self.restrictedCluster(databaseURL: nil, arguments: ["--appendfsync", "always"])
+        let (server, cluster) = try await Self.restrictedCluster(databaseURL: nil, arguments: ["--appendfsync", "always"])
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
         passed = try await redisKilledAndRestartedUnderLoad(server, cluster)
@@ -115,7 +115,7 @@ struct TLSEndToEndTests {
     /// The gateway's own listener on TLS; its Redis failing the handshake after a restart (an expired certificate
     /// deployed) is a 503 with `Retry-After`, and the same gateway accepts again once the certificate is renewed.
     @Test func aGatewayOnHTTPSAnswers503WhileItsRedisHandshakeFailsAndRecovers() async throws {
-        let server = try RedisServer(tlsCertificate: "server")
+        let server = try await RedisServer(tlsCertificate: "server")
         let cluster = try Cluster(redisURL: server.url)
         var passed = false
         defer { cluster.tearDown(keep: !passed) }
@@ -134,7 +134,7 @@ struct TLSEndToEndTests {
         #expect(answer.status == 202, "\(answer.body)")
         #expect(try cluster.shell("curl http://127.0.0.1:\(port)/health/live").status != 200, "no plain HTTP on a TLS listener")
 
-        try server.restart(tlsCertificate: "expired")
+        try await server.restart(tlsCertificate: "expired")
         for _ in 0..<100 {
             answer = try cluster.shell(post)
             if answer.status == 503 { break }
@@ -146,7 +146,7 @@ struct TLSEndToEndTests {
         for _ in 0..<40 where !cluster.log("gateway-\(port)").contains("expired on 2021-01-01") { try await Task.sleep(for: .milliseconds(50)) }
         #expect(cluster.log("gateway-\(port)").contains("expired on 2021-01-01"), "the gateway's log names the cause")
 
-        try server.restart(tlsCertificate: "server")
+        try await server.restart(tlsCertificate: "server")
         for _ in 0..<100 {
             answer = try cluster.shell(post)
             if answer.status == 202 { break }

@@ -92,7 +92,7 @@ struct LiveRedisTests {
     /// chunk (one `XADD`) and for one of several chunks (`MULTI`/`EXEC`: Redis refuses the queued `XADD`s, so `EXEC`
     /// runs none).
     @Test func aBatchRefusedByRedisLeavesNothingInTheStream() async throws {
-        let server = try RedisServer(arguments: ["--maxmemory-policy", "noeviction"])
+        let server = try await RedisServer(arguments: ["--maxmemory-policy", "noeviction"])
         let prefix = TestRedis.prefix()
         let (app, redis) = try application(redisURL: server.url, prefix: prefix)
         // Fill 4 MiB, then allow 1 MiB: every command that may grow memory is refused with OOM, whatever the buffers
@@ -115,7 +115,7 @@ struct LiveRedisTests {
     }
 
     @Test func redisStoppedGives503FastThenRecovers() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let (app, redis) = try application(redisURL: server.url, prefix: TestRedis.prefix(), commandTimeout: 500)
         _ = try await TestRedis.connected(redis)
         try await app.test(.live) { client in
@@ -128,7 +128,7 @@ struct LiveRedisTests {
             }
             #expect(statuses.allSatisfy { $0 == .serviceUnavailable })
             #expect(elapsed < 2_000, "three requests against a stopped Redis took \(elapsed) ms")
-            try server.start()
+            try await server.start()
             #expect(try await acceptedWithin(seconds: 10) { try await client.post("/events/logs", specLog).status })
         }
         redis.shutdown()

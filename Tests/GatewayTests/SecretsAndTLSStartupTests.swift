@@ -52,7 +52,7 @@ struct SecretsAndTLSStartupTests {
     /// The key in `OPERYN_API_KEY_FILE` is the server-wide key (a trailing line break is not part of it); a
     /// password from a file that Redis refuses ends the start with exit 3, and neither appears anywhere.
     @Test func secretsFromFilesWorkAndNeverShow() async throws {
-        let server = try RedisServer(arguments: ["--requirepass", "r3dis-Secret"])
+        let server = try await RedisServer(arguments: ["--requirepass", "r3dis-Secret"])
         var environment = try base(redis: server.url)
         environment["OPERYN_API_KEY_FILE"] = try file("k3y-Secret\n")
         environment["OPERYN_REDIS_PASSWORD_FILE"] = try file("r3dis-Secret\n")

@@ -173,7 +173,7 @@ struct RedisClientTests {
     /// On a redis-server of its own: a `SCRIPT FLUSH` on the shared one could land between another test's `EVAL` and
     /// its `EVALSHA` (a test of the digest path expects the server to know the script by then).
     @Test func scriptsReloadAfterScriptFlush() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         defer { server.stop() }
         let redis = RedisClient(configuration: try RedisConfiguration(url: server.url))
         let key = TestRedis.prefix()

@@ -15,7 +15,7 @@ struct RedisFailureTests {
 
     @Test(arguments: RedisTransportKind.allCases)
     func restartUnderTheClient(transport: RedisTransportKind) async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let redis = try await TestRedis.connected(client(server, transport))
         _ = try await redis.send(SET("k", value: "before"))
         server.stop()
@@ -31,7 +31,7 @@ struct RedisFailureTests {
             #expect(elapsed < 5_000, "a command while Redis is down took \(elapsed) ms")
         }
 
-        try server.start()
+        try await server.start()
         var recovered = false
         for _ in 0..<50 where !recovered {
             if let value = try? await redis.send(GET("k")) {
@@ -47,7 +47,7 @@ struct RedisFailureTests {
 
     /// A server that accepts the connection but never answers the handshake: the command still fails by its deadline.
     @Test func aHandshakeThatNeverEndsFailsTheCommandInTime() async throws {
-        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
+        let server = try await RedisServer(arguments: ["--requirepass", "s3cret"])
         server.signal(SIGSTOP)
         defer { server.signal(SIGCONT) }
         var configuration = try RedisConfiguration(url: "redis://:s3cret@127.0.0.1:\(server.port)")
@@ -71,7 +71,7 @@ struct RedisFailureTests {
 
     @Test(arguments: RedisTransportKind.allCases)
     func stalledRedisTimesOutThenRecovers(transport: RedisTransportKind) async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer()
         let redis = try client(server, transport, timeout: 300)
         _ = try await redis.send(PING())
         server.signal(SIGSTOP)
@@ -123,7 +123,7 @@ struct RedisFailureTests {
 
     @Test(arguments: RedisTransportKind.allCases)
     func outOfMemoryAndReadOnlyAreRetryableServerErrors(transport: RedisTransportKind) async throws {
-        let server = try RedisServer(arguments: ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
+        let server = try await RedisServer(arguments: ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
         let redis = try client(server, transport, timeout: 2_000)
         let blob = [UInt8](repeating: 120, count: 64 * 1024)
         var oom: RedisError?

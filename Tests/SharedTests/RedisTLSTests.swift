@@ -87,7 +87,7 @@ struct RedisTLSTests {
     }
 
     @Test func anExpiredCertificateIsNamedAndAFixedServerIsReachedAgain() async throws {
-        let server = try RedisServer(tlsCertificate: "expired")
+        let server = try await RedisServer(tlsCertificate: "expired")
         let configuration = try TestTLS.redis(server.url)
         let redis = RedisClient(configuration: configuration)
         defer { redis.shutdown() }
@@ -98,7 +98,7 @@ struct RedisTLSTests {
             #expect(error.message.contains("expired on 2021-01-01"), "\(error.message)")
         }
         // The operator renews the certificate; the same client connects by itself.
-        let renewed = try RedisServer(tlsCertificate: "server")
+        let renewed = try await RedisServer(tlsCertificate: "server")
         var mended = try TestTLS.redis(renewed.url)
         mended.reconnectDelayMilliseconds = 10
         let again = RedisClient(configuration: mended)
@@ -127,7 +127,7 @@ struct RedisTLSTests {
     }
 
     @Test func aWrongPasswordIsAnAuthenticationFailureNotAClosedConnection() async throws {
-        let server = try RedisServer(tlsCertificate: "server", arguments: ["--requirepass", "right"])
+        let server = try await RedisServer(tlsCertificate: "server", arguments: ["--requirepass", "right"])
         var configuration = try TestTLS.redis(server.url.replacingOccurrences(of: "rediss://", with: "rediss://:wrong@"))
         let error = try await firstError(configuration)
         #expect(error.message.contains("authentication failed") && error.message.contains("WRONGPASS"), "\(error.message)")

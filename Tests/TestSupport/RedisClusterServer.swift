@@ -15,7 +15,7 @@ public final class RedisClusterServer: @unchecked Sendable {
     let directory: URL
     private var pids: [Int: pid_t] = [:]
 
-    public init() throws {
+    public init() async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-cluster-\(UUID().uuidString)")
         var nodes: [Node] = []
         var taken = Set<Int>()
@@ -28,13 +28,13 @@ public final class RedisClusterServer: @unchecked Sendable {
         self.nodes = nodes
         for node in nodes {
             try FileManager.default.createDirectory(at: directory.appendingPathComponent("\(node.port)"), withIntermediateDirectories: true)
-            try start(port: node.port)
+            try await start(port: node.port)
         }
         let create = try ChildProcess.spawn(
             ["/usr/bin/redis-cli", "--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"],
             output: directory.appendingPathComponent("create.log").path)
-        guard ChildProcess.wait(create) == 0 else { throw TestSetupError("redis-cli --cluster create failed: see \(directory.path)/create.log") }
-        try waitUntilHealthy(seconds: 30)
+        guard await ChildProcess.exited(create) == 0 else { throw TestSetupError("redis-cli --cluster create failed: see \(directory.path)/create.log") }
+        try await waitUntilHealthy(seconds: 30)
     }
 
     deinit {
@@ -50,7 +50,7 @@ public final class RedisClusterServer: @unchecked Sendable {
     public var url: String { "redis+cluster://127.0.0.1:\(nodes[0].port),127.0.0.1:\(nodes[1].port)" }
 
     /// Starts (or restarts, from its AOF and `nodes.conf`) the node on `port`.
-    public func start(port: Int) throws {
+    public func start(port: Int) async throws {
         let node = nodes.first { $0.port == port }!
         let folder = directory.appendingPathComponent("\(port)").path
         pids[port] = try ChildProcess.spawn([
@@ -61,7 +61,7 @@ public final class RedisClusterServer: @unchecked Sendable {
         let deadline = NIODeadline.now() + .seconds(10)
         while !RedisServer.accepts(port: port) {
             guard NIODeadline.now() < deadline else { throw TestSetupError("redis-server did not start on \(port)") }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
@@ -79,10 +79,10 @@ public final class RedisClusterServer: @unchecked Sendable {
 
     /// Runs `redis-cli` with `arguments` against the node on `port`; answers its output.
     @discardableResult
-    public func cli(_ arguments: [String], port: Int? = nil) throws -> String {
+    public func cli(_ arguments: [String], port: Int? = nil) async throws -> String {
         let output = directory.appendingPathComponent("cli-\(UUID().uuidString).out").path
         let pid = try ChildProcess.spawn(["/usr/bin/redis-cli", "-p", "\(port ?? livePort())"] + arguments, output: output)
-        let status = ChildProcess.wait(pid)
+        let status = await ChildProcess.exited(pid)
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         guard status == 0 else { throw TestSetupError("redis-cli \(arguments.joined(separator: " ")) exited \(status): \(text.suffix(500))") }
         return text
@@ -92,8 +92,8 @@ public final class RedisClusterServer: @unchecked Sendable {
     private func livePort() -> Int { nodes.first { pids[$0.port] != nil }!.port }
 
     /// The ports of the masters serving slots now, and each one's node id, from `CLUSTER NODES`.
-    public func masters() throws -> [(port: Int, id: String)] {
-        try cli(["cluster", "nodes"]).split(separator: "\n").compactMap { line in
+    public func masters() async throws -> [(port: Int, id: String)] {
+        try await cli(["cluster", "nodes"]).split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count >= 9, fields[2].contains("master"), !fields[2].contains("fail"),
                 let port = fields[1].split(separator: "@").first?.split(separator: ":").last.flatMap({ Int($0) })
@@ -104,36 +104,37 @@ public final class RedisClusterServer: @unchecked Sendable {
 
     /// Waits until `redis-cli --cluster check` passes: every node agrees on the map (after a reshard, gossip takes a
     /// moment), every slot served, none open.
-    public func waitUntilAgreed(seconds: Int) throws {
+    public func waitUntilAgreed(seconds: Int) async throws {
         let deadline = NIODeadline.now() + .seconds(Int64(seconds))
         while true {
             do {
-                try cli(["--cluster", "check", "127.0.0.1:\(livePort())"])
+                try await cli(["--cluster", "check", "127.0.0.1:\(livePort())"])
                 return
             } catch {
                 guard NIODeadline.now() < deadline else { throw error }
-                usleep(200_000)
+                try await Task.sleep(for: .milliseconds(200))
             }
         }
     }
 
     /// Waits until the cluster says every slot is served and there are 3 masters, each with a replica linked and in
     /// sync.
-    public func waitUntilHealthy(seconds: Int) throws {
+    public func waitUntilHealthy(seconds: Int) async throws {
         let deadline = NIODeadline.now() + .seconds(Int64(seconds))
         while true {
-            let info = (try? cli(["cluster", "info"])) ?? ""
-            let nodes = (try? cli(["cluster", "nodes"])) ?? ""
+            let info = (try? await cli(["cluster", "info"])) ?? ""
+            let nodes = (try? await cli(["cluster", "nodes"])) ?? ""
             let lines = nodes.split(separator: "\n")
             let linkedReplicas = lines.filter { $0.contains("slave") && !$0.contains("fail") && $0.contains("connected") }.count
             // And each master's replica has its copy (replication online, not still syncing): `WAIT 1` needs it.
-            let masters = (try? self.masters()) ?? []
-            let online = masters.filter { master in
-                ((try? cli(["info", "replication"], port: master.port)) ?? "").contains("state=online")
+            let masters = (try? await self.masters()) ?? []
+            var online: [Int] = []
+            for master in masters where ((try? await cli(["info", "replication"], port: master.port)) ?? "").contains("state=online") {
+                online.append(master.port)
             }
             if info.contains("cluster_state:ok") && linkedReplicas == 3 && masters.count == 3 && online.count == 3 { return }
             guard NIODeadline.now() < deadline else { throw TestSetupError("the test cluster is not healthy after \(seconds) s:\n\(info)\n\(nodes)") }
-            usleep(200_000)
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 }

@@ -154,18 +154,18 @@ public final class RedisServer: @unchecked Sendable {
     /// Whether the server listens for TLS only (its `port` is the TLS port).
     public let tls: Bool
 
-    public init(arguments: [String] = []) throws {
+    public init(arguments: [String] = []) async throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         extraArguments = arguments
         tls = false
-        try start()
+        try await start()
     }
 
     /// A server that takes TLS only, with the certificate `certificate` (a name of `TestTLS`'s folder: `server`,
     /// `expired`) and, with `clientCertificates`, requiring client certificates signed by the test CA.
-    public init(tlsCertificate certificate: String, clientCertificates: Bool = false, arguments: [String] = []) throws {
+    public init(tlsCertificate certificate: String, clientCertificates: Bool = false, arguments: [String] = []) async throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -176,7 +176,7 @@ public final class RedisServer: @unchecked Sendable {
                 clientCertificates ? "yes" : "no",
             ] + arguments
         tls = true
-        try start()
+        try await start()
     }
 
     deinit {
@@ -186,7 +186,8 @@ public final class RedisServer: @unchecked Sendable {
 
     public var url: String { tls ? "rediss://localhost:\(port)" : "redis://127.0.0.1:\(port)" }
 
-    public func start() throws {
+    /// Starts the server and waits (without holding a thread of the test's task pool) until it accepts connections.
+    public func start() async throws {
         let arguments =
             [
                 try Self.redisServerPath(), "--port", tls ? "0" : "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly",
@@ -198,20 +199,20 @@ public final class RedisServer: @unchecked Sendable {
         let deadline = NIODeadline.now() + .milliseconds(Int64(10_000))
         while NIODeadline.now() < deadline {
             if Self.accepts(port: port) { return }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         throw RedisError(code: .connectionFailed, message: "test redis-server did not start on \(port)")
     }
 
     /// Stops a TLS server and starts it again on its port and files, with the certificate `certificate` (an
     /// operator renewing it, or a wrong one deployed).
-    public func restart(tlsCertificate certificate: String) throws {
+    public func restart(tlsCertificate certificate: String) async throws {
         precondition(tls, "a TLS server")
         stop()
         for (index, argument) in extraArguments.enumerated() where argument == "--tls-cert-file" || argument == "--tls-key-file" {
             extraArguments[index + 1] = try TestTLS.file("\(certificate).\(argument == "--tls-cert-file" ? "pem" : "key")")
         }
-        try start()
+        try await start()
     }
 
     /// Stops the server (SIGCONT first, in case it was stalled) and reaps it.
@@ -346,6 +347,19 @@ public enum ChildProcess {
         return 128 + (status & 0x7F)
     }
 
+    /// Waits for `pid` to exit as `wait(_:)` does, polling every 20 ms instead of blocking: a test's task pool has
+    /// as many threads as cores, and a blocked one stalls every test running beside it (initdb and pg_ctl take
+    /// seconds).
+    @discardableResult
+    public static func exited(_ pid: pid_t) async -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if status & 0x7F == 0 { return (status >> 8) & 0xFF }
+        return 128 + (status & 0x7F)
+    }
+
     /// The folder holding the package's built executables (`OPERYN_TEST_BIN_DIR`, or `.build/debug`).
     public static func binDirectory(file: String = #filePath) -> String {
         if let directory = ProcessInfo.processInfo.environment["OPERYN_TEST_BIN_DIR"] { return directory }
@@ -364,7 +378,7 @@ public final class PostgresServer: @unchecked Sendable {
     let directory: String
     let binaries: String
 
-    public init() throws {
+    public init() async throws {
         port = try RedisServer.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-pg-\(UUID().uuidString)").path
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
@@ -374,34 +388,37 @@ public final class PostgresServer: @unchecked Sendable {
         binaries = "/usr/lib/postgresql/\(newest)/bin"
         try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
-        if getuid() == 0 { try run(["/bin/chown", "-R", "postgres", directory], asPostgres: false) }
-        try run([binaries + "/initdb", "-D", directory + "/data", "-A", "trust", "-U", "operyn"])
-        try start()
+        if getuid() == 0 { try await run(["/bin/chown", "-R", "postgres", directory], asPostgres: false) }
+        try await run([binaries + "/initdb", "-D", directory + "/data", "-A", "trust", "-U", "operyn"])
+        try await start()
     }
 
     deinit {
-        try? run([binaries + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "stop"])
+        let command = [binaries + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "stop"]
+        if let pid = try? ChildProcess.spawn(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + command : command, output: "/dev/null") {
+            ChildProcess.wait(pid)
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// `postgres://operyn@127.0.0.1:<port>/postgres`.
     public var url: String { "postgres://operyn@127.0.0.1:\(port)/postgres" }
 
-    public func start() throws {
-        try run([
+    public func start() async throws {
+        try await run([
             binaries + "/pg_ctl", "-D", directory + "/data", "-w", "-l", directory + "/postgres.log",
             "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
         ])
     }
 
-    public func stop() throws {
-        try run([binaries + "/pg_ctl", "-D", directory + "/data", "-w", "-m", "fast", "stop"])
+    public func stop() async throws {
+        try await run([binaries + "/pg_ctl", "-D", directory + "/data", "-w", "-m", "fast", "stop"])
     }
 
-    private func run(_ arguments: [String], asPostgres: Bool = true) throws {
+    private func run(_ arguments: [String], asPostgres: Bool = true) async throws {
         let command = asPostgres && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + arguments : arguments
         let pid = try ChildProcess.spawn(command, output: directory + "/commands.log")
-        guard ChildProcess.wait(pid) == 0 else {
+        guard await ChildProcess.exited(pid) == 0 else {
             throw RedisError(code: .connectionFailed, message: "\(arguments[0]) failed; see \(directory)/commands.log")
         }
     }

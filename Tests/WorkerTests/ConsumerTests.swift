@@ -379,7 +379,7 @@ struct PostgresPoisonTests {
 @Suite("Worker when PostgreSQL goes away")
 struct PostgresOutageTests {
     @Test func aStoppedDatabaseHoldsTheBacklogUntilItIsBack() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer()
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         let sink = try PostgresSink(url: server.url, timeout: .seconds(2))
@@ -416,12 +416,12 @@ struct PostgresOutageTests {
         }
         #expect(stored, "the worker runs before the outage")
 
-        try server.stop()
+        try await server.stop()
         try await harness.publish((0..<100).map { _ in Sample.log() })
         try await Task.sleep(for: .seconds(3))
         #expect(try await streamLength() == 100, "nothing is acknowledged or deleted while PostgreSQL is down")
 
-        try server.start()
+        try await server.start()
         var drained = false
         for _ in 0..<600 where !drained {
             try await Task.sleep(for: .milliseconds(100))

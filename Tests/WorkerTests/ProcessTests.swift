@@ -54,7 +54,7 @@ struct ProcessTests {
             started = ((try? harness.count("logs")) ?? 0) > 0
         }
         kill(pid, SIGTERM)
-        #expect(ChildProcess.wait(pid) == 0, "exit code after SIGTERM")
+        #expect(await ChildProcess.exited(pid) == 0, "exit code after SIGTERM")
         let stored = try harness.count("logs")
         let pending = try await harness.pending()
         #expect(pending == 0, "the batch in hand was committed and acknowledged before exit (\(stored) stored)")
@@ -63,7 +63,7 @@ struct ProcessTests {
 
     /// The case that used to die of `SIGILL`: SIGTERM while the worker backs off from a database that fails.
     @Test func sigtermWhileTheDatabaseIsDown() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer()
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
         var environment = try environment(harness, name: "backing-off")
@@ -79,12 +79,12 @@ struct ProcessTests {
             drained = try await harness.redis.send(XLEN(harness.keys.stream(.logs))) == 0
         }
         #expect(drained, "stored while the database is up")
-        try server.stop()
+        try await server.stop()
         try await harness.publish((0..<50).map { Sample.log(message: "during \($0)") })
         try await Task.sleep(for: .seconds(2))
         kill(pid, SIGTERM)
         let signalled = ContinuousClock.now
-        let status = ChildProcess.wait(pid)
+        let status = await ChildProcess.exited(pid)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(status == 0, "\(output)")
         #expect(ContinuousClock.now - signalled < .seconds(8), "the batch waiting on the database is abandoned after the grace time")
