@@ -208,6 +208,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ConfigurationTests",
+            dependencies: ["Gateway", "Worker", "Admin", "Shared", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "OTLPTests",
             dependencies: ["OTLP", "Shared", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings

@@ -5,16 +5,16 @@ import Shared
 
 /// The options every subcommand takes: where Redis is, the key prefix, and the output format.
 struct AdminOptions: ParsableArguments {
-    @Option(help: "Redis URL (env OPERYN_REDIS_URL).")
+    @Option(help: AdminEnvironment.help("OPERYN_REDIS_URL"))
     var redisURL = AdminEnvironment.setting { reader throws(ConfigurationError) in
         _ = try RedisConfiguration(reader)  // checked as the gateway and worker check it
-        return reader.string("OPERYN_REDIS_URL", default: "redis://127.0.0.1:6379")
+        return RedisConfiguration.url(reader)
     }
 
-    @Option(help: "Prefix of every Redis key (env OPERYN_KEY_PREFIX).")
+    @Option(help: AdminEnvironment.help("OPERYN_KEY_PREFIX"))
     var keyPrefix = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader, clustered: false).prefix }
 
-    @Option(help: "Streams per event kind in a Redis Cluster (env OPERYN_STREAM_PARTITIONS).")
+    @Option(help: AdminEnvironment.help("OPERYN_STREAM_PARTITIONS"))
     var streamPartitions = AdminEnvironment.setting { reader throws(ConfigurationError) in try RedisKeys(reader, clustered: true).partitions }
 
     @Flag(help: "Print JSON instead of a table.")
@@ -61,6 +61,19 @@ struct AdminOptions: ParsableArguments {
 /// The admin's defaults from the environment, read and checked as the gateway and worker read them: a malformed
 /// value is the same `configuration error: …` line and exit code 2, never a silent fallback.
 enum AdminEnvironment {
+    /// Every setting `operyn-admin` reads from the environment, described as the gateway and worker describe them.
+    static let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in
+        _ = try RedisConfiguration(reader)
+        _ = try RedisKeys(reader, clustered: true)
+        _ = try ServiceLimit.deploymentDefault(reader)
+    }
+
+    /// An option's help from the description of the setting that gives its default.
+    static func help(_ variable: String) -> ArgumentHelp {
+        guard let setting = settings.first(where: { $0.name == variable }) else { preconditionFailure("\(variable) is not described") }
+        return ArgumentHelp("\(setting.plainMeaning) (env \(variable); default: \(setting.defaultValue.filter { $0 != "`" })).")
+    }
+
     static func setting<T>(_ read: (ConfigurationReader) throws(ConfigurationError) -> T) -> T {
         do {
             return try read(try ConfigurationReader(environment: ProcessInfo.processInfo.environment, arguments: []))

@@ -12,10 +12,8 @@ struct OrgsCommand: AsyncParsableCommand {
 
     /// The limit the workers apply without an override, as the worker reads it.
     struct LimitOptions: ParsableArguments {
-        @Option(help: "Service limit of organizations other than default without an override (env OPERYN_DEFAULT_SERVICE_LIMIT).")
-        var defaultServiceLimit = AdminEnvironment.setting { reader throws(ConfigurationError) in
-            try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: 100, in: 0...1_000_000)
-        }
+        @Option(help: AdminEnvironment.help("OPERYN_DEFAULT_SERVICE_LIMIT"))
+        var defaultServiceLimit = AdminEnvironment.setting { reader throws(ConfigurationError) in try ServiceLimit.deploymentDefault(reader) }
     }
 
     struct List: AsyncParsableCommand {

@@ -9,10 +9,9 @@ import Shared
 @main
 struct App {
     static func main() async {
-        let configuration = Startup.configuration(help: GatewayConfiguration.help) { reader throws(ConfigurationError) in
-            try LogFormat.bootstrap(reader)
-            return try GatewayConfiguration(reader)
+        let configuration = Startup.configuration(purpose: GatewayConfiguration.purpose) { reader throws(ConfigurationError) in try GatewayConfiguration(reader)
         }
+        LogFormat.bootstrap(configuration.log)
         let logger = Logger(label: "operyn.gateway")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

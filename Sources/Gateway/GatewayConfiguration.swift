@@ -96,63 +96,95 @@ struct GatewayConfiguration: Sendable {
     /// The connection timeouts and cap (`OPERYN_HEADER_TIMEOUT_MS`, `OPERYN_MAX_CONNECTIONS`, …).
     var connections = ConnectionSettings()
 
-    static let variables =
-        [
-            "OPERYN_HOST", "OPERYN_PORT", "OPERYN_API_KEY", "OPERYN_API_KEY_FILE", "OPERYN_TLS_CERT_FILE", "OPERYN_TLS_KEY_FILE", "OPERYN_REQUIRE_API_KEY",
-            "OPERYN_ORG_KEYS", "OPERYN_API_KEY_CACHE_MS",
-            "OPERYN_AUTH_FAILURE_LIMIT", "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", "OPERYN_TRUST_FORWARDED_FOR", "OPERYN_BACKLOG_HIGH_WATER",
-            "OPERYN_BACKLOG_REFRESH_MS", "OPERYN_RETRY_AFTER_SECONDS", "OPERYN_DOCS_ASSETS_URL", "OPERYN_STARTUP_TIMEOUT_SECONDS",
-            "OPERYN_EVENT_LOOPS", "OPERYN_COALESCE", "OPERYN_REDIS_WAIT_REPLICAS", "OPERYN_REDIS_WAIT_TIMEOUT_MS",
-            "OPERYN_RATE_EVENTS_PER_SECOND", "OPERYN_RATE_EVENTS_BURST", "OPERYN_RATE_BYTES_PER_SECOND", "OPERYN_RATE_BYTES_BURST",
-            "OPERYN_RATE_LIMIT_CACHE_MS", "OPERYN_IDEMPOTENCY_TTL_SECONDS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_OVERFLOW_RATE_EVENTS",
-            "OPERYN_GRPC_PORT", "OPERYN_GRPC_MAX_CONCURRENT_STREAMS", "OPERYN_OTLP_RETRY_WINDOW_SECONDS",
-        ] + ConnectionSettings.variables + RedisConfiguration.variables + RedisKeys.variables + EventLimits.variables + LogFormat.variables
+    /// What `--help` says the program is.
+    static let purpose = "operyn-gateway: takes events over HTTP and gRPC and appends them to Redis streams."
 
-    static let help = ConfigurationReader.help("operyn-gateway: takes events over HTTP and appends them to Redis streams.", variables: variables)
+    /// How the gateway logs.
+    var log = LogSettings()
 
     init() {}
 
     init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        try reader.checkKnown(Self.variables)
-        host = reader.string("OPERYN_HOST", default: host)
-        port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535)
-        apiKey = try reader.secretFile("OPERYN_API_KEY_FILE") ?? reader.string("OPERYN_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
-        tls = try Self.listenerTLS(certificateFile: reader.string("OPERYN_TLS_CERT_FILE"), keyFile: reader.string("OPERYN_TLS_KEY_FILE"))
-        if tls != nil, let certificate = reader.string("OPERYN_TLS_CERT_FILE"), let key = reader.string("OPERYN_TLS_KEY_FILE") {
-            tlsFiles = (certificate, key)
-        }
-        grpcPort = try reader.integer("OPERYN_GRPC_PORT", default: grpcPort, in: 0...65_535)
-        grpcMaxConcurrentStreams = try reader.integer("OPERYN_GRPC_MAX_CONCURRENT_STREAMS", default: grpcMaxConcurrentStreams, in: 1...10_000)
-        requireAPIKey = try reader.boolean("OPERYN_REQUIRE_API_KEY", default: requireAPIKey)
-        organizationKeys = try reader.boolean("OPERYN_ORG_KEYS", default: organizationKeys)
-        apiKeyCacheMilliseconds = try reader.integer("OPERYN_API_KEY_CACHE_MS", default: apiKeyCacheMilliseconds, in: 0...300_000)
-        authFailureLimit = try reader.integer("OPERYN_AUTH_FAILURE_LIMIT", default: authFailureLimit, in: 0...1_000_000)
-        authFailureWindowSeconds = try reader.integer("OPERYN_AUTH_FAILURE_WINDOW_SECONDS", default: authFailureWindowSeconds, in: 1...86_400)
-        trustForwardedFor = try reader.boolean("OPERYN_TRUST_FORWARDED_FOR", default: trustForwardedFor)
+        log = try LogSettings(reader)
+        host = reader.string("OPERYN_HOST", default: host, about: "the address to listen on (HTTP and gRPC)")
+        port = try reader.integer("OPERYN_PORT", default: port, in: 0...65_535, about: "the HTTP port")
+        let keyFromFile = try reader.secretFile(
+            "OPERYN_API_KEY_FILE", about: "a file holding the server-wide key instead of `OPERYN_API_KEY`; it wins over that variable")
+        let key = reader.string(
+            "OPERYN_API_KEY", unset: "unset: open",
+            about: "the server-wide key (`x-api-key`); unset, with no organization keys required, the endpoints are open on every address "
+                + "the gateway listens on, and a warning is logged")
+        apiKey = keyFromFile ?? key.flatMap { $0.isEmpty ? nil : $0 }
+        let certificateFile = reader.string(
+            "OPERYN_TLS_CERT_FILE", unset: "unset: plain HTTP",
+            about: "the listener's certificate chain, PEM: with the key, the gateway serves HTTPS (and gRPC over TLS) only; checked at start")
+        let keyFile = reader.string("OPERYN_TLS_KEY_FILE", unset: "unset: plain HTTP", about: "the listener's private key, PEM")
+        tls = try Self.listenerTLS(certificateFile: certificateFile, keyFile: keyFile)
+        if tls != nil, let certificateFile, let keyFile { tlsFiles = (certificateFile, keyFile) }
+        grpcPort = try reader.integer(
+            "OPERYN_GRPC_PORT", default: grpcPort, in: 0...65_535,
+            about: "OTLP over gRPC (logs and metrics `Export`, and `grpc.health.v1.Health`) on `OPERYN_HOST`; `0` turns it off")
+        grpcMaxConcurrentStreams = try reader.integer(
+            "OPERYN_GRPC_MAX_CONCURRENT_STREAMS", default: grpcMaxConcurrentStreams, in: 1...10_000, about: "calls one gRPC connection may have open at once")
+        requireAPIKey = try reader.boolean(
+            "OPERYN_REQUIRE_API_KEY", default: requireAPIKey, about: "require a key even without `OPERYN_API_KEY` (organization keys only)")
+        organizationKeys = try reader.boolean(
+            "OPERYN_ORG_KEYS", default: organizationKeys, about: "accept organization keys (`opk_…`, from `operyn-admin keys create`)")
+        apiKeyCacheMilliseconds = try reader.integer(
+            "OPERYN_API_KEY_CACHE_MS", default: apiKeyCacheMilliseconds, in: 0...300_000,
+            about: "how long a key lookup is reused: a revoked key stops working within this")
+        authFailureLimit = try reader.integer(
+            "OPERYN_AUTH_FAILURE_LIMIT", default: authFailureLimit, in: 0...1_000_000,
+            about: "failed authentications per client per window before `429`, even with no rate limits configured; `0` turns it off")
+        authFailureWindowSeconds = try reader.integer(
+            "OPERYN_AUTH_FAILURE_WINDOW_SECONDS", default: authFailureWindowSeconds, in: 1...86_400, about: "the window those failures are counted in")
+        trustForwardedFor = try reader.boolean(
+            "OPERYN_TRUST_FORWARDED_FOR", default: trustForwardedFor,
+            about: "count those failures per first `X-Forwarded-For` address (only behind a proxy that sets it)")
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader, clustered: redis.isCluster)
-        waitReplicas = try reader.integer("OPERYN_REDIS_WAIT_REPLICAS", default: waitReplicas, in: 0...16)
-        waitTimeoutMilliseconds = try reader.integer("OPERYN_REDIS_WAIT_TIMEOUT_MS", default: waitTimeoutMilliseconds, in: 1...600_000)
-        queueCompressBytes = try reader.integer("OPERYN_QUEUE_COMPRESS_BYTES", default: queueCompressBytes, in: 0...(64 << 20))
-        rateLimit = RateLimit(
-            eventsPerSecond: try reader.integer("OPERYN_RATE_EVENTS_PER_SECOND", default: 0, in: 0...1_000_000_000),
-            eventsBurst: try reader.integer("OPERYN_RATE_EVENTS_BURST", default: 0, in: 0...1_000_000_000),
-            bytesPerSecond: try reader.integer("OPERYN_RATE_BYTES_PER_SECOND", default: 0, in: 0...1_000_000_000_000),
-            bytesBurst: try reader.integer("OPERYN_RATE_BYTES_BURST", default: 0, in: 0...1_000_000_000_000))
-        defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: defaultServiceLimit, in: 0...1_000_000)
-        idempotencyTTLSeconds = try reader.integer("OPERYN_IDEMPOTENCY_TTL_SECONDS", default: idempotencyTTLSeconds, in: 1...2_592_000)
-        otlpRetryWindowSeconds = try reader.integer("OPERYN_OTLP_RETRY_WINDOW_SECONDS", default: otlpRetryWindowSeconds, in: 0...86_400)
-        rateLimitCacheMilliseconds = try reader.integer("OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000)
-        overflowRateEvents = try reader.integer("OPERYN_OVERFLOW_RATE_EVENTS", default: overflowRateEvents, in: 0...Int(Int32.max))
+        waitReplicas = try reader.integer(
+            "OPERYN_REDIS_WAIT_REPLICAS", default: waitReplicas, in: 0...16,
+            about: "replicas that must hold an append before `202` (`WAIT`); with `0` a failover just after a `202` can lose it")
+        waitTimeoutMilliseconds = try reader.integer(
+            "OPERYN_REDIS_WAIT_TIMEOUT_MS", default: waitTimeoutMilliseconds, in: 1...600_000, about: "how long to wait for those replicas before `503`")
+        queueCompressBytes = try reader.integer(
+            "OPERYN_QUEUE_COMPRESS_BYTES", default: queueCompressBytes, in: 0...(64 << 20),
+            about: "a stream entry whose event lines reach this many bytes is queued packed with zstd (format `3`); `0` packs nothing; "
+                + "workers of this version read both ([upgrading](operations.md#upgrading))")
+        rateLimit = try RateLimit(reader)
+        defaultServiceLimit = try ServiceLimit.deploymentDefault(reader)
+        idempotencyTTLSeconds = try reader.integer(
+            "OPERYN_IDEMPOTENCY_TTL_SECONDS", default: idempotencyTTLSeconds, in: 1...2_592_000,
+            about: "how long an `Idempotency-Key` is remembered: a retry within this gets the first answer and writes nothing")
+        otlpRetryWindowSeconds = try reader.integer(
+            "OPERYN_OTLP_RETRY_WINDOW_SECONDS", default: otlpRetryWindowSeconds, in: 0...86_400,
+            about: "an OTLP export (HTTP or gRPC) without an `Idempotency-Key` whose decoded body the organization sent within this many "
+                + "seconds gets the first answer and stores nothing (exporters retry without keys); `0` turns it off")
+        rateLimitCacheMilliseconds = try reader.integer(
+            "OPERYN_RATE_LIMIT_CACHE_MS", default: rateLimitCacheMilliseconds, in: 0...3_600_000,
+            about: "how long an organization's limit is reused: an override reaches every gateway within this")
+        overflowRateEvents = try OverflowSettings.rate(reader)
         limits = try EventLimits(reader)
-        backlogHighWater = try reader.integer("OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max)
-        backlogRefreshMilliseconds = try reader.integer("OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000)
-        retryAfterSeconds = try reader.integer("OPERYN_RETRY_AFTER_SECONDS", default: retryAfterSeconds, in: 1...3_600)
-        docsAssetsURL = reader.string("OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL)
+        backlogHighWater = try reader.integer(
+            "OPERYN_BACKLOG_HIGH_WATER", default: backlogHighWater, in: 1...Int.max,
+            about: "above about this many undelivered plus pending events, answer `503`")
+        backlogRefreshMilliseconds = try reader.integer(
+            "OPERYN_BACKLOG_REFRESH_MS", default: backlogRefreshMilliseconds, in: 10...600_000, about: "how often the backlog is read")
+        retryAfterSeconds = try reader.integer(
+            "OPERYN_RETRY_AFTER_SECONDS", default: retryAfterSeconds, in: 1...3_600, about: "the `Retry-After` of every `503`")
+        docsAssetsURL = reader.string(
+            "OPERYN_DOCS_ASSETS_URL", default: docsAssetsURL,
+            about: "where `/api` and `/reference` load their scripts: a public CDN unless set (a browser opening them fetches from it)")
         connections = try ConnectionSettings(reader)
-        startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: startupTimeoutSeconds, in: 0...86_400)
-        eventLoops = try reader.integer("OPERYN_EVENT_LOOPS", default: eventLoops, in: 1...1_024)
-        coalesce = try reader.boolean("OPERYN_COALESCE", default: coalesce)
+        startupTimeoutSeconds = try Startup.timeoutSeconds(reader)
+        eventLoops = try reader.integer(
+            "OPERYN_EVENT_LOOPS", default: eventLoops, in: 1...1_024, shown: "CPU cores",
+            about: "event loops (threads) serving HTTP, each with its own Redis connection")
+        coalesce = try reader.boolean(
+            "OPERYN_COALESCE", default: coalesce,
+            about: "requests of one organization and kind read in the same event-loop tick share one stream entry (each still answered only "
+                + "once its events are in Redis)")
         while docsAssetsURL.hasSuffix("/") { docsAssetsURL.removeLast() }
     }
 

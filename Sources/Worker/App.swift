@@ -11,10 +11,8 @@ struct App {
     static func main() async {
         // Before any allocation of note: glibc fast bins off (see CMalloc and docs/performance.md, where it is measured).
         _ = CMalloc_disableFastBins()
-        let configuration = Startup.configuration(help: WorkerConfiguration.help) { reader throws(ConfigurationError) in
-            try LogFormat.bootstrap(reader)
-            return try WorkerConfiguration(reader)
-        }
+        let configuration = Startup.configuration(purpose: WorkerConfiguration.purpose) { reader throws(ConfigurationError) in try WorkerConfiguration(reader) }
+        LogFormat.bootstrap(configuration.log)
         let logger = Logger(label: "operyn.worker")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(WorkerMetrics.factory(registry: registry))

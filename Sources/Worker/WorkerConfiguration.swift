@@ -35,43 +35,62 @@ struct WorkerConfiguration: Sendable {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     }
 
-    static let variables =
-        [
-            "OPERYN_DATABASE_URL", "OPERYN_DATABASE_PASSWORD_FILE", "OPERYN_METRICS_PORT", "OPERYN_METRICS_HOST", "OPERYN_CONSUMER_NAME", "OPERYN_BATCH_SIZE",
-            "OPERYN_BLOCK_MS",
-            "OPERYN_CLAIM_IDLE_MS", "OPERYN_CONSUMER_EXPIRY_MS", "OPERYN_MAX_ATTEMPTS", "OPERYN_DEFAULT_SERVICE_LIMIT", "OPERYN_REJECTED_MAXLEN",
-            "OPERYN_STARTUP_TIMEOUT_SECONDS", "OPERYN_SHUTDOWN_GRACE_SECONDS", "OPERYN_METRICS_MAX_ORGS", "OPERYN_METRICS_ORG_MIN_EVENTS",
-        ] + RetentionSettings.variables + OverflowSettings.variables + RedisConfiguration.variables + RedisKeys.variables + LogFormat.variables
+    /// What `--help` says the program is.
+    static let purpose = "operyn-worker: stores the events queued in Redis streams."
 
-    static let help = ConfigurationReader.help("operyn-worker: stores the events queued in Redis streams.", variables: variables)
+    /// How the worker logs.
+    var log = LogSettings()
 
     init() {}
 
     init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        try reader.checkKnown(Self.variables)
-        databaseURL = reader.string("OPERYN_DATABASE_URL", default: databaseURL)
-        databasePassword = try reader.secretFile("OPERYN_DATABASE_PASSWORD_FILE")
+        log = try LogSettings(reader)
+        databaseURL = reader.string(
+            "OPERYN_DATABASE_URL", default: databaseURL,
+            about: "`sqlite:<path>`, or `postgres://user[:password]@host[:port]/db[?sslmode=…]` with libpq's `sslmode` (`disable`, `allow`, "
+                + "`prefer` (default), `require`, `verify-ca`, `verify-full`), `sslrootcert` (a file, or `system`), `sslcert`, `sslkey`, "
+                + "`connect_timeout`; `channel_binding` and `application_name` are accepted and ignored ([TLS](operations.md#postgresql-over-tls))")
+        databasePassword = try reader.secretFile(
+            "OPERYN_DATABASE_PASSWORD_FILE", about: "a file holding the database password; it wins over a password in the URL")
         redis = try RedisConfiguration(reader)
         keys = try RedisKeys(reader, clustered: redis.isCluster)
-        metricsPort = try reader.integer("OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535)
-        metricsHost = reader.string("OPERYN_METRICS_HOST", default: metricsHost)
-        metricsMaxOrganizations = try reader.integer("OPERYN_METRICS_MAX_ORGS", default: metricsMaxOrganizations, in: 0...100_000)
-        metricsOrganizationMinEvents = try reader.integer("OPERYN_METRICS_ORG_MIN_EVENTS", default: metricsOrganizationMinEvents, in: 1...1_000_000_000)
-        consumer.consumer = reader.string("OPERYN_CONSUMER_NAME", default: consumer.consumer)
-        consumer.batchSize = try reader.integer("OPERYN_BATCH_SIZE", default: consumer.batchSize, in: 1...100_000)
-        consumer.blockMilliseconds = try reader.integer("OPERYN_BLOCK_MS", default: consumer.blockMilliseconds, in: 1...60_000)
-        consumer.claimIdleMilliseconds = try reader.integer("OPERYN_CLAIM_IDLE_MS", default: consumer.claimIdleMilliseconds, in: 100...86_400_000)
+        metricsHost = reader.string("OPERYN_METRICS_HOST", default: metricsHost, about: "the address of the worker's `/metrics` and health endpoints")
+        metricsPort = try reader.integer(
+            "OPERYN_METRICS_PORT", default: metricsPort, in: 0...65_535, about: "the port of the worker's `/metrics` and health endpoints; `0` turns them off")
+        metricsMaxOrganizations = try reader.integer(
+            "OPERYN_METRICS_MAX_ORGS", default: metricsMaxOrganizations, in: 0...100_000,
+            about: "organizations with Prometheus series of their own (the first to reach `OPERYN_METRICS_ORG_MIN_EVENTS`); the rest count "
+                + "under `org=\"other\"`")
+        metricsOrganizationMinEvents = try reader.integer(
+            "OPERYN_METRICS_ORG_MIN_EVENTS", default: metricsOrganizationMinEvents, in: 1...1_000_000_000,
+            about: "events an organization stores before it gets series of its own")
+        consumer.consumer = reader.string(
+            "OPERYN_CONSUMER_NAME", default: consumer.consumer, shown: "`<host>-<pid>`", about: "this worker's name in the consumer group")
+        consumer.batchSize = try reader.integer(
+            "OPERYN_BATCH_SIZE", default: consumer.batchSize, in: 1...100_000,
+            about: "about how many events of each kind one batch reads and stores in one transaction (fewer when fewer are waiting)")
+        consumer.blockMilliseconds = try reader.integer(
+            "OPERYN_BLOCK_MS", default: consumer.blockMilliseconds, in: 1...60_000, about: "how long a read waits for new entries")
+        consumer.claimIdleMilliseconds = try reader.integer(
+            "OPERYN_CLAIM_IDLE_MS", default: consumer.claimIdleMilliseconds, in: 100...86_400_000,
+            about: "entries pending this long are taken over from a silent consumer (and retried)")
         consumer.consumerExpiryMilliseconds = try reader.integer(
-            "OPERYN_CONSUMER_EXPIRY_MS", default: consumer.consumerExpiryMilliseconds, in: 1_000...604_800_000)
-        consumer.maxAttempts = try reader.integer("OPERYN_MAX_ATTEMPTS", default: consumer.maxAttempts, in: 1...1_000)
-        consumer.defaultServiceLimit = try reader.integer("OPERYN_DEFAULT_SERVICE_LIMIT", default: consumer.defaultServiceLimit, in: 0...1_000_000)
-        consumer.rejectedMaxLength = try reader.integer("OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000)
-        consumer.startupTimeoutSeconds = try reader.integer("OPERYN_STARTUP_TIMEOUT_SECONDS", default: consumer.startupTimeoutSeconds, in: 0...86_400)
+            "OPERYN_CONSUMER_EXPIRY_MS", default: consumer.consumerExpiryMilliseconds, in: 1_000...604_800_000,
+            about: "consumers with nothing pending silent this long leave the group")
+        consumer.maxAttempts = try reader.integer(
+            "OPERYN_MAX_ATTEMPTS", default: consumer.maxAttempts, in: 1...1_000,
+            about: "attempts of an entry holding an event the database refuses before that event is dead-lettered (the rest of the entry is stored)")
+        consumer.defaultServiceLimit = try ServiceLimit.deploymentDefault(reader)
+        consumer.rejectedMaxLength = try reader.integer(
+            "OPERYN_REJECTED_MAXLEN", default: consumer.rejectedMaxLength, in: 1...100_000_000, about: "approximate cap of the rejected stream")
+        consumer.startupTimeoutSeconds = try Startup.timeoutSeconds(reader)
         consumer.databaseURL = SinkFactory.redacted(databaseURL)
         retention = try RetentionSettings(reader)
         overflow = try OverflowSettings(reader)
         consumer.overflowSharePercent = overflow.sharePercent
-        shutdownGraceSeconds = try reader.integer("OPERYN_SHUTDOWN_GRACE_SECONDS", default: shutdownGraceSeconds, in: 1...3_600)
+        shutdownGraceSeconds = try reader.integer(
+            "OPERYN_SHUTDOWN_GRACE_SECONDS", default: shutdownGraceSeconds, in: 1...3_600,
+            about: "after `SIGTERM`, how long the batch in hand may wait on the database before it is left unacknowledged")
     }
 }
 
@@ -85,15 +104,17 @@ struct RetentionSettings: Sendable, Equatable {
     /// `OPERYN_RETENTION_STEP_ROWS` (5000): rows one delete step removes, each step its own transaction.
     var stepRows = 5_000
 
-    static let variables = ["OPERYN_RETENTION_DAYS", "OPERYN_RETENTION_INTERVAL_SECONDS", "OPERYN_RETENTION_STEP_ROWS"]
-
     init() {}
 
     init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        if reader.string("OPERYN_RETENTION_DAYS") != nil {
-            defaultDays = try reader.integer("OPERYN_RETENTION_DAYS", default: 0, in: 1...RetentionPolicy.maximumDays)
-        }
-        intervalSeconds = try reader.integer("OPERYN_RETENTION_INTERVAL_SECONDS", default: intervalSeconds, in: 1...86_400)
-        stepRows = try reader.integer("OPERYN_RETENTION_STEP_ROWS", default: stepRows, in: 100...1_000_000)
+        defaultDays = try reader.integer(
+            "OPERYN_RETENTION_DAYS", unset: "unset: for ever", in: 1...RetentionPolicy.maximumDays,
+            about: "days events are kept after they were accepted, unless an organization's override (`operyn-admin orgs set-retention`) says "
+                + "otherwise; set it alike on every worker ([operations](operations.md#retention-and-partitions))")
+        intervalSeconds = try reader.integer(
+            "OPERYN_RETENTION_INTERVAL_SECONDS", default: intervalSeconds, in: 1...86_400,
+            about: "how often each worker makes the coming days' partitions and tries to run retention (one worker at a time does)")
+        stepRows = try reader.integer(
+            "OPERYN_RETENTION_STEP_ROWS", default: stepRows, in: 100...1_000_000, about: "rows one retention delete removes, each its own transaction")
     }
 }

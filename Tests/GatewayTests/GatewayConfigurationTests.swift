@@ -23,12 +23,12 @@ struct GatewayConfigurationTests {
         #expect(configuration.apiKey == "k" && configuration.port == 8080 && configuration.host == "0.0.0.0")
         #expect(configuration.redis.port == 7000 && configuration.redis.database == 2 && configuration.keys.prefix == "p")
         #expect(configuration.limits.maxBatchEvents == 50)
-        #expect(GatewayConfiguration.help.contains("--max-batch-body-bytes"))
     }
 
     @Test func emptyAPIKeyMeansOpenAndTyposAreRefused() throws {
         #expect(try GatewayConfiguration(ConfigurationReader(environment: ["OPERYN_API_KEY": ""], arguments: [])).apiKey == nil)
-        #expect(throws: ConfigurationError.self) { try GatewayConfiguration(ConfigurationReader(environment: [:], arguments: ["--prot", "1"])) }
+        let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in _ = try GatewayConfiguration(reader) }
+        #expect(throws: ConfigurationError.self) { try ConfigurationReader(environment: [:], arguments: ["--prot", "1"]).checkKnown(settings) }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration(ConfigurationReader(environment: ["OPERYN_PORT": "70000"], arguments: [])) }
     }
 }

@@ -47,8 +47,22 @@ struct ConfigurationTests {
         #expect(try ConfigurationReader(environment: [:], arguments: ["--help"]).wantsHelp)
         #expect(try ConfigurationReader(environment: [:], arguments: ["--port", "1", "-h"]).wantsHelp)
         #expect(try !ConfigurationReader(environment: [:], arguments: []).wantsHelp)
-        let help = ConfigurationReader.help("tool: does things.", variables: ["OPERYN_REDIS_URL"])
-        #expect(help.hasPrefix("tool: does things.") && help.contains("--redis-url  (OPERYN_REDIS_URL)"))
+        let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in _ = try RedisConfiguration(reader) }
+        let help = ConfigurationReader.help("tool: does things.", settings: settings)
+        #expect(help.hasPrefix("tool: does things."))
+        #expect(help.contains("--redis-url  (OPERYN_REDIS_URL; default: redis://127.0.0.1:6379)"), "\(help)")
+        #expect(help.contains("--redis-command-timeout-ms  (OPERYN_REDIS_COMMAND_TIMEOUT_MS; default: 2000; 1-600000)"), "\(help)")
+        #expect(help.contains("(Redis Cluster, TLS)") && !help.contains("operations.md#"), "links become their text: \(help)")
+    }
+
+    @Test func describingReadsTheDefaultsAndEachSettingOnce() {
+        let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in
+            _ = try RedisConfiguration(reader)
+            _ = try RedisConfiguration(reader)
+        }
+        #expect(settings.map(\.name).first == "OPERYN_REDIS_URL" && Set(settings.map(\.name)).count == settings.count)
+        #expect(settings.contains { $0.name == "OPERYN_REDIS_TLS_CA_FILE" }, "settings read only for rediss:// are described too")
+        #expect(settings.first { $0.name == "OPERYN_REDIS_TLS_INSECURE" }?.range == "true or false")
     }
 
     @Test func badSettingsNameTheVariable() throws {
@@ -62,7 +76,9 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try RedisKeys(reader, clustered: false) }
         #expect(throws: ConfigurationError.self) { try ConfigurationReader(environment: [:], arguments: ["--port"]) }
         let typo = try ConfigurationReader(environment: [:], arguments: ["--redis-ulr", "x"])
-        #expect(throws: ConfigurationError.self) { try typo.checkKnown(RedisConfiguration.variables) }
+        let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in _ = try RedisConfiguration(reader) }
+        #expect(throws: ConfigurationError.self) { try typo.checkKnown(settings) }
+        try ConfigurationReader(environment: [:], arguments: ["--redis-url", "x"]).checkKnown(settings)
     }
 
     @Test func keysStartWithThePrefix() {

@@ -31,23 +31,31 @@ struct ConnectionSettings: Sendable, Equatable {
     /// one or more seconds for TCP to retry: the starved connections of a 2 000-client burst.
     var listenBacklog = 4_096
 
-    static let variables = [
-        "OPERYN_HEADER_TIMEOUT_MS", "OPERYN_BODY_TIMEOUT_MS", "OPERYN_KEEPALIVE_TIMEOUT_MS", "OPERYN_MAX_CONNECTIONS", "OPERYN_LINGER_MS",
-        "OPERYN_LINGER_BYTES", "OPERYN_LISTEN_BACKLOG",
-    ]
-
     init() {}
 
     init(_ reader: ConfigurationReader) throws(ConfigurationError) {
         let defaults = ConnectionSettings()
-        headerTimeoutMilliseconds = try reader.integer("OPERYN_HEADER_TIMEOUT_MS", default: defaults.headerTimeoutMilliseconds, in: 100...3_600_000)
-        bodyTimeoutMilliseconds = try reader.integer("OPERYN_BODY_TIMEOUT_MS", default: defaults.bodyTimeoutMilliseconds, in: 100...3_600_000)
+        headerTimeoutMilliseconds = try reader.integer(
+            "OPERYN_HEADER_TIMEOUT_MS", default: defaults.headerTimeoutMilliseconds, in: 100...3_600_000,
+            about: "the whole request head within this, else `408`; with the body timeout, a gRPC call's message within their sum")
+        bodyTimeoutMilliseconds = try reader.integer(
+            "OPERYN_BODY_TIMEOUT_MS", default: defaults.bodyTimeoutMilliseconds, in: 100...3_600_000,
+            about: "the next bytes of a body within this, else `408`")
         keepAliveTimeoutMilliseconds = try reader.integer(
-            "OPERYN_KEEPALIVE_TIMEOUT_MS", default: defaults.keepAliveTimeoutMilliseconds, in: 100...3_600_000)
-        maxConnections = try reader.integer("OPERYN_MAX_CONNECTIONS", default: defaults.maxConnections, in: 1...10_000_000)
-        lingerMilliseconds = try reader.integer("OPERYN_LINGER_MS", default: defaults.lingerMilliseconds, in: 0...600_000)
-        lingerBytes = try reader.integer("OPERYN_LINGER_BYTES", default: defaults.lingerBytes, in: 0...(1 << 34))
-        listenBacklog = try reader.integer("OPERYN_LISTEN_BACKLOG", default: defaults.listenBacklog, in: 1...65_535)
+            "OPERYN_KEEPALIVE_TIMEOUT_MS", default: defaults.keepAliveTimeoutMilliseconds, in: 100...3_600_000,
+            about: "idle keep-alive connections close after this")
+        maxConnections = try reader.integer(
+            "OPERYN_MAX_CONNECTIONS", default: defaults.maxConnections, in: 1...10_000_000, shown: "open-file limit − 256, at most 16384",
+            about: "connections at once, HTTP and gRPC together; past it new HTTP ones get `503` and are closed, new gRPC ones are closed")
+        lingerMilliseconds = try reader.integer(
+            "OPERYN_LINGER_MS", default: defaults.lingerMilliseconds, in: 0...600_000,
+            about: "after an early answer (`413`…), how long the rest of the body is read and dropped")
+        lingerBytes = try reader.integer(
+            "OPERYN_LINGER_BYTES", default: defaults.lingerBytes, in: 0...(1 << 34),
+            about: "after an early answer, how many bytes of the rest of the body are read and dropped at most")
+        listenBacklog = try reader.integer(
+            "OPERYN_LISTEN_BACKLOG", default: defaults.listenBacklog, in: 1...65_535,
+            about: "connections the kernel queues for the gateway to accept (capped by `net.core.somaxconn`)")
     }
 
     /// The soft open-file limit less 256 (for Redis, logs and the listener), between 64 and 16384.

@@ -9,25 +9,39 @@ public enum LogFormat: String, Sendable {
     case json
     case text
 
-    /// The settings read by `bootstrap(_:)`.
-    public static let variables = ["OPERYN_LOG_FORMAT", "OPERYN_LOG_LEVEL"]
+    /// Sets up swift-log once, with `settings`.
+    public static func bootstrap(_ settings: LogSettings) {
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler =
+                settings.format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.level
+            return handler
+        }
+    }
+}
 
-    /// Reads `OPERYN_LOG_FORMAT` (`json` or `text`) and `OPERYN_LOG_LEVEL` (`info`), and sets up swift-log once.
-    public static func bootstrap(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        let formatText = reader.string("OPERYN_LOG_FORMAT", default: "json")
+/// How a process logs: `OPERYN_LOG_FORMAT` and `OPERYN_LOG_LEVEL`.
+public struct LogSettings: Sendable {
+    public var format = LogFormat.json
+    public var level = Logger.Level.info
+
+    /// The defaults: JSON lines at `info`.
+    public init() {}
+
+    /// Reads both settings.
+    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        let formatText = reader.string(
+            "OPERYN_LOG_FORMAT", default: format.rawValue, values: "json or text", about: "log lines on stderr: one JSON object each, or plain text")
         guard let format = LogFormat(rawValue: formatText) else {
             throw ConfigurationError(message: "OPERYN_LOG_FORMAT must be json or text, got '\(formatText)'")
         }
-        let levelText = reader.string("OPERYN_LOG_LEVEL", default: "info")
+        let levels = "trace, debug, info, notice, warning, error, critical"
+        let levelText = reader.string("OPERYN_LOG_LEVEL", default: level.rawValue, values: levels, about: "the least severe level logged")
         guard let level = Logger.Level(rawValue: levelText) else {
-            throw ConfigurationError(message: "OPERYN_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical, got '\(levelText)'")
+            throw ConfigurationError(message: "OPERYN_LOG_LEVEL must be one of \(levels), got '\(levelText)'")
         }
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler =
-                format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        self.format = format
+        self.level = level
     }
 }
 

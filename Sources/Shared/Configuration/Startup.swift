@@ -19,21 +19,31 @@ import Synchronization
 /// | 3 | Redis or the database unreachable or unusable at start, within `OPERYN_STARTUP_TIMEOUT_SECONDS` |
 /// | 4 | cannot listen on the configured address and port |
 public enum Startup {
-    /// Reads configuration with `read`; on `--help` prints `help` and exits 0, on a bad setting prints it and exits 2.
+    /// Reads configuration with `read`; on `--help` prints every setting `read` reads (from their descriptions)
+    /// and exits 0; on an unknown option or a bad setting prints it and exits 2.
     public static func configuration<Configuration>(
-        help: String,
+        purpose: String,
         _ read: (ConfigurationReader) throws(ConfigurationError) -> Configuration
     ) -> Configuration {
+        let settings = ConfigurationReader.describe { reader throws(ConfigurationError) in _ = try read(reader) }
         do {
             let reader = try ConfigurationReader.process()
             if reader.wantsHelp {
-                print(help)
+                print(ConfigurationReader.help(purpose, settings: settings))
                 exit(0)
             }
+            try reader.checkKnown(settings)
             return try read(reader)
         } catch {
             fail("configuration error: \(error.message)", exitCode: 2)
         }
+    }
+
+    /// `OPERYN_STARTUP_TIMEOUT_SECONDS`, as the gateway and the worker read it.
+    public static func timeoutSeconds(_ reader: ConfigurationReader) throws(ConfigurationError) -> Int {
+        try reader.integer(
+            "OPERYN_STARTUP_TIMEOUT_SECONDS", default: 30, in: 0...86_400,
+            about: "how long Redis (and the worker's database) may be unreachable at start before exit code 3; `0` waits for ever")
     }
 
     /// Writes `line` to stderr and exits with `exitCode`.

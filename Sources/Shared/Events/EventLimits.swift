@@ -25,21 +25,23 @@ public struct EventLimits: Sendable, Equatable {
     /// The defaults.
     public init() {}
 
-    /// The environment variables, in the order the README lists them.
-    public static let variables = [
-        "OPERYN_MAX_BODY_BYTES", "OPERYN_MAX_BATCH_BODY_BYTES", "OPERYN_MAX_BATCH_EVENTS", "OPERYN_MAX_MESSAGE_BYTES",
-        "OPERYN_MAX_STRING_BYTES", "OPERYN_MAX_OBJECT_KEYS", "OPERYN_MAX_OBJECT_DEPTH",
-    ]
-
     /// Reads every limit, keeping the default for those not set.
     public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
         let defaults = EventLimits()
-        maxBodyBytes = try reader.integer("OPERYN_MAX_BODY_BYTES", default: defaults.maxBodyBytes, in: 1...(1 << 30))
-        maxBatchBodyBytes = try reader.integer("OPERYN_MAX_BATCH_BODY_BYTES", default: defaults.maxBatchBodyBytes, in: 1...(1 << 30))
-        maxBatchEvents = try reader.integer("OPERYN_MAX_BATCH_EVENTS", default: defaults.maxBatchEvents, in: 1...1_000_000)
-        maxMessageBytes = try reader.integer("OPERYN_MAX_MESSAGE_BYTES", default: defaults.maxMessageBytes, in: 1...(1 << 30))
-        maxStringBytes = try reader.integer("OPERYN_MAX_STRING_BYTES", default: defaults.maxStringBytes, in: 1...(1 << 30))
-        maxObjectKeys = try reader.integer("OPERYN_MAX_OBJECT_KEYS", default: defaults.maxObjectKeys, in: 1...100_000)
-        maxObjectDepth = try reader.integer("OPERYN_MAX_OBJECT_DEPTH", default: defaults.maxObjectDepth, in: 1...JSONParser.maxNesting - 2)
+        maxBodyBytes = try reader.integer(
+            "OPERYN_MAX_BODY_BYTES", default: defaults.maxBodyBytes, in: 1...(1 << 30), about: "largest single-event body, after decompression")
+        maxBatchBodyBytes = try reader.integer(
+            "OPERYN_MAX_BATCH_BODY_BYTES", default: defaults.maxBatchBodyBytes, in: 1...(1 << 30),
+            about: "largest batch, OTLP or bulk body, after decompression")
+        maxBatchEvents = try reader.integer("OPERYN_MAX_BATCH_EVENTS", default: defaults.maxBatchEvents, in: 1...1_000_000, about: "most events in a batch")
+        maxMessageBytes = try reader.integer(
+            "OPERYN_MAX_MESSAGE_BYTES", default: defaults.maxMessageBytes, in: 1...(1 << 30), about: "longest log `message`")
+        maxStringBytes = try reader.integer(
+            "OPERYN_MAX_STRING_BYTES", default: defaults.maxStringBytes, in: 1...(1 << 30),
+            about: "longest other string, keys and values in `metadata`/`labels` included; the texts the stores index (`service`, a metric's "
+                + "`name`, a deployment's `environment`, a log's `traceId`) stay within 1 KiB even when this is higher")
+        maxObjectKeys = try reader.integer("OPERYN_MAX_OBJECT_KEYS", default: defaults.maxObjectKeys, in: 1...100_000, about: "most keys per object")
+        maxObjectDepth = try reader.integer(
+            "OPERYN_MAX_OBJECT_DEPTH", default: defaults.maxObjectDepth, in: 1...JSONParser.maxNesting - 2, about: "deepest nesting of `metadata`")
     }
 }

@@ -18,6 +18,22 @@ public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
         self.bytesBurst = bytesBurst > 0 ? bytesBurst : max(0, bytesPerSecond)
     }
 
+    /// The deployment's limit for every organization without its own (`OPERYN_RATE_*`).
+    public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
+        self.init(
+            eventsPerSecond: try reader.integer(
+                "OPERYN_RATE_EVENTS_PER_SECOND", default: 0, in: 0...1_000_000_000, shown: "`0`: no limit",
+                about: "every organization's rate limit in events per second (a batch counts all its events), unless `operyn-admin orgs "
+                    + "set-rate` set its own; over it: `429` + `Retry-After` ([rate limits](api.md#rate-limits))"),
+            eventsBurst: try reader.integer(
+                "OPERYN_RATE_EVENTS_BURST", default: 0, in: 0...1_000_000_000, about: "the events that may arrive at once; `0`: one second's worth"),
+            bytesPerSecond: try reader.integer(
+                "OPERYN_RATE_BYTES_PER_SECOND", default: 0, in: 0...1_000_000_000_000, shown: "`0`: no limit",
+                about: "the same in bytes of request bodies (decompressed)"),
+            bytesBurst: try reader.integer(
+                "OPERYN_RATE_BYTES_BURST", default: 0, in: 0...1_000_000_000_000, about: "the bytes that may arrive at once; `0`: one second's worth"))
+    }
+
     /// No limit: the default, as the API reference says.
     public static let none = RateLimit()
 

@@ -8,6 +8,13 @@ public struct ServiceLimit: Sendable, Equatable {
     /// The spec's limit for the `default` organization.
     public static let defaultOrganization = 5
 
+    /// The deployment's default (`OPERYN_DEFAULT_SERVICE_LIMIT`), as the worker, the gateway and `operyn-admin` read it.
+    public static func deploymentDefault(_ reader: ConfigurationReader) throws(ConfigurationError) -> Int {
+        try reader.integer(
+            "OPERYN_DEFAULT_SERVICE_LIMIT", default: 100, in: 0...1_000_000,
+            about: "service quota of organizations other than `default` (which has \(defaultOrganization)) without an override")
+    }
+
     /// The limit that applies.
     public var limit: Int
     /// Whether it is the organization's own setting.

@@ -74,18 +74,30 @@ public struct OverflowSettings: Sendable, Equatable {
     /// flap.
     public var cooldownSeconds = 30
 
-    public static let variables = [
-        "OPERYN_OVERFLOW_BACKLOG_EVENTS", "OPERYN_OVERFLOW_RATE_EVENTS", "OPERYN_OVERFLOW_SHARE", "OPERYN_OVERFLOW_CHECK_MS",
-        "OPERYN_OVERFLOW_COOLDOWN_SECONDS",
-    ]
-
     public init() {}
 
     public init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        backlogEvents = try reader.integer("OPERYN_OVERFLOW_BACKLOG_EVENTS", default: backlogEvents, in: 0...Int(Int32.max))
-        eventsPerSecond = try reader.integer("OPERYN_OVERFLOW_RATE_EVENTS", default: eventsPerSecond, in: 0...Int(Int32.max))
-        sharePercent = try reader.integer("OPERYN_OVERFLOW_SHARE", default: sharePercent, in: 1...100)
-        checkMilliseconds = try reader.integer("OPERYN_OVERFLOW_CHECK_MS", default: checkMilliseconds, in: 50...60_000)
-        cooldownSeconds = try reader.integer("OPERYN_OVERFLOW_COOLDOWN_SECONDS", default: cooldownSeconds, in: 0...86_400)
+        backlogEvents = try reader.integer(
+            "OPERYN_OVERFLOW_BACKLOG_EVENTS", default: backlogEvents, in: 0...Int(Int32.max),
+            about: "an organization with this many events queued overflows: its new events go to its partition's overflow streams, so the rest "
+                + "of the partition passes it ([overflow](operations.md#hot-organizations-overflow)); `0`: never for its backlog")
+        eventsPerSecond = try Self.rate(reader)
+        sharePercent = try reader.integer(
+            "OPERYN_OVERFLOW_SHARE", default: sharePercent, in: 1...100,
+            about: "percent of a batch the overflow streams may take while other streams have entries waiting")
+        checkMilliseconds = try reader.integer(
+            "OPERYN_OVERFLOW_CHECK_MS", default: checkMilliseconds, in: 50...60_000,
+            about: "how often the deciding worker (one at a time, under a lease) weighs every organization")
+        cooldownSeconds = try reader.integer(
+            "OPERYN_OVERFLOW_COOLDOWN_SECONDS", default: cooldownSeconds, in: 0...86_400,
+            about: "how long an overflowing organization stays calm (under a quarter of the backlog threshold, half the rate) before it goes back")
+    }
+
+    /// `OPERYN_OVERFLOW_RATE_EVENTS`, as the workers and the gateway read it.
+    public static func rate(_ reader: ConfigurationReader) throws(ConfigurationError) -> Int {
+        try reader.integer(
+            "OPERYN_OVERFLOW_RATE_EVENTS", default: OverflowSettings().eventsPerSecond, in: 0...Int(Int32.max),
+            about: "an organization sending this many events a second overflows (a gateway alone seeing that rate over a quarter of a second "
+                + "sends it there at once); `0`: never for its rate")
     }
 }
