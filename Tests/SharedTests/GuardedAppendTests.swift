@@ -38,7 +38,7 @@ struct GuardedAppendTests {
             }
             let command = GuardedAppend(
                 StreamEntryCodec.chunks(queued), to: stream, state: keys.rateState(org: org), usage: usage, usageField: "rate_limited:logs", limit: limit,
-                events: events, bytes: bytes, idempotency: idempotency, sendSource: true, now: now)
+                events: events, bytes: bytes, idempotency: idempotency, now: now)
             return try await redis.send(command)
         }
 
@@ -138,7 +138,7 @@ struct GuardedAppendTests {
         let queued = [QueuedEvent(id: "x", org: setup.org, receivedAt: .now, event: .log(LogEvent(service: "a", level: .info, message: "m", timestamp: .now)))]
         var command = GuardedAppend(
             StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x",
-            limit: limit, events: 1, bytes: 1, sendSource: true)
+            limit: limit, events: 1, bytes: 1)
         #expect(try await setup.redis.send(command).isAdmitted)
         let ttl = try await setup.redis.send(RawCommand("PTTL", setup.keys.rateState(org: setup.org))).integer ?? -2
         #expect((50_000...60_002).contains(ttl), "kept until the budget is full again, plus a minute: \(ttl) ms")
@@ -197,7 +197,7 @@ struct GuardedAppendTests {
                 [
                     .init(chunk: StreamEntryCodec.chunks(queued)[0], bytes: 1, idempotency: retry),
                     .init(chunk: StreamEntryCodec.chunks(queued)[0], bytes: 1, idempotency: other),
-                ], to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x", limit: .none, sendSource: true))
+                ], to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x", limit: .none))
         #expect(decisions == [.replayed(answer: "first"), .conflict])
         #expect(try await setup.redis.send(XLEN(setup.stream)) == 0)
     }
@@ -258,7 +258,7 @@ struct GuardedAppendGroupTests {
                 try await single.redis.send(
                     GuardedAppend(
                         StreamEntryCodec.chunks(events), to: single.stream, state: single.keys.rateState(org: single.org), usage: single.usage,
-                        usageField: "rate_limited:logs", limit: limit, events: ask.events, bytes: ask.bytes, idempotency: idempotency, sendSource: true,
+                        usageField: "rate_limited:logs", limit: limit, events: ask.events, bytes: ask.bytes, idempotency: idempotency,
                         now: now)))
         }
         var sent: [[QueuedEvent]] = []
@@ -274,7 +274,7 @@ struct GuardedAppendGroupTests {
         let decisions = try await grouped.redis.send(
             GuardedAppendGroup(
                 requests, to: grouped.stream, state: grouped.keys.rateState(org: grouped.org), usage: grouped.usage, usageField: "rate_limited:logs",
-                limit: limit, sendSource: true, now: now))
+                limit: limit, now: now))
         #expect(decisions.map(\.withoutIDs) == expected.map(\.withoutIDs))
         #expect(decisions.map(\.isAdmitted) == [true, true, false, false, false, false, true, false], "\(decisions)")
         // The same state after: budgets, records, usage.
@@ -314,7 +314,7 @@ struct GuardedAppendGroupTests {
                     GuardedAppend(
                         StreamEntryCodec.chunks(queued(ask, org: single.org, tag: "r\(index)")), to: single.stream,
                         state: single.keys.rateState(org: single.org), usage: single.usage, usageField: "rate_limited:logs", limit: limit,
-                        events: ask.events, bytes: ask.bytes, sendSource: true, now: now)))
+                        events: ask.events, bytes: ask.bytes, now: now)))
         }
         var sent: [QueuedEvent] = []
         let requests = asks.enumerated().map { index, ask in
@@ -324,7 +324,7 @@ struct GuardedAppendGroupTests {
         }
         let command = GuardedAppendGroup(
             requests, to: grouped.stream, state: grouped.keys.rateState(org: grouped.org), usage: grouped.usage, usageField: "rate_limited:logs",
-            limit: limit, sendSource: true, now: now)
+            limit: limit, now: now)
         let reply = try await grouped.redis.send(RawCommand(arguments: command.arguments))
         #expect(reply.array?.count == 6 && reply.array?.last == .integer(-1), "admitted whole, no work per request: \(reply)")
         let decisions = try command.response(from: reply)
@@ -361,7 +361,7 @@ struct GuardedAppendGroupTests {
         let decisions = try await setup.redis.send(
             GuardedAppendGroup(
                 requests, to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "rate_limited:logs", limit: limit,
-                compressAbove: 1_000, sendSource: true))
+                compressAbove: 1_000))
         #expect(decisions.map { $0.isAdmitted } == [true, true, true, false, true])
         let entries = try await setup.redis.send(XRANGE(setup.stream))
         #expect(entries.count == 2)

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Shared
 import Synchronization
 import TestSupport
@@ -177,10 +178,12 @@ struct RedisClientTests {
         defer { server.stop() }
         let redis = RedisClient(configuration: try RedisConfiguration(url: server.url))
         let key = TestRedis.prefix()
-        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
-        #expect(try await redis.run(script, keys: [key], arguments: [[UInt8]("2")]) == .integer(2))
+        #expect(try await redis.send(IncrementScript(key, by: 2)) == 2)
         _ = try await redis.send(RawCommand("SCRIPT", "FLUSH"))
-        #expect(try await redis.run(script, keys: [key], arguments: [[UInt8]("3")]) == .integer(5))
+        #expect(try await redis.send(IncrementScript(key, by: 3)) == 5, "sent again with its source after NOSCRIPT")
+        let channel = MultiThreadedEventLoopGroup.singleton.next()
+        _ = try await redis.send(RawCommand("SCRIPT", "FLUSH"))
+        #expect(try await redis.send(IncrementScript(key, by: 1), on: channel).get() == 6, "and from an event loop")
         _ = try await redis.send(DEL([key]))
         redis.shutdown()
     }
@@ -268,4 +271,14 @@ struct RedisClientTests {
         blocking.shutdown()
         shared.shutdown()
     }
+}
+
+/// `INCRBY KEYS[1] ARGV[1]` by a script.
+struct IncrementScript: RedisScriptCommand {
+    static let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    var arguments: [[UInt8]]
+
+    init(_ key: String, by amount: Int) { arguments = Self.invocation(keys: [key], arguments: [Array(String(amount).utf8)]) }
+
+    func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("increment") }
 }

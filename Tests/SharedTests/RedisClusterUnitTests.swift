@@ -26,8 +26,8 @@ struct RedisClusterUnitTests {
         #expect(XGROUPCREATE("s1", group: "g").routingKey == Array("s1".utf8))
         #expect(XINFOGROUPS("s2").routingKey == Array("s2".utf8))
         #expect(XREADGROUP(group: "g", consumer: "c", count: 1, streams: [("{p}a", ">"), ("{p}b", ">")]).routingKey == Array("{p}a".utf8))
-        #expect(EVALSHA(sha: "abc", keys: ["k2", "k3"], arguments: []).routingKey == Array("k2".utf8))
-        #expect(EVALSHA(sha: "abc", keys: [], arguments: [Array("x".utf8)]).routingKey == nil)
+        #expect(SampleStream("k2", entries: 5).routingKey == Array("k2".utf8))
+        #expect(SampleStream("k2", entries: 5).carryingSource.routingKey == Array("k2".utf8), "EVAL routes as EVALSHA does")
         #expect(SCRIPTLOAD("return 1").routingKey == nil)
         #expect(RawCommand("wait", "1", "0").routingKey == nil)
         let chunk = StreamChunk(

@@ -180,7 +180,7 @@ struct ConsumerTests {
         #expect(crashed.count == 4)
         #expect(try await harness.run(harness.consumer()) { (try? harness.count("logs")) == 6 })
         // The trim stops at the oldest pending entry: the crashed consumer's four and the six acknowledged after them stay.
-        _ = try await harness.redis.run(StreamTrimmer.script, keys: [harness.keys.stream(.logs)], arguments: [])
+        _ = try await harness.redis.send(TrimAcknowledged(harness.keys.stream(.logs)))
         let kept = try await harness.redis.send(XRANGE(harness.keys.stream(.logs))).map(\.id)
         #expect(kept.count == 10 && Array(kept.prefix(4)) == crashed, "the crashed consumer's entries stay")
         // Once they have been idle long enough, another worker takes them over; then everything is trimmed.

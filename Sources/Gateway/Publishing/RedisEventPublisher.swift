@@ -110,11 +110,9 @@ struct RedisEventPublisher: EventPublisher {
                 let start = NIODeadline.now()
                 let stream = Self.stream(first.kind, of: first.org, keys: keys, flow: flow)
                 let (state, usage) = (keys.rateState(org: first.org), keys.usage(org: first.org, day: Usage.day(first.receivedAt)))
-                let sent = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
-                    GuardedAppendGroup(
-                        requests, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, compressAbove: packAbove,
-                        sendSource: sendSource)
-                }
+                let group = GuardedAppendGroup(
+                    requests, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, compressAbove: packAbove)
+                let sent = redis.send(group, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
                 return Self.appended(sent, start: start, metrics: metrics) { decisions in
                     var admitted = 0
                     for (request, decision) in zip(requests, decisions) where decision.isAdmitted { admitted += request.chunk.count }
@@ -125,23 +123,12 @@ struct RedisEventPublisher: EventPublisher {
         let start = NIODeadline.now()
         let stream = stream(events[0].event.kind, of: org)
         let (state, usage) = (keys.rateState(org: org), keys.usage(org: org, day: Usage.day(events[0].receivedAt)))
-        let sent = Self.sendScript(redis, on: eventLoop, replicas: replicas, timeout: timeout) { sendSource in
-            GuardedAppend(
-                chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
-                idempotency: idempotency, packAbove: packAbove, sendSource: sendSource)
-        }
+        let append = GuardedAppend(
+            chunks, to: stream, state: state, usage: usage, usageField: usageField, limit: limit, events: events.count, bytes: bytes,
+            idempotency: idempotency, packAbove: packAbove)
+        let sent = redis.send(append, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         return Self.appended(sent, start: start, metrics: metrics) { decision in
             if case .admitted = decision { flow?.appended(org, events: events.count) }
-        }
-    }
-
-    /// Sends a script's command by its digest, and once more with its source to a server that has not run it yet.
-    private static func sendScript<Command: RedisCommand>(
-        _ redis: RedisClient, on eventLoop: any EventLoop, replicas: Int, timeout: Int, _ command: @escaping @Sendable (_ sendSource: Bool) -> Command
-    ) -> EventLoopFuture<Command.Response> {
-        redis.send(command(false), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop).flatMapError { error in
-            guard (error as? RedisError)?.isServerError("NOSCRIPT") == true else { return eventLoop.makeFailedFuture(error) }
-            return redis.send(command(true), waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         }
     }
 

@@ -9,7 +9,7 @@
 /// - **Idempotency key**: a request whose key was seen within its time to live is not appended again: the script
 ///   answers the first request's 202 body (same body digest) or a conflict (another body). The record (the digest and
 ///   the 202 body) is written in the same script as the entries, so no crash leaves one without the other.
-public struct GuardedAppend: RedisCommand {
+public struct GuardedAppend: RedisScriptCommand {
     /// KEYS[1] the stream, KEYS[2] the rate budget hash, KEYS[3] the organization's usage hash of the day, KEYS[4] (when
     /// ARGV[8] is set) the idempotency record. ARGV[1] the time in ms (empty: Redis's clock); ARGV[2..5] events per
     /// second, events burst, bytes per second, bytes burst (a rate of 0: unlimited); ARGV[6], ARGV[7] the request's
@@ -143,22 +143,20 @@ public struct GuardedAppend: RedisCommand {
     public var arguments: [[UInt8]]
 
     /// Appends `chunks` to `stream` if a request of `events` events and `bytes` bytes fits `limit`, whose budget is
-    /// kept in `state`, and if `idempotency`'s key was not used before. `sendSource` sends the script's source (`EVAL`)
-    /// rather than its digest (`EVALSHA`), for a server that does not know it yet; `now` (milliseconds) replaces
+    /// kept in `state`, and if `idempotency`'s key was not used before. `now` (milliseconds) replaces
     /// Redis's clock, for tests.
     ///
     /// A refusal counts the request's events in `usage` (the organization's usage hash of the day), field
     /// `usageField`. Chunks whose lines reach `packAbove` bytes are packed (version 3).
     public init(
         _ chunks: [StreamChunk], to stream: String, state: String, usage: String, usageField: String, limit: RateLimit, events: Int, bytes: Int,
-        idempotency: Idempotency? = nil, packAbove: Int? = nil, sendSource: Bool = false, now: Int64? = nil
+        idempotency: Idempotency? = nil, packAbove: Int? = nil, now: Int64? = nil
     ) {
         self.stream = stream
         self.limit = limit
         self.events = events
         self.bytes = bytes
-        var arguments: [[UInt8]] =
-            sendSource ? [Array("EVAL".utf8), Array(Self.script.source.utf8)] : [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
+        var arguments: [[UInt8]] = [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
         arguments += [Array((idempotency == nil ? "3" : "4").utf8), Array(stream.utf8), Array(state.utf8), Array(usage.utf8)]
         if let idempotency { arguments.append(Array(idempotency.record.utf8)) }
         arguments.append(now.map { Array(String($0).utf8) } ?? [])

@@ -9,7 +9,7 @@
 /// every admitted request then go out as one entry (two when some were compressed and some not: a version-2 entry of
 /// plain lines and a version-3 one of zstd frames), so the stream holds one entry per tick as for unlimited
 /// organizations. One call, one result per request; a failed call fails them all with nothing written.
-public struct GuardedAppendGroup: RedisCommand {
+public struct GuardedAppendGroup: RedisScriptCommand {
     /// KEYS[1] the stream, KEYS[2] the rate budget hash, KEYS[3] the usage hash of the day, then the idempotency record
     /// of each request with a key, in order. ARGV[1] the time in ms (empty: Redis's clock); ARGV[2..5] events per
     /// second, events burst, bytes per second, bytes burst (0: unlimited); ARGV[6] the usage field refusals count in,
@@ -160,11 +160,11 @@ public struct GuardedAppendGroup: RedisCommand {
 
     /// Admits `requests` (one organization and kind, in arrival order) under `limit`, whose budget is kept in `state`,
     /// and appends those admitted to `stream`. A request whose lines are `compressAbove` bytes or more goes as a zstd
-    /// frame (nil: none). `sendSource` sends the script's source rather than its digest; `now` (ms) replaces Redis's
+    /// frame (nil: none). `now` (ms) replaces Redis's
     /// clock, for tests. Refusals count their events in `usage`, field `usageField`.
     public init(
         _ requests: [Request], to stream: String, state: String, usage: String, usageField: String, limit: RateLimit, compressAbove: Int? = nil,
-        sendSource: Bool = false, now: Int64? = nil
+        now: Int64? = nil
     ) {
         precondition(!requests.isEmpty, "a group holds at least one request")
         self.stream = stream
@@ -172,8 +172,7 @@ public struct GuardedAppendGroup: RedisCommand {
         self.requests = requests
         let first = requests[0].chunk
         let records = requests.compactMap(\.idempotency?.record)
-        var arguments: [[UInt8]] =
-            sendSource ? [Array("EVAL".utf8), Array(Self.script.source.utf8)] : [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
+        var arguments: [[UInt8]] = [Array("EVALSHA".utf8), Array(Self.script.sha1.utf8)]
         arguments.reserveCapacity(22 + records.count + 3 * records.count)
         arguments += [Array(String(3 + records.count).utf8), Array(stream.utf8), Array(state.utf8), Array(usage.utf8)]
         for record in records { arguments.append(Array(record.utf8)) }

@@ -158,22 +158,6 @@ public struct CONFIGGET: RedisCommand {
     }
 }
 
-/// `EVALSHA sha numkeys key ... arg ...`: runs a loaded script. Prefer `RedisClient.run(_:keys:arguments:)`,
-/// which loads the script when the server answers `NOSCRIPT`.
-public struct EVALSHA: RedisCommand {
-    public var arguments: [[UInt8]]
-
-    /// Runs the script with digest `sha`.
-    public init(sha: String, keys: [String], arguments scriptArguments: [[UInt8]]) {
-        arguments = [Array("EVALSHA".utf8), Array(sha.utf8)]
-        arguments.append(keys.count)
-        for key in keys { arguments.append(key) }
-        arguments += scriptArguments
-    }
-
-    public func response(from reply: RedisReply) -> RedisReply { reply }
-}
-
 /// `SCRIPT LOAD source`: answers the script's SHA1 digest.
 public struct SCRIPTLOAD: RedisCommand {
     public var arguments: [[UInt8]]

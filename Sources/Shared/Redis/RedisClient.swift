@@ -167,6 +167,11 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends one command from `eventLoop` and decodes its reply there; an error reply fails the future with a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
+        sendOnce(command, waitingForReplicas: 0, timeoutMilliseconds: 0, on: eventLoop)
+    }
+
+    /// Runs a script's command from `eventLoop`; `NOSCRIPT` gets it once more with the source.
+    public func send<Command: RedisScriptCommand>(_ command: Command, on eventLoop: any EventLoop) -> EventLoopFuture<Command.Response> {
         send(command, waitingForReplicas: 0, timeoutMilliseconds: 0, on: eventLoop)
     }
 
@@ -175,6 +180,23 @@ public final class RedisClient: Sendable, Service {
     /// retryable `unavailable` error when fewer did within `timeoutMilliseconds` (the command itself ran). With 0
     /// replicas, no `WAIT`.
     public func send<Command: RedisCommand>(
+        _ command: Command, waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Command.Response> {
+        sendOnce(command, waitingForReplicas: replicas, timeoutMilliseconds: timeoutMilliseconds, on: eventLoop)
+    }
+
+    /// Runs a script's command from `eventLoop`, as `send(_:waitingForReplicas:timeoutMilliseconds:on:)` sends any
+    /// command; a server that does not know the script yet (`NOSCRIPT`) gets it once more with the source.
+    public func send<Command: RedisScriptCommand>(
+        _ command: Command, waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Command.Response> {
+        sendOnce(command, waitingForReplicas: replicas, timeoutMilliseconds: timeoutMilliseconds, on: eventLoop).flatMapError { error in
+            guard (error as? RedisError)?.isServerError("NOSCRIPT") == true else { return eventLoop.makeFailedFuture(error) }
+            return self.sendOnce(command.carryingSource, waitingForReplicas: replicas, timeoutMilliseconds: timeoutMilliseconds, on: eventLoop)
+        }
+    }
+
+    private func sendOnce<Command: RedisCommand>(
         _ command: Command, waitingForReplicas replicas: Int, timeoutMilliseconds: Int, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Command.Response> {
         var payload: [UInt8] = []
@@ -239,6 +261,20 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends one command and decodes its reply; an error reply is thrown as a `RedisError`.
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
+        try await sendOnce(command)
+    }
+
+    /// Runs a script's command; a server that does not know the script yet (`NOSCRIPT`) gets it once more with the
+    /// source.
+    public func send<Command: RedisScriptCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
+        do {
+            return try await sendOnce(command)
+        } catch  where error.isServerError("NOSCRIPT") {
+            return try await sendOnce(command.carryingSource)
+        }
+    }
+
+    private func sendOnce<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var payload: [UInt8] = []
         command.encode(into: &payload)
         let replies = try await execute(payload, replies: 1, blockingMilliseconds: command.blockingMilliseconds ?? 0, route: route(of: command))
@@ -334,16 +370,6 @@ public final class RedisClient: Sendable, Service {
         return results
     }
 
-    /// Runs a Lua script by `EVALSHA`; a server that does not know it yet (`NOSCRIPT`: restarted empty, or in a
-    /// cluster a master that has not run it) gets `EVAL`, which runs it and keeps it.
-    public func run(_ script: RedisScript, keys: [String], arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
-        do {
-            return try await send(EVALSHA(sha: script.sha1, keys: keys, arguments: arguments))
-        } catch  where error.isServerError("NOSCRIPT") {
-            return try await send(EVAL(script, keys: keys, arguments: arguments))
-        }
-    }
-
     static func decode<Command: RedisCommand>(_ reply: RedisReply, for command: Command) throws(RedisError) -> Command.Response {
         if case .error(let error) = reply {
             if let tolerated = command.response(forError: error) { return tolerated }
@@ -351,33 +377,4 @@ public final class RedisClient: Sendable, Service {
         }
         return try command.response(from: reply)
     }
-}
-
-/// A Lua script run through `RedisClient.run` (or a command of its own that sends `EVALSHA` with `sha1`).
-public struct RedisScript: Sendable, Hashable {
-    /// The Lua source.
-    public let source: String
-    /// The SHA-1 of the source, hex: the name `EVALSHA` knows it by.
-    public let sha1: String
-
-    /// A script from its source.
-    public init(_ source: String) {
-        self.source = source
-        sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
-            let hex = Array("0123456789abcdef".utf8)
-            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]], as: UTF8.self)
-        }.joined()
-    }
-}
-
-/// `EVAL script numkeys key ... arg ...`: runs a script from its source (and keeps it for `EVALSHA`).
-public struct EVAL: RedisCommand {
-    public var arguments: [[UInt8]]
-
-    /// Runs `script` with `keys` and `arguments`.
-    public init(_ script: RedisScript, keys: [String], arguments scriptArguments: [[UInt8]]) {
-        arguments = [Array("EVAL".utf8), Array(script.source.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + scriptArguments
-    }
-
-    public func response(from reply: RedisReply) -> RedisReply { reply }
 }

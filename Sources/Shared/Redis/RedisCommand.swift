@@ -39,23 +39,23 @@ extension Array where Element == [UInt8] {
 
 /// Reply decoding shared by the command types.
 extension RedisReply {
-    func expectInteger(_ command: String) throws(RedisError) -> Int {
+    public func expectInteger(_ command: String) throws(RedisError) -> Int {
         guard let value = integer else { throw .unexpected(command, self) }
         return Int(value)
     }
 
-    func expectString(_ command: String) throws(RedisError) -> String {
+    public func expectString(_ command: String) throws(RedisError) -> String {
         guard let value = string else { throw .unexpected(command, self) }
         return value
     }
 
-    func expectArray(_ command: String) throws(RedisError) -> [RedisReply] {
+    public func expectArray(_ command: String) throws(RedisError) -> [RedisReply] {
         guard let value = array else { throw .unexpected(command, self) }
         return value
     }
 
     /// Reads a flat `[key, value, key, value ...]` array as a dictionary keyed by text.
-    func expectMap(_ command: String) throws(RedisError) -> [String: RedisReply] {
+    public func expectMap(_ command: String) throws(RedisError) -> [String: RedisReply] {
         let elements = try expectArray(command)
         var map: [String: RedisReply] = [:]
         var index = 0
@@ -68,7 +68,8 @@ extension RedisReply {
 }
 
 extension RedisError {
-    static func unexpected(_ command: String, _ reply: RedisReply) -> RedisError {
+    /// A reply `command` does not answer with.
+    public static func unexpected(_ command: String, _ reply: RedisReply) -> RedisError {
         RedisError(code: .unexpectedReply, message: "\(command) returned an unexpected reply")
     }
 }

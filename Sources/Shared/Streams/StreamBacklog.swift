@@ -35,28 +35,11 @@ public struct StreamBacklog: Sendable, Equatable {
     /// How many of the newest entries `eventsPerEntry` reads.
     public static let sampleSize = 64
 
-    /// Answers the number of entries read and the events they hold, from their `count` fields, inside Redis (only two
-    /// numbers cross the network).
-    static let sampleScript = RedisScript(
-        """
-        local entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
-        local events = 0
-        for _, entry in ipairs(entries) do
-            local fields, count = entry[2], 1
-            for i = 1, #fields - 1, 2 do
-                if fields[i] == 'count' then count = tonumber(fields[i + 1]) or 1 end
-            end
-            events = events + count
-        end
-        return {#entries, events}
-        """
-    )
-
     /// The mean events per entry of the newest entries of `stream`.
     public static func eventsPerEntry(redis: RedisClient, stream: String) async throws(RedisError) -> Double {
-        let sample = try await redis.run(sampleScript, keys: [stream], arguments: [Array(String(sampleSize).utf8)]).array ?? []
-        guard sample.count == 2, let entries = sample[0].integer, let events = sample[1].integer, entries > 0 else { return 1 }
-        return max(1, Double(events) / Double(entries))
+        let sample = try await redis.send(SampleStream(stream, entries: sampleSize))
+        guard sample.entries > 0 else { return 1 }
+        return max(1, Double(sample.events) / Double(sample.entries))
     }
 
     /// How a reader learns each stream's events per entry.
@@ -168,5 +151,37 @@ public struct StreamBacklogMonitor: Service {
             }
             try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
         }
+    }
+}
+
+/// Reads the newest `entries` entries of a stream inside Redis and answers how many it read and the events they
+/// hold, from their `count` fields: only two numbers cross the network.
+public struct SampleStream: RedisScriptCommand {
+    public static let script = RedisScript(
+        """
+        local entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
+        local events = 0
+        for _, entry in ipairs(entries) do
+            local fields, count = entry[2], 1
+            for i = 1, #fields - 1, 2 do
+                if fields[i] == 'count' then count = tonumber(fields[i + 1]) or 1 end
+            end
+            events = events + count
+        end
+        return {#entries, events}
+        """
+    )
+
+    public var arguments: [[UInt8]]
+
+    /// Samples `stream`'s newest `entries` entries.
+    public init(_ stream: String, entries: Int) {
+        arguments = Self.invocation(keys: [stream], arguments: [Array(String(entries).utf8)])
+    }
+
+    public func response(from reply: RedisReply) throws(RedisError) -> (entries: Int, events: Int) {
+        let values = try reply.expectArray("stream sample")
+        guard values.count == 2 else { throw .unexpected("stream sample", reply) }
+        return (try values[0].expectInteger("stream sample"), try values[1].expectInteger("stream sample"))
     }
 }

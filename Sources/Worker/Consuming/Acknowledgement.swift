@@ -74,36 +74,6 @@ struct Acknowledgement {
         add(id, kind: read.kind, partition: read.partition, org: org, counts: counts)
     }
 
-    /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream, the
-    /// number of counts, each count's KEYS index, field, amount and time to live in seconds (0: none), the number of
-    /// ids, and the ids. Answers the entries newly acknowledged per group, in order.
-    static let script = RedisScript(
-        """
-        local answers = {}
-        local i = 2
-        while i <= #ARGV do
-            local stream, fields = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
-            local n = tonumber(ARGV[i + 2 + 4 * fields])
-            local first = i + 3 + 4 * fields
-            local acknowledged = 0
-            for from = first, first + n - 1, 1000 do
-                acknowledged = acknowledged + redis.call('XACK', stream, ARGV[1], unpack(ARGV, from, math.min(from + 999, first + n - 1)))
-            end
-            if acknowledged > 0 then
-                for f = 0, fields - 1 do
-                    local key = KEYS[tonumber(ARGV[i + 2 + 4 * f])]
-                    redis.call('HINCRBY', key, ARGV[i + 3 + 4 * f], acknowledged * tonumber(ARGV[i + 4 + 4 * f]))
-                    local ttl = tonumber(ARGV[i + 5 + 4 * f])
-                    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-                end
-            end
-            answers[#answers + 1] = acknowledged
-            i = first + n
-        end
-        return answers
-        """
-    )
-
     /// Acknowledges every entry and counts it; answers the entries newly acknowledged per group.
     func send(on redis: RedisClient, keys: RedisKeys) async throws(RedisError) -> [(group: Group, acknowledged: Int)] {
         guard keys.clustered else { return try await send(Array(ids), on: redis, keys: keys) { _ in true } }
@@ -156,7 +126,51 @@ struct Acknowledgement {
             arguments.append(Array(String(entryIDs.count).utf8))
             arguments += entryIDs.map { Array($0.utf8) }
         }
-        let answers = try await redis.run(Self.script, keys: scriptKeys, arguments: arguments).array ?? []
-        return zip(groups, answers).map { ($0.0.key, Int($0.1.integer ?? 0)) }
+        let answers = try await redis.send(AcknowledgeAndCount(keys: scriptKeys, arguments: arguments))
+        return zip(groups, answers).map { ($0.0.key, $0.1) }
+    }
+}
+
+/// Acknowledges groups of entries and counts what each `XACK` answered, in one script.
+struct AcknowledgeAndCount: RedisScriptCommand {
+    /// KEYS: the streams and counter hashes. ARGV: the group name, then per group the KEYS index of its stream, the
+    /// number of counts, each count's KEYS index, field, amount and time to live in seconds (0: none), the number of
+    /// ids, and the ids. Answers the entries newly acknowledged per group, in order.
+    static let script = RedisScript(
+        """
+        local answers = {}
+        local i = 2
+        while i <= #ARGV do
+            local stream, fields = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+            local n = tonumber(ARGV[i + 2 + 4 * fields])
+            local first = i + 3 + 4 * fields
+            local acknowledged = 0
+            for from = first, first + n - 1, 1000 do
+                acknowledged = acknowledged + redis.call('XACK', stream, ARGV[1], unpack(ARGV, from, math.min(from + 999, first + n - 1)))
+            end
+            if acknowledged > 0 then
+                for f = 0, fields - 1 do
+                    local key = KEYS[tonumber(ARGV[i + 2 + 4 * f])]
+                    redis.call('HINCRBY', key, ARGV[i + 3 + 4 * f], acknowledged * tonumber(ARGV[i + 4 + 4 * f]))
+                    local ttl = tonumber(ARGV[i + 5 + 4 * f])
+                    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+                end
+            end
+            answers[#answers + 1] = acknowledged
+            i = first + n
+        end
+        return answers
+        """
+    )
+
+    var arguments: [[UInt8]]
+
+    init(keys: [String], arguments: [[UInt8]]) { self.arguments = Self.invocation(keys: keys, arguments: arguments) }
+
+    /// The entries newly acknowledged per group.
+    func response(from reply: RedisReply) throws(RedisError) -> [Int] {
+        var answers: [Int] = []
+        for answer in try reply.expectArray("acknowledgement") { answers.append(try answer.expectInteger("acknowledgement")) }
+        return answers
     }
 }

@@ -7,8 +7,23 @@ import Shared
 /// least `minIdleMilliseconds`; this worker's own consumer always stays. Removing a consumer without
 /// pending entries loses nothing: a live one is made again by its next `XREADGROUP`.
 struct IdleConsumers: Sendable {
+    let redis: RedisClient
+    let group: String
+    /// This worker's consumer: never removed.
+    let keep: String
+    let minIdleMilliseconds: Int
+
+    /// Removes `stream`'s idle empty consumers; answers how many went.
+    @discardableResult
+    func remove(from stream: String) async throws(RedisError) -> Int {
+        try await redis.send(RemoveIdleConsumers(of: stream, group: group, idleMilliseconds: minIdleMilliseconds, keep: keep))
+    }
+}
+
+/// Removes the consumers of `group` on a stream that hold nothing and have been idle `idleMilliseconds`, all but
+/// `keep`, in one script; answers how many went.
+struct RemoveIdleConsumers: RedisScriptCommand {
     /// KEYS[1] the stream; ARGV[1] the group, ARGV[2] the idle time in ms, ARGV[3] the consumer to keep.
-    /// Answers how many consumers were removed.
     static let script = RedisScript(
         """
         local removed = 0
@@ -28,16 +43,11 @@ struct IdleConsumers: Sendable {
         """
     )
 
-    let redis: RedisClient
-    let group: String
-    /// This worker's consumer: never removed.
-    let keep: String
-    let minIdleMilliseconds: Int
+    var arguments: [[UInt8]]
 
-    /// Removes `stream`'s idle empty consumers; answers how many went.
-    @discardableResult
-    func remove(from stream: String) async throws(RedisError) -> Int64 {
-        let arguments = [group, String(minIdleMilliseconds), keep].map { Array($0.utf8) }
-        return try await redis.run(Self.script, keys: [stream], arguments: arguments).integer ?? 0
+    init(of stream: String, group: String, idleMilliseconds: Int, keep: String) {
+        arguments = Self.invocation(keys: [stream], arguments: [group, String(idleMilliseconds), keep].map { Array($0.utf8) })
     }
+
+    func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("idle consumer removal") }
 }

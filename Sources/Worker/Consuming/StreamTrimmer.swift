@@ -10,7 +10,18 @@ import Shared
 /// worker benchmark. An entry acknowledged behind an older pending one (another consumer's, or a crashed
 /// consumer's until it is claimed) stays until that one is acknowledged.
 struct StreamTrimmer: Sendable {
-    /// KEYS[1] the stream. Answers how many entries were removed.
+    let redis: RedisClient
+
+    /// Trims `stream`; answers how many entries went.
+    @discardableResult
+    func trim(_ stream: String) async throws(RedisError) -> Int {
+        try await redis.send(TrimAcknowledged(stream))
+    }
+}
+
+/// Trims a stream up to the oldest entry some group still needs, in one script; answers how many entries went.
+struct TrimAcknowledged: RedisScriptCommand {
+    /// KEYS[1] the stream.
     static let script = RedisScript(
         """
         local function before(a, b)
@@ -41,11 +52,9 @@ struct StreamTrimmer: Sendable {
         """
     )
 
-    let redis: RedisClient
+    var arguments: [[UInt8]]
 
-    /// Trims `stream`; answers how many entries went.
-    @discardableResult
-    func trim(_ stream: String) async throws(RedisError) -> Int64 {
-        try await redis.run(Self.script, keys: [stream], arguments: []).integer ?? 0
-    }
+    init(_ stream: String) { arguments = Self.invocation(keys: [stream], arguments: []) }
+
+    func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("stream trim") }
 }

@@ -51,7 +51,7 @@ struct OverflowController: Service {
             }
         }
         // So that another worker decides from its next check, not once the lease expires.
-        _ = try? await redis.run(LeaseScripts.release, keys: [keys.overflowLease], arguments: [Array(holder.utf8)])
+        _ = try? await redis.send(ReleaseLease(keys.overflowLease, holder: holder))
     }
 
     /// One check: decides with the lease, then reads who overflows.
@@ -68,9 +68,7 @@ struct OverflowController: Service {
 
     private func holdsLease() async throws(RedisError) -> Bool {
         let life = max(5_000, settings.checkMilliseconds * 5)
-        let reply = try await redis.run(
-            LeaseScripts.acquire, keys: [keys.overflowLease], arguments: [Array(holder.utf8), Array(String(life).utf8)])
-        return reply.integer == 1
+        return try await redis.send(TakeLease(keys.overflowLease, holder: holder, milliseconds: life))
     }
 
     /// Reads every partition's flow, levels the partitions that are empty, and writes who overflows.
@@ -146,12 +144,38 @@ struct OverflowController: Service {
         return nil
     }
 
+    /// Levels `partition`'s flow if its streams are all empty (`LevelFlow`).
+    func level(partition: Int) async throws(RedisError) {
+        let streams = EventKind.allCases.flatMap { [keys.stream($0, partition: partition), keys.overflowStream($0, partition: partition)] }
+        _ = try await redis.send(LevelFlow(keys.flow(partition: partition), streams: streams))
+    }
+}
+
+/// Which overflow streams a consumer reads: those of partitions with an overflowing organization, and those the last
+/// backlog reading found holding entries (an organization that left overflow a moment ago, or whose gateway learnt it
+/// late).
+final class OverflowLanes: Sendable {
+    private let overflowing = Mutex<Set<Int>>([])
+    private let holding = Mutex<Set<Int>>([])
+
+    init() {}
+
+    /// The partitions whose overflow streams are read, in order.
+    var partitions: [Int] { overflowing.withLock { $0 }.union(holding.withLock { $0 }).sorted() }
+
+    func setOverflowing(_ partitions: Set<Int>) { overflowing.withLock { $0 = partitions } }
+
+    func setHolding(_ partitions: Set<Int>) { holding.withLock { $0 = partitions } }
+}
+
+/// Levels a partition's flow counts when its streams are all empty.
+struct LevelFlow: RedisScriptCommand {
     /// KEYS[1] a partition's flow hash, KEYS[2...] every stream of the partition (its own and its overflow streams).
     /// When every stream is empty, every event appended is finished: an organization whose `in` and `out` agree has its
     /// fields removed (the hash keeps only organizations with something queued), and one whose `in` is ahead (a drift)
     /// has its `out` set to its `in`. One whose `out` is ahead may have appends its gateway has not reported yet, and is
     /// left alone. Answers the organizations levelled. In the partition's slot, so one script in a cluster.
-    static let levelScript = RedisScript(
+    static let script = RedisScript(
         """
         for i = 2, #KEYS do
             if redis.call('XLEN', KEYS[i]) > 0 then return 0 end
@@ -178,26 +202,9 @@ struct OverflowController: Service {
         """
     )
 
-    /// Levels `partition`'s flow if its streams are all empty (`levelScript`).
-    func level(partition: Int) async throws(RedisError) {
-        let streams = EventKind.allCases.flatMap { [keys.stream($0, partition: partition), keys.overflowStream($0, partition: partition)] }
-        _ = try await redis.run(Self.levelScript, keys: [keys.flow(partition: partition)] + streams, arguments: [])
-    }
-}
+    var arguments: [[UInt8]]
 
-/// Which overflow streams a consumer reads: those of partitions with an overflowing organization, and those the last
-/// backlog reading found holding entries (an organization that left overflow a moment ago, or whose gateway learnt it
-/// late).
-final class OverflowLanes: Sendable {
-    private let overflowing = Mutex<Set<Int>>([])
-    private let holding = Mutex<Set<Int>>([])
+    init(_ flow: String, streams: [String]) { arguments = Self.invocation(keys: [flow] + streams, arguments: []) }
 
-    init() {}
-
-    /// The partitions whose overflow streams are read, in order.
-    var partitions: [Int] { overflowing.withLock { $0 }.union(holding.withLock { $0 }).sorted() }
-
-    func setOverflowing(_ partitions: Set<Int>) { overflowing.withLock { $0 = partitions } }
-
-    func setHolding(_ partitions: Set<Int>) { holding.withLock { $0 = partitions } }
+    func response(from reply: RedisReply) throws(RedisError) -> Int { try reply.expectInteger("flow levelling") }
 }

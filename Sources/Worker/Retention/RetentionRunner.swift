@@ -80,14 +80,12 @@ struct RetentionRunner: Service {
 
     /// Takes or renews the lease; false when another worker holds it or Redis does not answer.
     func renew() async -> Bool {
-        let reply = try? await redis.run(
-            LeaseScripts.acquire, keys: [keys.retentionLease], arguments: [Array(holder.utf8), Array(String(leaseMilliseconds).utf8)])
-        return reply?.integer == 1
+        (try? await redis.send(TakeLease(keys.retentionLease, holder: holder, milliseconds: leaseMilliseconds))) == true
     }
 
     /// Gives the lease up, so the next run may be any worker's.
     private func giveUp() async {
-        _ = try? await redis.run(LeaseScripts.release, keys: [keys.retentionLease], arguments: [Array(holder.utf8)])
+        _ = try? await redis.send(ReleaseLease(keys.retentionLease, holder: holder))
     }
 }
 
