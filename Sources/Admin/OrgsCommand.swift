@@ -34,7 +34,10 @@ struct OrgsCommand: AsyncParsableCommand {
                     table: Table.render(
                         ["ORG", "SERVICES", "LIMIT", "STORED", "REJECTED", "KEYS"],
                         summaries.map {
-                            [$0.organization, String($0.services.count), $0.limitText, String($0.storedTotal), String($0.rejectedTotal), String($0.keyCount)]
+                            [
+                                $0.organization, String($0.services.count), $0.limitText, String($0.counters.stored), String($0.counters.rejected),
+                                String($0.keyCount),
+                            ]
                         },
                         empty: "(no organizations)"))
             }
@@ -108,16 +111,7 @@ struct OrgsCommand: AsyncParsableCommand {
             let organization = try checkedOrganization(organization)
             let kind = self.kind.flatMap(EventKind.init(rawValue:))
             try await options.withRedis { redis in
-                let key = options.keys.settings(org: organization)
-                let field = RetentionPolicy.field(kind)
-                if let days {
-                    _ = try await redis.send(HSET(key, fields: [(field, String(days))]))
-                    _ = try await redis.send(SADD(options.keys.retentionOrganizations, members: [organization]))
-                } else {
-                    _ = try await redis.send(HDEL(key, fields: [field]))
-                    let left = try await redis.send(HMGET(key, fields: RetentionPolicy.fields)).compactMap { $0 }
-                    if left.isEmpty { _ = try await redis.send(SREM(options.keys.retentionOrganizations, members: [organization])) }
-                }
+                try await OrganizationSettings.setRetention(days, of: organization, kind: kind, redis: redis, keys: options.keys)
                 let storage = try await StorageSummary.read(redis: redis, keys: options.keys, organization: organization)
                 let scope = kind.map { "\($0.rawValue) of \(organization)" } ?? organization
                 options.output(
@@ -154,15 +148,14 @@ struct OrgsCommand: AsyncParsableCommand {
         func run() async throws {
             let organization = try checkedOrganization(organization)
             try await options.withRedis { redis in
-                let key = options.keys.settings(org: organization)
                 if clear {
-                    _ = try await redis.send(HDEL(key, fields: RateLimit.settingsFields))
+                    try await OrganizationSettings.setRateLimit(nil, of: organization, redis: redis, keys: options.keys)
                     options.output(
                         .object([("org", .string(organization)), ("rateLimit", .null)]), table: "rate limit of \(organization): the gateways' default")
                     return
                 }
                 let limit = RateLimit(eventsPerSecond: eventsPerSecond, eventsBurst: eventsBurst, bytesPerSecond: bytesPerSecond, bytesBurst: bytesBurst)
-                _ = try await redis.send(HSET(key, fields: limit.settingsValues))
+                try await OrganizationSettings.setRateLimit(limit, of: organization, redis: redis, keys: options.keys)
                 options.output(
                     .object([("org", .string(organization)), ("rateLimit", limit.json)]), table: "rate limit of \(organization) set to \(limit)")
             }
@@ -186,7 +179,8 @@ struct OrganizationSummary {
     var services: [String]
     var limit: Int
     var limitIsOverride: Bool
-    var counts: [String: Int]
+    /// Its events stored and not stored.
+    var counters: OrganizationCounters
     var keyCount: Int
     /// Its rate-limit override, if it has one (the gateways' default applies otherwise).
     var rateLimit: RateLimit?
@@ -197,8 +191,6 @@ struct OrganizationSummary {
     /// Whether its events overflow (`orgs show` only).
     var overflow: OverflowTenant?
 
-    var storedTotal: Int { counts.filter { $0.key.hasPrefix("stored:") }.values.reduce(0, +) }
-    var rejectedTotal: Int { counts.filter { $0.key.hasPrefix("rejected:") }.values.reduce(0, +) }
     var limitText: String { limitIsOverride ? "\(limit) (set)" : String(limit) }
 
     /// Organizations found under `<prefix>:org:*` (services, settings, counts or keys).
@@ -219,14 +211,13 @@ struct OrganizationSummary {
         _ organization: String, redis: RedisClient, keys: RedisKeys, defaultLimit: Int, withUsage: Bool = false
     ) async throws(RedisError) -> OrganizationSummary {
         let services = try await redis.send(SMEMBERS(keys.services(org: organization))).sorted()
-        let serviceLimit = try await ServiceLimit.read(organization, redis: redis, keys: keys, deploymentDefault: defaultLimit)
-        let counts = try await redis.send(HGETALL(keys.counts(org: organization))).compactMapValues { Int($0) }
+        let settings = try await OrganizationSettings.read(organization, redis: redis, keys: keys)
+        let serviceLimit = ServiceLimit(organization, settings: settings, deploymentDefault: defaultLimit)
+        let counters = try await OrganizationCounters.read(organization, redis: redis, keys: keys)
         let keyCount = try await redis.send(HGETALL(keys.apiKeys(org: organization))).count
-        let settings = try await redis.send(HGETALL(keys.settings(org: organization)))
-        let rateLimit = RateLimit.settingsFields.contains { settings[$0] != nil } ? RateLimit.of(settings: settings, fallback: .none) : nil
         return OrganizationSummary(
-            organization: organization, services: services, limit: serviceLimit.limit, limitIsOverride: serviceLimit.isOverride, counts: counts,
-            keyCount: keyCount, rateLimit: rateLimit,
+            organization: organization, services: services, limit: serviceLimit.limit, limitIsOverride: serviceLimit.isOverride, counters: counters,
+            keyCount: keyCount, rateLimit: settings.rateLimit,
             usage: withUsage ? try await UsageReport.read(redis: redis, keys: keys, organization: organization, today: .now) : nil,
             storage: withUsage ? try await StorageSummary.read(redis: redis, keys: keys, organization: organization) : nil,
             overflow: withUsage ? try await redis.send(HGET(keys.overflowTenants, field: organization)).flatMap(OverflowTenant.init(value:)) : nil)
@@ -239,8 +230,8 @@ struct OrganizationSummary {
         return .object(
             [
                 ("org", .string(organization)), ("services", .array(services.map { .string($0) })), ("serviceLimit", .number(String(limit))),
-                ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(storedTotal))), ("rejected", .number(String(rejectedTotal))),
-                ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
+                ("limitOverride", .bool(limitIsOverride)), ("stored", .number(String(counters.stored))), ("rejected", .number(String(counters.rejected))),
+                ("counts", .object(counters.counts.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
                 ("keys", .number(String(keyCount))), ("rateLimit", rateLimit?.json ?? .null),
             ] + extra)
     }
@@ -249,13 +240,13 @@ struct OrganizationSummary {
         var lines = [
             ["organization", organization],
             ["services", "\(services.count) of \(limitText): \(services.isEmpty ? "-" : services.joined(separator: ", "))"],
-            ["stored", String(storedTotal)],
-            ["rejected", String(rejectedTotal)],
+            ["stored", String(counters.stored)],
+            ["rejected", String(counters.rejected)],
             ["api keys", String(keyCount)],
             ["rate limit", rateLimit.map { "\($0) (set)" } ?? "the gateways' default"],
         ]
 
-        let countRows = counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
+        let countRows = counters.counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
         if let overflow {
             let since = Timestamp(milliseconds: overflow.since).iso8601
             let state = "since \(since) (\(overflow.reason.rawValue)): \(overflow.backlogEvents) events queued, \(overflow.eventsPerSecond) events/s"

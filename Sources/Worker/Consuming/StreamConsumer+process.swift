@@ -4,96 +4,46 @@ import Shared
 import Sinks
 
 extension StreamConsumer {
-    /// Processes one batch: decode every entry's events → quota per event, in arrival order → persist → for each
-    /// entry whose events are all stored, rejected or dead-lettered: record rejections and dead letters → XACK → trim.
+    /// Processes one batch (`BatchPlan`): decode every entry's events → quota per event, in arrival order → persist →
+    /// for each entry whose events are all stored, rejected or dead-lettered: record rejections and dead letters →
+    /// XACK with its counts → trim.
     ///
     /// An entry with an event the database refused stays unacknowledged (read again after the claim time) until that
     /// event succeeds or has failed `maxAttempts` times; nothing but its stored rows (idempotent by event id) and its
     /// attempt count is written for it meanwhile, so its rejections and dead letters are recorded once, when it is done.
     func process(_ batch: [ReadEntry]) async throws {
         let started = NIODeadline.now()
-        var done = Acknowledgement()
-        var entries: [EntryWork] = []
-        var deadLetters: [DeadLetterMove] = []
-        for read in batch {
-            guard let fields = read.entry.fields else {
-                done.add(read.entry.id, of: read)  // deleted while pending: nothing to store
-                continue
-            }
-            do {
-                entries.append(EntryWork(read: read, events: try StreamEntryCodec.decodeEvents(fields)))
-            } catch {
-                // Can never succeed: dead-lettered whole, at once, with its fields as they were.
-                deadLetters.append(DeadLetterMove(read: read, letter: deadLetter(read, fields: read.originalFields, reason: error.description, attempts: 1)))
-            }
-        }
+        let plan = BatchPlan(keys: keys, consumer: settings.consumer, maxAttempts: settings.maxAttempts)
+        var decoded = plan.decode(batch)
 
-        var items: [BatchEvent] = []
-        for (index, entry) in entries.enumerated() {
-            for event in entry.events { items.append(BatchEvent(entry: index, event: event)) }
-        }
+        let items = decoded.events
         let admitted = try await admissions(for: items.map(\.event))
         var accepted: [BatchEvent] = []
         for item in items {
-            if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { entries[item.entry].rejected.append(item.event) }
+            if admitted[ServiceKey(item.event)] == true { accepted.append(item) } else { decoded.entries[item.entry].rejected.append(item.event) }
         }
-        for failure in try await persist(accepted) { entries[failure.item.entry].refused.append((failure.item.event, failure.reason)) }
+        for failure in try await persist(accepted) { decoded.entries[failure.item.entry].refused.append((failure.item.event, failure.reason)) }
 
-        var finished: [EntryWork] = []
-        for entry in entries {
-            guard !entry.refused.isEmpty else {
-                finished.append(entry)
-                continue
-            }
-            let attempts = try await retrying("count attempts") {
+        var attempts: [String: Int] = [:]
+        for entry in decoded.entries where !entry.refused.isEmpty {
+            attempts[entry.attemptsField] = try await retrying("count attempts") {
                 try await commands.send(HINCRBY(keys.attempts, field: entry.attemptsField, by: 1))
             }
-            guard attempts >= settings.maxAttempts else {
-                logger.warning(
-                    "worker.entry.failed",
-                    metadata: [
-                        "redis.id": "\(entry.read.entry.id)", "worker.attempts": "\(attempts)", "worker.refused": "\(entry.refused.count)",
-                        "error": "\(entry.refused[0].reason)",
-                    ])
-                continue  // read again after the claim time
-            }
-            for refused in entry.refused {
-                // A version-1 entry is dead-lettered as it was; an event of a chunk as a chunk of one.
-                let fields = entry.isChunk ? StreamChunk(refused.event).fields : entry.read.originalFields
-                deadLetters.append(
-                    DeadLetterMove(
-                        read: entry.read, letter: deadLetter(entry.read, fields: fields, reason: refused.reason, attempts: attempts), clearsAttempts: true))
-            }
-            finished.append(entry)
         }
-
-        try await recordRejections(finished)
-        try await deadLetter(deadLetters)
-        for entry in finished {
-            var counts: [Acknowledgement.Count] = []
-            let kind = entry.read.kind
-            let stored = entry.events.count - entry.rejected.count - entry.refused.count
-            if stored > 0 { counts.append(.init(field: "stored:\(kind.rawValue)", amount: stored)) }
-            if !entry.rejected.isEmpty { counts.append(.init(field: "rejected:\(Self.quotaReason)", amount: entry.rejected.count)) }
-            // The organization's usage, under the day its events were accepted.
-            let day = Acknowledgement.Count.Target.usage(day: Usage.day(entry.events[0].receivedAt))
-            counts.append(.init(day, field: Usage.field("accepted", kind), amount: entry.events.count))
-            for (measure, amount) in [("stored", stored), ("quota_rejected", entry.rejected.count), ("dead_lettered", entry.refused.count)] where amount > 0 {
-                counts.append(.init(day, field: Usage.field(measure, kind), amount: amount))
-            }
-            // The organization's flow: its events finished, against those the gateways appended (`RedisKeys.flow`).
-            let org = entry.events[0].org
-            let flow = Acknowledgement.Count.Target.flow(partition: keys.basePartition(ofStream: entry.read.partition) ?? keys.partition(of: org))
-            counts.append(.init(flow, field: "out:\(org)", amount: entry.events.count))
-            done.add(entry.read.entry.id, of: entry.read, org: org, counts: counts)
+        let outcome = plan.finish(decoded, attempts: attempts, defaultLimit: quota.fallbackLimit(for:))
+        for (entry, attempts) in outcome.waiting {
+            logger.warning(
+                "worker.entry.failed",
+                metadata: [
+                    "redis.id": "\(entry.read.entry.id)", "worker.attempts": "\(attempts)", "worker.refused": "\(entry.refused.count)",
+                    "error": "\(entry.refused[0].reason)",
+                ])
         }
-        for letter in deadLetters where !letter.clearsAttempts { done.add(letter.read.entry.id, of: letter.read) }
-        try await acknowledge(done)
+        try await record(outcome.rejections)
+        try await deadLetter(outcome.deadLetters)
+        try await acknowledge(outcome.done)
         metrics.batchDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
-
-    /// The reason recorded for events over their organization's service quota.
-    static let quotaReason = "service_quota_exceeded"
 
     /// Asks the quota once per distinct organization and service, in the order the events arrived, so the
     /// first services seen are the ones admitted.
@@ -173,40 +123,20 @@ extension StreamConsumer {
     /// Records the events over quota of finished entries: the capped rejected stream and a log line per organization
     /// and service at most once a minute. (The per-organization counter goes up with the acknowledgement, exactly once
     /// per event.)
-    private func recordRejections(_ entries: [EntryWork]) async throws {
-        var adds: [XADD] = []
-        for entry in entries {
-            for event in entry.rejected {
-                let limit = quota.fallbackLimit(for: event.org)
-                let fields = [
-                    ("reason", Self.quotaReason), ("id", event.id), ("org", event.org), ("service", event.event.service),
-                    ("kind", event.event.kind.rawValue), ("received_at", event.receivedAt.iso8601),
-                    ("source_stream", keys.stream(entry.read.kind, partition: entry.read.partition)), ("source_id", entry.read.entry.id),
-                    ("default_limit", String(limit)),
-                ]
-                adds.append(
-                    XADD(
-                        keys.rejectedStream, approximateMaxLength: settings.rejectedMaxLength,
-                        fields: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }))
-                metrics.rejected(kind: event.event.kind, org: event.org)
-                if logLimiter.shouldLog("\(event.org)/\(event.event.service)") {
-                    logger.warning(
-                        "worker.quota.rejected",
-                        metadata: ["org.id": "\(event.org)", "event.service": "\(event.event.service)", "quota.default_limit": "\(limit)"])
-                }
+    private func record(_ rejections: [Rejection]) async throws {
+        guard !rejections.isEmpty else { return }
+        for rejection in rejections {
+            metrics.rejected(kind: rejection.kind, org: rejection.org)
+            if logLimiter.shouldLog("\(rejection.org)/\(rejection.service)") {
+                logger.warning(
+                    "worker.quota.rejected",
+                    metadata: ["org.id": "\(rejection.org)", "event.service": "\(rejection.service)", "quota.default_limit": "\(rejection.defaultLimit)"])
             }
         }
-        guard !adds.isEmpty else { return }
+        let adds = rejections.map { $0.append(to: keys.rejectedStream, maxLength: settings.rejectedMaxLength) }
         try await retrying("record rejections") {
             for result in try await commands.pipeline(adds) { _ = try result.get() }
         }
-    }
-
-    /// What `read`'s entry (or one of its events, `fields`) becomes in the dead-letter stream.
-    private func deadLetter(_ read: ReadEntry, fields: [(name: [UInt8], value: [UInt8])], reason: String, attempts: Int) -> DeadLetter {
-        DeadLetter(
-            stream: keys.stream(read.kind, partition: read.partition), originalID: read.entry.id, reason: reason, attempts: attempts,
-            consumer: settings.consumer, originalFields: fields)
     }
 
     /// Moves what can never be stored to the dead-letter stream, with its reason and original entry id: whole entries
@@ -233,7 +163,7 @@ extension StreamConsumer {
         guard !done.isEmpty else { return }
         let answers = try await retrying("acknowledge") { try await done.send(on: commands, keys: keys) }
         for (group, acknowledged) in answers where acknowledged > 0 {
-            for count in group.counts where count.target == .counters && count.field.hasPrefix("stored:") {
+            for count in group.counts where count.target == .counters && OrganizationCounters.isStored(count.field) {
                 metrics.stored(kind: group.kind, org: group.org ?? "", events: acknowledged * count.amount)
             }
         }

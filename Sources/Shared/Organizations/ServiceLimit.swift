@@ -26,12 +26,23 @@ public struct ServiceLimit: Sendable, Equatable {
         org == OrganizationID.default ? defaultOrganization : deploymentDefault
     }
 
-    /// `org`'s limit, its override read from Redis.
-    public static func read(_ org: String, redis: RedisClient, keys: RedisKeys, deploymentDefault: Int) async throws(RedisError) -> ServiceLimit {
-        if let override = try await redis.send(HGET(keys.settings(org: org), field: settingsField)).flatMap({ Int($0) }) {
-            return ServiceLimit(limit: override, isOverride: true)
+    /// `org`'s limit under its `settings`.
+    public init(_ org: String, settings: OrganizationSettings, deploymentDefault: Int) {
+        if let own = settings.serviceLimit {
+            self.init(limit: own, isOverride: true)
+        } else {
+            self.init(limit: Self.fallback(for: org, deploymentDefault: deploymentDefault), isOverride: false)
         }
-        return ServiceLimit(limit: fallback(for: org, deploymentDefault: deploymentDefault), isOverride: false)
+    }
+
+    public init(limit: Int, isOverride: Bool) {
+        self.limit = limit
+        self.isOverride = isOverride
+    }
+
+    /// `org`'s limit, its settings read from Redis.
+    public static func read(_ org: String, redis: RedisClient, keys: RedisKeys, deploymentDefault: Int) async throws(RedisError) -> ServiceLimit {
+        ServiceLimit(org, settings: try await OrganizationSettings.read(org, redis: redis, keys: keys), deploymentDefault: deploymentDefault)
     }
 
     /// The command that gives `org` a limit of its own.
