@@ -28,7 +28,7 @@ struct IngestHandlerTests {
         /// No limits here: held as any append.
         func publish(
             _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
-        ) -> EventLoopFuture<GuardedAppend.Decision> {
+        ) -> EventLoopFuture<PublishDecision> {
             publishUnlimited(events, on: eventLoop)
         }
 

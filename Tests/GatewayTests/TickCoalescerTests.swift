@@ -97,10 +97,10 @@ struct TickCoalescerTests {
 
     /// Guarded groups handed to Redis, each answered when the test says.
     final class Groups: Sendable {
-        let made = Mutex<[(requests: [GuardedAppendGroup.Request], limit: RateLimit, promise: EventLoopPromise<[GuardedAppend.Decision]>)]>([])
+        let made = Mutex<[(requests: [GuardedAppendGroup.Request], limit: RateLimit, promise: EventLoopPromise<[PublishDecision]>)]>([])
 
-        func append(_ requests: [GuardedAppendGroup.Request], _ limit: RateLimit, _ eventLoop: any EventLoop) -> EventLoopFuture<[GuardedAppend.Decision]> {
-            let promise = eventLoop.makePromise(of: [GuardedAppend.Decision].self)
+        func append(_ requests: [GuardedAppendGroup.Request], _ limit: RateLimit, _ eventLoop: any EventLoop) -> EventLoopFuture<[PublishDecision]> {
+            let promise = eventLoop.makePromise(of: [PublishDecision].self)
             made.withLock { $0.append((requests, limit, promise)) }
             return promise.futureResult
         }
@@ -114,7 +114,7 @@ struct TickCoalescerTests {
         let requests: [(chunk: StreamChunk, limit: RateLimit)] = [
             (try chunk("a"), tight), (try chunk("a", events: 2), tight), (try chunk("b"), tight), (try chunk("a"), loose), (try chunk("a"), tight),
         ]
-        var answers: [Result<GuardedAppend.Decision, any Error>?] = Array(repeating: nil, count: requests.count)
+        var answers: [Result<PublishDecision, any Error>?] = Array(repeating: nil, count: requests.count)
         for (index, request) in requests.enumerated() {
             coalescer.add(
                 guarded: GuardedAppendGroup.Request(chunk: request.chunk, bytes: 10 * (index + 1), idempotency: nil), limit: request.limit, on: loop,
@@ -131,15 +131,15 @@ struct TickCoalescerTests {
             if group.requests[0].chunk.org == "b" {
                 group.promise.fail(PublishError(reason: "OOM"))
             } else {
-                let refused = GuardedAppend.Decision.limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1))
-                group.promise.succeed(group.requests.indices.map { $0 == 1 ? refused : .admitted(ids: [], budgets: []) })
+                let refused = PublishDecision.limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1))
+                group.promise.succeed(group.requests.indices.map { $0 == 1 ? refused : .queued })
             }
         }
         loop.run()
-        #expect(try answers[0]?.get() == .admitted(ids: [], budgets: []))
+        #expect(try answers[0]?.get() == .queued)
         #expect(try answers[1]?.get() == .limited(RateRefusal(measure: "events", retryAfterMilliseconds: 100, cost: 1)), "its own decision")
-        #expect(try answers[4]?.get() == .admitted(ids: [], budgets: []))
-        #expect(try answers[3]?.get() == .admitted(ids: [], budgets: []))
+        #expect(try answers[4]?.get() == .queued)
+        #expect(try answers[3]?.get() == .queued)
         guard case .failure = answers[2] else {
             Issue.record("the failed call did not fail its request")
             return

@@ -141,9 +141,9 @@ struct IngestService: Sendable {
         } else {
             idempotency = nil
         }
-        let answer: @Sendable (Result<(RateLimit, GuardedAppend.Decision), any Error>) -> Void = { result in
+        let answer: @Sendable (Result<(RateLimit, PublishDecision), any Error>) -> Void = { result in
             switch result {
-            case .success((_, .admitted(_, let budgets))):
+            case .success((_, .queued(let budgets))):
                 counter?.increment(by: Int64(events.count))
                 var answer = success
                 for (name, value) in RateLimitHeaders.fields(budgets) { answer.headers[name] = value }
@@ -173,7 +173,7 @@ struct IngestService: Sendable {
         let cached = rateLimits.cachedLimit(of: organization)
         if idempotency == nil, let limit = cached, limit.isNone {
             // The common case, no limit known without asking Redis: the plain (coalesced) append.
-            publisher.publish(events, on: eventLoop).whenComplete { answer($0.map { (limit, .admitted(ids: [], budgets: [])) }) }
+            publisher.publish(events, on: eventLoop).whenComplete { answer($0.map { (limit, .queued) }) }
         } else if let limit = cached {
             publisher.publish(events, bytes: bytes, limit: limit, idempotency: idempotency, on: eventLoop).whenComplete { answer($0.map { (limit, $0) }) }
         } else {

@@ -11,7 +11,7 @@ protocol EventPublisher: Sendable {
     /// what the first request was answered). With neither, as `publish(_:on:)`.
     func publish(
         _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<GuardedAppend.Decision>
+    ) -> EventLoopFuture<PublishDecision>
     /// Whether the queue answers right now.
     func isReady() async -> Bool
 }
@@ -24,7 +24,7 @@ struct PublishError: Error, Sendable {
 
 extension EventPublisher {
     /// Publishes without a limit, answered as admitted with no budget.
-    func publishUnlimited(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<GuardedAppend.Decision> {
-        publish(events, on: eventLoop).map { .admitted(ids: [], budgets: []) }
+    func publishUnlimited(_ events: [QueuedEvent], on eventLoop: any EventLoop) -> EventLoopFuture<PublishDecision> {
+        publish(events, on: eventLoop).map { .queued }
     }
 }

@@ -39,9 +39,9 @@ final class InMemoryEventPublisher: EventPublisher {
     /// headers (the script itself is tested on a real Redis).
     func publish(
         _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<GuardedAppend.Decision> {
+    ) -> EventLoopFuture<PublishDecision> {
         guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
-        let decision: GuardedAppend.Decision? = state.withLock { state in
+        let decision: PublishDecision? = state.withLock { state in
             guard !state.failing else { return nil }
             if let idempotency, let record = state.idempotency[idempotency.record] {
                 return record.digest == idempotency.digest ? .replayed(answer: record.answer) : .conflict
@@ -63,7 +63,7 @@ final class InMemoryEventPublisher: EventPublisher {
             for (measure, arrival) in arrivals { state.budgets[events[0].org + measure] = arrival }
             if let idempotency { state.idempotency[idempotency.record] = idempotency }
             state.events += events
-            return .admitted(ids: [], budgets: budgets)
+            return .queued(budgets: budgets)
         }
         guard let decision else { return eventLoop.makeFailedFuture(PublishError(reason: "in-memory publisher set to fail")) }
         return eventLoop.makeSucceededFuture(decision)

@@ -71,18 +71,17 @@ struct RedisEventPublisher: EventPublisher {
         return Self.appended(appended, start: start, metrics: metrics) { _ in flow?.appended(events[0].org, events: events.count) }
     }
 
-    /// An append's outcome: its round trip timed and `counted` on success; a Redis error counted and made a
-    /// `PublishError`.
-    private static func appended<Value: Sendable>(
-        _ future: EventLoopFuture<Value>, start: NIODeadline, metrics: GatewayMetrics, counted: @escaping @Sendable (Value) -> Void
-    ) -> EventLoopFuture<Value> {
-        let outcome = future.eventLoop.makePromise(of: Value.self)
+    /// An append's outcome: on success its round trip timed and `answer` made of the reply (which counts what it
+    /// must); a Redis error counted and made a `PublishError`.
+    private static func appended<Value: Sendable, Answer: Sendable>(
+        _ future: EventLoopFuture<Value>, start: NIODeadline, metrics: GatewayMetrics, answer: @escaping @Sendable (Value) -> Answer
+    ) -> EventLoopFuture<Answer> {
+        let outcome = future.eventLoop.makePromise(of: Answer.self)
         future.whenComplete { result in
             switch result {
             case .success(let value):
                 metrics.xaddDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-                counted(value)
-                outcome.succeed(value)
+                outcome.succeed(answer(value))
             case .failure(let error):
                 metrics.redisErrors.increment()
                 outcome.fail(PublishError(reason: (error as? RedisError).map { "\($0.code): \($0.serverPrefix ?? $0.message)" } ?? "\(error)"))
@@ -97,7 +96,7 @@ struct RedisEventPublisher: EventPublisher {
     /// (`GuardedAppend`).
     func publish(
         _ events: [QueuedEvent], bytes: Int, limit: RateLimit, idempotency: GuardedAppend.Idempotency?, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<GuardedAppend.Decision> {
+    ) -> EventLoopFuture<PublishDecision> {
         guard !limit.isNone || idempotency != nil else { return publishUnlimited(events, on: eventLoop) }
         let org = events[0].org
         let chunks = StreamEntryCodec.chunks(events)
@@ -117,6 +116,7 @@ struct RedisEventPublisher: EventPublisher {
                     var admitted = 0
                     for (request, decision) in zip(requests, decisions) where decision.isAdmitted { admitted += request.chunk.count }
                     if admitted > 0 { flow?.appended(first.org, events: admitted) }
+                    return decisions.map(PublishDecision.init)
                 }
             }
         }
@@ -128,7 +128,8 @@ struct RedisEventPublisher: EventPublisher {
             idempotency: idempotency, packAbove: packAbove)
         let sent = redis.send(append, waitingForReplicas: replicas, timeoutMilliseconds: timeout, on: eventLoop)
         return Self.appended(sent, start: start, metrics: metrics) { decision in
-            if case .admitted = decision { flow?.appended(org, events: events.count) }
+            if decision.isAdmitted { flow?.appended(org, events: events.count) }
+            return PublishDecision(decision)
         }
     }
 

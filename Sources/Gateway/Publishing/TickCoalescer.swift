@@ -36,7 +36,7 @@ final class TickCoalescer: Sendable {
         /// Guarded requests to admit together, and each one's promise, in order.
         struct Group {
             var requests: [GuardedAppendGroup.Request]
-            var promises: [EventLoopPromise<GuardedAppend.Decision>]
+            var promises: [EventLoopPromise<PublishDecision>]
             /// Bytes of lines once joined as one chunk's.
             var bytes: Int
         }
@@ -45,7 +45,7 @@ final class TickCoalescer: Sendable {
         var groups: [GroupKey: [Group]] = [:]
         var flushScheduled = false
         var append: (@Sendable (StreamChunk, any EventLoop) -> EventLoopFuture<Void>)?
-        var guardedAppend: (@Sendable ([GuardedAppendGroup.Request], RateLimit, any EventLoop) -> EventLoopFuture<[GuardedAppend.Decision]>)?
+        var guardedAppend: (@Sendable ([GuardedAppendGroup.Request], RateLimit, any EventLoop) -> EventLoopFuture<[PublishDecision]>)?
     }
 
     private let ticks = ThreadSpecificVariable<Tick>()
@@ -81,11 +81,11 @@ final class TickCoalescer: Sendable {
     /// and appends each group when the tick's reads are done, answering a decision per request. Call on `eventLoop`.
     func add(
         guarded request: GuardedAppendGroup.Request, limit: RateLimit, on eventLoop: any EventLoop,
-        append: @escaping @Sendable ([GuardedAppendGroup.Request], RateLimit, any EventLoop) -> EventLoopFuture<[GuardedAppend.Decision]>
-    ) -> EventLoopFuture<GuardedAppend.Decision> {
+        append: @escaping @Sendable ([GuardedAppendGroup.Request], RateLimit, any EventLoop) -> EventLoopFuture<[PublishDecision]>
+    ) -> EventLoopFuture<PublishDecision> {
         let tick = self.tick(on: eventLoop)
         tick.guardedAppend = append
-        let promise = eventLoop.makePromise(of: GuardedAppend.Decision.self)
+        let promise = eventLoop.makePromise(of: PublishDecision.self)
         let key = Tick.GroupKey(org: request.chunk.org, kind: request.chunk.kind, limit: limit)
         if var groups = tick.groups.removeValue(forKey: key), var last = groups.popLast() {
             let added = last.requests[0].chunk.appendedLength(of: request.chunk)
