@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Shared", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "Shared", "Sinks", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/TestSupport",
@@ -215,6 +215,11 @@ let package = Package(
         .testTarget(
             name: "OTLPTests",
             dependencies: ["OTLP", "Shared", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SinksTests",
+            dependencies: ["Sinks", "Shared", "TestSupport", "CSQLite"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -4,7 +4,6 @@ import TestSupport
 import Testing
 
 @testable import Sinks
-@testable import Worker
 
 /// Each kind's description (`EventKind.fields`) against what follows it or is held to it: both stores' tables, the
 /// row visitor, the validator and the stream codec (both formats).

@@ -4,7 +4,6 @@ import TestSupport
 import Testing
 
 @testable import Sinks
-@testable import Worker
 
 @Suite("Event sinks: one suite, both engines")
 struct SinkTests {
@@ -150,18 +149,19 @@ struct SinkTests {
     }
 
     @Test func aLockedSQLiteDatabaseIsUnavailableNotRejected() async throws {
-        let harness = try WorkerHarness(busyTimeoutMilliseconds: 100)
-        defer { Task { await harness.cleanUp() } }
-        try await harness.sink.prepare()
-        let lock = SQLiteLock(path: harness.databasePath)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-lock-\(UUID().uuidString)/operyn.sqlite").path
+        let sink = SQLiteSink(path: path, busyTimeoutMilliseconds: 100)
+        try await sink.prepare()
+        let lock = SQLiteLock(path: path)
         do {
-            _ = try await harness.sink.store([Sample.log()])
+            _ = try await sink.store([Sample.log()])
             Issue.record("stored through an exclusive lock")
         } catch {
             #expect(error.code == .unavailable)
         }
         lock.release()
-        #expect(try await harness.sink.store([Sample.log()]) == 1)
+        #expect(try await sink.store([Sample.log()]) == 1)
+        await sink.close()
     }
 
     @Test func anUnreachablePostgresIsUnavailable() async throws {
