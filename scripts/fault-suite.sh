@@ -18,7 +18,7 @@ status=0
 for sink in sqlite postgres; do
     echo "== fault suite, store: $sink ==" | tee -a "$results"
     filter='FaultSuiteTests|SoakTests'
-    [ "$sink" = sqlite ] && filter='FaultTests|FaultSuiteTests|SoakTests|HostileInputTests|PoisonLedgerTests'
+    [ "$sink" = sqlite ] && filter='FaultTests|FaultSuiteTests|SoakTests|HostileInputTests|PoisonLedgerTests|ClusterFaultTests|RateLimitTests|OTLPExportTests'
     OPERYN_FAULT_SINK=$sink bash scripts/test.sh --no-parallel --filter "$filter" 2>&1 | tee -a "$results" || status=1
 done
 bash scripts/schemathesis.sh 2>&1 | tee -a "$results" || status=1

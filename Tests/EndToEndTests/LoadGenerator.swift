@@ -13,6 +13,9 @@ import Synchronization
 /// With `retryingWithKeys`, each request carries an `Idempotency-Key` and a request whose answer is unknown (5xx,
 /// timeout, reset) is sent again, same key and body, to the next gateway, until it gets a 202 or a 4xx (or the load
 /// stops): what a well-behaved client does.
+///
+/// With `otlp`, one request in eight is an OTLP/HTTP JSON export of one log record (`POST /v1/logs`, answered 200)
+/// whose body is the marker.
 final class LoadGenerator: Sendable {
     let ledger: Ledger
     let ports: [Int]
@@ -20,6 +23,7 @@ final class LoadGenerator: Sendable {
     let apiKey: String
     let connections: Int
     let retryingWithKeys: Bool
+    let otlp: Bool
     /// Whether those retries carry the key (off only to show what happens without it).
     let sendsKeys: Bool
     private let stopped = Atomic<Bool>(false)
@@ -31,9 +35,10 @@ final class LoadGenerator: Sendable {
 
     init(
         ledger: Ledger, ports: [Int], organizations: [String] = LoadGenerator.defaultOrganizations, apiKey: String, connections: Int = 8,
-        retryingWithKeys: Bool = false, sendsKeys: Bool = true
+        retryingWithKeys: Bool = false, sendsKeys: Bool = true, otlp: Bool = false
     ) {
         self.retryingWithKeys = retryingWithKeys
+        self.otlp = otlp
         self.sendsKeys = sendsKeys
         self.ledger = ledger
         self.ports = ports
@@ -117,8 +122,13 @@ final class LoadGenerator: Sendable {
                     ? Self.invalidEvent(marker, variant: request / 25)
                     : #"{"service":"ledger-svc","level":"info","message":"\#(marker)","metadata":{"n":\#(request)}}"#
             }
-            let body = isBatch ? "[" + events.joined(separator: ",") + "]" : events[0]
-            let path = isBatch ? "/events/logs/batch" : "/events/logs"
+            let isOTLP = otlp && !isBatch && !isInvalid && request % 8 == 1
+            let body =
+                isOTLP
+                ? #"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ledger-svc"}}]},"#
+                    + #""scopeLogs":[{"logRecords":[{"severityText":"INFO","body":{"stringValue":"\#(markers[0])"}}]}]}]}"#
+                : isBatch ? "[" + events.joined(separator: ",") + "]" : events[0]
+            let path = isOTLP ? "/v1/logs" : isBatch ? "/events/logs/batch" : "/events/logs"
             let started = NIODeadline.now()
             var status = 0
             var headers: HTTPFields = [
@@ -158,6 +168,7 @@ final class LoadGenerator: Sendable {
             let outcome: Ledger.Outcome =
                 switch status {
                 case 202: .accepted
+                case 200 where isOTLP: .accepted
                 case 400..<500: .refused
                 default: .unknown
                 }
