@@ -139,7 +139,7 @@ struct GuardedAppendTests {
         var command = GuardedAppend(
             StreamEntryCodec.chunks(queued), to: setup.stream, state: setup.keys.rateState(org: setup.org), usage: setup.usage, usageField: "x",
             limit: limit, events: 1, bytes: 1)
-        #expect(try await setup.redis.send(command).isAdmitted)
+        #expect(try await setup.redis.send(command.carryingSource).isAdmitted)
         let ttl = try await setup.redis.send(RawCommand("PTTL", setup.keys.rateState(org: setup.org))).integer ?? -2
         #expect((50_000...60_002).contains(ttl), "kept until the budget is full again, plus a minute: \(ttl) ms")
         command = GuardedAppend(
@@ -325,7 +325,7 @@ struct GuardedAppendGroupTests {
         let command = GuardedAppendGroup(
             requests, to: grouped.stream, state: grouped.keys.rateState(org: grouped.org), usage: grouped.usage, usageField: "rate_limited:logs",
             limit: limit, now: now)
-        let reply = try await grouped.redis.send(RawCommand(arguments: command.arguments))
+        let reply = try await grouped.redis.send(RawCommand(arguments: command.carryingSource.arguments))
         #expect(reply.array?.count == 6 && reply.array?.last == .integer(-1), "admitted whole, no work per request: \(reply)")
         let decisions = try command.response(from: reply)
         #expect(decisions.allSatisfy { $0.isAdmitted })
