@@ -33,8 +33,10 @@ examples=${SCHEMATHESIS_EXAMPLES:-200}
 
 status=0
 echo "schemathesis: with the key ($examples examples per operation)"
+# The bulk API's body is NDJSON (application/x-ndjson), which a JSON Schema cannot describe nor schemathesis make:
+# it is tested with the real shippers and the hostile corpus instead (docs: reliability).
 "$st" --config-file scripts/schemathesis.toml run "$url/openapi.json" --url "$url" -H "x-api-key: schemathesis-key" --checks all \
-    --exclude-path-regex '^/v1/' --max-examples "$examples" --no-color || status=1
+    --exclude-path-regex '^/v1/|_bulk$' --max-examples "$examples" --no-color || status=1
 # The OTLP routes answer a body whose records break the rules 200, with the refused records counted in
 # partial_success (OTLP/HTTP's answer), and the JSON mapping reads null and unknown fields leniently: a body outside
 # the schema can rightly be accepted, so negative_data_rejection does not apply. Schema-valid bodies must still be

@@ -7,6 +7,29 @@ import Testing
 /// the same required ones.
 @Suite("OpenAPI event schemas follow the description")
 struct OpenAPIEventSchemaTests {
+    /// OTLP/JSON's 64-bit integers as strings: the schema's pattern takes exactly the numbers the decoder reads
+    /// (schemathesis generated a 20-digit string past 2^64 − 1 that the old pattern allowed).
+    @Test func sixtyFourBitStringsAreBoundedExactly() throws {
+        let unsigned = try Regex("^(" + OpenAPIDocument.digitsAtMost("18446744073709551615") + ")$")
+        for fits in ["0", "7", "10", "18446744073709551615", "18446744073709551609", "9999999999999999999", "10000000000000000000", "18446744073709551599"] {
+            #expect(fits.wholeMatch(of: unsigned) != nil, "\(fits)")
+            #expect(UInt64(fits) != nil)
+        }
+        for past in [
+            "18446744073709551616", "18446744073709551620", "18446744073709552000", "19000000000000000000", "99999999999999999999", "01",
+            "100000000000000000000",
+        ] {
+            #expect(past.wholeMatch(of: unsigned) == nil, "\(past)")
+        }
+        let signed = try Regex("^(" + OpenAPIDocument.digitsAtMost("9223372036854775807") + ")$")
+        #expect("9223372036854775807".wholeMatch(of: signed) != nil && "9223372036854775808".wholeMatch(of: signed) == nil)
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let value = random.next() >> UInt64.random(in: 0...63)
+            #expect(String(value).wholeMatch(of: unsigned) != nil, "\(value)")
+        }
+    }
+
     @Test(arguments: [(EventKind.logs, "LogEvent"), (.metrics, "MetricEvent"), (.deployments, "DeploymentEvent")])
     func eachEventSchemaHasTheDescribedFields(kind: EventKind, schema name: String) throws {
         let document = try JSONParser.parse(Array(OpenAPIDocument.json(limits: EventLimits()).utf8))

@@ -78,6 +78,23 @@ extension OpenAPIDocument {
         return ["anyOf": .array(pairs)]
     }
 
+    /// A regular expression for the decimal numbers from 0 to `maximum` (digits only, no leading zero): the 64-bit
+    /// integers OTLP/JSON sends as strings, so a schema-valid string is one the decoder reads.
+    static func digitsAtMost(_ maximum: String) -> String {
+        let digits = Array(maximum)
+        var alternatives = ["0", "[1-9][0-9]{0,\(digits.count - 2)}"]
+        for (index, digit) in digits.enumerated() {
+            let value = Int(String(digit))!
+            let lowest = index == 0 ? 1 : 0
+            guard value > lowest else { continue }
+            let rest = digits.count - index - 1
+            let range = value - 1 == lowest ? "\(lowest)" : "[\(lowest)-\(value - 1)]"
+            alternatives.append(String(digits[..<index]) + range + (rest > 0 ? "[0-9]{\(rest)}" : ""))
+        }
+        alternatives.append(maximum)
+        return alternatives.joined(separator: "|")
+    }
+
     private static func nullable(_ schema: JSONValue) -> JSONValue {
         ["anyOf": [schema, ["type": "null"]]]
     }
@@ -88,13 +105,14 @@ extension OpenAPIDocument {
         let unsigned64: JSONValue = [
             "description": "Nanoseconds since the Unix epoch (0: unknown), as a number or a string of digits",
             "anyOf": [
-                ["type": "integer", "minimum": 0, "maximum": .number("18446744073709551615")], ["type": "string", "pattern": "^(0|[1-9][0-9]{0,19})$"],
+                ["type": "integer", "minimum": 0, "maximum": .number("18446744073709551615")],
+                ["type": "string", "pattern": .string("^(\(digitsAtMost("18446744073709551615")))$")],
             ],
         ]
         let signed64: JSONValue = [
             "anyOf": [
                 ["type": "integer", "minimum": .number("-9223372036854775808"), "maximum": .number("9223372036854775807")],
-                ["type": "string", "pattern": "^-?(0|[1-9][0-9]{0,18})$"],
+                ["type": "string", "pattern": .string("^(-?(\(digitsAtMost("9223372036854775807")))|-9223372036854775808)$")],
             ]
         ]
         let attributes = array(reference("OTLPKeyValue"))
