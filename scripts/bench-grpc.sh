@@ -37,10 +37,11 @@ gateway_pid=$main_pid
 python3 -c 'import struct, sys; body = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(b"\0" + struct.pack(">I", len(body)) + body)' \
     "$work/logs-100.pb" "$work/logs-100.grpc"
 method=/opentelemetry.proto.collector.logs.v1.LogsService/Export
-# failed_calls → the gRPC calls of the method the gateway answered with another status than OK, by code ("CODE=N ...")
+# failed_calls → the gRPC calls of the method the gateway answered with another status than OK, by code ("CODE=N ...";
+# every code's counter exists from the start, so those at 0 are left out)
 failed_calls() {
     curl -s "http://127.0.0.1:$gateway_port/metrics" |
-        awk -v m="${method#/}" 'index($0, "operyn_grpc_requests_total{") == 1 && index($0, m) && !index($0, "code=\"OK\"") {
+        awk -v m="${method#/}" 'index($0, "operyn_grpc_requests_total{") == 1 && index($0, m) && !index($0, "code=\"OK\"") && $NF > 0 {
             match($0, /code="[A-Z_]+"/); printf "%s=%s ", substr($0, RSTART + 6, RLENGTH - 7), $NF }'
 }
 # total CODES → the sum of "CODE=N" counts

@@ -66,7 +66,7 @@ stream_bytes() {
     redis-cli -p "$1" --scan --pattern '*:stream:*' | while read -r stream; do redis-cli -p "$1" memory usage "$stream" samples 0; done |
         awk '{t += $1} END {print t + 0}'
 }
-aof_bytes() { redis-cli -p "$1" info persistence | awk -F: '/^aof_current_size:/ {print $2 + 0}'; }
+aof_bytes() { redis-cli -p "$1" info persistence | awk -F: '/^aof_current_size:/ {printf "%.0f\n", $2 + 0}'; }
 
 declare -A results
 errors=0

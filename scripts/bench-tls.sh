@@ -5,7 +5,7 @@
 # the medians, the TLS / plain ratios of requests or events per second, and CPU per request or event of the gateway
 # and of Redis read from /proc. Redis is emptied before each measured run.
 # Usage: scripts/bench-tls.sh [ROUNDS] [SECONDS]   (defaults 5, 10)
-# Goals (issue: TLS and secrets): batches >= 0.9 x plain, single events >= 0.85 x plain.
+# Goals: batches >= 0.9 x plain, single events >= 0.85 x plain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

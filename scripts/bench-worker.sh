@@ -227,7 +227,7 @@ for engine in $engines; do
     done
     a=$(printf '%s\n' ${rates_of[A]} | median)
     echo "[$engine] median of $rounds: $a events/s; peak worker RSS at most $(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) MB"
-    echo "[$engine] sink ceiling: median $(printf '%s\n' "${ceilings[@]}" | median) rows/s; drain / ceiling per round: ${ratios[*]}, median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') (issue 13's goal: >= 0.6)"
+    echo "[$engine] sink ceiling: median $(printf '%s\n' "${ceilings[@]}" | median) rows/s; drain / ceiling per round: ${ratios[*]}, median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') (goal: >= 0.6)"
     if [ "${#variants[@]}" -gt 1 ]; then
         b=$(printf '%s\n' ${rates_of[B]} | median)
         echo "[$engine] $b_label: median $b events/s; this build / B = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
