@@ -71,7 +71,8 @@ enum AdminEnvironment {
     /// An option's help from the description of the setting that gives its default.
     static func help(_ variable: String) -> ArgumentHelp {
         guard let setting = settings.first(where: { $0.name == variable }) else { preconditionFailure("\(variable) is not described") }
-        return ArgumentHelp("\(setting.plainMeaning) (env \(variable); default: \(setting.defaultValue.filter { $0 != "`" })).")
+        // The option's default, read from the environment, is printed beside it by ArgumentParser.
+        return ArgumentHelp("\(setting.plainMeaning) (env \(variable)).")
     }
 
     static func setting<T>(_ read: (ConfigurationReader) throws(ConfigurationError) -> T) -> T {
