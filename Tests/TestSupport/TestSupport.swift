@@ -53,6 +53,8 @@ public enum TestRedis {
     private static func client(url: String, _ transport: RedisTransportKind, commandTimeout: Int, group: any EventLoopGroup) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeoutMilliseconds = commandTimeout
+        // Connecting waits as long as a command may: the parallel start has kept a connection unanswered past 1 s.
+        configuration.connectTimeoutMilliseconds = max(configuration.connectTimeoutMilliseconds, commandTimeout)
         return transport.client(configuration, group: group)
     }
 

@@ -14,9 +14,10 @@ import Testing
 struct OverflowTests {
     static func controller(
         _ harness: WorkerHarness, lanes: OverflowLanes = OverflowLanes(), backlog: Int = 10_000, rate: Int = 0, cooldown: Int = 1,
-        holder: String = "w1", registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        holder: String = "w1", registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), checkMilliseconds: Int = 500
     ) -> OverflowController {
         var settings = OverflowSettings()
+        settings.checkMilliseconds = checkMilliseconds
         settings.backlogEvents = backlog
         settings.eventsPerSecond = rate
         settings.cooldownSeconds = cooldown
@@ -39,7 +40,8 @@ struct OverflowTests {
         _ = try await harness.redis.send(XADD(keys.stream(.logs, partition: keys.partition(of: "hot")), fields: [(Array("x".utf8), Array("1".utf8))]))
         let lanes = OverflowLanes()
         let registry = PrometheusCollectorRegistry()
-        let decider = Self.controller(harness, lanes: lanes, registry: registry)
+        // Checks a minute apart, so the lease (five checks long) outlives a machine stalled by the parallel suites.
+        let decider = Self.controller(harness, lanes: lanes, registry: registry, checkMilliseconds: 60_000)
         await decider.check(now: .now())
         var tenants = try await OverflowTenant.read(redis: harness.redis, keys: keys)
         #expect(tenants.keys.sorted() == ["hot"], "59 000 queued passes 10 000; 9 000 does not")
@@ -51,7 +53,7 @@ struct OverflowTests {
         #expect(String(decoding: text, as: UTF8.self).contains(#"operyn_overflow_entered_total{reason="backlog"} 1"#))
 
         // Another worker: the lease is taken, so it reads and does not decide.
-        let other = Self.controller(harness, holder: "w2")
+        let other = Self.controller(harness, holder: "w2", checkMilliseconds: 60_000)
         _ = try await harness.redis.send(HSET(flow, fields: [("out:hot", "60000")]))
         await other.check(now: .now())
         #expect(try await OverflowTenant.read(redis: harness.redis, keys: keys)["hot"]?.backlogEvents == 59_000, "w2 did not decide")
