@@ -32,6 +32,9 @@ struct OTLPGRPCTests {
     ) async throws {
         var configuration = GatewayConfiguration()
         configuration.redis = try RedisConfiguration(url: TestRedis.url)
+        // Patient with a machine stalled by the parallel suites: these tests are not about timeouts.
+        configuration.redis.commandTimeoutMilliseconds = TestRedis.patientTimeout
+        configuration.redis.connectTimeoutMilliseconds = TestRedis.patientTimeout
         configuration.keys = RedisKeys(prefix: prefix)
         configuration.grpcPort = try RedisServer.freePort()
         adjust(&configuration)
