@@ -24,8 +24,12 @@ struct WorkerHarness {
         let url = try redisURL ?? TestRedis.url
         let clustered = url.hasPrefix("redis+cluster://")
         keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: clustered, partitions: partitions ?? (clustered ? RedisKeys.defaultPartitions : 1))
-        redis = try RedisClient(url: url)
-        reader = try RedisClient(url: url)
+        // Patient with a machine stalled by the parallel suites (the consumer's own timeouts are its settings').
+        var configuration = try RedisConfiguration(url: url)
+        configuration.commandTimeoutMilliseconds = TestRedis.patientTimeout
+        configuration.connectTimeoutMilliseconds = TestRedis.patientTimeout
+        redis = RedisClient(configuration: configuration)
+        reader = RedisClient(configuration: configuration)
         databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-test-\(UUID().uuidString)/operyn.sqlite").path
         sink = SQLiteSink(path: databasePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
     }
