@@ -18,7 +18,7 @@ struct ConnectionGuardTests {
             var environment = [
                 "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_PORT": "\(port)", "OPERYN_KEY_PREFIX": prefix, "OPERYN_LOG_LEVEL": "error",
                 "OPERYN_HEADER_TIMEOUT_MS": "1000", "OPERYN_BODY_TIMEOUT_MS": "1000", "OPERYN_KEEPALIVE_TIMEOUT_MS": "1500",
-            ]
+            ].merging(TestRedis.patientSettings) { $1 }
             for (name, value) in settings { environment[name] = value }
             pid = try ChildProcess.spawn([ChildProcess.binDirectory() + "/operyn-gateway"], environment: environment, output: "/dev/null")
             for _ in 0..<200 where !RedisServer.accepts(port: port) { try await Task.sleep(for: .milliseconds(50)) }
@@ -34,7 +34,7 @@ struct ConnectionGuardTests {
 
         func stop() async throws {
             kill(pid, SIGTERM)
-            ChildProcess.wait(pid)
+            await ChildProcess.exited(pid)
             let redis = try TestRedis.client()
             _ = try await redis.send(DEL(RedisKeys(prefix: prefix).allStreams))
             redis.shutdown()

@@ -17,9 +17,7 @@ struct LiveRedisTests {
     func application(redisURL: String, prefix: String, commandTimeout: Int = TestRedis.patientTimeout) throws -> (some ApplicationProtocol, RedisClient) {
         var configuration = GatewayConfiguration()
         configuration.grpcPort = 0
-        configuration.redis = try RedisConfiguration(url: redisURL)
-        configuration.redis.commandTimeoutMilliseconds = commandTimeout
-        configuration.redis.connectTimeoutMilliseconds = commandTimeout
+        configuration.redis = try TestRedis.configuration(url: redisURL, commandTimeout: commandTimeout)
         configuration.keys = RedisKeys(prefix: prefix)
         let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton)
         return (buildApplication(configuration, redis: redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")), redis)

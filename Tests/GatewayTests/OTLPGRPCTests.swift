@@ -31,10 +31,8 @@ struct OTLPGRPCTests {
         _ body: @escaping @Sendable (_ call: @escaping @Sendable (MethodDescriptor, [UInt8], [String: String]) async throws -> Outcome) async throws -> Void
     ) async throws {
         var configuration = GatewayConfiguration()
-        configuration.redis = try RedisConfiguration(url: TestRedis.url)
         // Patient with a machine stalled by the parallel suites: these tests are not about timeouts.
-        configuration.redis.commandTimeoutMilliseconds = TestRedis.patientTimeout
-        configuration.redis.connectTimeoutMilliseconds = TestRedis.patientTimeout
+        configuration.redis = try TestRedis.configuration()
         configuration.keys = RedisKeys(prefix: prefix)
         configuration.grpcPort = try RedisServer.freePort()
         adjust(&configuration)
@@ -76,7 +74,7 @@ struct OTLPGRPCTests {
 
     /// The events queued for organization `acme` of `kind`, in order.
     static func queued(keys: RedisKeys, kind: EventKind) async throws -> [QueuedEvent] {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: TestRedis.url), group: MultiThreadedEventLoopGroup.singleton)
+        let redis = RedisClient(configuration: try TestRedis.configuration(), group: MultiThreadedEventLoopGroup.singleton)
         defer { redis.shutdown() }
         let entries = try await redis.send(XRANGE(keys.stream(kind, partition: keys.partition(of: "acme"))))
         return try entries.flatMap { try StreamEntryCodec.decodeEvents(try #require($0.fields)) }

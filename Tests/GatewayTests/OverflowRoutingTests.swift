@@ -21,7 +21,7 @@ struct OverflowRoutingTests {
         let prefix = TestRedis.prefix("overflow-routing-\(partitions)")
         var configuration = GatewayConfiguration()
         configuration.grpcPort = 0
-        configuration.redis = try RedisConfiguration(url: TestRedis.url)
+        configuration.redis = try TestRedis.configuration()
         configuration.keys = RedisKeys(prefix: prefix, partitions: partitions)
         let keys = configuration.keys
         let redis = RedisClient(configuration: configuration.redis, group: MultiThreadedEventLoopGroup.singleton)
@@ -94,7 +94,7 @@ struct OverflowRoutingTests {
     /// each entry goes to its own organization's stream: its partition's, or its overflow stream.
     @Test func eachEntryOfATickGoesToItsOrganizationsStream() async throws {
         let keys = RedisKeys(prefix: TestRedis.prefix("tick-streams"), partitions: 16)
-        let redis = try RedisClient(url: TestRedis.url)
+        let redis = try TestRedis.client()
         defer { redis.shutdown() }
         let flow = TenantFlow()
         flow.setOverflowing(["hot"])

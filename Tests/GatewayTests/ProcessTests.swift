@@ -15,7 +15,7 @@ struct GatewayProcessTests {
             [ChildProcess.binDirectory() + "/operyn-gateway"],
             environment: [
                 "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_PORT": "\(port)", "OPERYN_KEY_PREFIX": prefix, "OPERYN_API_KEY": "k3y",
-            ],
+            ].merging(TestRedis.patientSettings) { $1 },
             output: log)
         var listening = false
         for _ in 0..<200 where !listening {
@@ -27,7 +27,7 @@ struct GatewayProcessTests {
         #expect(status == 202)
         #expect(try await post(port: port, body: specLog, headers: [:]) == 401)
         kill(pid, SIGTERM)
-        #expect(ChildProcess.wait(pid) == 0)
+        #expect(await ChildProcess.exited(pid) == 0)
         let output = try String(contentsOfFile: log, encoding: .utf8)
         #expect(output.contains(#""message":"redis.durability""#), "JSON logs with Redis's durability settings")
         #expect(!output.contains("k3y"), "the API key never reaches the log")

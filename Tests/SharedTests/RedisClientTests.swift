@@ -176,7 +176,7 @@ struct RedisClientTests {
     @Test func scriptsReloadAfterScriptFlush() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
-        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url))
+        let redis = RedisClient(configuration: try TestRedis.configuration(url: server.url))
         let key = TestRedis.prefix()
         #expect(try await redis.send(IncrementScript(key, by: 2)) == 2)
         _ = try await redis.send(RawCommand("SCRIPT", "FLUSH"))
@@ -193,7 +193,7 @@ struct RedisClientTests {
         let admin = try TestRedis.client(transport)
         let user = "u" + UUID().uuidString.prefix(8)
         _ = try await admin.send(RawCommand("ACL", "SETUSER", user, "on", ">p@ss word", "~*", "+@all"))
-        var configuration = try RedisConfiguration(url: TestRedis.url)
+        var configuration = try TestRedis.configuration()
         configuration.username = user
         configuration.password = "p@ss word"
         let client = transport.client(configuration)
@@ -219,7 +219,7 @@ struct RedisClientTests {
     @Test(arguments: RedisTransportKind.allCases)
     func databaseFromTheURLIsSelected(transport: RedisTransportKind) async throws {
         let key = TestRedis.prefix()
-        let selected = transport.client(try RedisConfiguration(url: TestRedis.url + "/3"))
+        let selected = transport.client(try TestRedis.configuration(url: TestRedis.url + "/3"))
         let plain = try TestRedis.client(transport)
         _ = try await selected.send(SET(key, value: "in-3"))
         #expect(try await plain.send(GET(key)) == nil)
@@ -254,19 +254,20 @@ struct RedisClientTests {
         let started = NIODeadline.now()
         let readDone = Atomic<Bool>(false)
         async let read = {
-            let entries = try await blocking.send(XREADGROUP(group: "g", consumer: "c", count: 1, block: 3_000, streams: [(stream, ">")]))
+            let entries = try await blocking.send(XREADGROUP(group: "g", consumer: "c", count: 1, block: 8_000, streams: [(stream, ">")]))
             readDone.store(true, ordering: .relaxed)
             return entries
         }()
         try await Task.sleep(for: .milliseconds(100))
         for _ in 0..<10 { _ = try await shared.send(PING()) }
-        // Behind the 3 s block they would finish after it; on their own connection they finish while it waits.
+        // Behind the 8 s block they would finish after it; on their own connection they finish while it waits (the block
+        // is long so that a machine stalled by the parallel suites for seconds still tells the two apart).
         let readFinishedFirst = readDone.load(ordering: .relaxed)
         #expect(!readFinishedFirst, "pings waited behind a blocking read")
-        // The block (3 s) is longer than the command timeout (1 s): the client allows for it.
+        // The block (8 s) is longer than the command timeout (1 s): the client allows for it.
         let entries = try await read
         #expect(entries.isEmpty)
-        #expect((NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000 >= 2_900)
+        #expect((NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000 >= 7_900)
         _ = try await shared.send(DEL([stream]))
         blocking.shutdown()
         shared.shutdown()

@@ -170,7 +170,7 @@ private final class ClusterNodes: Sendable {
 
     init(_ addresses: [String]) throws {
         self.addresses = addresses
-        clients = Dictionary(uniqueKeysWithValues: try addresses.map { ($0, try RedisClient(url: "redis://\($0)")) })
+        clients = Dictionary(uniqueKeysWithValues: try addresses.map { ($0, RedisClient(configuration: try TestRedis.configuration(url: "redis://\($0)"))) })
     }
 
     func send(_ command: RawCommand, to address: String) async throws {

@@ -33,6 +33,10 @@ public enum TestRedis {
     /// have stalled every Redis client of the process for a few seconds at once, and 2 s (the deployment's default)
     /// then fails tests about other things.
     public static let patientTimeout = 10_000
+    /// The patient timeouts as a gateway's or worker's settings, for tests that start one as a process.
+    public static let patientSettings = [
+        "OPERYN_REDIS_COMMAND_TIMEOUT_MS": "\(patientTimeout)", "OPERYN_REDIS_CONNECT_TIMEOUT_MS": "\(patientTimeout)",
+    ]
 
     public static var url: String {
         get throws {
@@ -51,11 +55,16 @@ public enum TestRedis {
     }
 
     private static func client(url: String, _ transport: RedisTransportKind, commandTimeout: Int, group: any EventLoopGroup) throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: url)
+        transport.client(try configuration(url: url, commandTimeout: commandTimeout), group: group)
+    }
+
+    /// The configuration of `url` (the test Redis unless given) with the patient timeouts, or `commandTimeout`.
+    /// Connecting waits as long as a command may: the parallel start has kept a connection unanswered past 1 s.
+    public static func configuration(url: String? = nil, commandTimeout: Int = TestRedis.patientTimeout) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url ?? self.url)
         configuration.commandTimeoutMilliseconds = commandTimeout
-        // Connecting waits as long as a command may: the parallel start has kept a connection unanswered past 1 s.
         configuration.connectTimeoutMilliseconds = max(configuration.connectTimeoutMilliseconds, commandTimeout)
-        return transport.client(configuration, group: group)
+        return configuration
     }
 
     /// Waits (up to 10 s) until `redis` answers `PING` on every connection (eight in a row, taken in turn): a client
@@ -396,9 +405,12 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     deinit {
-        let command = [binaries + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "stop"]
-        if let pid = try? ChildProcess.spawn(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + command : command, output: "/dev/null") {
-            ChildProcess.wait(pid)
+        // The postmaster's immediate shutdown (SIGQUIT), without waiting for pg_ctl: a deinit cannot await, and a
+        // blocked thread of the task pool stalls every test beside it.
+        if let pidFile = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8),
+            let line = pidFile.split(separator: "\n").first, let pid = pid_t(line)
+        {
+            kill(pid, SIGQUIT)
         }
         try? FileManager.default.removeItem(atPath: directory)
     }

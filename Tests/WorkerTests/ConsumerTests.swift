@@ -59,7 +59,7 @@ struct ConsumerTests {
     @Test func tenWorkersRacingAdmitExactlyFive() async throws {
         let harness = try WorkerHarness()
         defer { Task { await harness.cleanUp() } }
-        let clients = try (0..<10).map { _ in try RedisClient(url: TestRedis.url) }
+        let clients = try (0..<10).map { _ in try TestRedis.client() }
         let admitted = try await withThrowingTaskGroup(of: Bool.self) { group in
             for (index, client) in clients.enumerated() {
                 group.addTask {
@@ -190,7 +190,7 @@ struct ConsumerTests {
     }
 
     @Test func theTrimKeepsWhatAnyGroupStillNeeds() async throws {
-        let redis = try RedisClient(url: TestRedis.url)
+        let redis = try TestRedis.client()
         defer { redis.shutdown() }
         let stream = TestRedis.prefix() + ":trim"
         let trimmer = StreamTrimmer(redis: redis)

@@ -13,7 +13,7 @@ struct ProcessTests {
             "OPERYN_REDIS_URL": try TestRedis.url, "OPERYN_KEY_PREFIX": harness.keys.prefix,
             "OPERYN_STREAM_PARTITIONS": "\(harness.keys.partitions)", "OPERYN_DATABASE_URL": "sqlite:\(harness.databasePath)",
             "OPERYN_METRICS_PORT": "0", "OPERYN_CONSUMER_NAME": name, "OPERYN_BATCH_SIZE": "200", "OPERYN_BLOCK_MS": "100", "OPERYN_LOG_LEVEL": "warning",
-        ]
+        ].merging(TestRedis.patientSettings) { $1 }
     }
 
     var worker: String { ChildProcess.binDirectory() + "/operyn-worker" }
@@ -31,7 +31,7 @@ struct ProcessTests {
             stored = (try? harness.count("logs")) ?? 0
         }
         kill(pid, SIGKILL)
-        #expect(ChildProcess.wait(pid) == 128 + SIGKILL)
+        #expect(await ChildProcess.exited(pid) == 128 + SIGKILL)
         stored = try harness.count("logs")
         #expect(stored > 0 && stored < total, "killed mid-way: \(stored) of \(total) stored")
 
