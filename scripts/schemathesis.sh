@@ -13,7 +13,7 @@ with_scratch schemathesis
 
 if [ ! -x .venv-schemathesis/bin/st ]; then
     python3 -m venv .venv-schemathesis
-    .venv-schemathesis/bin/pip install -q 'schemathesis>=4,<5'
+    .venv-schemathesis/bin/pip install -q 'schemathesis==4.32.5'
 fi
 bin=${OPERYN_TEST_BIN_DIR:-}
 if [ -z "$bin" ]; then swift build --product operyn-gateway >/dev/null; bin=$(swift build --show-bin-path); fi
