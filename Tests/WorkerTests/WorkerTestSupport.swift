@@ -25,9 +25,7 @@ struct WorkerHarness {
         let clustered = url.hasPrefix("redis+cluster://")
         keys = RedisKeys(prefix: TestRedis.prefix(name), clustered: clustered, partitions: partitions ?? (clustered ? RedisKeys.defaultPartitions : 1))
         // Patient with a machine stalled by the parallel suites (the consumer's own timeouts are its settings').
-        var configuration = try RedisConfiguration(url: url)
-        configuration.commandTimeoutMilliseconds = TestRedis.patientTimeout
-        configuration.connectTimeoutMilliseconds = TestRedis.patientTimeout
+        let configuration = try TestRedis.configuration(url: url)
         redis = RedisClient(configuration: configuration)
         reader = RedisClient(configuration: configuration)
         databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("operyn-test-\(UUID().uuidString)/operyn.sqlite").path
